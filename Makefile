@@ -1,0 +1,161 @@
+# proxyd — GNU make build.  `make V=1` shows the commands.
+#
+#   make            build build/proxyd and build/proxyctl (installs deps first)
+#   make test       build and run every test; last line "N passed, M failed"
+#   make run        run proxyd in the foreground with conf/proxyd.conf
+#   make asan       the same build and tests under AddressSanitizer + UBSan
+#   make fuzz       run every fuzz target for FUZZ_SECONDS each
+#   make bench      compare proxyd with other proxies (bench/RESULTS.md)
+#   make install    PREFIX=/usr/local DESTDIR= : binaries, man pages, config
+#   make deps       install the Debian packages the build and tests need
+
+BUILD      ?= build
+PREFIX     ?= /usr/local
+DESTDIR    ?=
+CXX        ?= g++
+FUZZ_CXX   ?= clang++
+FUZZ_SECONDS ?= 300
+FUZZ_SMOKE_SECONDS ?= 15
+SANITIZE   ?=
+
+# Debian packages: build (compiler, libraries), tests (curl as a real client,
+# openssl to make test certificates, clang + its runtime for libFuzzer and
+# LeakSanitizer), docs (mandoc for lint).
+DEB_PACKAGES := g++ make pkg-config libevent-dev libssl-dev libinih-dev \
+                libgtest-dev libgmock-dev mandoc curl openssl procps \
+                clang libclang-rt-14-dev
+
+PKGS       := libevent libevent_openssl openssl inih
+# Recursively expanded on purpose: pkg-config runs only after `deps`.
+PKG_CFLAGS  = $(shell pkg-config --cflags $(PKGS))
+PKG_LIBS    = $(shell pkg-config --libs $(PKGS))
+TEST_LIBS   = $(shell pkg-config --libs gtest_main gmock)
+
+WARNINGS   := -Wall -Wextra -Werror -Wshadow -Wnon-virtual-dtor -Wformat=2
+CXXFLAGS   ?= -O2 -g
+ALL_CXXFLAGS = -std=c++20 $(CXXFLAGS) $(WARNINGS) -I. -MMD -MP $(PKG_CFLAGS) $(SAN_FLAGS)
+LDLIBS      = $(PKG_LIBS) -lpthread
+ifneq ($(SANITIZE),)
+SAN_FLAGS  := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+endif
+
+ifeq ($(V),1)
+Q :=
+else
+Q := @
+endif
+
+COMMON_SRC := $(wildcard common/*.cpp)
+MASTER_SRC := $(filter-out master/main.cpp master/proxyctl.cpp,$(wildcard master/*.cpp))
+WORKER_SRC := $(wildcard worker/*.cpp)
+CORE_SRC   := $(COMMON_SRC) $(MASTER_SRC) $(WORKER_SRC)
+UNIT_SRC   := $(wildcard tests/unit/*/*.cpp)
+INTEG_SRC  := $(wildcard tests/integration/*.cpp)
+FUZZ_SRC   := $(wildcard tests/fuzz/*_fuzz.cpp)
+
+obj = $(patsubst %.cpp,$(BUILD)/obj/%.o,$(1))
+CORE_OBJ   := $(call obj,$(CORE_SRC))
+UNIT_OBJ   := $(call obj,$(UNIT_SRC))
+INTEG_OBJ  := $(call obj,$(INTEG_SRC))
+FUZZ_BIN   := $(patsubst tests/fuzz/%_fuzz.cpp,$(BUILD)/fuzz/%,$(FUZZ_SRC))
+CORE_LIB   := $(BUILD)/libproxyd.a
+
+.PHONY: all deps build test check run asan fuzz fuzz-build bench install clean lint format
+.DEFAULT_GOAL := all
+
+all: deps
+	$(Q)$(MAKE) --no-print-directory build
+
+build: $(BUILD)/proxyd $(BUILD)/proxyctl
+
+deps:
+	@missing=""; \
+	for p in $(DEB_PACKAGES); do \
+	    dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' \
+	        || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	    if [ "$$(id -u)" != 0 ]; then \
+	        echo "make deps: missing Debian packages:$$missing" >&2; \
+	        echo "make deps: run 'sudo make deps' (or install them with apt-get)" >&2; \
+	        exit 1; \
+	    fi; \
+	    echo "make deps: installing$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null \
+	        || { echo "make deps: apt-get install failed" >&2; exit 1; }; \
+	fi
+
+$(BUILD)/obj/%.o: %.cpp
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CXX     $<")
+	$(Q)$(CXX) $(ALL_CXXFLAGS) -c $< -o $@
+
+$(CORE_LIB): $(CORE_OBJ)
+	@$(if $(Q),echo "  AR      $@")
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/proxyd: $(call obj,master/main.cpp) $(CORE_LIB)
+	@$(if $(Q),echo "  LINK    $@")
+	$(Q)$(CXX) $(ALL_CXXFLAGS) $^ -o $@ $(LDLIBS)
+
+$(BUILD)/proxyctl: $(call obj,master/proxyctl.cpp) $(CORE_LIB)
+	@$(if $(Q),echo "  LINK    $@")
+	$(Q)$(CXX) $(ALL_CXXFLAGS) $^ -o $@ $(LDLIBS)
+
+$(BUILD)/unit_tests: $(UNIT_OBJ) $(CORE_LIB)
+	@$(if $(Q),echo "  LINK    $@")
+	$(Q)$(CXX) $(ALL_CXXFLAGS) $^ -o $@ $(TEST_LIBS) $(LDLIBS)
+
+$(BUILD)/integration_tests: $(INTEG_OBJ) $(CORE_LIB)
+	@$(if $(Q),echo "  LINK    $@")
+	$(Q)$(CXX) $(ALL_CXXFLAGS) $^ -o $@ $(TEST_LIBS) $(LDLIBS)
+
+# libFuzzer targets are built with clang, with the pure sources compiled in.
+FUZZ_FLAGS = -std=c++20 -O1 -g -I. -fsanitize=fuzzer,address,undefined $(PKG_CFLAGS)
+$(BUILD)/fuzz/%: tests/fuzz/%_fuzz.cpp $(COMMON_SRC) $(wildcard common/*.h)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  FUZZ    $@")
+	$(Q)$(FUZZ_CXX) $(FUZZ_FLAGS) $< $(COMMON_SRC) -o $@ $(PKG_LIBS)
+
+fuzz-build: deps
+	$(Q)$(MAKE) --no-print-directory $(FUZZ_BIN)
+
+fuzz: fuzz-build
+	$(Q)for f in $(FUZZ_BIN); do tests/fuzz/run.sh $$f $(FUZZ_SECONDS) || exit 1; done
+
+test: deps
+	$(Q)$(MAKE) --no-print-directory build $(BUILD)/unit_tests $(BUILD)/integration_tests $(FUZZ_BIN)
+	$(Q)BUILD=$(BUILD) FUZZ_SMOKE_SECONDS=$(FUZZ_SMOKE_SECONDS) tests/run_tests.sh
+
+check: test
+
+asan: deps
+	$(Q)$(MAKE) --no-print-directory BUILD=build/asan SANITIZE=1 CXXFLAGS="-O1 -g" FUZZ_SMOKE_SECONDS=0 test
+
+run: all
+	@mkdir -p run
+	$(BUILD)/proxyd -c conf/proxyd.conf
+
+bench: all
+	bench/run.sh
+
+lint: deps
+	$(Q)mandoc -Tlint man/*
+
+format:
+	$(Q)clang-format -i common/*.[ch]* master/*.[ch]* worker/*.[ch]* tests/*/*.[ch]* tests/unit/*/*.cpp
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/bin \
+	    $(DESTDIR)$(PREFIX)/share/man/man8 $(DESTDIR)$(PREFIX)/share/man/man5 \
+	    $(DESTDIR)$(PREFIX)/share/doc/proxyd/examples
+	install -m 0755 $(BUILD)/proxyd $(DESTDIR)$(PREFIX)/sbin/proxyd
+	install -m 0755 $(BUILD)/proxyctl $(DESTDIR)$(PREFIX)/bin/proxyctl
+	install -m 0644 man/proxyd.8 man/proxyctl.8 $(DESTDIR)$(PREFIX)/share/man/man8/
+	install -m 0644 man/proxyd.conf.5 $(DESTDIR)$(PREFIX)/share/man/man5/
+	install -m 0644 conf/*.conf $(DESTDIR)$(PREFIX)/share/doc/proxyd/examples/
+
+clean:
+	rm -rf $(BUILD) build
+
+-include $(CORE_OBJ:.o=.d) $(UNIT_OBJ:.o=.d) $(INTEG_OBJ:.o=.d) $(patsubst %.o,%.d,$(call obj,master/main.cpp master/proxyctl.cpp))

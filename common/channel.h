@@ -1,0 +1,88 @@
+// The master <-> worker channel: one SOCK_SEQPACKET socketpair per worker,
+// carrying small fixed-size, versioned binary records. SEQPACKET keeps record
+// boundaries, so one recv() is one record and a short or oversized datagram
+// is simply malformed.
+//
+// Worker -> master: a Report every heartbeat_interval (the report is the
+// heartbeat; the first one also says "ready"). Master -> worker: a Command.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace common::channel {
+
+constexpr uint32_t kMagic = 0x50524f58;  // "PROX"
+constexpr uint16_t kVersion = 1;
+
+enum class RecordType : uint16_t { kReport = 1, kCommand = 2 };
+
+struct RecordHeader {
+    uint32_t magic;
+    uint16_t version;
+    uint16_t type;    // RecordType
+    uint32_t length;  // whole record, header included
+    uint32_t reserved;
+};
+
+enum class WorkerState : uint32_t { kStarting = 0, kRunning = 1, kDraining = 2 };
+
+// Error classes counted by workers; the index into Report::errors.
+enum ErrorClass : uint32_t {
+    kErrClientProtocol = 0,  // malformed client input (400, 414, 431, 505)
+    kErrDenied,              // ACL, ports, private destinations (403)
+    kErrUpstreamConnect,     // refused, unreachable, unresolvable (502)
+    kErrUpstreamProtocol,    // garbage or truncated from upstream (502)
+    kErrTimeout,             // header, connect, upstream, idle timeouts (408/504)
+    kErrInternal,            // resource exhaustion, accept errors
+    kErrorClassCount
+};
+const char* error_class_name(uint32_t error_class);
+
+struct Report {
+    RecordHeader header;
+    int32_t pid;
+    uint32_t slot;
+    uint32_t generation;
+    uint32_t state;  // WorkerState
+    uint32_t accepting;  // 1 while the worker accepts new connections
+    uint32_t reserved;
+    uint64_t active_sessions;
+    uint64_t total_sessions;
+    uint64_t requests;
+    uint64_t tunnels;
+    uint64_t bytes_in;   // from clients and upstreams
+    uint64_t bytes_out;  // to clients and upstreams
+    uint64_t accepts;
+    uint64_t rss_bytes;
+    uint64_t loop_lag_us;  // how late the last heartbeat timer fired
+    uint64_t errors[kErrorClassCount];
+};
+
+enum class CommandCode : uint32_t {
+    kDrain = 1,        // stop accepting, finish sessions, exit
+    kPauseAccept = 2,  // accept balancing: stop taking new connections
+    kResumeAccept = 3,
+    kReopenLogs = 4,
+    kStop = 5,  // exit now
+};
+
+struct Command {
+    RecordHeader header;
+    uint32_t code;  // CommandCode
+    uint32_t reserved;
+};
+
+Report make_report();
+Command make_command(CommandCode code);
+
+enum class DecodeStatus { kOk, kBadLength, kBadMagic, kBadVersion, kBadType, kBadValue };
+const char* describe(DecodeStatus status);
+
+// Validates `size` bytes received as one record and copies them into `out`.
+// Nothing about the bytes is trusted: length, magic, version, type and enum
+// values are all checked.
+DecodeStatus decode_report(const void* data, size_t size, Report& out);
+DecodeStatus decode_command(const void* data, size_t size, Command& out);
+
+}  // namespace common::channel

@@ -1,0 +1,561 @@
+#include "common/config.h"
+
+#include <ini.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <functional>
+#include <map>
+#include <set>
+#include <sstream>
+
+namespace common {
+
+namespace {
+
+constexpr size_t kMaxLineLength = 199;  // Debian's inih: INI_MAX_LINE 200, NUL included
+constexpr int kMaxWorkers = 1024;
+
+std::string_view trim(std::string_view text) {
+    while (!text.empty() && (text.front() == ' ' || text.front() == '\t')) text.remove_prefix(1);
+    while (!text.empty() && (text.back() == ' ' || text.back() == '\t')) text.remove_suffix(1);
+    return text;
+}
+
+// Splits "a, b,c" into trimmed elements. A trailing comma is allowed, since
+// it is how a list announces a continuation line; any other empty element is
+// an error (a stray comma is more likely a typo than an intent).
+bool split_list(std::string_view text, std::vector<std::string_view>& out, std::string& error) {
+    text = trim(text);
+    if (!text.empty() && text.back() == ',') text = trim(text.substr(0, text.size() - 1));
+    if (text.empty()) return true;
+    while (true) {
+        size_t comma = text.find(',');
+        std::string_view item = trim(text.substr(0, comma));
+        if (item.empty()) {
+            error = "empty element in list";
+            return false;
+        }
+        out.push_back(item);
+        if (comma == std::string_view::npos) return true;
+        text = text.substr(comma + 1);
+    }
+}
+
+// Reads leading decimal digits; false on no digits or overflow.
+bool parse_digits(std::string_view& text, uint64_t& value) {
+    size_t i = 0;
+    value = 0;
+    for (; i < text.size() && text[i] >= '0' && text[i] <= '9'; ++i) {
+        uint64_t digit = static_cast<uint64_t>(text[i] - '0');
+        if (value > (UINT64_MAX - digit) / 10) return false;
+        value = value * 10 + digit;
+    }
+    text.remove_prefix(i);
+    return i > 0;
+}
+
+bool multiply(uint64_t value, uint64_t factor, uint64_t& out) {
+    if (value != 0 && factor > UINT64_MAX / value) return false;
+    out = value * factor;
+    return true;
+}
+
+// One key of the schema: how to store its value, and whether it takes a list
+// (continuation lines append) or a single value (a second line is an error).
+struct KeyRule {
+    bool list = false;
+    std::function<bool(Config&, std::string_view, std::string&)> apply;
+};
+
+template <typename T>
+using Parser = std::optional<T> (*)(std::string_view, std::string&);
+
+template <typename T>
+KeyRule scalar(T Config::*section_member, auto field, Parser<std::remove_cvref_t<decltype(
+                                                                 std::declval<T>().*field)>> parse) {
+    return KeyRule{false, [=](Config& config, std::string_view value, std::string& error) {
+                       auto parsed = parse(value, error);
+                       if (!parsed) return false;
+                       (config.*section_member).*field = *parsed;
+                       return true;
+                   }};
+}
+
+std::optional<std::string> parse_string(std::string_view text, std::string&) {
+    return std::string(text);
+}
+
+std::optional<std::string> parse_path_or_off(std::string_view text, std::string&) {
+    if (text == "off") return std::string();
+    return std::string(text);
+}
+
+std::optional<int> parse_workers(std::string_view text, std::string& error) {
+    if (text == "auto") {
+        long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+        return cpus > 0 ? static_cast<int>(std::min<long>(cpus, kMaxWorkers)) : 1;
+    }
+    auto count = parse_count(text, error);
+    if (!count || *count < 1 || *count > kMaxWorkers) {
+        error = "\"" + std::string(text) + "\" is not a worker count (1-1024 or auto)";
+        return std::nullopt;
+    }
+    return static_cast<int>(*count);
+}
+
+std::optional<LogLevel> parse_level(std::string_view text, std::string& error) {
+    LogLevel level;
+    if (parse_log_level(std::string(text), level)) return level;
+    error = "\"" + std::string(text) + "\" is not a log level (error, warn, info, debug)";
+    return std::nullopt;
+}
+
+std::optional<std::vector<Cidr>> parse_cidr_list(std::string_view text, std::string& error) {
+    std::vector<std::string_view> items;
+    if (!split_list(text, items, error)) return std::nullopt;
+    std::vector<Cidr> out;
+    for (auto item : items) {
+        auto cidr = parse_cidr(item, error);
+        if (!cidr) return std::nullopt;
+        out.push_back(*cidr);
+    }
+    return out;
+}
+
+std::optional<std::vector<PortRange>> parse_port_list(std::string_view text, std::string& error) {
+    std::vector<std::string_view> items;
+    if (!split_list(text, items, error)) return std::nullopt;
+    std::vector<PortRange> out;
+    for (auto item : items) {
+        auto range = parse_port_range(item, error);
+        if (!range) return std::nullopt;
+        out.push_back(*range);
+    }
+    return out;
+}
+
+template <typename T>
+KeyRule list_of(std::vector<T> AclConfig::*field,
+                std::optional<std::vector<T>> (*parse)(std::string_view, std::string&)) {
+    return KeyRule{true, [=](Config& config, std::string_view value, std::string& error) {
+                       auto parsed = parse(value, error);
+                       if (!parsed) return false;
+                       auto& target = config.acl.*field;
+                       target.insert(target.end(), parsed->begin(), parsed->end());
+                       return true;
+                   }};
+}
+
+const std::map<std::string, std::map<std::string, KeyRule>>& schema() {
+    static const std::map<std::string, std::map<std::string, KeyRule>> kSchema = {
+        {"master",
+         {
+             {"workers", scalar(&Config::master, &MasterConfig::workers, parse_workers)},
+             {"pid_file", scalar(&Config::master, &MasterConfig::pid_file, parse_string)},
+             {"control_socket", scalar(&Config::master, &MasterConfig::control_socket, parse_string)},
+             {"user", scalar(&Config::master, &MasterConfig::user, parse_string)},
+             {"group", scalar(&Config::master, &MasterConfig::group, parse_string)},
+             {"heartbeat_interval",
+              scalar(&Config::master, &MasterConfig::heartbeat_interval, parse_duration)},
+             {"heartbeat_timeout",
+              scalar(&Config::master, &MasterConfig::heartbeat_timeout, parse_duration)},
+             {"graceful_timeout",
+              scalar(&Config::master, &MasterConfig::graceful_timeout, parse_duration)},
+             {"worker_max_rss", scalar(&Config::master, &MasterConfig::worker_max_rss, parse_size)},
+             {"worker_max_sessions",
+              scalar(&Config::master, &MasterConfig::worker_max_sessions, parse_count)},
+             {"max_draining_generations",
+              KeyRule{false,
+                      [](Config& config, std::string_view value, std::string& error) {
+                          auto count = parse_count(value, error);
+                          if (!count || *count < 1 || *count > 16) {
+                              error = "must be a number from 1 to 16";
+                              return false;
+                          }
+                          config.master.max_draining_generations = static_cast<int>(*count);
+                          return true;
+                      }}},
+         }},
+        {"log",
+         {
+             {"error_log", scalar(&Config::log, &LogConfig::error_log, parse_string)},
+             {"level", scalar(&Config::log, &LogConfig::level, parse_level)},
+             {"access_log", scalar(&Config::log, &LogConfig::access_log, parse_path_or_off)},
+         }},
+        {"limits",
+         {
+             {"max_connections",
+              scalar(&Config::limits, &LimitsConfig::max_connections, parse_count)},
+             {"max_header_size", scalar(&Config::limits, &LimitsConfig::max_header_size, parse_size)},
+             {"max_headers", scalar(&Config::limits, &LimitsConfig::max_headers, parse_count)},
+             {"buffer_size", scalar(&Config::limits, &LimitsConfig::buffer_size, parse_size)},
+             {"connect_timeout",
+              scalar(&Config::limits, &LimitsConfig::connect_timeout, parse_duration)},
+             {"header_timeout",
+              scalar(&Config::limits, &LimitsConfig::header_timeout, parse_duration)},
+             {"idle_timeout", scalar(&Config::limits, &LimitsConfig::idle_timeout, parse_duration)},
+             {"tunnel_idle_timeout",
+              scalar(&Config::limits, &LimitsConfig::tunnel_idle_timeout, parse_duration)},
+             {"upstream_timeout",
+              scalar(&Config::limits, &LimitsConfig::upstream_timeout, parse_duration)},
+             {"upstream_keepalive_timeout",
+              scalar(&Config::limits, &LimitsConfig::upstream_keepalive_timeout, parse_duration)},
+             {"upstream_keepalive_per_destination",
+              scalar(&Config::limits, &LimitsConfig::upstream_keepalive_per_destination,
+                     parse_count)},
+             {"dns_timeout", scalar(&Config::limits, &LimitsConfig::dns_timeout, parse_duration)},
+         }},
+        {"acl",
+         {
+             {"allow_clients", list_of(&AclConfig::allow_clients, parse_cidr_list)},
+             {"connect_ports", list_of(&AclConfig::connect_ports, parse_port_list)},
+             {"deny_private_destinations",
+              scalar(&Config::acl, &AclConfig::deny_private_destinations, parse_bool)},
+         }},
+    };
+    return kSchema;
+}
+
+bool apply_listen_key(ListenConfig& listen, std::string_view key, std::string_view value,
+                      std::string& error) {
+    if (key == "address") {
+        auto host_port = parse_host_port(value, error, /*allow_port_zero=*/true);
+        if (!host_port) return false;
+        if (!SocketAddress::from_numeric(host_port->host, 0)) {
+            error = "host must be a numeric IP address (e.g. 127.0.0.1:3128 or [::1]:3128)";
+            return false;
+        }
+        listen.address = *host_port;
+    } else if (key == "protocol") {
+        if (value == "http") {
+            listen.protocol = ListenProtocol::kHttp;
+        } else if (value == "socks5") {
+            listen.protocol = ListenProtocol::kSocks5;
+        } else {
+            error = "\"" + std::string(value) + "\" is not a protocol (http or socks5)";
+            return false;
+        }
+    } else if (key == "tls_certificate") {
+        listen.tls_certificate = value;
+    } else if (key == "tls_key") {
+        listen.tls_key = value;
+    } else if (key == "backlog") {
+        auto backlog = parse_count(value, error);
+        if (!backlog || *backlog < 1 || *backlog > 65535) {
+            error = "must be a number from 1 to 65535";
+            return false;
+        }
+        listen.backlog = static_cast<int>(*backlog);
+    } else {
+        error = "unknown key";
+        return false;
+    }
+    return true;
+}
+
+// Collects values from inih's callbacks. inih (Debian's build) tells the
+// handler no line number; it returns the first line whose handler returned
+// 0, so the loader keeps only the first message and pairs it with that line.
+struct Loader {
+    Config config;
+    std::string first_error;
+    std::set<std::string> seen;         // "section\nkey" of single-valued keys
+    std::set<std::string> list_keys_seen;
+    std::set<std::string> listen_names;
+    bool acl_allow_clients_set = false;
+    bool acl_connect_ports_set = false;
+
+    bool fail(const std::string& message) {
+        if (first_error.empty()) first_error = message;
+        return false;
+    }
+
+    ListenConfig* listener(const std::string& name) {
+        for (auto& l : config.listeners) {
+            if (l.name == name) return &l;
+        }
+        config.listeners.push_back(ListenConfig{});
+        config.listeners.back().name = name;
+        return &config.listeners.back();
+    }
+
+    bool on_value(std::string_view section, std::string_view key, std::string_view value);
+};
+
+std::string describe_key(std::string_view section, std::string_view key) {
+    return "\"" + std::string(key) + "\" in [" + std::string(section) + "]";
+}
+
+bool Loader::on_value(std::string_view section, std::string_view key, std::string_view value) {
+    std::string error;
+    const std::string id = std::string(section) + "\n" + std::string(key);
+    if (section.substr(0, 7) == "listen ") {
+        std::string name(trim(section.substr(7)));
+        if (name.empty()) return fail("[listen NAME] needs a name");
+        if (seen.count(id)) return fail("duplicate key " + describe_key(section, key));
+        seen.insert(id);
+        if (!apply_listen_key(*listener(name), key, value, error)) {
+            return fail((error == "unknown key" ? "unknown key " : "invalid value for ") +
+                        describe_key(section, key) +
+                        (error == "unknown key" ? "" : ": " + error));
+        }
+        return true;
+    }
+    auto section_rules = schema().find(std::string(section));
+    if (section_rules == schema().end()) {
+        if (section == "listen") return fail("[listen] needs a name: [listen NAME]");
+        return fail("unknown section [" + std::string(section) + "]");
+    }
+    auto rule = section_rules->second.find(std::string(key));
+    if (rule == section_rules->second.end()) return fail("unknown key " + describe_key(section, key));
+    if (!rule->second.list) {
+        if (seen.count(id)) {
+            return fail("duplicate key " + describe_key(section, key) +
+                        " (or a continuation line for a single-valued key)");
+        }
+        seen.insert(id);
+    } else if (!list_keys_seen.count(id)) {
+        // The first line of a list key replaces the built-in default.
+        list_keys_seen.insert(id);
+        if (key == "allow_clients") config.acl.allow_clients.clear();
+        if (key == "connect_ports") config.acl.connect_ports.clear();
+    }
+    if (!rule->second.apply(config, value, error)) {
+        return fail("invalid value for " + describe_key(section, key) + ": " + error);
+    }
+    return true;
+}
+
+int on_ini_value(void* user, const char* section, const char* key, const char* value) {
+    return static_cast<Loader*>(user)->on_value(section, key, value) ? 1 : 0;
+}
+
+// Checks that need the whole file: required keys and relations between keys.
+// Errors name the section and key, since they belong to no single line.
+bool validate(const Config& config, std::string& error) {
+    if (config.listeners.empty()) {
+        error = "no [listen NAME] section: nothing to serve";
+        return false;
+    }
+    std::set<std::string> addresses;
+    for (const ListenConfig& l : config.listeners) {
+        std::string where = "[listen " + l.name + "]: ";
+        if (l.address.host.empty()) {
+            error = where + "\"address\" is required";
+            return false;
+        }
+        std::string text = l.address.host + ":" + std::to_string(l.address.port);
+        if (l.address.port != 0 && !addresses.insert(text).second) {
+            error = where + "address " + text + " is used by another listener";
+            return false;
+        }
+        if (l.tls_certificate.empty() != l.tls_key.empty()) {
+            error = where + "\"tls_certificate\" and \"tls_key\" must be set together";
+            return false;
+        }
+        if (l.protocol == ListenProtocol::kSocks5) {
+            error = where + "\"protocol = socks5\" is not supported by this version yet";
+            return false;
+        }
+        if (l.tls()) {
+            error = where + "TLS listeners are not supported by this version yet";
+            return false;
+        }
+    }
+    const MasterConfig& m = config.master;
+    if (m.heartbeat_interval.count() <= 0) {
+        error = "[master]: \"heartbeat_interval\" must be greater than 0";
+        return false;
+    }
+    if (m.heartbeat_timeout <= m.heartbeat_interval * 2) {
+        error = "[master]: \"heartbeat_timeout\" must be more than twice \"heartbeat_interval\"";
+        return false;
+    }
+    const LimitsConfig& limits = config.limits;
+    if (limits.max_connections < 1) {
+        error = "[limits]: \"max_connections\" must be at least 1";
+        return false;
+    }
+    if (limits.max_header_size < 1024 || limits.max_header_size > 1024 * 1024) {
+        error = "[limits]: \"max_header_size\" must be from 1k to 1M";
+        return false;
+    }
+    if (limits.max_headers < 1 || limits.max_headers > 256) {
+        error = "[limits]: \"max_headers\" must be from 1 to 256";
+        return false;
+    }
+    if (limits.buffer_size < 4096 || limits.buffer_size > 64 * 1024 * 1024) {
+        error = "[limits]: \"buffer_size\" must be from 4k to 64M";
+        return false;
+    }
+    const Duration* positive[] = {&limits.connect_timeout, &limits.header_timeout,
+                                  &limits.idle_timeout, &limits.tunnel_idle_timeout,
+                                  &limits.upstream_timeout, &limits.dns_timeout};
+    for (const Duration* d : positive) {
+        if (d->count() <= 0) {
+            error = "[limits]: timeouts must be greater than 0";
+            return false;
+        }
+    }
+    return true;
+}
+
+bool known_section(std::string_view name) {
+    return schema().count(std::string(name)) || name.substr(0, 7) == "listen ";
+}
+
+// A pass before inih for what it cannot report: lines longer than its buffer
+// (it would silently split them) and section headers with no keys under them
+// (it never calls the handler for those). Returns "LINE: message" or "".
+std::string prescan(const std::string& text) {
+    std::istringstream lines(text);
+    std::string line;
+    for (int number = 1; std::getline(lines, line); ++number) {
+        if (!line.empty() && line.back() == '\r') line.pop_back();
+        if (line.size() > kMaxLineLength) {
+            return std::to_string(number) + ": line longer than " +
+                   std::to_string(kMaxLineLength) + " bytes";
+        }
+        std::string_view view = trim(line);
+        if (view.empty() || view.front() != '[') continue;
+        size_t close = view.find(']');
+        if (close == std::string_view::npos) continue;  // inih reports it
+        std::string_view name = trim(view.substr(1, close - 1));
+        if (name == "listen") return std::to_string(number) + ": [listen] needs a name: [listen NAME]";
+        if (!known_section(name)) {
+            return std::to_string(number) + ": unknown section [" + std::string(name) + "]";
+        }
+    }
+    return "";
+}
+
+// inih returns the first failing line, whether the handler refused a value
+// there or the line was not INI at all. Parsing just the lines up to it again
+// tells the two apart, so the message always belongs to the line it names.
+std::string message_for_line(const std::string& text, int line) {
+    size_t end = std::string::npos;
+    size_t next = 0;
+    for (int i = 0; i < line; ++i) {
+        end = text.find('\n', next);
+        if (end == std::string::npos) break;
+        next = end + 1;
+    }
+    std::string head = end == std::string::npos ? text : text.substr(0, end + 1);
+    Loader probe;
+    ini_parse_string(head.c_str(), on_ini_value, &probe);
+    if (!probe.first_error.empty()) return probe.first_error;
+    return "syntax error (expected \"[section]\" or \"key = value\")";
+}
+
+Config defaults() {
+    Config config;
+    std::string unused;
+    config.master.workers = *parse_workers("auto", unused);
+    config.acl.allow_clients = *parse_cidr_list("127.0.0.0/8, ::1", unused);
+    config.acl.connect_ports = *parse_port_list("443", unused);
+    return config;
+}
+
+}  // namespace
+
+std::optional<Duration> parse_duration(std::string_view text, std::string& error) {
+    std::string_view rest = trim(text);
+    uint64_t value = 0;
+    if (!parse_digits(rest, value)) {
+        error = "\"" + std::string(text) + "\" is not a duration (e.g. 500ms, 10s, 5m, 1h)";
+        return std::nullopt;
+    }
+    static const struct {
+        const char* suffix;
+        uint64_t ms;
+    } kUnits[] = {{"ms", 1}, {"s", 1000}, {"", 1000}, {"m", 60000}, {"h", 3600000}};
+    for (const auto& unit : kUnits) {
+        uint64_t ms = 0;
+        if (rest != unit.suffix) continue;
+        if (!multiply(value, unit.ms, ms) || ms > 365ull * 24 * 3600000) {
+            error = "\"" + std::string(text) + "\" is too long a duration";
+            return std::nullopt;
+        }
+        return Duration(static_cast<int64_t>(ms));
+    }
+    error = "\"" + std::string(text) + "\" is not a duration (e.g. 500ms, 10s, 5m, 1h)";
+    return std::nullopt;
+}
+
+std::optional<uint64_t> parse_size(std::string_view text, std::string& error) {
+    std::string_view rest = trim(text);
+    uint64_t value = 0;
+    uint64_t factor = 1;
+    bool ok = parse_digits(rest, value);
+    if (ok && rest.size() == 1) {
+        switch (rest[0]) {
+            case 'k': case 'K': factor = 1ull << 10; break;
+            case 'm': case 'M': factor = 1ull << 20; break;
+            case 'g': case 'G': factor = 1ull << 30; break;
+            default: ok = false;
+        }
+    } else if (ok && !rest.empty()) {
+        ok = false;
+    }
+    uint64_t bytes = 0;
+    if (!ok || !multiply(value, factor, bytes)) {
+        error = "\"" + std::string(text) + "\" is not a size (e.g. 4096, 32k, 512M, 1G)";
+        return std::nullopt;
+    }
+    return bytes;
+}
+
+std::optional<bool> parse_bool(std::string_view text, std::string& error) {
+    for (const char* yes : {"yes", "on", "true", "1"}) {
+        if (text == yes) return true;
+    }
+    for (const char* no : {"no", "off", "false", "0"}) {
+        if (text == no) return false;
+    }
+    error = "\"" + std::string(text) + "\" is not a boolean (yes or no)";
+    return std::nullopt;
+}
+
+std::optional<uint64_t> parse_count(std::string_view text, std::string& error) {
+    std::string_view rest = trim(text);
+    uint64_t value = 0;
+    if (!parse_digits(rest, value) || !rest.empty()) {
+        error = "\"" + std::string(text) + "\" is not a whole number";
+        return std::nullopt;
+    }
+    return value;
+}
+
+ConfigPtr load_config(const std::string& path, std::string& error) {
+    std::ifstream file(path, std::ios::binary);
+    if (!file) {
+        error = path + ": cannot open configuration file: " + std::strerror(errno);
+        return nullptr;
+    }
+    std::stringstream contents;
+    contents << file.rdbuf();
+    std::string text = contents.str();
+    if (std::string problem = prescan(text); !problem.empty()) {
+        error = path + ":" + problem;
+        return nullptr;
+    }
+    Loader loader;
+    loader.config = defaults();
+    int line = ini_parse_string(text.c_str(), on_ini_value, &loader);
+    if (line != 0) {
+        error = path + ":" + std::to_string(line) + ": " + message_for_line(text, line);
+        return nullptr;
+    }
+    std::string problem;
+    if (!validate(loader.config, problem)) {
+        error = path + ": " + problem;
+        return nullptr;
+    }
+    loader.config.path = path;
+    return std::make_shared<const Config>(std::move(loader.config));
+}
+
+}  // namespace common

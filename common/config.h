@@ -1,0 +1,99 @@
+// The configuration: a typed, validated, immutable snapshot of one INI file.
+//
+// load_config() is the only way to make one. Once loaded, a Config is shared
+// as std::shared_ptr<const Config>; a reload builds a new one beside it and
+// never changes the old one, so a refused reload leaves nothing half-applied.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/address.h"
+#include "common/log.h"
+
+namespace common {
+
+using Duration = std::chrono::milliseconds;
+
+enum class ListenProtocol { kHttp, kSocks5 };
+
+struct ListenConfig {
+    std::string name;       // from "[listen NAME]"
+    HostPort address;       // numeric host (resolved at load) and port
+    ListenProtocol protocol = ListenProtocol::kHttp;
+    std::string tls_certificate;  // both set: clients speak TLS to the proxy
+    std::string tls_key;
+    int backlog = 511;
+
+    bool tls() const { return !tls_certificate.empty(); }
+};
+
+struct MasterConfig {
+    int workers = 0;  // resolved: "auto" becomes the number of CPUs
+    std::string pid_file = "run/proxyd.pid";
+    std::string control_socket = "run/proxyd.sock";
+    std::string user;   // drop privileges to this user after binding (root only)
+    std::string group;
+    Duration heartbeat_interval{1000};
+    Duration heartbeat_timeout{5000};
+    Duration graceful_timeout{30000};
+    uint64_t worker_max_rss = 0;       // bytes; 0 = off
+    uint64_t worker_max_sessions = 0;  // client connections; 0 = off
+    int max_draining_generations = 3;
+};
+
+struct LogConfig {
+    std::string error_log = "stderr";
+    LogLevel level = LogLevel::kInfo;
+    std::string access_log;  // empty = off
+};
+
+struct LimitsConfig {
+    uint64_t max_connections = 10000;  // per worker
+    uint64_t max_header_size = 32 * 1024;
+    uint64_t max_headers = 100;
+    uint64_t buffer_size = 64 * 1024;  // per direction high watermark
+    Duration connect_timeout{10000};
+    Duration header_timeout{10000};
+    Duration idle_timeout{60000};
+    Duration tunnel_idle_timeout{300000};
+    Duration upstream_timeout{60000};  // waiting for a response from upstream
+    Duration upstream_keepalive_timeout{30000};
+    uint64_t upstream_keepalive_per_destination = 8;
+    Duration dns_timeout{5000};
+};
+
+struct AclConfig {
+    std::vector<Cidr> allow_clients;
+    std::vector<PortRange> connect_ports;
+    bool deny_private_destinations = true;
+};
+
+struct Config {
+    std::string path;  // the file it was loaded from, as given
+    MasterConfig master;
+    LogConfig log;
+    std::vector<ListenConfig> listeners;
+    LimitsConfig limits;
+    AclConfig acl;
+};
+
+using ConfigPtr = std::shared_ptr<const Config>;
+
+// Loads and validates `path`. On failure returns nullptr and sets `error` to
+// one line naming the file and line ("proxyd.conf:3: unknown key \"x\" in
+// [master]") or the section and key when the problem spans lines.
+ConfigPtr load_config(const std::string& path, std::string& error);
+
+// Value parsers shared with the tests. Each returns nullopt and sets `error`
+// to a short description of what is wrong with `text`.
+std::optional<Duration> parse_duration(std::string_view text, std::string& error);
+std::optional<uint64_t> parse_size(std::string_view text, std::string& error);
+std::optional<bool> parse_bool(std::string_view text, std::string& error);
+std::optional<uint64_t> parse_count(std::string_view text, std::string& error);
+
+}  // namespace common

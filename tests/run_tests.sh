@@ -1,0 +1,65 @@
+#!/bin/bash
+# Runs every test suite and prints the contract's summary line last:
+#   N passed, M failed[, K skipped]
+# A suite that dies without its own summary counts as one failure.
+set -u
+BUILD=${BUILD:-build}
+FUZZ_SMOKE_SECONDS=${FUZZ_SMOKE_SECONDS:-15}
+export PROXYD_BIN=${PROXYD_BIN:-$BUILD/proxyd}
+export PROXYCTL_BIN=${PROXYCTL_BIN:-$BUILD/proxyctl}
+cd "$(dirname "$0")/.."
+log_dir=$BUILD/test-logs
+mkdir -p "$log_dir"
+passed=0 failed=0 skipped=0
+
+count_gtest() {  # $1 = log file, $2 = exit status
+    local p f s
+    p=$(sed -n 's/^\[  PASSED  \] \([0-9]*\) test.*/\1/p' "$1" | tail -1)
+    f=$(sed -n 's/^\[  FAILED  \] \([0-9]*\) test.*listed below.*/\1/p' "$1" | tail -1)
+    s=$(sed -n 's/^\[  SKIPPED \] \([0-9]*\) test.*/\1/p' "$1" | tail -1)
+    if [ -z "$p" ] && [ -z "$f" ]; then
+        echo "  suite died before its summary (exit $2): see $1"
+        failed=$((failed + 1)); return
+    fi
+    passed=$((passed + ${p:-0})); failed=$((failed + ${f:-0})); skipped=$((skipped + ${s:-0}))
+    if [ "${f:-0}" = 0 ] && [ "$2" != 0 ]; then
+        echo "  suite exited $2 after its summary: see $1"; failed=$((failed + 1))
+    fi
+}
+
+run_gtest() {  # $1 = name, $2 = binary
+    local out=$log_dir/$1.log
+    echo "== $1"
+    "$2" --gtest_color=no >"$out" 2>&1
+    local rc=$?
+    grep -E '^\[  (FAILED|SKIPPED) \] [A-Za-z]|^\[       OK \]' "$out" | sed -n '/FAILED\|SKIPPED/p' | sort -u | sed 's/^/  /'
+    grep -E '^\[==========\] [0-9]+ tests? from .* ran' "$out" | sed 's/^/  /'
+    count_gtest "$out" $rc
+}
+
+run_check() {  # $1 = name, then the command; one test each
+    local name=$1 out=$log_dir/$1.log; shift
+    if "$@" >"$out" 2>&1; then
+        echo "== $name: ok"; passed=$((passed + 1))
+    else
+        echo "== $name: FAILED (see $out)"; sed 's/^/  /' "$out" | head -20; failed=$((failed + 1))
+    fi
+}
+
+run_gtest unit "$BUILD/unit_tests"
+run_gtest integration "$BUILD/integration_tests"
+run_check mandoc-lint sh -c 'out=$(mandoc -Tlint man/*.[0-9] 2>&1); [ -z "$out" ] || { echo "$out"; exit 1; }'
+run_check config-test "$PROXYD_BIN" -t -c conf/proxyd.conf
+if [ "$FUZZ_SMOKE_SECONDS" != 0 ]; then
+    for f in "$BUILD"/fuzz/*; do
+        [ -x "$f" ] || continue
+        run_check "fuzz-$(basename "$f")" tests/fuzz/run.sh "$f" "$FUZZ_SMOKE_SECONDS"
+    done
+fi
+
+if [ "$skipped" != 0 ]; then
+    echo "$passed passed, $failed failed, $skipped skipped"
+else
+    echo "$passed passed, $failed failed"
+fi
+[ "$failed" = 0 ]

@@ -1,0 +1,39 @@
+// The worker process: one libevent loop that accepts on the inherited
+// listening sockets and serves sessions, reports to the master over its
+// channel every heartbeat_interval, and obeys the master's commands.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "common/address.h"
+#include "common/config.h"
+
+namespace worker {
+
+// A listening socket bound by the master and inherited across fork().
+struct InheritedListener {
+    int fd = -1;
+    common::ListenConfig config;
+    common::SocketAddress bound;  // the address actually bound (port 0 resolved)
+};
+
+struct WorkerStartup {
+    common::ConfigPtr config;
+    std::vector<InheritedListener> listeners;
+    int channel_fd = -1;  // this worker's end of its SOCK_SEQPACKET socketpair
+    int slot = 0;
+    uint32_t generation = 0;
+};
+
+// Exit statuses of a worker process, read by the master to classify exits.
+enum WorkerExit : int {
+    kWorkerExitClean = 0,
+    kWorkerExitFatal = 3,  // cannot run with this configuration (e.g. TLS key)
+};
+
+// Runs the worker in the forked child until it is told to stop, drains, or
+// loses its master. Returns the process exit status (WorkerExit).
+int run_worker(const WorkerStartup& startup);
+
+}  // namespace worker
