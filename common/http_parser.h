@@ -24,32 +24,32 @@ enum class ParseStatus { kComplete, kNeedMore, kError };
 // proxy answers with; describe() gives the short text for the error body.
 enum class ParseError {
     kNone,
-    kBadRequestLine,         // 400: request-line grammar
-    kBadMethod,              // 400: method is not a token
-    kBadTarget,              // 400: request-target has a forbidden byte
-    kTargetTooLong,          // 414: request-target over the limit
-    kBadVersion,             // 400: not HTTP-version syntax
-    kUnsupportedVersion,     // 505: HTTP/2+ or HTTP/0.x in an HTTP/1 message
-    kBadStatusLine,          // 502 (response): status-line grammar
-    kBadHeaderName,          // 400: field-name is not a token
-    kWhitespaceBeforeColon,  // 400: RFC 9112 §5.1
-    kBadHeaderValue,         // 400: CTL/NUL/bare CR in a field value
-    kObsFold,                // 400: obsolete line folding, RFC 9112 §5.2
-    kBareLineFeed,           // 400: LF without CR as a line terminator
-    kHeadersTooLarge,        // 431: head over max_header_size
-    kTooManyHeaders,         // 431: more fields than max_headers
-    kBadContentLength,       // 400: not 1*DIGIT, overflow, or differing repeats
-    kLengthAndChunked,       // 400: Content-Length with Transfer-Encoding, §6.3
+    kBadRequestLine,             // 400: request-line grammar
+    kBadMethod,                  // 400: method is not a token
+    kBadTarget,                  // 400: request-target has a forbidden byte
+    kTargetTooLong,              // 414: request-target over the limit
+    kBadVersion,                 // 400: not HTTP-version syntax
+    kUnsupportedVersion,         // 505: HTTP/2+ or HTTP/0.x in an HTTP/1 message
+    kBadStatusLine,              // 502 (response): status-line grammar
+    kBadHeaderName,              // 400: field-name is not a token
+    kWhitespaceBeforeColon,      // 400: RFC 9112 §5.1
+    kBadHeaderValue,             // 400: CTL/NUL/bare CR in a field value
+    kObsFold,                    // 400: obsolete line folding, RFC 9112 §5.2
+    kBareLineFeed,               // 400: LF without CR as a line terminator
+    kHeadersTooLarge,            // 431: head over max_header_size
+    kTooManyHeaders,             // 431: more fields than max_headers
+    kBadContentLength,           // 400: not 1*DIGIT, overflow, or differing repeats
+    kLengthAndChunked,           // 400: Content-Length with Transfer-Encoding, §6.3
     kUnsupportedTransferCoding,  // 501: any coding other than a final chunked
-    kChunkedNotFinal,        // 400: Transfer-Encoding in a request, chunked not last
-    kMissingHost,            // 400: HTTP/1.1 request without Host, §3.2
-    kDuplicateHost,          // 400: more than one Host field
-    kBadChunkSize,           // 400: chunk-size grammar or overflow
-    kBadChunkExtension,      // 400: chunk-ext grammar
-    kBadChunkTerminator,     // 400: data not followed by CRLF
-    kChunkLineTooLong,       // 400: chunk-size line over the limit
-    kTrailersTooLarge,       // 431: trailer section over max_header_size
-    kBadTrailer,             // 400: trailer field syntax
+    kChunkedNotFinal,            // 400: TE without a single final chunked, or in HTTP/1.0
+    kMissingHost,                // 400: HTTP/1.1 request without Host, §3.2
+    kDuplicateHost,              // 400: more than one Host field
+    kBadChunkSize,               // 400: chunk-size grammar or overflow
+    kBadChunkExtension,          // 400: chunk-ext grammar
+    kBadChunkTerminator,         // 400: data not followed by CRLF
+    kChunkLineTooLong,           // 400: chunk-size line over the limit
+    kTrailersTooLarge,           // 431: trailer section over max_header_size
+    kBadTrailer,                 // 400: trailer field syntax
 };
 
 // HTTP status a proxy uses when it refuses a request for this reason.
@@ -58,9 +58,9 @@ int status_for(ParseError error);
 const char* describe(ParseError error);
 
 struct Limits {
-    size_t max_header_size = 32 * 1024;  // request/status line + fields + CRLFs
-    size_t max_target_length = 8 * 1024; // request-target; over it: 414
-    size_t max_headers = 100;            // field lines; over it: 431
+    size_t max_header_size = 32 * 1024;   // request/status line + fields + CRLFs
+    size_t max_target_length = 8 * 1024;  // request-target; over it: 414
+    size_t max_headers = 100;             // field lines; over it: 431
 };
 
 constexpr size_t kMaxHeaders = 256;  // hard ceiling for Limits::max_headers
@@ -136,7 +136,7 @@ bool list_contains_token(std::string_view field_value, std::string_view token);
 //     decoder consumes the chunk-size line, the CRLF after data, or the
 //     last-chunk and trailer section, and says how many bytes it used.
 class ChunkedDecoder {
-public:
+  public:
     explicit ChunkedDecoder(const Limits& limits = Limits()) : limits_(limits) {}
 
     struct Step {
@@ -156,7 +156,7 @@ public:
     void consume_data(uint64_t n) { data_remaining_ -= n; }
     bool done() const { return state_ == State::kDone; }
 
-private:
+  private:
     enum class State { kSize, kDataEnd, kTrailers, kDone, kError };
     // Each takes one framing unit from the front of `input`: sets `used` to
     // its length, or leaves it 0 when the unit is not complete yet.
