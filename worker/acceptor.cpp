@@ -1,0 +1,116 @@
+#include "worker/acceptor.h"
+
+#include <cerrno>
+#include <cstring>
+
+#include "common/log.h"
+#include "worker/session.h"
+
+namespace worker {
+
+namespace {
+
+constexpr timeval kRetryAfterExhaustion{0, 200 * 1000};
+
+}  // namespace
+
+Acceptor::Acceptor(WorkerContext& context, const std::vector<InheritedListener>& listeners)
+    : context_(context), listeners_(listeners) {}
+
+Acceptor::~Acceptor() = default;
+
+bool Acceptor::start() {
+    retry_timer_.reset(event_new(context_.base, -1, 0, on_retry, this));
+    for (const InheritedListener& listener : listeners_) {
+        // The socket is already listening (bound by the master); -1 keeps
+        // its backlog. The fd is ours to close: the master keeps its own.
+        evconnlistener* ev = evconnlistener_new(context_.base, on_accept, this,
+                                                LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, -1,
+                                                listener.fd);
+        if (ev == nullptr) {
+            LOG_ERROR("evconnlistener_new() failed for listener \"%s\" (%s)",
+                      listener.config.name.c_str(), listener.bound.to_string().c_str());
+            return false;
+        }
+        evconnlistener_set_error_cb(ev, on_accept_error);
+        evlisteners_.emplace_back(ev);
+    }
+    return retry_timer_ != nullptr;
+}
+
+void Acceptor::pause(PauseReason reason) {
+    paused_ |= reason;
+    apply();
+}
+
+void Acceptor::resume(PauseReason reason) {
+    paused_ &= ~static_cast<unsigned>(reason);
+    apply();
+}
+
+void Acceptor::apply() {
+    for (auto& ev : evlisteners_) {
+        if (paused_) {
+            evconnlistener_disable(ev.get());
+        } else {
+            evconnlistener_enable(ev.get());
+        }
+    }
+}
+
+void Acceptor::close_listeners() {
+    paused_ |= kPausedDraining;
+    evlisteners_.clear();
+}
+
+void Acceptor::on_session_closed() {
+    if ((paused_ & kPausedAtLimit) &&
+        context_.counters.active_sessions < context_.config->limits.max_connections) {
+        resume(kPausedAtLimit);
+    }
+}
+
+void Acceptor::on_accept(evconnlistener*, evutil_socket_t fd, sockaddr* address, int length,
+                         void* arg) noexcept {
+    auto* self = static_cast<Acceptor*>(arg);
+    WorkerContext& context = self->context_;
+    context.counters.accepts++;
+    common::SocketAddress client =
+        common::SocketAddress::from(address, static_cast<socklen_t>(length));
+    if (!common::address_allowed(context.config->acl.allow_clients, client)) {
+        context.counters.errors[common::channel::kErrDenied]++;
+        LOG_INFO("client %s is not in allow_clients: connection closed",
+                 client.to_string().c_str());
+        evutil_closesocket(fd);
+        return;
+    }
+    Session::start(context, fd, client);
+    if (context.counters.active_sessions >= context.config->limits.max_connections) {
+        LOG_WARN("%llu connections reached max_connections: accepting paused",
+                 static_cast<unsigned long long>(context.counters.active_sessions));
+        self->pause(kPausedAtLimit);
+    }
+}
+
+// accept() failed. Running out of descriptors is the case that matters: the
+// pending connection stays in the backlog and would wake us again at once,
+// so accepting pauses for a moment instead of spinning.
+void Acceptor::on_accept_error(evconnlistener*, void* arg) noexcept {
+    auto* self = static_cast<Acceptor*>(arg);
+    int error = EVUTIL_SOCKET_ERROR();
+    self->context_.counters.errors[common::channel::kErrInternal]++;
+    if (error == EMFILE || error == ENFILE || error == ENOBUFS || error == ENOMEM) {
+        LOG_WARN("accept() failed (%d: %s): accepting paused for 200 ms", error,
+                 std::strerror(error));
+        self->pause(kPausedNoDescriptors);
+        event_add(self->retry_timer_.get(), &kRetryAfterExhaustion);
+        return;
+    }
+    LOG_INFO("accept() failed (%d: %s)", error, std::strerror(error));
+}
+
+void Acceptor::on_retry(evutil_socket_t, short, void* arg) noexcept {
+    static_cast<Acceptor*>(arg)->resume(kPausedNoDescriptors);
+}
+
+}  // namespace worker

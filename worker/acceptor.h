@@ -1,0 +1,54 @@
+// Accepts client connections on the inherited listening sockets and hands
+// them to sessions. Accepting pauses for any of four reasons, and resumes
+// only when none is left: the master asked (accept balancing), the worker
+// is at max_connections, descriptors ran out (EMFILE/ENFILE: retried after a
+// short pause), or the worker is draining (permanent).
+#pragma once
+
+#include <event2/listener.h>
+
+#include <vector>
+
+#include "common/libevent_handles.h"
+#include "worker/worker.h"
+#include "worker/worker_context.h"
+
+namespace worker {
+
+class Acceptor {
+public:
+    enum PauseReason : unsigned {
+        kPausedByMaster = 1u << 0,
+        kPausedAtLimit = 1u << 1,
+        kPausedNoDescriptors = 1u << 2,
+        kPausedDraining = 1u << 3,
+    };
+
+    Acceptor(WorkerContext& context, const std::vector<InheritedListener>& listeners);
+    ~Acceptor();
+    // False (and logs) when a listener cannot be set up.
+    bool start();
+    void pause(PauseReason reason);
+    void resume(PauseReason reason);
+    bool accepting() const { return paused_ == 0; }
+    // Closes our copies of the listening sockets (drain): new connections
+    // then go to the other workers.
+    void close_listeners();
+    // A session ended: below max_connections again?
+    void on_session_closed();
+
+private:
+    void apply();
+    static void on_accept(evconnlistener* listener, evutil_socket_t fd, sockaddr* address,
+                          int length, void* arg) noexcept;
+    static void on_accept_error(evconnlistener* listener, void* arg) noexcept;
+    static void on_retry(evutil_socket_t, short, void* arg) noexcept;
+
+    WorkerContext& context_;
+    std::vector<InheritedListener> listeners_;
+    std::vector<common::EvConnListenerPtr> evlisteners_;
+    common::EventPtr retry_timer_;
+    unsigned paused_ = 0;
+};
+
+}  // namespace worker

@@ -1,0 +1,181 @@
+#include "worker/http_forwarding.h"
+
+#include <cstdio>
+
+namespace worker {
+
+namespace {
+
+using common::http::Header;
+using common::http::iequals;
+
+// Hop-by-hop fields (RFC 9110 §7.6.1) plus the fields the proxy regenerates
+// itself (Host, framing). Proxy-Authorization is ours to consume, not to
+// pass on.
+bool is_dropped_always(std::string_view name) {
+    static constexpr std::string_view kNames[] = {
+        "connection",       "proxy-connection",    "keep-alive",     "te",
+        "trailer",          "transfer-encoding",   "content-length", "upgrade",
+        "proxy-authorization", "proxy-authenticate", "host",
+    };
+    for (std::string_view n : kNames) {
+        if (iequals(name, n)) return true;
+    }
+    return false;
+}
+
+// A field named in Connection is hop-by-hop too. The names checked by
+// is_dropped_always() are decided there, so Connection can never strip a
+// framing field or Host from the message.
+template <typename Head>
+bool listed_in_connection(const Head& head, std::string_view name) {
+    for (size_t i = 0; i < head.header_count; ++i) {
+        const Header& h = head.headers[i];
+        if (iequals(h.name, "connection") &&
+            common::http::list_contains_token(h.value, name)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+template <typename Head>
+void append_end_to_end_fields(const Head& head, std::string& out) {
+    for (size_t i = 0; i < head.header_count; ++i) {
+        const Header& h = head.headers[i];
+        if (is_dropped_always(h.name) || listed_in_connection(head, h.name)) continue;
+        out.append(h.name).append(": ").append(h.value).append("\r\n");
+    }
+}
+
+void append_via(std::string& out, int received_minor) {
+    out.append(received_minor == 0 ? "Via: 1.0 " : "Via: 1.1 ").append(kViaPseudonym).append("\r\n");
+}
+
+}  // namespace
+
+bool has_our_via(const common::http::RequestHead& head) {
+    for (size_t i = 0; i < head.header_count; ++i) {
+        const Header& h = head.headers[i];
+        if (!iequals(h.name, "via")) continue;
+        // Each element is "protocol received-by [comment]".
+        std::string_view rest = h.value;
+        while (!rest.empty()) {
+            size_t comma = rest.find(',');
+            std::string_view element = rest.substr(0, comma);
+            size_t space = element.find_first_not_of(" \t");
+            element = space == std::string_view::npos ? "" : element.substr(space);
+            size_t by = element.find(' ');
+            if (by != std::string_view::npos) {
+                std::string_view received_by = element.substr(by + 1);
+                received_by = received_by.substr(0, received_by.find_first_of(" \t"));
+                if (iequals(received_by, kViaPseudonym)) return true;
+            }
+            if (comma == std::string_view::npos) break;
+            rest = rest.substr(comma + 1);
+        }
+    }
+    return false;
+}
+
+bool client_wants_keep_alive(const common::http::RequestHead& head) {
+    ConnectionInfo info = connection_info(head);
+    if (info.close) return false;
+    return head.version_minor >= 1 || info.keep_alive;
+}
+
+void build_upstream_request(const common::http::RequestHead& head,
+                            const common::ProxyTarget& target,
+                            const common::http::BodyFraming& framing, std::string& out) {
+    out.append(head.method).append(" ").append(target.path).append(" HTTP/1.1\r\n");
+    out.append("Host: ").append(target.host_header(80)).append("\r\n");
+    append_end_to_end_fields(head, out);
+    if (framing.kind == common::http::BodyKind::kContentLength) {
+        out.append("Content-Length: ").append(std::to_string(framing.length)).append("\r\n");
+    } else if (framing.kind == common::http::BodyKind::kChunked) {
+        out.append("Transfer-Encoding: chunked\r\n");
+    }
+    append_via(out, head.version_minor);
+    out.append("\r\n");
+}
+
+void build_client_response(const common::http::ResponseHead& head, OutgoingBody body,
+                           uint64_t length, bool keep_alive, int client_minor, std::string& out) {
+    out.append("HTTP/1.1 ").append(std::to_string(head.status)).append(" ");
+    out.append(head.reason).append("\r\n");
+    append_end_to_end_fields(head, out);
+    // A bodiless response to HEAD or a 304 still tells the size of the
+    // representation; Content-Length is passed on for those as received.
+    bool bodiless_with_length = body == OutgoingBody::kNone && head.status != 204 &&
+                                head.status >= 200;
+    for (size_t i = 0; bodiless_with_length && i < head.header_count; ++i) {
+        if (iequals(head.headers[i].name, "content-length")) {
+            out.append("Content-Length: ").append(head.headers[i].value).append("\r\n");
+            break;
+        }
+    }
+    if (body == OutgoingBody::kLength) {
+        out.append("Content-Length: ").append(std::to_string(length)).append("\r\n");
+    } else if (body == OutgoingBody::kChunked) {
+        out.append("Transfer-Encoding: chunked\r\n");
+    }
+    append_via(out, head.version_minor);
+    if (!keep_alive) {
+        out.append("Connection: close\r\n");
+    } else if (client_minor == 0) {
+        out.append("Connection: keep-alive\r\n");
+    }
+    out.append("\r\n");
+}
+
+void build_interim_response(const common::http::ResponseHead& head, std::string& out) {
+    out.append("HTTP/1.1 ").append(std::to_string(head.status)).append(" ");
+    out.append(head.reason).append("\r\n");
+    append_end_to_end_fields(head, out);
+    out.append("\r\n");
+}
+
+std::string build_error_response(int status, std::string_view detail, bool close,
+                                 std::string_view error_type) {
+    std::string body = "proxyd: ";
+    body.append(detail).append("\n");
+    std::string out = "HTTP/1.1 " + std::to_string(status) + " " + reason_phrase(status) + "\r\n";
+    out.append("Content-Type: text/plain; charset=utf-8\r\n");
+    out.append("Content-Length: ").append(std::to_string(body.size())).append("\r\n");
+    if (!error_type.empty()) {
+        out.append("Proxy-Status: ").append(kViaPseudonym).append("; error=").append(error_type);
+        out.append("\r\n");
+    }
+    if (close) out.append("Connection: close\r\n");
+    out.append("\r\n").append(body);
+    return out;
+}
+
+const char* reason_phrase(int status) {
+    switch (status) {
+        case 200: return "OK";
+        case 400: return "Bad Request";
+        case 403: return "Forbidden";
+        case 405: return "Method Not Allowed";
+        case 407: return "Proxy Authentication Required";
+        case 408: return "Request Timeout";
+        case 414: return "URI Too Long";
+        case 431: return "Request Header Fields Too Large";
+        case 500: return "Internal Server Error";
+        case 501: return "Not Implemented";
+        case 502: return "Bad Gateway";
+        case 503: return "Service Unavailable";
+        case 504: return "Gateway Timeout";
+        case 505: return "HTTP Version Not Supported";
+        case 508: return "Loop Detected";
+        default: return "Error";
+    }
+}
+
+void append_chunk_header(std::string& out, uint64_t size) {
+    char line[32];
+    int n = snprintf(line, sizeof(line), "%llx\r\n", static_cast<unsigned long long>(size));
+    out.append(line, static_cast<size_t>(n));
+}
+
+}  // namespace worker

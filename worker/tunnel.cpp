@@ -1,0 +1,125 @@
+#include "worker/tunnel.h"
+
+#include <sys/socket.h>
+
+namespace worker {
+
+namespace {
+
+timeval to_timeval(std::chrono::milliseconds ms) {
+    return timeval{static_cast<time_t>(ms.count() / 1000),
+                   static_cast<suseconds_t>(ms.count() % 1000 * 1000)};
+}
+
+}  // namespace
+
+Tunnel::Tunnel(event_base* base, common::BufferEventPtr client, common::BufferEventPtr upstream,
+               size_t high_watermark, std::chrono::milliseconds idle_timeout, DoneCallback done)
+    : base_(base),
+      client_{this, std::move(client), &upstream_, &totals_.client_to_upstream},
+      upstream_{this, std::move(upstream), &client_, &totals_.upstream_to_client},
+      high_watermark_(high_watermark),
+      idle_timeout_(idle_timeout),
+      done_(std::move(done)) {}
+
+Tunnel::~Tunnel() = default;
+
+void Tunnel::start() {
+    for (Side* side : {&client_, &upstream_}) {
+        bufferevent_setcb(side->bev.get(), on_read, on_write, on_event, side);
+        bufferevent_set_timeouts(side->bev.get(), nullptr, nullptr);
+        bufferevent_setwatermark(side->bev.get(), EV_READ, 0, high_watermark_);
+        bufferevent_enable(side->bev.get(), EV_READ | EV_WRITE);
+    }
+    // One coarse timer per tunnel instead of re-arming a timeout on every
+    // read: it wakes every idle_timeout and checks the last activity.
+    last_activity_ = std::chrono::steady_clock::now();
+    idle_timer_.reset(event_new(base_, -1, 0, on_idle_check, this));
+    timeval tv = to_timeval(idle_timeout_);
+    event_add(idle_timer_.get(), &tv);
+    if (evbuffer_get_length(bufferevent_get_input(client_.bev.get())) > 0) relay(client_);
+}
+
+// Moves everything readable from `from` to its peer; applies backpressure.
+void Tunnel::relay(Side& from) {
+    evbuffer* input = bufferevent_get_input(from.bev.get());
+    size_t n = evbuffer_get_length(input);
+    if (n == 0) return;
+    last_activity_ = std::chrono::steady_clock::now();
+    bufferevent* to = from.peer->bev.get();
+    evbuffer_add_buffer(bufferevent_get_output(to), input);
+    *from.counter += n;
+    if (evbuffer_get_length(bufferevent_get_output(to)) >= high_watermark_) {
+        bufferevent_disable(from.bev.get(), EV_READ);
+        bufferevent_setwatermark(to, EV_WRITE, high_watermark_ / 2, 0);
+    }
+}
+
+// After EOF on `from`, shut down the peer's write side once its output is
+// empty, so the far end sees the half-close only after every byte.
+void Tunnel::maybe_shutdown(Side& from) {
+    if (!from.eof || from.shut_down) return;
+    bufferevent* to = from.peer->bev.get();
+    if (evbuffer_get_length(bufferevent_get_output(to)) > 0) {
+        bufferevent_setwatermark(to, EV_WRITE, 0, 0);
+        return;
+    }
+    shutdown(bufferevent_getfd(to), SHUT_WR);
+    from.shut_down = true;
+    if (client_.shut_down && upstream_.shut_down) finish("closed");
+}
+
+void Tunnel::finish(const char* reason) {
+    totals_.end_reason = reason;
+    bufferevent_disable(client_.bev.get(), EV_READ | EV_WRITE);
+    bufferevent_disable(upstream_.bev.get(), EV_READ | EV_WRITE);
+    idle_timer_.reset();
+    DoneCallback done = std::move(done_);
+    done(totals_);  // destroys this
+}
+
+void Tunnel::on_read(bufferevent*, void* arg) noexcept {
+    auto* side = static_cast<Side*>(arg);
+    side->tunnel->relay(*side);
+}
+
+void Tunnel::on_write(bufferevent* bev, void* arg) noexcept {
+    auto* side = static_cast<Side*>(arg);  // `bev` is this side; its peer feeds it
+    Side& feeder = *side->peer;
+    if (feeder.eof) {
+        side->tunnel->maybe_shutdown(feeder);
+        return;
+    }
+    if (!(bufferevent_get_enabled(feeder.bev.get()) & EV_READ)) {
+        bufferevent_setwatermark(bev, EV_WRITE, 0, 0);
+        bufferevent_enable(feeder.bev.get(), EV_READ);
+    }
+}
+
+void Tunnel::on_event(bufferevent*, short events, void* arg) noexcept {
+    auto* side = static_cast<Side*>(arg);
+    Tunnel* self = side->tunnel;
+    if (events & BEV_EVENT_EOF) {
+        self->relay(*side);
+        side->eof = true;
+        bufferevent_disable(side->bev.get(), EV_READ);
+        self->maybe_shutdown(*side);
+        return;
+    }
+    self->finish(side == &self->client_ ? "client connection error"
+                                        : "upstream connection error");
+}
+
+void Tunnel::on_idle_check(evutil_socket_t, short, void* arg) noexcept {
+    auto* self = static_cast<Tunnel*>(arg);
+    auto idle = std::chrono::steady_clock::now() - self->last_activity_;
+    if (idle >= self->idle_timeout_) {
+        self->finish("idle timeout");
+        return;
+    }
+    auto remaining = std::chrono::duration_cast<std::chrono::milliseconds>(self->idle_timeout_ - idle);
+    timeval tv = to_timeval(remaining);
+    event_add(self->idle_timer_.get(), &tv);
+}
+
+}  // namespace worker

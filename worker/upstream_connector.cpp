@@ -1,0 +1,126 @@
+#include "worker/upstream_connector.h"
+
+#include <event2/bufferevent.h>
+#include <netinet/tcp.h>
+
+#include <cstring>
+
+#include "common/log.h"
+
+namespace worker {
+
+namespace {
+
+constexpr size_t kMaxAddressesTried = 4;
+
+timeval to_timeval(std::chrono::milliseconds ms) {
+    return timeval{static_cast<time_t>(ms.count() / 1000),
+                   static_cast<suseconds_t>(ms.count() % 1000 * 1000)};
+}
+
+}  // namespace
+
+UpstreamConnect::UpstreamConnect(event_base* base, Resolver& resolver, const ConnectPolicy& policy)
+    : base_(base), resolver_(resolver), policy_(policy) {}
+
+UpstreamConnect::~UpstreamConnect() {
+    if (dns_request_) resolver_.cancel(dns_request_);
+}
+
+void UpstreamConnect::start(const std::string& host, uint16_t port, Callback callback) {
+    host_ = host;
+    port_ = port;
+    callback_ = std::move(callback);
+    dns_request_ = resolver_.resolve(host, [this](const Resolution& r) {
+        dns_request_ = 0;
+        on_resolved(r);
+    });
+}
+
+bool UpstreamConnect::is_own_listener(const common::SocketAddress& address) const {
+    for (const common::SocketAddress& own : policy_.own_listeners) {
+        if (own == address) return true;
+        bool wildcard = own.host_string() == "0.0.0.0" || own.host_string() == "::";
+        if (wildcard && own.port() == address.port()) return true;
+    }
+    return false;
+}
+
+void UpstreamConnect::on_resolved(const Resolution& resolution) {
+    if (!resolution.ok) {
+        fail(ConnectError::kResolve, "cannot resolve \"" + host_ + "\": " + resolution.error);
+        return;
+    }
+    std::string denied;
+    for (common::SocketAddress address : resolution.addresses) {
+        address.set_port(port_);
+        if (is_own_listener(address)) {
+            fail(ConnectError::kLoop, "request loops back to the proxy (" + address.to_string() + ")");
+            return;
+        }
+        if (policy_.deny_private && common::is_private_destination(address)) {
+            denied = address.host_string();
+            continue;
+        }
+        if (candidates_.size() < kMaxAddressesTried) candidates_.push_back(address);
+    }
+    if (candidates_.empty()) {
+        fail(ConnectError::kDenied, "destination " + denied + " is a private address");
+        return;
+    }
+    try_next();
+}
+
+void UpstreamConnect::try_next() {
+    while (next_ < candidates_.size()) {
+        const common::SocketAddress& address = candidates_[next_++];
+        connecting_.reset(bufferevent_socket_new(base_, -1, BEV_OPT_CLOSE_ON_FREE));
+        if (!connecting_) break;
+        bufferevent_setcb(connecting_.get(), nullptr, nullptr, on_event, this);
+        timeval timeout = to_timeval(policy_.connect_timeout);
+        bufferevent_set_timeouts(connecting_.get(), nullptr, &timeout);
+        if (bufferevent_socket_connect(connecting_.get(), address.get(), address.length) == 0) {
+            return;  // on_event tells how it went
+        }
+        last_error_ = "connect() to " + address.to_string() + " failed (" +
+                      std::to_string(errno) + ": " + std::strerror(errno) + ")";
+        last_kind_ = ConnectError::kRefused;
+    }
+    connecting_.reset();
+    fail(last_kind_, last_error_.empty() ? "cannot connect to " + host_ : last_error_);
+}
+
+void UpstreamConnect::on_event(bufferevent* bev, short events, void* arg) noexcept {
+    auto* self = static_cast<UpstreamConnect*>(arg);
+    const common::SocketAddress& peer = self->candidates_[self->next_ - 1];
+    if (events & BEV_EVENT_CONNECTED) {
+        int one = 1;
+        setsockopt(bufferevent_getfd(bev), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        bufferevent_setcb(bev, nullptr, nullptr, nullptr, nullptr);
+        bufferevent_set_timeouts(bev, nullptr, nullptr);
+        ConnectResult result{ConnectError::kNone, "", std::move(self->connecting_), peer};
+        Callback callback = std::move(self->callback_);
+        callback(std::move(result));  // may destroy self
+        return;
+    }
+    if (events & BEV_EVENT_TIMEOUT) {
+        self->last_kind_ = ConnectError::kTimeout;
+        self->last_error_ = "connect to " + peer.to_string() + " timed out";
+    } else {
+        int error = EVUTIL_SOCKET_ERROR();
+        self->last_kind_ = ConnectError::kRefused;
+        self->last_error_ = "connect() to " + peer.to_string() + " failed (" +
+                            std::to_string(error) + ": " + std::strerror(error) + ")";
+    }
+    self->try_next();
+}
+
+void UpstreamConnect::fail(ConnectError error, std::string detail) {
+    ConnectResult result;
+    result.error = error;
+    result.detail = std::move(detail);
+    Callback callback = std::move(callback_);
+    if (callback) callback(std::move(result));  // may destroy this
+}
+
+}  // namespace worker

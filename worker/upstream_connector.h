@@ -1,0 +1,77 @@
+// Dials an upstream for a session: resolve the name, check every address
+// against the destination policy (the address checked is the address
+// dialled, so odd spellings and DNS rebinding cannot reach a private
+// network), then connect with connect_timeout, falling back to the next
+// address on failure.
+#pragma once
+
+#include <event2/event.h>
+
+#include <chrono>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "common/address.h"
+#include "common/libevent_handles.h"
+#include "worker/resolver.h"
+
+namespace worker {
+
+enum class ConnectError {
+    kNone,
+    kResolve,      // name did not resolve (502)
+    kDenied,       // every address is forbidden by policy (403)
+    kLoop,         // the address is one of our own listeners (508)
+    kRefused,      // refused, unreachable, reset (502)
+    kTimeout,      // connect_timeout (504)
+};
+
+struct ConnectResult {
+    ConnectError error = ConnectError::kNone;
+    std::string detail;  // for the error body and the log
+    common::BufferEventPtr connection;
+    common::SocketAddress peer;
+};
+
+struct ConnectPolicy {
+    bool deny_private = true;
+    std::chrono::milliseconds connect_timeout{10000};
+    std::vector<common::SocketAddress> own_listeners;
+};
+
+// One connection attempt. Destroying it cancels whatever is in flight; the
+// callback runs at most once and may destroy the attempt.
+class UpstreamConnect {
+public:
+    using Callback = std::function<void(ConnectResult&&)>;
+
+    UpstreamConnect(event_base* base, Resolver& resolver, const ConnectPolicy& policy);
+    ~UpstreamConnect();
+    UpstreamConnect(const UpstreamConnect&) = delete;
+    UpstreamConnect& operator=(const UpstreamConnect&) = delete;
+
+    void start(const std::string& host, uint16_t port, Callback callback);
+
+private:
+    void on_resolved(const Resolution& resolution);
+    void try_next();
+    void fail(ConnectError error, std::string detail);
+    bool is_own_listener(const common::SocketAddress& address) const;
+    static void on_event(bufferevent* bev, short events, void* arg) noexcept;
+
+    event_base* base_;
+    Resolver& resolver_;
+    const ConnectPolicy& policy_;
+    Resolver::RequestId dns_request_ = 0;
+    std::string host_;
+    uint16_t port_ = 0;
+    std::vector<common::SocketAddress> candidates_;
+    size_t next_ = 0;
+    common::BufferEventPtr connecting_;
+    std::string last_error_;
+    ConnectError last_kind_ = ConnectError::kRefused;
+    Callback callback_;
+};
+
+}  // namespace worker

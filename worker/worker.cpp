@@ -1,0 +1,304 @@
+// The worker process. Lifecycle:
+//
+//   state      event                                    next
+//   ---------  ---------------------------------------  ---------------------
+//   starting   loop, resolver, listeners ready           running (first report)
+//   running    kDrain / SIGQUIT                          draining
+//   running    kStop / SIGTERM / SIGINT / channel EOF    exit now
+//   draining   last session closed                       exit
+//   draining   kStop / SIGTERM / channel EOF             exit now
+//
+// Every heartbeat_interval the worker sends its report (the heartbeat) and
+// flushes the access log. A worker never outlives its master: channel EOF
+// ends it, and the master also set PR_SET_PDEATHSIG before calling us.
+#include "worker/worker.h"
+
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <fstream>
+#include <memory>
+
+#include "common/channel.h"
+#include "common/libevent_handles.h"
+#include "common/log.h"
+#include "worker/access_log.h"
+#include "worker/acceptor.h"
+#include "worker/resolver.h"
+#include "worker/session.h"
+#include "worker/upstream_pool.h"
+#include "worker/worker_context.h"
+
+namespace worker {
+
+namespace {
+
+namespace channel = common::channel;
+
+timeval to_timeval(std::chrono::milliseconds ms) {
+    return timeval{static_cast<time_t>(ms.count() / 1000),
+                   static_cast<suseconds_t>(ms.count() % 1000 * 1000)};
+}
+
+uint64_t resident_bytes() {
+    std::ifstream statm("/proc/self/statm");
+    uint64_t size = 0, resident = 0;
+    statm >> size >> resident;
+    return resident * static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
+}
+
+// A SIGABRT from the master means this worker stopped reporting. Say so in
+// the log before dying, with only async-signal-safe calls.
+volatile sig_atomic_t g_active_sessions = 0;
+
+void on_abort_signal(int) {
+    char line[160] = "worker stopped reporting to the master and is being aborted; active sessions: ";
+    size_t n = strlen(line);
+    char digits[24];
+    int d = 0;
+    long value = g_active_sessions;
+    do {
+        digits[d++] = static_cast<char>('0' + value % 10);
+        value /= 10;
+    } while (value > 0 && d < 20);
+    while (d > 0) line[n++] = digits[--d];
+    line[n++] = '\n';
+    ssize_t ignored = write(STDERR_FILENO, line, n);
+    (void)ignored;
+    signal(SIGABRT, SIG_DFL);
+    raise(SIGABRT);
+}
+
+class Worker {
+public:
+    explicit Worker(const WorkerStartup& startup) : startup_(startup) {}
+    int run();
+
+private:
+    bool setup();
+    bool setup_signals();
+    void send_report();
+    void handle_command(const channel::Command& command);
+    void begin_drain();
+    void stop_now();
+    void session_closed();
+
+    static void on_channel(evutil_socket_t fd, short, void* arg) noexcept;
+    static void on_heartbeat(evutil_socket_t, short, void* arg) noexcept;
+    static void on_signal(evutil_socket_t signal_number, short, void* arg) noexcept;
+    static void on_session_closed(void* arg) noexcept;
+
+    const WorkerStartup& startup_;
+    common::EventBasePtr base_;
+    std::unique_ptr<Resolver> resolver_;
+    std::unique_ptr<UpstreamPool> pool_;
+    std::unique_ptr<AccessLog> access_log_;
+    std::unique_ptr<Acceptor> acceptor_;
+    common::EventPtr channel_event_;
+    common::EventPtr heartbeat_;
+    std::vector<common::EventPtr> signals_;
+    WorkerContext context_;
+    std::chrono::steady_clock::time_point next_heartbeat_;
+    uint64_t loop_lag_us_ = 0;
+    channel::WorkerState state_ = channel::WorkerState::kStarting;
+    int exit_status_ = kWorkerExitClean;
+};
+
+int Worker::run() {
+    if (!setup()) return kWorkerExitFatal;
+    state_ = channel::WorkerState::kRunning;
+    send_report();  // the first report says "ready"
+    event_base_dispatch(base_.get());
+    // Fast stop or drained: whatever is left closes now.
+    for (Session* session : std::list<Session*>(context_.sessions)) session->destroy();
+    pool_->clear();
+    access_log_->flush();
+    acceptor_.reset();
+    return exit_status_;
+}
+
+bool Worker::setup() {
+    const common::Config& config = *startup_.config;
+    event_config* event_cfg = event_config_new();
+    // One thread per worker: libevent needs no locks.
+    event_config_set_flag(event_cfg, EVENT_BASE_FLAG_NOLOCK);
+    base_.reset(event_base_new_with_config(event_cfg));
+    event_config_free(event_cfg);
+    if (!base_) {
+        LOG_ERROR("event_base_new() failed while starting the worker");
+        return false;
+    }
+    resolver_ = Resolver::create(base_.get(), config.limits.dns_timeout);
+    if (!resolver_) return false;
+    pool_ = std::make_unique<UpstreamPool>(config.limits.upstream_keepalive_timeout,
+                                           config.limits.upstream_keepalive_per_destination);
+    access_log_ = std::make_unique<AccessLog>(config.log.access_log);
+    std::string error;
+    if (!access_log_->open(error)) {
+        LOG_ERROR("%s", error.c_str());
+        return false;
+    }
+    context_.base = base_.get();
+    context_.config = startup_.config;
+    context_.resolver = resolver_.get();
+    context_.pool = pool_.get();
+    context_.access_log = access_log_.get();
+    context_.connect_policy.deny_private = config.acl.deny_private_destinations;
+    context_.connect_policy.connect_timeout = config.limits.connect_timeout;
+    for (const InheritedListener& l : startup_.listeners) {
+        context_.connect_policy.own_listeners.push_back(l.bound);
+    }
+    context_.on_session_closed = on_session_closed;
+    context_.worker = this;
+    acceptor_ = std::make_unique<Acceptor>(context_, startup_.listeners);
+    if (!acceptor_->start() || !setup_signals()) return false;
+    channel_event_.reset(event_new(base_.get(), startup_.channel_fd, EV_READ | EV_PERSIST,
+                                   on_channel, this));
+    heartbeat_.reset(event_new(base_.get(), -1, EV_PERSIST, on_heartbeat, this));
+    if (!channel_event_ || !heartbeat_) return false;
+    event_add(channel_event_.get(), nullptr);
+    timeval interval = to_timeval(config.master.heartbeat_interval);
+    event_add(heartbeat_.get(), &interval);
+    next_heartbeat_ = std::chrono::steady_clock::now() + config.master.heartbeat_interval;
+    return true;
+}
+
+bool Worker::setup_signals() {
+    // Signals meant for the master reach workers too when sent to the whole
+    // process group (a terminal's ^C, `kill -HUP -PGID`); only these matter.
+    for (int ignored : {SIGPIPE, SIGHUP, SIGUSR2, SIGTTIN, SIGTTOU, SIGWINCH}) {
+        signal(ignored, SIG_IGN);
+    }
+    signal(SIGABRT, on_abort_signal);
+    for (int handled : {SIGTERM, SIGINT, SIGQUIT, SIGUSR1}) {
+        event* ev = evsignal_new(base_.get(), handled, on_signal, this);
+        if (ev == nullptr || event_add(ev, nullptr) != 0) return false;
+        signals_.emplace_back(ev);
+    }
+    return true;
+}
+
+void Worker::send_report() {
+    const Counters& c = context_.counters;
+    channel::Report report = channel::make_report();
+    report.pid = getpid();
+    report.slot = static_cast<uint32_t>(startup_.slot);
+    report.generation = startup_.generation;
+    report.state = static_cast<uint32_t>(state_);
+    report.accepting = acceptor_ && acceptor_->accepting() ? 1 : 0;
+    report.active_sessions = c.active_sessions;
+    report.total_sessions = c.total_sessions;
+    report.requests = c.requests;
+    report.tunnels = c.tunnels;
+    report.bytes_in = c.bytes_in;
+    report.bytes_out = c.bytes_out;
+    report.accepts = c.accepts;
+    report.rss_bytes = resident_bytes();
+    report.loop_lag_us = loop_lag_us_;
+    for (uint32_t i = 0; i < channel::kErrorClassCount; ++i) report.errors[i] = c.errors[i];
+    g_active_sessions = static_cast<sig_atomic_t>(c.active_sessions);
+    // The channel is a datagram socket: one send is one whole record, and a
+    // full socket (a master that is busy) just loses this beat.
+    if (send(startup_.channel_fd, &report, sizeof(report), MSG_DONTWAIT | MSG_NOSIGNAL) < 0 &&
+        errno != EAGAIN) {
+        LOG_DEBUG("send() of the report to the master failed (%d: %s)", errno,
+                  std::strerror(errno));
+    }
+}
+
+void Worker::handle_command(const channel::Command& command) {
+    switch (static_cast<channel::CommandCode>(command.code)) {
+        case channel::CommandCode::kDrain: begin_drain(); break;
+        case channel::CommandCode::kPauseAccept: acceptor_->pause(Acceptor::kPausedByMaster); break;
+        case channel::CommandCode::kResumeAccept:
+            acceptor_->resume(Acceptor::kPausedByMaster);
+            break;
+        case channel::CommandCode::kReopenLogs: {
+            std::string error;
+            if (!common::log::reopen(error)) LOG_ERROR("%s", error.c_str());
+            if (!access_log_->reopen(error)) LOG_ERROR("%s", error.c_str());
+            break;
+        }
+        case channel::CommandCode::kStop: stop_now(); break;
+    }
+}
+
+void Worker::begin_drain() {
+    if (state_ == channel::WorkerState::kDraining) return;
+    state_ = channel::WorkerState::kDraining;
+    context_.draining = true;
+    acceptor_->close_listeners();
+    LOG_INFO("draining: %llu sessions to finish",
+             static_cast<unsigned long long>(context_.counters.active_sessions));
+    for (Session* session : std::list<Session*>(context_.sessions)) session->on_drain();
+    if (context_.sessions.empty()) event_base_loopexit(base_.get(), nullptr);
+    send_report();
+}
+
+void Worker::stop_now() { event_base_loopexit(base_.get(), nullptr); }
+
+void Worker::session_closed() {
+    if (acceptor_) acceptor_->on_session_closed();
+    if (context_.draining && context_.sessions.empty()) {
+        event_base_loopexit(base_.get(), nullptr);
+    }
+}
+
+void Worker::on_channel(evutil_socket_t fd, short, void* arg) noexcept {
+    auto* self = static_cast<Worker*>(arg);
+    char buffer[sizeof(channel::Command) + 64];
+    ssize_t n = recv(fd, buffer, sizeof(buffer), MSG_DONTWAIT);
+    if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
+    if (n <= 0) {
+        LOG_INFO("channel to the master closed: exiting");
+        self->stop_now();
+        return;
+    }
+    channel::Command command;
+    channel::DecodeStatus status = channel::decode_command(buffer, static_cast<size_t>(n), command);
+    if (status != channel::DecodeStatus::kOk) {
+        LOG_ALERT("malformed record from the master: %s", channel::describe(status));
+        return;
+    }
+    self->handle_command(command);
+}
+
+void Worker::on_heartbeat(evutil_socket_t, short, void* arg) noexcept {
+    auto* self = static_cast<Worker*>(arg);
+    auto now = std::chrono::steady_clock::now();
+    auto lag = now - self->next_heartbeat_;
+    self->loop_lag_us_ = lag.count() > 0
+        ? static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(lag).count())
+        : 0;
+    self->next_heartbeat_ = now + self->startup_.config->master.heartbeat_interval;
+    self->access_log_->flush();
+    self->send_report();
+}
+
+void Worker::on_signal(evutil_socket_t signal_number, short, void* arg) noexcept {
+    auto* self = static_cast<Worker*>(arg);
+    switch (signal_number) {
+        case SIGQUIT: self->begin_drain(); break;
+        case SIGUSR1: {
+            channel::Command reopen = channel::make_command(channel::CommandCode::kReopenLogs);
+            self->handle_command(reopen);
+            break;
+        }
+        default: self->stop_now(); break;
+    }
+}
+
+void Worker::on_session_closed(void* arg) noexcept { static_cast<Worker*>(arg)->session_closed(); }
+
+}  // namespace
+
+int run_worker(const WorkerStartup& startup) {
+    Worker worker(startup);
+    return worker.run();
+}
+
+}  // namespace worker

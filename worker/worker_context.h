@@ -1,0 +1,50 @@
+// What every session of a worker shares: the loop, the configuration, the
+// resolver, the upstream pool, the access log, the counters reported to the
+// master, and the list of live sessions (for drain and stop).
+#pragma once
+
+#include <event2/event.h>
+
+#include <cstdint>
+#include <list>
+
+#include "common/channel.h"
+#include "common/config.h"
+#include "worker/access_log.h"
+#include "worker/resolver.h"
+#include "worker/upstream_connector.h"
+#include "worker/upstream_pool.h"
+
+namespace worker {
+
+class Session;
+
+struct Counters {
+    uint64_t active_sessions = 0;
+    uint64_t total_sessions = 0;
+    uint64_t requests = 0;
+    uint64_t tunnels = 0;
+    uint64_t bytes_in = 0;
+    uint64_t bytes_out = 0;
+    uint64_t accepts = 0;
+    uint64_t errors[common::channel::kErrorClassCount] = {};
+};
+
+struct WorkerContext {
+    event_base* base = nullptr;
+    common::ConfigPtr config;
+    Resolver* resolver = nullptr;
+    UpstreamPool* pool = nullptr;
+    AccessLog* access_log = nullptr;
+    ConnectPolicy connect_policy;
+    Counters counters;
+    bool draining = false;
+    std::list<Session*> sessions;  // each session holds its own iterator
+
+    // Called by a session as it is destroyed; the worker may exit when
+    // draining and this was the last one, or resume accepting.
+    void (*on_session_closed)(void* worker) = nullptr;
+    void* worker = nullptr;
+};
+
+}  // namespace worker
