@@ -335,13 +335,13 @@ int on_ini_value(void* user, const char* section, const char* key, const char* v
 
 // Checks that need the whole file: required keys and relations between keys.
 // Errors name the section and key, since they belong to no single line.
-bool validate(const Config& config, std::string& error) {
+bool validate(Config& config, std::string& error) {
     if (config.listeners.empty()) {
         error = "no [listen NAME] section: nothing to serve";
         return false;
     }
     std::set<std::string> addresses;
-    for (const ListenConfig& l : config.listeners) {
+    for (ListenConfig& l : config.listeners) {
         std::string where = "[listen " + l.name + "]: ";
         if (l.address.host.empty()) {
             error = where + "\"address\" is required";
@@ -361,8 +361,12 @@ bool validate(const Config& config, std::string& error) {
             return false;
         }
         if (l.tls()) {
-            error = where + "TLS listeners are not supported by this version yet";
-            return false;
+            std::string tls_error;
+            l.tls_context = tls::create_server_context(l.tls_certificate, l.tls_key, tls_error);
+            if (!l.tls_context) {
+                error = where + tls_error;
+                return false;
+            }
         }
     }
     const MasterConfig& m = config.master;

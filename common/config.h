@@ -14,6 +14,7 @@
 
 #include "common/address.h"
 #include "common/log.h"
+#include "common/tls.h"
 
 namespace common {
 
@@ -27,6 +28,7 @@ struct ListenConfig {
     ListenProtocol protocol = ListenProtocol::kHttp;
     std::string tls_certificate;  // both set: clients speak TLS to the proxy
     std::string tls_key;
+    tls::SharedSslCtx tls_context;  // made at load time, in the master
     int backlog = 511;
 
     bool tls() const { return !tls_certificate.empty(); }

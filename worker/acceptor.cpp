@@ -5,6 +5,7 @@
 
 #include "common/log.h"
 #include "worker/session.h"
+#include "worker/transport.h"
 
 namespace worker {
 
@@ -15,16 +16,21 @@ constexpr timeval kRetryAfterExhaustion{0, 200 * 1000};
 }  // namespace
 
 Acceptor::Acceptor(WorkerContext& context, const std::vector<InheritedListener>& listeners)
-    : context_(context), listeners_(listeners) {}
+    : context_(context) {
+    for (const InheritedListener& listener : listeners) {
+        endpoints_.push_back(std::make_unique<Endpoint>(Endpoint{this, listener, nullptr}));
+    }
+}
 
 Acceptor::~Acceptor() = default;
 
 bool Acceptor::start() {
     retry_timer_.reset(event_new(context_.base, -1, 0, on_retry, this));
-    for (const InheritedListener& listener : listeners_) {
+    for (auto& endpoint : endpoints_) {
+        const InheritedListener& listener = endpoint->listener;
         // The socket is already listening (bound by the master); -1 keeps
         // its backlog. The fd is ours to close: the master keeps its own.
-        evconnlistener* ev = evconnlistener_new(context_.base, on_accept, this,
+        evconnlistener* ev = evconnlistener_new(context_.base, on_accept, endpoint.get(),
                                                 LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, -1,
                                                 listener.fd);
         if (ev == nullptr) {
@@ -33,7 +39,7 @@ bool Acceptor::start() {
             return false;
         }
         evconnlistener_set_error_cb(ev, on_accept_error);
-        evlisteners_.emplace_back(ev);
+        endpoint->ev.reset(ev);
     }
     return retry_timer_ != nullptr;
 }
@@ -49,18 +55,19 @@ void Acceptor::resume(PauseReason reason) {
 }
 
 void Acceptor::apply() {
-    for (auto& ev : evlisteners_) {
+    for (auto& endpoint : endpoints_) {
+        if (!endpoint->ev) continue;
         if (paused_) {
-            evconnlistener_disable(ev.get());
+            evconnlistener_disable(endpoint->ev.get());
         } else {
-            evconnlistener_enable(ev.get());
+            evconnlistener_enable(endpoint->ev.get());
         }
     }
 }
 
 void Acceptor::close_listeners() {
     paused_ |= kPausedDraining;
-    evlisteners_.clear();
+    for (auto& endpoint : endpoints_) endpoint->ev.reset();
 }
 
 void Acceptor::on_session_closed() {
@@ -72,7 +79,8 @@ void Acceptor::on_session_closed() {
 
 void Acceptor::on_accept(evconnlistener*, evutil_socket_t fd, sockaddr* address, int length,
                          void* arg) noexcept {
-    auto* self = static_cast<Acceptor*>(arg);
+    auto* endpoint = static_cast<Endpoint*>(arg);
+    Acceptor* self = endpoint->owner;
     WorkerContext& context = self->context_;
     context.counters.accepts++;
     common::SocketAddress client =
@@ -84,7 +92,9 @@ void Acceptor::on_accept(evconnlistener*, evutil_socket_t fd, sockaddr* address,
         evutil_closesocket(fd);
         return;
     }
-    Session::start(context, fd, client);
+    common::BufferEventPtr transport =
+        make_client_transport(context.base, fd, endpoint->listener.config);
+    if (transport) Session::start(context, std::move(transport), client);
     if (context.counters.active_sessions >= context.config->limits.max_connections) {
         LOG_WARN("%llu connections reached max_connections: accepting paused",
                  static_cast<unsigned long long>(context.counters.active_sessions));
@@ -96,7 +106,7 @@ void Acceptor::on_accept(evconnlistener*, evutil_socket_t fd, sockaddr* address,
 // pending connection stays in the backlog and would wake us again at once,
 // so accepting pauses for a moment instead of spinning.
 void Acceptor::on_accept_error(evconnlistener*, void* arg) noexcept {
-    auto* self = static_cast<Acceptor*>(arg);
+    Acceptor* self = static_cast<Endpoint*>(arg)->owner;
     int error = EVUTIL_SOCKET_ERROR();
     self->context_.counters.errors[common::channel::kErrInternal]++;
     if (error == EMFILE || error == ENFILE || error == ENOBUFS || error == ENOMEM) {

@@ -7,6 +7,7 @@
 
 #include <event2/listener.h>
 
+#include <memory>
 #include <vector>
 
 #include "common/libevent_handles.h"
@@ -38,6 +39,13 @@ public:
     void on_session_closed();
 
 private:
+    // One listening socket and what its connections speak.
+    struct Endpoint {
+        Acceptor* owner;
+        InheritedListener listener;
+        common::EvConnListenerPtr ev;
+    };
+
     void apply();
     static void on_accept(evconnlistener* listener, evutil_socket_t fd, sockaddr* address,
                           int length, void* arg) noexcept;
@@ -45,8 +53,7 @@ private:
     static void on_retry(evutil_socket_t, short, void* arg) noexcept;
 
     WorkerContext& context_;
-    std::vector<InheritedListener> listeners_;
-    std::vector<common::EvConnListenerPtr> evlisteners_;
+    std::vector<std::unique_ptr<Endpoint>> endpoints_;
     common::EventPtr retry_timer_;
     unsigned paused_ = 0;
 };

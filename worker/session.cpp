@@ -33,6 +33,7 @@
 #include <cstring>
 
 #include "common/log.h"
+#include "worker/transport.h"
 
 namespace worker {
 
@@ -43,6 +44,7 @@ namespace {
 
 constexpr std::chrono::milliseconds kLingerTime{2000};
 constexpr size_t kFramingPeek = 256;
+constexpr std::chrono::milliseconds kDrainIdleTime{1000};
 
 timeval to_timeval(std::chrono::milliseconds ms) {
     return timeval{static_cast<time_t>(ms.count() / 1000),
@@ -75,17 +77,11 @@ size_t output_length(bufferevent* bev) { return evbuffer_get_length(bufferevent_
 
 }  // namespace
 
-void Session::start(WorkerContext& context, evutil_socket_t fd,
+void Session::start(WorkerContext& context, common::BufferEventPtr transport,
                     const common::SocketAddress& client) {
     int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    common::BufferEventPtr bev(bufferevent_socket_new(context.base, fd, BEV_OPT_CLOSE_ON_FREE));
-    if (!bev) {
-        LOG_ERROR("bufferevent_socket_new() failed for client %s", client.to_string().c_str());
-        evutil_closesocket(fd);
-        return;
-    }
-    new Session(context, std::move(bev), client);  // owns itself; see destroy()
+    setsockopt(bufferevent_getfd(transport.get()), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    new Session(context, std::move(transport), client);  // owns itself; see destroy()
 }
 
 Session::Session(WorkerContext& context, common::BufferEventPtr client,
@@ -118,17 +114,27 @@ Session::~Session() {
 
 void Session::destroy() { delete this; }
 
+// An idle keep-alive connection is closed only once it has been idle for
+// kDrainIdleTime: a client that just got a response may have its next
+// request on the wire already, and closing under it would lose that request.
+// A busy session's current response goes out with "Connection: close".
 void Session::on_drain() {
-    if (state_ == State::kReadingHead && client_ && input_length(client_.get()) == 0) {
-        destroy();  // idle keep-alive: no request can be in flight
+    if (state_ != State::kReadingHead || !client_ || input_length(client_.get()) > 0) return;
+    auto idle = std::chrono::steady_clock::now() - idle_since_;
+    if (idle >= kDrainIdleTime) {
+        destroy();
+        return;
     }
-    // Otherwise the current response goes out with "Connection: close".
+    timeval tv = to_timeval(
+        std::chrono::duration_cast<std::chrono::milliseconds>(kDrainIdleTime - idle));
+    event_add(timer_.get(), &tv);
 }
 
 void Session::arm_head_timer() {
     bool bytes_waiting = client_ && input_length(client_.get()) > 0;
     timer_is_idle_ = !first_request_ && !bytes_waiting;
     auto timeout = timer_is_idle_ ? limits_.idle_timeout : limits_.header_timeout;
+    if (timer_is_idle_ && context_.draining) timeout = std::min(timeout, kDrainIdleTime);
     timeval tv = to_timeval(timeout);
     event_add(timer_.get(), &tv);
 }
@@ -435,6 +441,9 @@ void Session::read_response() {
 void Session::read_response_head() {
     Exchange& ex = *exchange_;
     evbuffer* input = bufferevent_get_input(upstream_.get());
+    // Once the upstream answered anything, resending the request elsewhere
+    // could run it twice.
+    if (evbuffer_get_length(input) > 0) std::string().swap(ex.upstream_head);
     while (!ex.response_started) {
         size_t available = evbuffer_get_length(input);
         if (available == 0) return;
@@ -449,7 +458,6 @@ void Session::read_response_head() {
             upstream_failed("response head from upstream is too large", false);
             return;
         }
-        std::string().swap(ex.upstream_head);  // a response arrived: no retry
         if (result.status == http::ParseStatus::kError) {
             upstream_failed(std::string("malformed response from upstream: ") +
                                 http::describe(result.error),
@@ -569,6 +577,7 @@ void Session::finish_exchange() {
 
 void Session::reset_for_next_request() {
     exchange_.reset();
+    idle_since_ = std::chrono::steady_clock::now();
     state_ = State::kReadingHead;
     first_request_ = false;
     retried_ = false;
@@ -755,8 +764,17 @@ void Session::on_client_write(bufferevent* bev, void* arg) noexcept {
     }
 }
 
-void Session::on_client_event(bufferevent*, short events, void* arg) noexcept {
+void Session::on_client_event(bufferevent* bev, short events, void* arg) noexcept {
     auto* self = static_cast<Session*>(arg);
+    if (events & BEV_EVENT_CONNECTED) return;  // a TLS handshake completed
+    if (events & BEV_EVENT_ERROR) {
+        std::string tls_error = transport_error(bev);
+        if (!tls_error.empty()) {
+            self->context_.counters.errors[channel::kErrClientProtocol]++;
+            LOG_INFO("TLS error with client %s: %s", self->client_address_.c_str(),
+                     tls_error.c_str());
+        }
+    }
     if ((events & BEV_EVENT_EOF) && (self->state_ == State::kConnecting ||
                                      self->state_ == State::kForwarding)) {
         // A client may half-close after sending its request; answer it.
@@ -791,38 +809,46 @@ void Session::on_upstream_write(bufferevent* bev, void* arg) noexcept {
 
 void Session::on_upstream_event(bufferevent*, short events, void* arg) noexcept {
     auto* self = static_cast<Session*>(arg);
-    Exchange& ex = *self->exchange_;
     if (events & BEV_EVENT_TIMEOUT) {
-        std::string what = "upstream " + ex.upstream_address + " timed out";
-        if (ex.response_started) {
-            self->abort_exchange("upstream timed out mid-response", channel::kErrTimeout);
-        } else {
-            self->respond_error(504, what, "connection_timeout", channel::kErrTimeout, false);
-        }
+        self->upstream_timed_out();
+    } else {
+        self->upstream_closed(events);
+    }
+}
+
+void Session::upstream_timed_out() {
+    Exchange& ex = *exchange_;
+    if (ex.response_started) {
+        abort_exchange("upstream timed out mid-response", channel::kErrTimeout);
         return;
     }
-    // EOF or error: whatever arrived before it is still ours to forward.
-    if (ex.response_started) self->pump_response_body();
-    if (self->exchange_.get() != &ex || self->state_ != State::kForwarding) return;
-    if (ex.response_started && ex.response_framing.kind == http::BodyKind::kUntilClose &&
-        (events & BEV_EVENT_EOF)) {
-        self->finish_exchange();
-        return;
-    }
-    if (!ex.response_started) self->read_response_head();
-    if (self->exchange_.get() != &ex || self->state_ != State::kForwarding ||
-        ex.response_started) {
-        if (self->exchange_.get() == &ex && self->state_ == State::kForwarding) {
-            self->upstream_failed("upstream connection closed", true);
-        }
-        return;
-    }
+    respond_error(504, "upstream " + ex.upstream_address + " did not answer in time",
+                  "connection_timeout", channel::kErrTimeout, false);
+}
+
+// EOF or an error on the upstream. Whatever arrived before it is still ours
+// to forward; a body delimited by the close ends here normally.
+void Session::upstream_closed(short events) {
     int error = EVUTIL_SOCKET_ERROR();
-    std::string what = (events & BEV_EVENT_EOF)
-                           ? "upstream " + ex.upstream_address + " closed the connection without a response"
-                           : "upstream " + ex.upstream_address + " connection failed (" +
-                                 std::strerror(error) + ")";
-    self->upstream_failed(what, true);
+    Exchange* ex = exchange_.get();
+    if (ex->response_started) {
+        pump_response_body();
+    } else {
+        read_response_head();
+    }
+    if (exchange_.get() != ex || state_ != State::kForwarding) return;  // finished or failed
+    if (ex->response_started && ex->response_framing.kind == http::BodyKind::kUntilClose &&
+        (events & BEV_EVENT_EOF)) {
+        ex->upstream_reusable = false;
+        finish_exchange();
+        return;
+    }
+    std::string what = "upstream " + ex->upstream_address;
+    what += (events & BEV_EVENT_EOF) ? " closed the connection"
+                                     : std::string(" connection failed (") +
+                                           std::strerror(error) + ")";
+    if (!ex->response_started) what += " without a response";
+    upstream_failed(what, true);
 }
 
 void Session::on_timer(evutil_socket_t, short, void* arg) noexcept {
@@ -833,7 +859,9 @@ void Session::on_timer(evutil_socket_t, short, void* arg) noexcept {
                             channel::kErrTimeout, true);
         return;
     }
-    self->destroy();  // idle keep-alive, silent client, or lingering close over
+    // Idle keep-alive (or idle long enough while draining), a client that
+    // never sent a byte, or a lingering close that is over.
+    self->destroy();
 }
 
 }  // namespace worker

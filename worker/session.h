@@ -22,9 +22,9 @@ namespace worker {
 
 class Session {
 public:
-    // Takes ownership of the accepted socket `fd`. The session deletes itself
-    // when the connection ends.
-    static void start(WorkerContext& context, evutil_socket_t fd,
+    // Serves the accepted connection `transport` (plain or TLS). The session
+    // deletes itself when the connection ends.
+    static void start(WorkerContext& context, common::BufferEventPtr transport,
                       const common::SocketAddress& client);
 
     // The worker began draining: an idle keep-alive connection closes now,
@@ -119,6 +119,8 @@ private:
     // The upstream failed: 502 before the response head, a close after it.
     // `connection_broken` (EOF, reset) allows one retry on a reused connection.
     void upstream_failed(const std::string& what, bool connection_broken);
+    void upstream_timed_out();
+    void upstream_closed(short events);
     void count_moved(bufferevent* from, size_t n);
 
     // Moves up to `limit` bytes from `from` to `to` and applies backpressure.
@@ -148,7 +150,8 @@ private:
     std::string client_address_;
     State state_ = State::kReadingHead;
     bool first_request_ = true;
-    bool timer_is_idle_ = false;  // the head timer is idle_timeout, not header_timeout
+    bool timer_is_idle_ = false;
+    std::chrono::steady_clock::time_point idle_since_ = std::chrono::steady_clock::now();  // the head timer is idle_timeout, not header_timeout
     bool client_eof_ = false;
     bool retried_ = false;
     bool shut_down_ = false;  // SHUT_WR sent during a lingering close

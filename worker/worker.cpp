@@ -25,6 +25,7 @@
 
 #include "common/channel.h"
 #include "common/libevent_handles.h"
+#include "common/libevent_log.h"
 #include "common/log.h"
 #include "worker/access_log.h"
 #include "worker/acceptor.h"
@@ -123,6 +124,7 @@ int Worker::run() {
 
 bool Worker::setup() {
     const common::Config& config = *startup_.config;
+    common::route_libevent_logs();
     event_config* event_cfg = event_config_new();
     // One thread per worker: libevent needs no locks.
     event_config_set_flag(event_cfg, EVENT_BASE_FLAG_NOLOCK);
