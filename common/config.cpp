@@ -397,7 +397,8 @@ bool validate(Config& config, std::string& error) {
     }
     const Duration* positive[] = {&limits.connect_timeout, &limits.header_timeout,
                                   &limits.idle_timeout, &limits.tunnel_idle_timeout,
-                                  &limits.upstream_timeout, &limits.dns_timeout};
+                                  &limits.upstream_timeout, &limits.dns_timeout,
+                                  &limits.upstream_keepalive_timeout};
     for (const Duration* d : positive) {
         if (d->count() <= 0) {
             error = "[limits]: timeouts must be greater than 0";

@@ -33,6 +33,7 @@
 #include <cstring>
 
 #include "common/log.h"
+#include "worker/destination_policy.h"
 #include "worker/transport.h"
 
 namespace worker {
@@ -237,10 +238,9 @@ bool Session::prepare_connect(const http::RequestHead& head) {
     if (!common::parse_authority_target(head.target, ex.destination, error)) {
         return refuse(400, error, "http_request_error", channel::kErrClientProtocol, true);
     }
-    if (!common::port_allowed(context_.config->acl.connect_ports, ex.destination.port)) {
-        return refuse(403, "CONNECT to port " + std::to_string(ex.destination.port) +
-                               " is not allowed",
-                      "destination_ip_prohibited", channel::kErrDenied, true);
+    if (auto refusal = check_tunnel_port(context_.config->acl, ex.destination.port)) {
+        return refuse(refusal->http_status, refusal->detail, refusal->error_type,
+                      refusal->error_class, true);
     }
     if (has_our_via(head)) {
         return refuse(508, "request loops back to the proxy (Via)", "http_request_denied",
@@ -270,25 +270,11 @@ void Session::connect_upstream() {
 }
 
 void Session::on_connected(ConnectResult&& result) {
-    switch (result.error) {
-        case ConnectError::kNone: break;
-        case ConnectError::kResolve:
-            respond_error(502, result.detail, "dns_error", channel::kErrUpstreamConnect, false);
-            return;
-        case ConnectError::kDenied:
-            respond_error(403, result.detail, "destination_ip_prohibited", channel::kErrDenied,
-                          false);
-            return;
-        case ConnectError::kLoop:
-            respond_error(508, result.detail, "http_request_denied", channel::kErrDenied, false);
-            return;
-        case ConnectError::kRefused:
-            respond_error(502, result.detail, "connection_refused", channel::kErrUpstreamConnect,
-                          false);
-            return;
-        case ConnectError::kTimeout:
-            respond_error(504, result.detail, "connection_timeout", channel::kErrTimeout, false);
-            return;
+    if (result.error != ConnectError::kNone) {
+        Refusal refusal = refusal_for(result.error, result.detail);
+        respond_error(refusal.http_status, refusal.detail, refusal.error_type,
+                      refusal.error_class, false);
+        return;
     }
     upstream_ = std::move(result.connection);
     exchange_->upstream_peer = result.peer;
