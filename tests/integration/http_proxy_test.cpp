@@ -1,0 +1,657 @@
+// End-to-end tests of the HTTP/1.1 forward proxy (issue 4): the real binary,
+// curl and raw sockets as clients, origins owned by the test on loopback.
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cctype>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "tests/integration/harness.h"
+
+namespace {
+
+using namespace std::chrono_literals;
+using harness::Clock;
+using harness::ConfigBuilder;
+using harness::CurlResult;
+using harness::HttpOrigin;
+using harness::HttpResponse;
+using harness::Millis;
+using harness::pattern_bytes;
+using harness::ProxydInstance;
+using harness::RawClient;
+using harness::sha256_hex;
+
+std::string lower(std::string s) {
+    for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return s;
+}
+
+// A loopback port nothing listens on: bound, then closed.
+uint16_t closed_port() {
+    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in sin{};
+    sin.sin_family = AF_INET;
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ::bind(fd, reinterpret_cast<sockaddr*>(&sin), sizeof sin);
+    socklen_t len = sizeof sin;
+    ::getsockname(fd, reinterpret_cast<sockaddr*>(&sin), &len);
+    ::close(fd);
+    return ntohs(sin.sin_port);
+}
+
+Millis since(Clock::time_point start) {
+    return std::chrono::duration_cast<Millis>(Clock::now() - start);
+}
+
+class HttpProxy : public ::testing::Test {
+  protected:
+    // Starts proxyd with `config`; false (with a failure recorded) if it
+    // did not come up with a listener.
+    bool start(ConfigBuilder config = ConfigBuilder()) {
+        proxy_ = std::make_unique<ProxydInstance>(std::move(config));
+        if (!proxy_->start()) return false;
+        port_ = proxy_->listener_port("main");
+        EXPECT_NE(port_, 0) << "no address for listener main in status: "
+                            << proxy_->control("status").value_or("(none)");
+        return port_ != 0;
+    }
+
+    struct Fetch {
+        int status = 0;  // 0 when curl got no response at all
+        std::string body;
+        CurlResult curl;
+        Millis elapsed{0};
+    };
+    // curl through the proxy with the body written to a file, so binary
+    // bodies of any size come back intact and the status comes from -w.
+    Fetch fetch(const std::vector<std::string>& args, Millis timeout = 10s) {
+        std::string body_path = proxy_->path("body-" + std::to_string(++fetches_));
+        std::vector<std::string> all = {"-o", body_path, "-w", "%{http_code}"};
+        all.insert(all.end(), args.begin(), args.end());
+        Fetch f;
+        auto started = Clock::now();
+        f.curl = harness::curl_via(port_, all, timeout);
+        f.elapsed = since(started);
+        f.status = std::atoi(f.curl.out.c_str());
+        f.body = harness::read_file(body_path);
+        ::unlink(body_path.c_str());
+        return f;
+    }
+
+    // "GET <absolute url> HTTP/1.1" with Host from the URL's authority.
+    std::string get(const std::string& path, const std::string& extra_headers = "",
+                    const std::string& method = "GET") const {
+        return method + " " + origin_.url(path) + " HTTP/1.1\r\nHost: " + origin_.host_port() +
+               "\r\n" + extra_headers + "\r\n";
+    }
+
+    // Sends `request` on a fresh connection and reads one response.
+    std::optional<HttpResponse> exchange(const std::string& request, Millis timeout = 5s) {
+        RawClient client;
+        if (!client.connect(port_)) {
+            ADD_FAILURE() << "cannot connect to the proxy on port " << port_;
+            return std::nullopt;
+        }
+        if (!client.send(request)) return std::nullopt;
+        return client.read_response(timeout);
+    }
+
+    HttpOrigin origin_;
+    std::unique_ptr<ProxydInstance> proxy_;  // declared after origin_: stops first
+    uint16_t port_ = 0;
+    int fetches_ = 0;
+};
+
+// --- Bodies --------------------------------------------------------------
+
+class HttpProxyGetSize : public HttpProxy, public ::testing::WithParamInterface<size_t> {};
+
+TEST_P(HttpProxyGetSize, ForwardsGetBodyByteExact) {
+    ASSERT_TRUE(start());
+    const size_t n = GetParam();
+    Fetch f = fetch({origin_.url("/bytes/" + std::to_string(n))});
+    EXPECT_EQ(f.curl.exit_code, 0) << f.curl.err;
+    EXPECT_EQ(f.status, 200);
+    EXPECT_EQ(f.body.size(), n);
+    EXPECT_EQ(sha256_hex(f.body), sha256_hex(pattern_bytes(n)));
+}
+
+INSTANTIATE_TEST_SUITE_P(Sizes, HttpProxyGetSize,
+                         ::testing::Values(size_t{0}, size_t{1}, size_t{1024}, size_t{1} << 20,
+                                           size_t{8} << 20));
+
+TEST_F(HttpProxy, ForwardsChunkedResponsesByteExact) {
+    ASSERT_TRUE(start());
+    for (size_t n : {size_t{0}, size_t{5}, size_t{100000}, size_t{3} << 20}) {
+        SCOPED_TRACE("chunked body of " + std::to_string(n) + " bytes");
+        Fetch f = fetch({origin_.url("/chunked/" + std::to_string(n))});
+        EXPECT_EQ(f.curl.exit_code, 0) << f.curl.err;
+        EXPECT_EQ(f.status, 200);
+        EXPECT_EQ(f.body.size(), n);
+        EXPECT_EQ(sha256_hex(f.body), sha256_hex(pattern_bytes(n)));
+    }
+}
+
+TEST_F(HttpProxy, ForwardsContentLengthUploadByteExact) {
+    ASSERT_TRUE(start());
+    const std::string data = pattern_bytes(5 << 20, 11);
+    const std::string file = proxy_->path("upload.bin");
+    ASSERT_TRUE(harness::write_file(file, data));
+    Fetch f = fetch({"--data-binary", "@" + file, "-H", "Content-Type: application/octet-stream",
+                     "-H", "Expect:", origin_.url("/echo")});
+    EXPECT_EQ(f.curl.exit_code, 0) << f.curl.err;
+    EXPECT_EQ(f.status, 200);
+    EXPECT_EQ(sha256_hex(f.body), sha256_hex(data));
+    auto req = origin_.last_request();
+    ASSERT_TRUE(req);
+    EXPECT_EQ(req->method, "POST");
+    EXPECT_EQ(req->body.size(), data.size());
+    EXPECT_EQ(sha256_hex(req->body), sha256_hex(data));
+}
+
+TEST_F(HttpProxy, ForwardsChunkedUploadByteExact) {
+    ASSERT_TRUE(start());
+    const std::string data = pattern_bytes(3 << 20, 12);
+    const std::string file = proxy_->path("upload.bin");
+    ASSERT_TRUE(harness::write_file(file, data));
+    Fetch f = fetch({"--data-binary", "@" + file, "-H", "Transfer-Encoding: chunked", "-H",
+                     "Expect:", origin_.url("/echo")});
+    EXPECT_EQ(f.curl.exit_code, 0) << f.curl.err;
+    EXPECT_EQ(f.status, 200);
+    EXPECT_EQ(sha256_hex(f.body), sha256_hex(data));
+    auto req = origin_.last_request();
+    ASSERT_TRUE(req);
+    EXPECT_EQ(req->body.size(), data.size());
+    EXPECT_EQ(sha256_hex(req->body), sha256_hex(data));
+}
+
+TEST_F(HttpProxy, RelaysExpectContinueWithoutStalling) {
+    ASSERT_TRUE(start());
+    const std::string data = pattern_bytes(256 * 1024, 13);
+    const std::string file = proxy_->path("upload.bin");
+    ASSERT_TRUE(harness::write_file(file, data));
+    // curl waits --expect100-timeout for a 100 Continue before it sends the
+    // body anyway: a proxy that swallows the 100 costs the full 5 s.
+    Fetch f = fetch({"--expect100-timeout", "5", "-H", "Expect: 100-continue", "--data-binary",
+                     "@" + file, origin_.url("/echo")});
+    EXPECT_EQ(f.status, 200) << f.curl.err;
+    EXPECT_EQ(sha256_hex(f.body), sha256_hex(data));
+    EXPECT_LT(f.elapsed, 3s);
+}
+
+// --- Connections ---------------------------------------------------------
+
+TEST_F(HttpProxy, ReusesClientAndUpstreamConnections) {
+    ASSERT_TRUE(start());
+    CurlResult r =
+        harness::curl_via(port_, {"-v", origin_.url("/bytes/100"), origin_.url("/bytes/200")});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(r.out, pattern_bytes(100) + pattern_bytes(200));
+    EXPECT_NE(r.err.find("Re-using existing connection"), std::string::npos) << r.err;
+    EXPECT_EQ(origin_.connections_accepted(), 1);
+    EXPECT_EQ(origin_.request_count(), 2u);
+}
+
+TEST_F(HttpProxy, AnswersPipelinedRequestsInOrder) {
+    ASSERT_TRUE(start());
+    RawClient client;
+    ASSERT_TRUE(client.connect(port_));
+    ASSERT_TRUE(client.send(get("/bytes/10") + get("/bytes/20000") + get("/chunked/5000")));
+    auto r1 = client.read_response();
+    auto r2 = client.read_response();
+    auto r3 = client.read_response();
+    ASSERT_TRUE(r1 && r2 && r3) << "buffered: " << client.buffered().substr(0, 200);
+    EXPECT_EQ(r1->body, pattern_bytes(10));
+    EXPECT_EQ(r2->body, pattern_bytes(20000));
+    EXPECT_EQ(r3->body, pattern_bytes(5000));
+}
+
+TEST_F(HttpProxy, HeadAnd204And304HaveNoBodyAndKeepConnectionUsable) {
+    ASSERT_TRUE(start());
+    RawClient client;
+    ASSERT_TRUE(client.connect(port_));
+    struct Case {
+        std::string request;
+        bool head;
+        int status;
+    };
+    const Case cases[] = {
+        {get("/bytes/100", "", "HEAD"), true, 200},
+        {get("/status/204"), false, 204},
+        {get("/status/304"), false, 304},
+    };
+    int n = 0;
+    for (const auto& c : cases) {
+        SCOPED_TRACE(c.request.substr(0, c.request.find('\r')));
+        ASSERT_TRUE(client.send(c.request));
+        auto resp = client.read_response(5s, c.head);
+        ASSERT_TRUE(resp);
+        EXPECT_EQ(resp->status, c.status);
+        EXPECT_TRUE(resp->body.empty());
+        if (c.head) {
+            EXPECT_EQ(resp->header("Content-Length").value_or(""), "100");
+        }
+        // The next response on the connection must start right after the
+        // head: a stray body would break its parse.
+        ASSERT_TRUE(client.send(get("/bytes/" + std::to_string(7 + n))));
+        auto next = client.read_response();
+        ASSERT_TRUE(next) << "buffered: " << client.buffered().substr(0, 200);
+        EXPECT_EQ(next->status, 200);
+        EXPECT_EQ(next->body, pattern_bytes(7 + n));
+        ++n;
+    }
+    EXPECT_EQ(client.recv_some(200ms), "");
+}
+
+TEST_F(HttpProxy, ServesHttp10ClientAndCloses) {
+    ASSERT_TRUE(start());
+    RawClient client;
+    ASSERT_TRUE(client.connect(port_));
+    ASSERT_TRUE(client.send("GET " + origin_.url("/bytes/1000") + " HTTP/1.0\r\n\r\n"));
+    bool closed = false;
+    std::string raw = client.read_until_close(5s, &closed);
+    EXPECT_TRUE(closed);
+    size_t consumed = 0;
+    bool need_more = false;
+    auto resp = harness::parse_response(raw, false, consumed, need_more, true);
+    ASSERT_TRUE(resp) << raw.substr(0, 200);
+    EXPECT_EQ(resp->status, 200);
+    EXPECT_EQ(resp->body, pattern_bytes(1000));
+}
+
+TEST_F(HttpProxy, ReconnectsUpstreamAfterOriginClosed) {
+    ASSERT_TRUE(start());
+    RawClient client;
+    ASSERT_TRUE(client.connect(port_));
+    ASSERT_TRUE(client.send(get("/close")));
+    auto first = client.read_response();
+    ASSERT_TRUE(first);
+    EXPECT_EQ(first->body, "bye\n");
+    // The proxy may pass the close on to the client, or keep the client.
+    client.recv_some(200ms);
+    if (client.eof()) {
+        ASSERT_TRUE(client.connect(port_));
+    }
+    ASSERT_TRUE(client.send(get("/bytes/50")));
+    auto second = client.read_response();
+    ASSERT_TRUE(second);
+    EXPECT_EQ(second->body, pattern_bytes(50));
+    EXPECT_EQ(origin_.connections_accepted(), 2);
+}
+
+// --- CONNECT -------------------------------------------------------------
+
+TEST_F(HttpProxy, TunnelsTlsByteExact) {
+    ASSERT_TRUE(start());
+    harness::TlsOrigin tls;
+    Fetch f = fetch({"-p", "--cacert", tls.cert_path(), tls.url("/bytes/1048576")});
+    EXPECT_EQ(f.curl.exit_code, 0) << f.curl.err;
+    EXPECT_EQ(f.status, 200);
+    EXPECT_EQ(sha256_hex(f.body), sha256_hex(pattern_bytes(1 << 20)));
+    EXPECT_EQ(tls.request_count(), 1u);
+}
+
+TEST_F(HttpProxy, TunnelsTlsUploadByteExact) {
+    ASSERT_TRUE(start());
+    harness::TlsOrigin tls;
+    const std::string data = pattern_bytes(2 << 20, 21);
+    const std::string file = proxy_->path("upload.bin");
+    ASSERT_TRUE(harness::write_file(file, data));
+    Fetch f = fetch({"--cacert", tls.cert_path(), "-H", "Expect:", "--data-binary", "@" + file,
+                     tls.url("/echo")});
+    EXPECT_EQ(f.curl.exit_code, 0) << f.curl.err;
+    EXPECT_EQ(f.status, 200);
+    EXPECT_EQ(sha256_hex(f.body), sha256_hex(data));
+}
+
+TEST_F(HttpProxy, TunnelsPlainHttpWithProxytunnel) {
+    ASSERT_TRUE(start());
+    Fetch f = fetch({"-p", origin_.url("/bytes/4096")});
+    EXPECT_EQ(f.curl.exit_code, 0) << f.curl.err;
+    EXPECT_EQ(f.status, 200);
+    EXPECT_EQ(f.body, pattern_bytes(4096));
+    auto req = origin_.last_request();
+    ASSERT_TRUE(req);
+    EXPECT_EQ(req->target, "/bytes/4096");  // origin-form: it came through the tunnel
+}
+
+TEST_F(HttpProxy, DeniesConnectOutsideConnectPorts) {
+    ConfigBuilder config;
+    config.set("acl", "connect_ports", "443");
+    ASSERT_TRUE(start(config));
+    auto resp = exchange("CONNECT " + origin_.host_port() +
+                         " HTTP/1.1\r\nHost: " + origin_.host_port() + "\r\n\r\n");
+    ASSERT_TRUE(resp);
+    EXPECT_EQ(resp->status, 403);
+    EXPECT_EQ(origin_.connections_accepted(), 0);
+}
+
+// --- Upstream failures ---------------------------------------------------
+
+TEST_F(HttpProxy, RefusedUpstreamGives502NamingCause) {
+    ASSERT_TRUE(start());
+    Fetch f = fetch({"http://127.0.0.1:" + std::to_string(closed_port()) + "/"});
+    EXPECT_EQ(f.status, 502) << f.curl.err;
+    EXPECT_FALSE(f.body.empty());
+    EXPECT_NE(lower(f.body).find("refused"), std::string::npos) << f.body;
+}
+
+TEST_F(HttpProxy, RefusedConnectGives502) {
+    ASSERT_TRUE(start());
+    std::string target = "127.0.0.1:" + std::to_string(closed_port());
+    auto resp = exchange("CONNECT " + target + " HTTP/1.1\r\nHost: " + target + "\r\n\r\n");
+    ASSERT_TRUE(resp);
+    EXPECT_EQ(resp->status, 502);
+}
+
+TEST_F(HttpProxy, UnresolvableHostGives502Promptly) {
+    ConfigBuilder config;
+    config.set("limits", "dns_timeout", "2s");
+    ASSERT_TRUE(start(config));
+    Fetch f = fetch({"http://nonexistent.invalid/"});
+    EXPECT_EQ(f.status, 502) << f.curl.err;
+    EXPECT_FALSE(f.body.empty());
+    EXPECT_LT(f.elapsed, 6s);
+}
+
+TEST_F(HttpProxy, SilentUpstreamGives504) {
+    ConfigBuilder config;
+    config.set("limits", "upstream_timeout", "1s");
+    ASSERT_TRUE(start(config));
+    Fetch f = fetch({origin_.url("/silent")});
+    EXPECT_EQ(f.status, 504) << f.curl.err;
+    EXPECT_FALSE(f.body.empty());
+    EXPECT_LT(f.elapsed, 5s);
+}
+
+TEST_F(HttpProxy, UpstreamResetGives502) {
+    ASSERT_TRUE(start());
+    harness::RawTcpServer reset([](int fd, const std::atomic<bool>&) {
+        char buf[4096];
+        ::recv(fd, buf, sizeof buf, 0);
+        linger hard{1, 0};  // the server's close() after we return sends RST
+        ::setsockopt(fd, SOL_SOCKET, SO_LINGER, &hard, sizeof hard);
+    });
+    Fetch f = fetch({"http://127.0.0.1:" + std::to_string(reset.port()) + "/"});
+    EXPECT_EQ(f.status, 502) << f.curl.err;
+}
+
+TEST_F(HttpProxy, GarbageFromUpstreamGives502) {
+    ASSERT_TRUE(start());
+    harness::RawTcpServer garbage([](int fd, const std::atomic<bool>&) {
+        char buf[4096];
+        ::recv(fd, buf, sizeof buf, 0);
+        const char reply[] = "SSH-2.0-not-http\r\n\r\n";
+        ::send(fd, reply, sizeof reply - 1, MSG_NOSIGNAL);
+        ::shutdown(fd, SHUT_WR);
+    });
+    Fetch f = fetch({"http://127.0.0.1:" + std::to_string(garbage.port()) + "/"});
+    EXPECT_EQ(f.status, 502) << f.curl.err;
+}
+
+TEST_F(HttpProxy, OriginClosingMidBodyIsNotPassedOffAsComplete) {
+    ASSERT_TRUE(start());
+    Fetch f = fetch({origin_.url("/close-mid-body/200000")}, 5s);
+    EXPECT_NE(f.curl.exit_code, 0) << "curl accepted a truncated body as complete";
+    EXPECT_LT(f.body.size(), 200000u);
+    // The worker survived it.
+    Fetch next = fetch({origin_.url("/bytes/10")});
+    EXPECT_EQ(next.status, 200);
+    EXPECT_EQ(next.body, pattern_bytes(10));
+}
+
+// --- Policy --------------------------------------------------------------
+
+TEST_F(HttpProxy, DeniesPrivateDestinationsInEverySpelling) {
+    ConfigBuilder config;
+    config.set("acl", "deny_private_destinations", "yes");
+    ASSERT_TRUE(start(config));
+    Fetch f = fetch({origin_.url("/")});
+    EXPECT_EQ(f.status, 403) << f.curl.err;
+    EXPECT_FALSE(f.body.empty());
+
+    const std::string port = std::to_string(origin_.port());
+    for (std::string host : {"127.0.0.1", "127.1", "0x7f000001", "2130706433", "0177.0.0.1",
+                             "[::ffff:127.0.0.1]", "[::ffff:7f00:1]", "[::1]", "localhost"}) {
+        SCOPED_TRACE(host);
+        std::string authority = host + ":" + port;
+        auto resp = exchange("GET http://" + authority + "/ HTTP/1.1\r\nHost: " + authority +
+                             "\r\nConnection: close\r\n\r\n");
+        ASSERT_TRUE(resp);
+        EXPECT_TRUE(resp->status == 403 || resp->status == 400) << resp->status;
+        auto tunnel =
+            exchange("CONNECT " + authority + " HTTP/1.1\r\nHost: " + authority + "\r\n\r\n");
+        ASSERT_TRUE(tunnel);
+        EXPECT_TRUE(tunnel->status == 403 || tunnel->status == 400) << tunnel->status;
+    }
+    EXPECT_EQ(origin_.connections_accepted(), 0);
+}
+
+TEST_F(HttpProxy, RefusesClientOutsideAllowClients) {
+    ConfigBuilder config;
+    config.set("acl", "allow_clients", "10.0.0.0/8");
+    ASSERT_TRUE(start(config));
+    RawClient client;
+    ASSERT_TRUE(client.connect(port_));
+    client.send(get("/bytes/10"));  // may fail: the proxy is free to close first
+    bool closed = false;
+    std::string answer = client.read_until_close(3s, &closed);
+    EXPECT_TRUE(closed);
+    EXPECT_EQ(answer.find("HTTP/1.1 200"), std::string::npos) << answer.substr(0, 200);
+    EXPECT_EQ(origin_.request_count(), 0u);
+}
+
+// --- Header hygiene ------------------------------------------------------
+
+TEST_F(HttpProxy, StripsHopByHopFieldsAndRegeneratesHost) {
+    ASSERT_TRUE(start());
+    auto resp = exchange("GET " + origin_.url("/headers") +
+                         " HTTP/1.1\r\n"
+                         "Host: wrong.example.com\r\n"
+                         "Connection: X-Secret\r\n"
+                         "X-Secret: 1\r\n"
+                         "Proxy-Connection: keep-alive\r\n"
+                         "Keep-Alive: 5\r\n"
+                         "TE: trailers\r\n"
+                         "Proxy-Authorization: Basic eA==\r\n"
+                         "X-Kept: yes\r\n"
+                         "\r\n");
+    ASSERT_TRUE(resp);
+    EXPECT_EQ(resp->status, 200);
+    auto req = origin_.last_request();
+    ASSERT_TRUE(req);
+    for (const char* name :
+         {"X-Secret", "Proxy-Connection", "Keep-Alive", "TE", "Proxy-Authorization"}) {
+        EXPECT_FALSE(req->has_header(name)) << name << " reached the origin";
+    }
+    EXPECT_EQ(lower(req->header("Connection").value_or("")).find("x-secret"), std::string::npos);
+    EXPECT_EQ(req->header("X-Kept").value_or(""), "yes");
+    EXPECT_EQ(req->header("Host").value_or(""), origin_.host_port());
+    EXPECT_TRUE(req->has_header("Via"));
+    EXPECT_EQ(req->target, "/headers");  // origin-form towards the origin
+}
+
+TEST_F(HttpProxy, AnswersLoopingRequestLocally) {
+    ASSERT_TRUE(start());
+    // Learn the Via pseudonym this proxy adds, then send it back to itself.
+    Fetch first = fetch({origin_.url("/")});
+    ASSERT_EQ(first.status, 200) << first.curl.err;
+    auto seen = origin_.last_request();
+    ASSERT_TRUE(seen);
+    std::string via = seen->header("Via").value_or("1.1 proxyd");
+    origin_.clear();
+    for (const std::string& value : {via, std::string("1.0 other, ") + via}) {
+        SCOPED_TRACE("Via: " + value);
+        auto resp = exchange(get("/", "Via: " + value + "\r\n"));
+        ASSERT_TRUE(resp);
+        EXPECT_NE(resp->status, 200);
+        EXPECT_TRUE(resp->status == 508 || resp->status == 400) << resp->status;
+    }
+    EXPECT_EQ(origin_.request_count(), 0u);
+}
+
+TEST_F(HttpProxy, RejectsOriginFormRequest) {
+    ASSERT_TRUE(start());
+    auto resp = exchange("GET /bytes/10 HTTP/1.1\r\nHost: " + origin_.host_port() + "\r\n\r\n");
+    ASSERT_TRUE(resp);
+    EXPECT_EQ(resp->status, 400);
+    EXPECT_EQ(origin_.request_count(), 0u);
+}
+
+// --- Malformed requests (RFC 9112: reject, don't repair) -----------------
+
+TEST_F(HttpProxy, RejectsMalformedRequestsWithRfcStatus) {
+    ASSERT_TRUE(start());
+    const std::string url = origin_.url("/");
+    const std::string host = "Host: " + origin_.host_port() + "\r\n";
+    struct Case {
+        const char* what;
+        std::string bytes;
+        int status;
+    };
+    const Case cases[] = {
+        {"garbage request line", "GARBAGE\r\n\r\n", 400},
+        {"extra token in request line", "GET " + url + " HTTP/1.1 extra\r\n" + host + "\r\n", 400},
+        {"obs-fold", "GET " + url + " HTTP/1.1\r\n" + host + "X-A: a\r\n b\r\n\r\n", 400},
+        {"space before colon", "GET " + url + " HTTP/1.1\r\n" + host + "X-A : a\r\n\r\n", 400},
+        {"Content-Length and Transfer-Encoding",
+         "POST " + url + " HTTP/1.1\r\n" + host +
+             "Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+         400},
+        {"two Content-Lengths",
+         "POST " + url + " HTTP/1.1\r\n" + host + "Content-Length: 5\r\nContent-Length: 6\r\n\r\n",
+         400},
+        {"non-numeric Content-Length",
+         "POST " + url + " HTTP/1.1\r\n" + host + "Content-Length: abc\r\n\r\n", 400},
+        {"chunked not final",
+         "POST " + url + " HTTP/1.1\r\n" + host + "Transfer-Encoding: chunked, gzip\r\n\r\n", 400},
+        {"unknown transfer coding",
+         "POST " + url + " HTTP/1.1\r\n" + host + "Transfer-Encoding: foo, chunked\r\n\r\n", 501},
+        {"HTTP/1.1 without Host", "GET " + url + " HTTP/1.1\r\n\r\n", 400},
+        {"bare LF", "GET " + url + " HTTP/1.1\n" + host + "\n", 400},
+        {"long target", "GET " + url + std::string(20000, 'a') + " HTTP/1.1\r\n" + host + "\r\n",
+         414},
+        {"HTTP/2.0", "GET " + url + " HTTP/2.0\r\n" + host + "\r\n", 505},
+    };
+    for (const auto& c : cases) {
+        SCOPED_TRACE(c.what);
+        RawClient client;
+        ASSERT_TRUE(client.connect(port_));
+        client.send(c.bytes);
+        auto resp = client.read_response();
+        ASSERT_TRUE(resp) << "no response; got: " << client.buffered().substr(0, 200);
+        EXPECT_EQ(resp->status, c.status);
+        EXPECT_FALSE(resp->body.empty()) << "error bodies name the cause";
+        // After refusing a request the proxy can't know where the next one
+        // starts: it must close.
+        EXPECT_TRUE(client.wait_closed(3s));
+    }
+    EXPECT_EQ(origin_.request_count(), 0u);
+}
+
+TEST_F(HttpProxy, RejectsOversizedHeaderWith431) {
+    ConfigBuilder config;
+    config.set("limits", "max_header_size", "4k");
+    ASSERT_TRUE(start(config));
+    auto resp = exchange(get("/", "X-Big: " + std::string(6000, 'b') + "\r\n"));
+    ASSERT_TRUE(resp);
+    EXPECT_EQ(resp->status, 431);
+    // Just under the limit still works.
+    auto ok = exchange(get("/bytes/3", "X-Big: " + std::string(3000, 'b') + "\r\n"));
+    ASSERT_TRUE(ok);
+    EXPECT_EQ(ok->status, 200);
+    EXPECT_EQ(origin_.request_count(), 1u);
+}
+
+// --- Load and timeouts ---------------------------------------------------
+
+TEST_F(HttpProxy, ServesHundredConcurrentClientsByteExact) {
+    ASSERT_TRUE(start());
+    constexpr int kClients = 100;
+    std::atomic<int> good{0};
+    std::vector<std::string> failures(kClients);
+    std::vector<std::thread> threads;
+    for (int i = 0; i < kClients; ++i) {
+        threads.emplace_back([&, i] {
+            RawClient client;
+            if (!client.connect(port_, 5s)) {
+                failures[i] = "connect failed";
+                return;
+            }
+            // Two requests per connection: keep-alive under load too.
+            for (int round = 0; round < 2; ++round) {
+                size_t n = 1000 + static_cast<size_t>(i) * 997 + static_cast<size_t>(round);
+                if (!client.send(get("/bytes/" + std::to_string(n)), 5s)) {
+                    failures[i] = "send failed";
+                    return;
+                }
+                auto resp = client.read_response(8s);
+                if (!resp || resp->status != 200 || resp->body != pattern_bytes(n)) {
+                    failures[i] =
+                        resp ? "wrong answer, status " + std::to_string(resp->status) : "no answer";
+                    return;
+                }
+            }
+            ++good;
+        });
+    }
+    for (auto& t : threads) t.join();
+    EXPECT_EQ(good.load(), kClients);
+    for (int i = 0; i < kClients; ++i) {
+        if (!failures[i].empty()) ADD_FAILURE() << "client " << i << ": " << failures[i];
+    }
+}
+
+TEST_F(HttpProxy, CutsSlowHeaderSenderWithoutDelayingOthers) {
+    ConfigBuilder config;
+    config.set("limits", "header_timeout", "1s");
+    config.set("master", "workers", "1");  // the slow client and the others share a worker
+    ASSERT_TRUE(start(config));
+
+    std::atomic<bool> done{false};
+    Millis cut_after{0};
+    bool cut = false;
+    std::thread slow([&] {
+        RawClient client;
+        if (!client.connect(port_)) return;
+        const std::string request = get("/bytes/10", "X-Padding: " + std::string(40, 'p') + "\r\n");
+        auto started = Clock::now();
+        for (char byte : request) {
+            if (!client.send(std::string_view(&byte, 1), 1s)) break;
+            // recv_some doubles as the 200 ms pace: anything arriving means
+            // the proxy answered (408) or closed.
+            if (!client.recv_some(200ms).empty() || client.eof()) break;
+            if (since(started) > 8s) break;
+        }
+        cut_after = since(started);
+        cut = client.eof() || !client.buffered().empty() || cut_after < 8s;
+        done = true;
+    });
+
+    // Meanwhile others are served fast.
+    Millis slowest{0};
+    int served = 0;
+    while (!done.load() && served < 20) {
+        auto t0 = Clock::now();
+        auto resp = exchange(get("/bytes/100"), 3s);
+        slowest = std::max(slowest, since(t0));
+        if (resp && resp->status == 200) ++served;
+        std::this_thread::sleep_for(100ms);
+    }
+    slow.join();
+    EXPECT_TRUE(cut) << "the slow client was never cut off";
+    EXPECT_GE(cut_after, 800ms);
+    EXPECT_LT(cut_after, 4s);
+    EXPECT_GT(served, 0);
+    EXPECT_LT(slowest, 900ms);  // a blocked worker would hold them for the whole 1 s
+}
+
+}  // namespace
