@@ -356,10 +356,6 @@ bool validate(Config& config, std::string& error) {
             error = where + "\"tls_certificate\" and \"tls_key\" must be set together";
             return false;
         }
-        if (l.protocol == ListenProtocol::kSocks5) {
-            error = where + "\"protocol = socks5\" is not supported by this version yet";
-            return false;
-        }
         if (l.tls()) {
             std::string tls_error;
             l.tls_context = tls::create_server_context(l.tls_certificate, l.tls_key, tls_error);

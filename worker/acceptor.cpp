@@ -4,7 +4,8 @@
 #include <cstring>
 
 #include "common/log.h"
-#include "worker/session.h"
+#include "worker/http_session.h"
+#include "worker/socks_session.h"
 #include "worker/transport.h"
 
 namespace worker {
@@ -94,7 +95,15 @@ void Acceptor::on_accept(evconnlistener*, evutil_socket_t fd, sockaddr* address,
     }
     common::BufferEventPtr transport =
         make_client_transport(context.base, fd, endpoint->listener.config);
-    if (transport) Session::start(context, std::move(transport), client);
+    if (!transport) return;
+    switch (endpoint->listener.config.protocol) {
+        case common::ListenProtocol::kHttp:
+            HttpSession::start(context, std::move(transport), client);
+            break;
+        case common::ListenProtocol::kSocks5:
+            SocksSession::start(context, std::move(transport), client);
+            break;
+    }
     if (context.counters.active_sessions >= context.config->limits.max_connections) {
         LOG_WARN("%llu connections reached max_connections: accepting paused",
                  static_cast<unsigned long long>(context.counters.active_sessions));

@@ -56,7 +56,8 @@ std::string format_access_line(const AccessRecord& r) {
     append_escaped(line, r.method);
     line += ' ';
     append_escaped(line, r.target);
-    line += r.version_minor == 0 ? " HTTP/1.0\" " : " HTTP/1.1\" ";
+    if (r.version_minor >= 0) line += r.version_minor == 0 ? " HTTP/1.0" : " HTTP/1.1";
+    line += "\" ";
     line += std::to_string(r.status) + ' ' + std::to_string(r.bytes_from_client) + ' ' +
             std::to_string(r.bytes_to_client) + ' ';
     line += std::to_string(

@@ -7,6 +7,8 @@
 // time, client, user, request line, status, bytes received from the client,
 // bytes sent to the client, duration, upstream address ("-" when none), and
 // the reason for a proxy-made error or an abnormal end ("-" otherwise).
+// SOCKS sessions log "SOCKS5 host:port" or "SOCKS4 host:port" as the request,
+// with the HTTP status that the same outcome gets on an HTTP CONNECT.
 #pragma once
 
 #include <chrono>
@@ -21,7 +23,7 @@ struct AccessRecord {
     std::string_view user;
     std::string_view method;
     std::string_view target;
-    int version_minor = 1;
+    int version_minor = 1;  // -1: not HTTP (SOCKS), no version in the line
     int status = 0;
     uint64_t bytes_from_client = 0;
     uint64_t bytes_to_client = 0;

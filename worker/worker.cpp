@@ -30,7 +30,7 @@
 #include "worker/access_log.h"
 #include "worker/acceptor.h"
 #include "worker/resolver.h"
-#include "worker/session.h"
+#include "worker/client_session.h"
 #include "worker/upstream_pool.h"
 #include "worker/worker_context.h"
 
@@ -115,7 +115,9 @@ int Worker::run() {
     send_report();  // the first report says "ready"
     event_base_dispatch(base_.get());
     // Fast stop or drained: whatever is left closes now.
-    for (Session* session : std::list<Session*>(context_.sessions)) session->destroy();
+    for (ClientSession* session : std::list<ClientSession*>(context_.sessions)) {
+        session->destroy();
+    }
     pool_->clear();
     access_log_->flush();
     acceptor_.reset();
@@ -236,7 +238,9 @@ void Worker::begin_drain() {
     acceptor_->close_listeners();
     LOG_INFO("draining: %llu sessions to finish",
              static_cast<unsigned long long>(context_.counters.active_sessions));
-    for (Session* session : std::list<Session*>(context_.sessions)) session->on_drain();
+    for (ClientSession* session : std::list<ClientSession*>(context_.sessions)) {
+        session->on_drain();
+    }
     if (context_.sessions.empty()) event_base_loopexit(base_.get(), nullptr);
     send_report();
 }

@@ -17,7 +17,7 @@
 
 namespace worker {
 
-class Session;
+class ClientSession;
 
 struct Counters {
     uint64_t active_sessions = 0;
@@ -39,7 +39,7 @@ struct WorkerContext {
     ConnectPolicy connect_policy;
     Counters counters;
     bool draining = false;
-    std::list<Session*> sessions;  // each session holds its own iterator
+    std::list<ClientSession*> sessions;  // see client_session.h
 
     // Called by a session as it is destroyed; the worker may exit when
     // draining and this was the last one, or resume accepting.

@@ -23,7 +23,7 @@
 // sending side stops reading until the output drains to half of it.
 // Pipelined requests wait in the client's input until the current response
 // is complete, so responses go out in order.
-#include "worker/session.h"
+#include "worker/http_session.h"
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -78,22 +78,19 @@ size_t output_length(bufferevent* bev) { return evbuffer_get_length(bufferevent_
 
 }  // namespace
 
-void Session::start(WorkerContext& context, common::BufferEventPtr transport,
+void HttpSession::start(WorkerContext& context, common::BufferEventPtr transport,
                     const common::SocketAddress& client) {
     int one = 1;
     setsockopt(bufferevent_getfd(transport.get()), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    new Session(context, std::move(transport), client);  // owns itself; see destroy()
+    new HttpSession(context, std::move(transport), client);  // owns itself; see destroy()
 }
 
-Session::Session(WorkerContext& context, common::BufferEventPtr client,
+HttpSession::HttpSession(WorkerContext& context, common::BufferEventPtr client,
                  const common::SocketAddress& address)
-    : context_(context),
+    : ClientSession(context),
       limits_(context.config->limits),
       client_(std::move(client)),
       client_address_(address.to_string()) {
-    registry_entry_ = context_.sessions.insert(context_.sessions.end(), this);
-    context_.counters.active_sessions++;
-    context_.counters.total_sessions++;
     timer_.reset(event_new(context_.base, -1, 0, on_timer, this));
     size_t high = std::max<size_t>(limits_.buffer_size, limits_.max_header_size + 1);
     bufferevent_setcb(client_.get(), on_client_read, on_client_write, on_client_event, this);
@@ -102,24 +99,19 @@ Session::Session(WorkerContext& context, common::BufferEventPtr client,
     arm_head_timer();
 }
 
-Session::~Session() {
+HttpSession::~HttpSession() {
     tunnel_.reset();
     connect_.reset();
     upstream_.reset();
     client_.reset();
     timer_.reset();
-    context_.sessions.erase(registry_entry_);
-    context_.counters.active_sessions--;
-    if (context_.on_session_closed) context_.on_session_closed(context_.worker);
 }
-
-void Session::destroy() { delete this; }
 
 // An idle keep-alive connection is closed only once it has been idle for
 // kDrainIdleTime: a client that just got a response may have its next
 // request on the wire already, and closing under it would lose that request.
 // A busy session's current response goes out with "Connection: close".
-void Session::on_drain() {
+void HttpSession::on_drain() {
     if (state_ != State::kReadingHead || !client_ || input_length(client_.get()) > 0) return;
     auto idle = std::chrono::steady_clock::now() - idle_since_;
     if (idle >= kDrainIdleTime) {
@@ -131,7 +123,7 @@ void Session::on_drain() {
     event_add(timer_.get(), &tv);
 }
 
-void Session::arm_head_timer() {
+void HttpSession::arm_head_timer() {
     bool bytes_waiting = client_ && input_length(client_.get()) > 0;
     timer_is_idle_ = !first_request_ && !bytes_waiting;
     auto timeout = timer_is_idle_ ? limits_.idle_timeout : limits_.header_timeout;
@@ -142,7 +134,7 @@ void Session::arm_head_timer() {
 
 // ---------------------------------------------------------------- requests
 
-void Session::read_request_head() {
+void HttpSession::read_request_head() {
     bufferevent* bev = client_.get();
     if (output_length(bev) >= limits_.buffer_size) {
         // A client that pipelines but never reads: stop until it does.
@@ -173,7 +165,7 @@ void Session::read_request_head() {
     handle_request(head);
 }
 
-void Session::handle_request(const http::RequestHead& head) {
+void HttpSession::handle_request(const http::RequestHead& head) {
     context_.counters.requests++;
     exchange_ = std::make_unique<Exchange>();
     Exchange& ex = *exchange_;
@@ -198,13 +190,13 @@ void Session::handle_request(const http::RequestHead& head) {
     connect_upstream();
 }
 
-bool Session::refuse(int status, std::string detail, const char* type, uint32_t error_class,
+bool HttpSession::refuse(int status, std::string detail, const char* type, uint32_t error_class,
                      bool close) {
     pending_error_ = {status, std::move(detail), type, error_class, close};
     return false;
 }
 
-bool Session::prepare_forward(const http::RequestHead& head) {
+bool HttpSession::prepare_forward(const http::RequestHead& head) {
     Exchange& ex = *exchange_;
     http::BodyFraming framing = http::request_body_framing(head);
     if (framing.error != http::ParseError::kNone) {
@@ -231,7 +223,7 @@ bool Session::prepare_forward(const http::RequestHead& head) {
     return true;
 }
 
-bool Session::prepare_connect(const http::RequestHead& head) {
+bool HttpSession::prepare_connect(const http::RequestHead& head) {
     Exchange& ex = *exchange_;
     std::string error;
     // Anything after a CONNECT head may be tunnel data: every refusal closes.
@@ -250,7 +242,7 @@ bool Session::prepare_connect(const http::RequestHead& head) {
     return true;
 }
 
-void Session::connect_upstream() {
+void HttpSession::connect_upstream() {
     state_ = State::kConnecting;
     Exchange& ex = *exchange_;
     if (!ex.connect && !retried_) {
@@ -269,7 +261,7 @@ void Session::connect_upstream() {
                     [this](ConnectResult&& result) { on_connected(std::move(result)); });
 }
 
-void Session::on_connected(ConnectResult&& result) {
+void HttpSession::on_connected(ConnectResult&& result) {
     if (result.error != ConnectError::kNone) {
         Refusal refusal = refusal_for(result.error, result.detail);
         respond_error(refusal.http_status, refusal.detail, refusal.error_type,
@@ -286,7 +278,7 @@ void Session::on_connected(ConnectResult&& result) {
     }
 }
 
-void Session::start_forwarding() {
+void HttpSession::start_forwarding() {
     state_ = State::kForwarding;
     Exchange& ex = *exchange_;
     bufferevent* up = upstream_.get();
@@ -308,7 +300,7 @@ void Session::start_forwarding() {
     pump_request_body();
 }
 
-void Session::pump_request_body() {
+void HttpSession::pump_request_body() {
     Exchange& ex = *exchange_;
     if (!ex.request_done) {
         bool done = false;
@@ -334,7 +326,7 @@ void Session::pump_request_body() {
     bufferevent_set_timeouts(client_.get(), nullptr, &idle);
 }
 
-size_t Session::move_body(bufferevent* from, bufferevent* to, uint64_t limit) {
+size_t HttpSession::move_body(bufferevent* from, bufferevent* to, uint64_t limit) {
     evbuffer* input = bufferevent_get_input(from);
     size_t n = static_cast<size_t>(std::min<uint64_t>(evbuffer_get_length(input), limit));
     if (n == 0) return 0;
@@ -347,7 +339,7 @@ size_t Session::move_body(bufferevent* from, bufferevent* to, uint64_t limit) {
     return n;
 }
 
-void Session::count_moved(bufferevent* from, size_t n) {
+void HttpSession::count_moved(bufferevent* from, size_t n) {
     context_.counters.bytes_in += n;
     context_.counters.bytes_out += n;
     if (from == client_.get()) {
@@ -360,7 +352,7 @@ void Session::count_moved(bufferevent* from, size_t n) {
 // Decodes chunked framing from `from` and forwards the data, re-encoded as
 // chunks of our own (extensions and trailers are not passed on) or plain
 // when the receiver is an HTTP/1.0 client. Returns false on bad framing.
-bool Session::move_chunked(bufferevent* from, bufferevent* to, http::ChunkedDecoder& decoder,
+bool HttpSession::move_chunked(bufferevent* from, bufferevent* to, http::ChunkedDecoder& decoder,
                            bool reencode, bool& done) {
     evbuffer* input = bufferevent_get_input(from);
     evbuffer* output = bufferevent_get_output(to);
@@ -416,7 +408,7 @@ bool Session::move_chunked(bufferevent* from, bufferevent* to, http::ChunkedDeco
 
 // ---------------------------------------------------------------- responses
 
-void Session::read_response() {
+void HttpSession::read_response() {
     if (!exchange_->response_started) {
         read_response_head();
         return;
@@ -424,7 +416,7 @@ void Session::read_response() {
     pump_response_body();
 }
 
-void Session::read_response_head() {
+void HttpSession::read_response_head() {
     Exchange& ex = *exchange_;
     evbuffer* input = bufferevent_get_input(upstream_.get());
     // Once the upstream answered anything, resending the request elsewhere
@@ -461,7 +453,7 @@ void Session::read_response_head() {
     pump_response_body();
 }
 
-bool Session::relay_interim(const http::ResponseHead& head) {
+bool HttpSession::relay_interim(const http::ResponseHead& head) {
     if (head.status == 101) {
         upstream_failed("upstream switched protocols without being asked", false);
         return false;
@@ -476,7 +468,7 @@ bool Session::relay_interim(const http::ResponseHead& head) {
     return true;
 }
 
-bool Session::start_response(const http::ResponseHead& head) {
+bool HttpSession::start_response(const http::ResponseHead& head) {
     Exchange& ex = *exchange_;
     http::BodyFraming framing = http::response_body_framing(head, ex.method);
     if (framing.error != http::ParseError::kNone) {
@@ -516,7 +508,7 @@ bool Session::start_response(const http::ResponseHead& head) {
     return true;
 }
 
-void Session::pump_response_body() {
+void HttpSession::pump_response_body() {
     Exchange& ex = *exchange_;
     bool done = false;
     switch (ex.response_framing.kind) {
@@ -545,7 +537,7 @@ void Session::pump_response_body() {
     if (done) finish_exchange();
 }
 
-void Session::finish_exchange() {
+void HttpSession::finish_exchange() {
     Exchange& ex = *exchange_;
     log_exchange();
     bool reusable = ex.upstream_reusable && ex.request_done && upstream_ &&
@@ -561,7 +553,7 @@ void Session::finish_exchange() {
     reset_for_next_request();
 }
 
-void Session::reset_for_next_request() {
+void HttpSession::reset_for_next_request() {
     exchange_.reset();
     idle_since_ = std::chrono::steady_clock::now();
     state_ = State::kReadingHead;
@@ -581,7 +573,7 @@ void Session::reset_for_next_request() {
 
 // ---------------------------------------------------------------- tunnels
 
-void Session::start_tunnel() {
+void HttpSession::start_tunnel() {
     state_ = State::kTunnel;
     context_.counters.tunnels++;
     exchange_->status = 200;
@@ -607,7 +599,7 @@ void Session::start_tunnel() {
 
 // ---------------------------------------------------------------- endings
 
-void Session::respond_error(int status, const std::string& detail, const char* error_type,
+void HttpSession::respond_error(int status, const std::string& detail, const char* error_type,
                             uint32_t error_class, bool close) {
     context_.counters.errors[error_class]++;
     connect_.reset();
@@ -637,7 +629,7 @@ void Session::respond_error(int status, const std::string& detail, const char* e
 
 // Something broke after the response head went out: the client can only
 // learn it from the connection closing before the body is complete.
-void Session::abort_exchange(const char* reason, uint32_t error_class) {
+void HttpSession::abort_exchange(const char* reason, uint32_t error_class) {
     context_.counters.errors[error_class]++;
     exchange_->reason = reason;
     LOG_INFO("%s, client: %s, request: \"%s %s\", upstream: %s", reason, client_address_.c_str(),
@@ -648,7 +640,7 @@ void Session::abort_exchange(const char* reason, uint32_t error_class) {
     close_after_flush();
 }
 
-void Session::upstream_failed(const std::string& what, bool connection_broken) {
+void HttpSession::upstream_failed(const std::string& what, bool connection_broken) {
     Exchange& ex = *exchange_;
     if (ex.response_started) {
         abort_exchange(connection_broken ? "upstream connection closed mid-response"
@@ -669,7 +661,7 @@ void Session::upstream_failed(const std::string& what, bool connection_broken) {
                   channel::kErrUpstreamProtocol, false);
 }
 
-void Session::close_after_flush() {
+void HttpSession::close_after_flush() {
     state_ = State::kClosing;
     connect_.reset();
     upstream_.reset();
@@ -684,7 +676,7 @@ void Session::close_after_flush() {
     bufferevent_trigger(bev, EV_WRITE, BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
 }
 
-void Session::log_exchange() {
+void HttpSession::log_exchange() {
     if (!exchange_ || exchange_->logged) return;
     Exchange& ex = *exchange_;
     ex.logged = true;
@@ -705,8 +697,8 @@ void Session::log_exchange() {
 
 // ---------------------------------------------------------------- callbacks
 
-void Session::on_client_read(bufferevent* bev, void* arg) noexcept {
-    auto* self = static_cast<Session*>(arg);
+void HttpSession::on_client_read(bufferevent* bev, void* arg) noexcept {
+    auto* self = static_cast<HttpSession*>(arg);
     switch (self->state_) {
         case State::kReadingHead: self->read_request_head(); break;
         case State::kForwarding:
@@ -722,8 +714,8 @@ void Session::on_client_read(bufferevent* bev, void* arg) noexcept {
     }
 }
 
-void Session::on_client_write(bufferevent* bev, void* arg) noexcept {
-    auto* self = static_cast<Session*>(arg);
+void HttpSession::on_client_write(bufferevent* bev, void* arg) noexcept {
+    auto* self = static_cast<HttpSession*>(arg);
     switch (self->state_) {
         case State::kClosing:
             if (output_length(bev) > 0 || self->shut_down_) return;
@@ -750,8 +742,8 @@ void Session::on_client_write(bufferevent* bev, void* arg) noexcept {
     }
 }
 
-void Session::on_client_event(bufferevent* bev, short events, void* arg) noexcept {
-    auto* self = static_cast<Session*>(arg);
+void HttpSession::on_client_event(bufferevent* bev, short events, void* arg) noexcept {
+    auto* self = static_cast<HttpSession*>(arg);
     if (events & BEV_EVENT_CONNECTED) return;  // a TLS handshake completed
     if (events & BEV_EVENT_ERROR) {
         std::string tls_error = transport_error(bev);
@@ -779,12 +771,12 @@ void Session::on_client_event(bufferevent* bev, short events, void* arg) noexcep
     self->destroy();
 }
 
-void Session::on_upstream_read(bufferevent*, void* arg) noexcept {
-    static_cast<Session*>(arg)->read_response();
+void HttpSession::on_upstream_read(bufferevent*, void* arg) noexcept {
+    static_cast<HttpSession*>(arg)->read_response();
 }
 
-void Session::on_upstream_write(bufferevent* bev, void* arg) noexcept {
-    auto* self = static_cast<Session*>(arg);
+void HttpSession::on_upstream_write(bufferevent* bev, void* arg) noexcept {
+    auto* self = static_cast<HttpSession*>(arg);
     // The upstream drained below the low mark: read the client again.
     bufferevent_setwatermark(bev, EV_WRITE, 0, 0);
     if (self->exchange_ && !self->exchange_->request_done) {
@@ -793,8 +785,8 @@ void Session::on_upstream_write(bufferevent* bev, void* arg) noexcept {
     }
 }
 
-void Session::on_upstream_event(bufferevent*, short events, void* arg) noexcept {
-    auto* self = static_cast<Session*>(arg);
+void HttpSession::on_upstream_event(bufferevent*, short events, void* arg) noexcept {
+    auto* self = static_cast<HttpSession*>(arg);
     if (events & BEV_EVENT_TIMEOUT) {
         self->upstream_timed_out();
     } else {
@@ -802,7 +794,7 @@ void Session::on_upstream_event(bufferevent*, short events, void* arg) noexcept 
     }
 }
 
-void Session::upstream_timed_out() {
+void HttpSession::upstream_timed_out() {
     Exchange& ex = *exchange_;
     if (ex.response_started) {
         abort_exchange("upstream timed out mid-response", channel::kErrTimeout);
@@ -814,7 +806,7 @@ void Session::upstream_timed_out() {
 
 // EOF or an error on the upstream. Whatever arrived before it is still ours
 // to forward; a body delimited by the close ends here normally.
-void Session::upstream_closed(short events) {
+void HttpSession::upstream_closed(short events) {
     int error = EVUTIL_SOCKET_ERROR();
     Exchange* ex = exchange_.get();
     if (ex->response_started) {
@@ -837,8 +829,8 @@ void Session::upstream_closed(short events) {
     upstream_failed(what, true);
 }
 
-void Session::on_timer(evutil_socket_t, short, void* arg) noexcept {
-    auto* self = static_cast<Session*>(arg);
+void HttpSession::on_timer(evutil_socket_t, short, void* arg) noexcept {
+    auto* self = static_cast<HttpSession*>(arg);
     if (self->state_ == State::kReadingHead && self->client_ &&
         input_length(self->client_.get()) > 0) {
         self->respond_error(408, "timed out reading the request head", "",

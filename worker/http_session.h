@@ -13,6 +13,7 @@
 #include "common/http_parser.h"
 #include "common/libevent_handles.h"
 #include "common/uri.h"
+#include "worker/client_session.h"
 #include "worker/http_forwarding.h"
 #include "worker/tunnel.h"
 #include "worker/upstream_connector.h"
@@ -20,7 +21,7 @@
 
 namespace worker {
 
-class Session {
+class HttpSession final : public ClientSession {
 public:
     // Serves the accepted connection `transport` (plain or TLS). The session
     // deletes itself when the connection ends.
@@ -29,9 +30,7 @@ public:
 
     // The worker began draining: an idle keep-alive connection closes now,
     // a busy one closes after its current response.
-    void on_drain();
-    // Fast stop: close at once.
-    void destroy();
+    void on_drain() override;
 
 private:
     enum class State {
@@ -84,9 +83,9 @@ private:
         bool close = true;
     };
 
-    Session(WorkerContext& context, common::BufferEventPtr client,
-            const common::SocketAddress& address);
-    ~Session();
+    HttpSession(WorkerContext& context, common::BufferEventPtr client,
+                const common::SocketAddress& address);
+    ~HttpSession() override;
 
     // Request side.
     void read_request_head();
@@ -137,7 +136,6 @@ private:
     static void on_upstream_event(bufferevent* bev, short events, void* arg) noexcept;
     static void on_timer(evutil_socket_t, short, void* arg) noexcept;
 
-    WorkerContext& context_;
     const common::LimitsConfig& limits_;
     common::BufferEventPtr client_;
     common::BufferEventPtr upstream_;
@@ -146,7 +144,6 @@ private:
     std::unique_ptr<Tunnel> tunnel_;
     std::unique_ptr<Exchange> exchange_;
     PendingError pending_error_;
-    std::list<Session*>::iterator registry_entry_;
     std::string client_address_;
     State state_ = State::kReadingHead;
     bool first_request_ = true;

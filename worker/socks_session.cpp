@@ -1,0 +1,311 @@
+// The SOCKS session.
+//
+//   state        event                                   next
+//   -----------  --------------------------------------  ---------------------------
+//   kGreeting    SOCKS5 greeting offering no-auth        reply 05 00 -> kRequest
+//   kGreeting    SOCKS5 greeting without no-auth         reply 05 FF -> kClosing
+//   kGreeting    SOCKS4/4a CONNECT request               kConnecting
+//   kRequest     SOCKS5 CONNECT request                  kConnecting
+//   kGreeting/   malformed, BIND, UDP ASSOCIATE,         failure reply -> kClosing
+//   kRequest     port not in connect_ports
+//   any before   header_timeout                          closed
+//   kTunnel
+//   kConnecting  connected                               success reply with BND -> kTunnel
+//   kConnecting  resolve/deny/refuse/timeout             failure reply -> kClosing
+//   kTunnel      either side ends, error, idle timeout   destroyed
+//   kClosing     reply flushed                           destroyed
+#include "worker/socks_session.h"
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
+#include <algorithm>
+
+#include "common/channel.h"
+#include "common/log.h"
+#include "common/uri.h"
+#include "worker/transport.h"
+
+namespace worker {
+
+namespace socks = common::socks;
+namespace channel = common::channel;
+
+namespace {
+
+timeval to_timeval(std::chrono::milliseconds ms) {
+    return timeval{static_cast<time_t>(ms.count() / 1000),
+                   static_cast<suseconds_t>(ms.count() % 1000 * 1000)};
+}
+
+common::SocketAddress local_address(bufferevent* bev) {
+    sockaddr_storage storage{};
+    socklen_t length = sizeof(storage);
+    if (getsockname(bufferevent_getfd(bev), reinterpret_cast<sockaddr*>(&storage), &length) != 0) {
+        return {};
+    }
+    return common::SocketAddress::from(reinterpret_cast<sockaddr*>(&storage), length);
+}
+
+Refusal protocol_refusal(const std::string& detail, uint8_t socks_reply) {
+    return Refusal{400, socks_reply, detail, "http_request_error", channel::kErrClientProtocol};
+}
+
+}  // namespace
+
+void SocksSession::start(WorkerContext& context, common::BufferEventPtr transport,
+                         const common::SocketAddress& client) {
+    int one = 1;
+    setsockopt(bufferevent_getfd(transport.get()), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    new SocksSession(context, std::move(transport), client);  // owns itself
+}
+
+SocksSession::SocksSession(WorkerContext& context, common::BufferEventPtr client,
+                           const common::SocketAddress& address)
+    : ClientSession(context), client_(std::move(client)), client_address_(address.to_string()) {
+    timer_.reset(event_new(context_.base, -1, 0, on_timeout, this));
+    timeval handshake = to_timeval(context_.config->limits.header_timeout);
+    event_add(timer_.get(), &handshake);
+    bufferevent_setcb(client_.get(), on_read, on_write, on_event, this);
+    // No SOCKS message is longer than this; a client can't make us buffer more.
+    bufferevent_setwatermark(client_.get(), EV_READ, 0, socks::kMaxMessageSize);
+    bufferevent_enable(client_.get(), EV_READ | EV_WRITE);
+}
+
+SocksSession::~SocksSession() {
+    tunnel_.reset();
+    connect_.reset();
+    client_.reset();
+    timer_.reset();
+}
+
+void SocksSession::read_handshake() {
+    evbuffer* input = bufferevent_get_input(client_.get());
+    while (state_ == State::kGreeting || state_ == State::kRequest) {
+        size_t length = std::min(evbuffer_get_length(input), socks::kMaxMessageSize);
+        if (length == 0) return;
+        const char* data = reinterpret_cast<const char*>(
+            evbuffer_pullup(input, static_cast<ev_ssize_t>(length)));
+        std::string_view view(data, length);
+        bool progressed = state_ == State::kGreeting ? read_greeting(view)
+                                                     : read_socks5_request(view);
+        if (!progressed) return;
+    }
+}
+
+bool SocksSession::read_greeting(std::string_view input) {
+    auto version = socks::detect_version(input);
+    if (version.status == socks::ParseStatus::kError) {
+        // Not SOCKS at all: there is no reply format to answer in.
+        reason_ = socks::describe(version.error);
+        context_.counters.errors[channel::kErrClientProtocol]++;
+        LOG_INFO("client %s: %s", client_address_.c_str(), reason_.c_str());
+        close_after_flush();
+        return false;
+    }
+    if (version.message == socks::Version::kSocks4) {
+        socks4_ = true;
+        return read_socks4_request(input);
+    }
+    auto greeting = socks::parse_greeting(input);
+    if (greeting.status == socks::ParseStatus::kNeedMore) return false;
+    if (greeting.status == socks::ParseStatus::kError) {
+        fail(protocol_refusal(socks::describe(greeting.error), socks::kRepGeneralFailure));
+        return false;
+    }
+    uint8_t method = socks::choose_method(greeting.message, false);
+    evbuffer_drain(bufferevent_get_input(client_.get()), greeting.consumed);
+    std::string reply;
+    socks::encode_method_selection(method, reply);
+    send(reply);
+    if (method == socks::kMethodNoAcceptable) {
+        reason_ = "no acceptable SOCKS5 authentication method offered";
+        context_.counters.errors[channel::kErrClientProtocol]++;
+        log_session(400, 0, 0);
+        close_after_flush();
+        return false;
+    }
+    state_ = State::kRequest;
+    return true;
+}
+
+bool SocksSession::read_socks5_request(std::string_view input) {
+    auto request = socks::parse_request(input);
+    if (request.status == socks::ParseStatus::kNeedMore) return false;
+    if (request.status == socks::ParseStatus::kError) {
+        fail(protocol_refusal(socks::describe(request.error), socks::reply_code(request.error)));
+        return false;
+    }
+    evbuffer_drain(bufferevent_get_input(client_.get()), request.consumed);
+    if (request.message.command != socks::Command::kConnect) {
+        fail(protocol_refusal("only the CONNECT command is supported",
+                              socks::kRepCommandNotSupported));
+        return false;
+    }
+    handle_connect(request.message.destination);
+    return false;
+}
+
+bool SocksSession::read_socks4_request(std::string_view input) {
+    auto request = socks::parse_socks4_request(input);
+    if (request.status == socks::ParseStatus::kNeedMore) return false;
+    if (request.status == socks::ParseStatus::kError) {
+        fail(protocol_refusal(socks::describe(request.error), socks::kRepGeneralFailure));
+        return false;
+    }
+    evbuffer_drain(bufferevent_get_input(client_.get()), request.consumed);
+    if (request.message.command != socks::Command::kConnect) {
+        fail(protocol_refusal("only the CONNECT command is supported",
+                              socks::kRepCommandNotSupported));
+        return false;
+    }
+    handle_connect(request.message.destination);
+    return false;
+}
+
+// The destination goes through the same checks as an HTTP CONNECT: host
+// name rules, connect_ports, then (in the connector) the dialled address.
+void SocksSession::handle_connect(const socks::Destination& destination) {
+    context_.counters.requests++;
+    std::string host = destination.is_name() ? std::string(destination.host)
+                                             : destination.address.host_string();
+    target_ = (host.find(':') != std::string::npos ? "[" + host + "]" : host) + ":" +
+              std::to_string(destination.port);
+    std::string error;
+    if (destination.is_name() && !common::valid_host_name(host, error)) {
+        fail(Refusal{400, socks::kRepNotAllowed, error, "http_request_error",
+                     channel::kErrClientProtocol});
+        return;
+    }
+    if (auto refusal = check_tunnel_port(context_.config->acl, destination.port)) {
+        fail(*refusal);
+        return;
+    }
+    state_ = State::kConnecting;
+    event_del(timer_.get());  // connect_timeout and dns_timeout take over
+    connect_ = std::make_unique<UpstreamConnect>(context_.base, *context_.resolver,
+                                                 context_.connect_policy);
+    connect_->start(host, destination.port,
+                    [this](ConnectResult&& result) { on_connected(std::move(result)); });
+}
+
+void SocksSession::on_connected(ConnectResult&& result) {
+    if (result.error != ConnectError::kNone) {
+        fail(refusal_for(result.error, result.detail));
+        return;
+    }
+    upstream_address_ = result.peer.to_string();
+    // BND.ADDR/BND.PORT: the address our upstream socket is bound to.
+    common::SocketAddress bound = local_address(result.connection.get());
+    std::string reply;
+    if (socks4_) {
+        socks::encode_socks4_reply(true, bound, reply);
+    } else {
+        socks::encode_reply(socks::kRepSucceeded, bound, reply);
+    }
+    send(reply);
+    start_tunnel(std::move(result.connection));
+}
+
+void SocksSession::start_tunnel(common::BufferEventPtr upstream) {
+    state_ = State::kTunnel;
+    context_.counters.tunnels++;
+    event_del(timer_.get());
+    const common::LimitsConfig& limits = context_.config->limits;
+    tunnel_ = std::make_unique<Tunnel>(
+        context_.base, std::move(client_), std::move(upstream), limits.buffer_size,
+        limits.tunnel_idle_timeout, [this](const TunnelTotals& totals) {
+            context_.counters.bytes_in += totals.client_to_upstream + totals.upstream_to_client;
+            context_.counters.bytes_out += totals.client_to_upstream + totals.upstream_to_client;
+            if (std::string_view(totals.end_reason) != "closed") reason_ = totals.end_reason;
+            log_session(200, totals.client_to_upstream, totals.upstream_to_client);
+            destroy();
+        });
+    tunnel_->start();
+}
+
+void SocksSession::fail(const Refusal& refusal) {
+    context_.counters.errors[refusal.error_class]++;
+    reason_ = refusal.detail;
+    LOG_INFO("SOCKS%s request refused (%s), client: %s, target: %s", socks4_ ? "4" : "5",
+             refusal.detail.c_str(), client_address_.c_str(),
+             target_.empty() ? "-" : target_.c_str());
+    std::string reply;
+    if (socks4_) {
+        socks::encode_socks4_reply(false, reply);
+    } else {
+        socks::encode_reply(refusal.socks_reply, reply);
+    }
+    send(reply);
+    log_session(refusal.http_status, 0, 0);
+    close_after_flush();
+}
+
+void SocksSession::send(const std::string& bytes) {
+    bufferevent_write(client_.get(), bytes.data(), bytes.size());
+    context_.counters.bytes_out += bytes.size();
+}
+
+void SocksSession::close_after_flush() {
+    state_ = State::kClosing;
+    connect_.reset();
+    bufferevent_disable(client_.get(), EV_READ);
+    bufferevent_trigger(client_.get(), EV_WRITE,
+                        BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
+}
+
+void SocksSession::log_session(int status, uint64_t bytes_in, uint64_t bytes_out) {
+    if (!context_.access_log->enabled()) return;
+    AccessRecord record;
+    record.client = client_address_;
+    record.method = socks4_ ? "SOCKS4" : "SOCKS5";
+    record.target = target_;
+    record.version_minor = -1;
+    record.status = status;
+    record.bytes_from_client = bytes_in;
+    record.bytes_to_client = bytes_out;
+    record.duration = std::chrono::steady_clock::now() - started_;
+    record.upstream = upstream_address_;
+    record.reason = reason_;
+    context_.access_log->write(record);
+}
+
+void SocksSession::on_read(bufferevent*, void* arg) noexcept {
+    auto* self = static_cast<SocksSession*>(arg);
+    if (self->state_ == State::kGreeting || self->state_ == State::kRequest) {
+        self->read_handshake();
+    }
+    // kConnecting: bytes sent early stay buffered for the tunnel.
+}
+
+void SocksSession::on_write(bufferevent* bev, void* arg) noexcept {
+    auto* self = static_cast<SocksSession*>(arg);
+    if (self->state_ == State::kClosing &&
+        evbuffer_get_length(bufferevent_get_output(bev)) == 0) {
+        self->destroy();
+    }
+}
+
+void SocksSession::on_event(bufferevent* bev, short events, void* arg) noexcept {
+    auto* self = static_cast<SocksSession*>(arg);
+    if (events & BEV_EVENT_CONNECTED) return;  // a TLS handshake completed
+    if (events & BEV_EVENT_ERROR) {
+        std::string tls_error = transport_error(bev);
+        if (!tls_error.empty()) {
+            self->context_.counters.errors[channel::kErrClientProtocol]++;
+            LOG_INFO("TLS error with client %s: %s", self->client_address_.c_str(),
+                     tls_error.c_str());
+        }
+    }
+    self->destroy();
+}
+
+void SocksSession::on_timeout(evutil_socket_t, short, void* arg) noexcept {
+    auto* self = static_cast<SocksSession*>(arg);
+    self->context_.counters.errors[channel::kErrTimeout]++;
+    LOG_INFO("client %s: SOCKS handshake timed out", self->client_address_.c_str());
+    self->destroy();
+}
+
+}  // namespace worker
