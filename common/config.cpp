@@ -15,7 +15,10 @@ namespace common {
 
 namespace {
 
-constexpr size_t kMaxLineLength = 199;  // Debian's inih: INI_MAX_LINE 200, NUL included
+// Debian's inih reads lines into a 200-byte buffer, NUL included; a line of
+// 199 bytes leaves its newline for the next read, which inih then counts as
+// a line of its own, so every later line number would be off by one.
+constexpr size_t kMaxLineLength = 198;
 constexpr int kMaxWorkers = 1024;
 
 std::string_view trim(std::string_view text) {
@@ -340,17 +343,24 @@ bool validate(Config& config, std::string& error) {
         error = "no [listen NAME] section: nothing to serve";
         return false;
     }
-    std::set<std::string> addresses;
+    std::vector<SocketAddress> addresses;
     for (ListenConfig& l : config.listeners) {
         std::string where = "[listen " + l.name + "]: ";
         if (l.address.host.empty()) {
             error = where + "\"address\" is required";
             return false;
         }
-        std::string text = l.address.host + ":" + std::to_string(l.address.port);
-        if (l.address.port != 0 && !addresses.insert(text).second) {
-            error = where + "address " + text + " is used by another listener";
-            return false;
+        // Compared as addresses, so "[::1]:80" and "[0:0::1]:80" are one.
+        auto address = SocketAddress::from_numeric(l.address.host, l.address.port);
+        if (address && l.address.port != 0) {
+            for (const SocketAddress& other : addresses) {
+                if (other == *address) {
+                    error = where + "address " + address->to_string() +
+                            " is used by another listener";
+                    return false;
+                }
+            }
+            addresses.push_back(*address);
         }
         if (l.tls_certificate.empty() != l.tls_key.empty()) {
             error = where + "\"tls_certificate\" and \"tls_key\" must be set together";
@@ -411,7 +421,7 @@ bool known_section(std::string_view name) {
 // A pass before inih for what it cannot report: lines longer than its buffer
 // (it would silently split them) and section headers with no keys under them
 // (it never calls the handler for those). Returns "LINE: message" or "".
-std::string prescan(const std::string& text) {
+std::string prescan(const std::string& text, std::vector<std::string>& listen_names) {
     std::istringstream lines(text);
     std::string line;
     for (int number = 1; std::getline(lines, line); ++number) {
@@ -429,6 +439,7 @@ std::string prescan(const std::string& text) {
         if (!known_section(name)) {
             return std::to_string(number) + ": unknown section [" + std::string(name) + "]";
         }
+        if (name.substr(0, 7) == "listen ") listen_names.emplace_back(trim(name.substr(7)));
     }
     return "";
 }
@@ -539,12 +550,16 @@ ConfigPtr load_config(const std::string& path, std::string& error) {
     std::stringstream contents;
     contents << file.rdbuf();
     std::string text = contents.str();
-    if (std::string problem = prescan(text); !problem.empty()) {
+    std::vector<std::string> listen_names;
+    if (std::string problem = prescan(text, listen_names); !problem.empty()) {
         error = path + ":" + problem;
         return nullptr;
     }
     Loader loader;
     loader.config = defaults();
+    // inih never reports a section without keys; an empty [listen NAME]
+    // must still fail validation ("address" is required), not vanish.
+    for (const std::string& name : listen_names) loader.listener(name);
     int line = ini_parse_string(text.c_str(), on_ini_value, &loader);
     if (line != 0) {
         error = path + ":" + std::to_string(line) + ": " + message_for_line(text, line);

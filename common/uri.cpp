@@ -33,6 +33,7 @@ std::string lowercase(std::string_view text) {
 // is true for CONNECT, where the port is not implied by a scheme.
 bool parse_host_and_port(std::string_view authority, uint16_t default_port, bool port_required,
                          ProxyTarget& out, std::string& error) {
+    out.ipv6_literal = false;
     std::string_view host = authority;
     std::string_view port_text;
     bool has_port = false;

@@ -52,7 +52,7 @@ run_check mandoc-lint sh -c 'out=$(mandoc -Tlint man/*.[0-9] 2>&1); [ -z "$out" 
 run_check config-test "$PROXYD_BIN" -t -c conf/proxyd.conf
 if [ "$FUZZ_SMOKE_SECONDS" != 0 ]; then
     for f in "$BUILD"/fuzz/*; do
-        [ -x "$f" ] || continue
+        [ -f "$f" ] && [ -x "$f" ] || continue
         run_check "fuzz-$(basename "$f")" tests/fuzz/run.sh "$f" "$FUZZ_SMOKE_SECONDS"
     done
 fi

@@ -124,7 +124,10 @@ bool Resolver::answer_locally(const std::string& host, Resolution& out) {
     return false;
 }
 
-Resolver::RequestId Resolver::resolve(const std::string& host, Callback callback) {
+Resolver::RequestId Resolver::resolve(const std::string& name, Callback callback) {
+    // DNS names are case-insensitive; one spelling for the cache and lookups.
+    std::string host = name;
+    std::transform(host.begin(), host.end(), host.begin(), ::tolower);
     RequestId id = next_id_++;
     waiters_.emplace(id, std::make_pair(host, std::move(callback)));
     Resolution local;

@@ -774,8 +774,12 @@ uint16_t ProxydInstance::listener_port(const std::string& name) {
 
 std::vector<pid_t> ProxydInstance::worker_pids() {
     std::vector<pid_t> pids;
-    for (const auto& w : status()["workers"].items()) {
-        pids.push_back(static_cast<pid_t>(w["pid"].as_int()));
+    // Keep the answer alive: items() refers into it. A pid of 0 here would
+    // make a test's kill() signal the whole process group.
+    Json answer = status();
+    for (const auto& w : answer["workers"].items()) {
+        pid_t pid = static_cast<pid_t>(w["pid"].as_int());
+        if (pid > 0) pids.push_back(pid);
     }
     return pids;
 }

@@ -1,0 +1,117 @@
+// Encoding and validation of channel records. The records are plain structs
+// copied byte for byte; a SEQPACKET datagram is one record, so validation is
+// a matter of checking the size against the header and every enum against
+// its range before anyone reads a field.
+#include "common/channel.h"
+
+#include <cstring>
+#include <type_traits>
+
+namespace common::channel {
+
+static_assert(std::is_trivially_copyable_v<Report>);
+static_assert(std::is_trivially_copyable_v<Command>);
+
+namespace {
+
+RecordHeader make_header(RecordType type, uint32_t length) {
+    RecordHeader header{};
+    header.magic = kMagic;
+    header.version = kVersion;
+    header.type = static_cast<uint16_t>(type);
+    header.length = length;
+    header.reserved = 0;
+    return header;
+}
+
+// Checks what every record shares: exact size, magic, version, type.
+DecodeStatus check_header(const void* data, size_t size, RecordType type, size_t expected) {
+    if (data == nullptr || size < sizeof(RecordHeader)) return DecodeStatus::kBadLength;
+    RecordHeader header;
+    std::memcpy(&header, data, sizeof header);
+    if (header.magic != kMagic) return DecodeStatus::kBadMagic;
+    if (header.version != kVersion) return DecodeStatus::kBadVersion;
+    if (header.type != static_cast<uint16_t>(type)) return DecodeStatus::kBadType;
+    if (size != expected || header.length != expected) return DecodeStatus::kBadLength;
+    return DecodeStatus::kOk;
+}
+
+}  // namespace
+
+const char* error_class_name(uint32_t error_class) {
+    switch (error_class) {
+        case kErrClientProtocol:
+            return "client_protocol";
+        case kErrDenied:
+            return "denied";
+        case kErrUpstreamConnect:
+            return "upstream_connect";
+        case kErrUpstreamProtocol:
+            return "upstream_protocol";
+        case kErrTimeout:
+            return "timeout";
+        case kErrInternal:
+            return "internal";
+        default:
+            return "unknown";
+    }
+}
+
+Report make_report() {
+    Report report{};
+    report.header = make_header(RecordType::kReport, sizeof(Report));
+    return report;
+}
+
+Command make_command(CommandCode code) {
+    Command command{};
+    command.header = make_header(RecordType::kCommand, sizeof(Command));
+    command.code = static_cast<uint32_t>(code);
+    return command;
+}
+
+const char* describe(DecodeStatus status) {
+    switch (status) {
+        case DecodeStatus::kOk:
+            return "ok";
+        case DecodeStatus::kBadLength:
+            return "bad record length";
+        case DecodeStatus::kBadMagic:
+            return "bad magic";
+        case DecodeStatus::kBadVersion:
+            return "unsupported record version";
+        case DecodeStatus::kBadType:
+            return "unexpected record type";
+        case DecodeStatus::kBadValue:
+            return "field out of range";
+    }
+    return "unknown decode status";
+}
+
+DecodeStatus decode_report(const void* data, size_t size, Report& out) {
+    DecodeStatus status = check_header(data, size, RecordType::kReport, sizeof(Report));
+    if (status != DecodeStatus::kOk) return status;
+    Report report;
+    std::memcpy(&report, data, sizeof report);
+    if (report.state > static_cast<uint32_t>(WorkerState::kDraining))
+        return DecodeStatus::kBadValue;
+    if (report.accepting > 1) return DecodeStatus::kBadValue;
+    if (report.pid <= 0) return DecodeStatus::kBadValue;
+    out = report;
+    return DecodeStatus::kOk;
+}
+
+DecodeStatus decode_command(const void* data, size_t size, Command& out) {
+    DecodeStatus status = check_header(data, size, RecordType::kCommand, sizeof(Command));
+    if (status != DecodeStatus::kOk) return status;
+    Command command;
+    std::memcpy(&command, data, sizeof command);
+    if (command.code < static_cast<uint32_t>(CommandCode::kDrain) ||
+        command.code > static_cast<uint32_t>(CommandCode::kStop)) {
+        return DecodeStatus::kBadValue;
+    }
+    out = command;
+    return DecodeStatus::kOk;
+}
+
+}  // namespace common::channel

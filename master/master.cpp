@@ -1,0 +1,477 @@
+#include "master/master.h"
+
+#include <grp.h>
+#include <pwd.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+
+#include "common/json.h"
+#include "common/log.h"
+#include "master/pid_file.h"
+#include "master/upgrade.h"
+
+namespace master {
+
+namespace {
+
+using common::json::Value;
+namespace ch = common::channel;
+
+constexpr timeval kTickInterval{0, 100 * 1000};
+// After the last worker is gone, answers still queued on the control socket
+// get this long to be written before the loop ends.
+constexpr timeval kExitFlush{0, 100 * 1000};
+constexpr int kSignals[] = {SIGHUP,  SIGTERM, SIGINT,  SIGQUIT, SIGUSR1,
+                            SIGUSR2, SIGTTIN, SIGTTOU, SIGCHLD};
+
+const char* protocol_name(common::ListenProtocol protocol) {
+    return protocol == common::ListenProtocol::kSocks5 ? "socks5" : "http";
+}
+
+std::string ok_answer() {
+    return R"({"ok":true})";
+}
+
+const char* kHelp[] = {
+    "status",    "workers", "stats", "reload", "scale N",
+    "drain PID", "reopen",  "quit",  "stop",   "help",
+};
+
+}  // namespace
+
+std::vector<std::string_view> split_command(std::string_view line) {
+    std::vector<std::string_view> words;
+    size_t pos = 0;
+    while (pos < line.size()) {
+        while (pos < line.size() && line[pos] == ' ') ++pos;
+        size_t end = pos;
+        while (end < line.size() && line[end] != ' ') ++end;
+        if (end > pos) words.push_back(line.substr(pos, end - pos));
+        pos = end;
+    }
+    return words;
+}
+
+std::optional<long> parse_integer(std::string_view text, long min, long max) {
+    if (text.empty() || text.size() > 18) return std::nullopt;
+    long value = 0;
+    for (char c : text) {
+        if (c < '0' || c > '9') return std::nullopt;
+        value = value * 10 + (c - '0');
+    }
+    if (value < min || value > max) return std::nullopt;
+    return value;
+}
+
+void raise_nofile_limit(const common::Config& config) {
+    const rlim_t wanted = static_cast<rlim_t>(config.limits.max_connections) * 2 + 64;
+    rlimit limit{};
+    if (::getrlimit(RLIMIT_NOFILE, &limit) != 0) {
+        LOG_WARN("getrlimit(RLIMIT_NOFILE) failed (%d: %s)", errno, std::strerror(errno));
+        return;
+    }
+    if (limit.rlim_cur != RLIM_INFINITY && limit.rlim_cur >= wanted) return;
+    if (limit.rlim_cur == RLIM_INFINITY) return;
+    // Root may raise the hard limit too (up to fs.nr_open); anyone else is
+    // capped by it and told so.
+    if (limit.rlim_max != RLIM_INFINITY && limit.rlim_max < wanted && ::geteuid() == 0) {
+        rlimit raised{wanted, wanted};
+        if (::setrlimit(RLIMIT_NOFILE, &raised) == 0) return;
+    }
+    rlim_t target = wanted;
+    if (limit.rlim_max != RLIM_INFINITY && limit.rlim_max < wanted) {
+        LOG_WARN(
+            "the hard limit of open files (%llu) is below max_connections * 2 + 64 = %llu; "
+            "workers may run out of descriptors (raise it with ulimit -Hn or LimitNOFILE=)",
+            static_cast<unsigned long long>(limit.rlim_max),
+            static_cast<unsigned long long>(wanted));
+        target = limit.rlim_max;
+    }
+    if (target <= limit.rlim_cur) return;
+    limit.rlim_cur = target;
+    if (::setrlimit(RLIMIT_NOFILE, &limit) != 0) {
+        LOG_WARN("setrlimit(RLIMIT_NOFILE, %llu) failed (%d: %s)",
+                 static_cast<unsigned long long>(target), errno, std::strerror(errno));
+    }
+}
+
+bool drop_privileges(const common::MasterConfig& config, ControlSocket& control,
+                     std::string& error) {
+    if (config.user.empty() && config.group.empty()) return true;
+    if (::geteuid() != 0) {
+        LOG_WARN("\"user\" and \"group\" are ignored: proxyd is not running as root");
+        return true;
+    }
+    uid_t uid = ::getuid();
+    gid_t gid = ::getgid();
+    if (!config.user.empty()) {
+        passwd* pw = ::getpwnam(config.user.c_str());
+        if (pw == nullptr) {
+            error = "unknown user \"" + config.user + "\"";
+            return false;
+        }
+        uid = pw->pw_uid;
+        gid = pw->pw_gid;
+    }
+    if (!config.group.empty()) {
+        group* gr = ::getgrnam(config.group.c_str());
+        if (gr == nullptr) {
+            error = "unknown group \"" + config.group + "\"";
+            return false;
+        }
+        gid = gr->gr_gid;
+    }
+    if (!control.chown(uid, gid, error)) return false;
+    if (::setgroups(1, &gid) != 0 || ::setgid(gid) != 0 || ::setuid(uid) != 0) {
+        error = std::string("dropping privileges failed (") + std::to_string(errno) + ": " +
+                std::strerror(errno) + ")";
+        return false;
+    }
+    LOG_INFO("running as uid %u, gid %u", static_cast<unsigned>(uid), static_cast<unsigned>(gid));
+    return true;
+}
+
+// ---- Master -------------------------------------------------------------------
+
+Master::Master(MasterOptions options, common::ConfigPtr config, std::vector<Listener> listeners,
+               std::unique_ptr<ControlSocket> control)
+    : options_(std::move(options)),
+      config_(std::move(config)),
+      initial_listeners_(std::move(listeners)),
+      control_(std::move(control)),
+      pid_file_(config_->master.pid_file),
+      started_(std::chrono::steady_clock::now()) {}
+
+Master::~Master() {
+    // Workers' events belong to base_: free them before the base.
+    supervisor_.reset();
+    control_.reset();
+    tick_event_.reset();
+    signal_events_.clear();
+}
+
+int Master::run() {
+    base_.reset(event_base_new());
+    if (!base_) {
+        LOG_ALERT("event_base_new() failed in the master");
+        return 1;
+    }
+    ::signal(SIGPIPE, SIG_IGN);
+    for (int sig : kSignals) {
+        common::EventPtr ev(evsignal_new(base_.get(), sig, on_signal, this));
+        if (!ev || event_add(ev.get(), nullptr) != 0) {
+            LOG_ALERT("evsignal_new() failed for signal %d", sig);
+            return 1;
+        }
+        signal_events_.push_back(std::move(ev));
+    }
+    tick_event_.reset(event_new(base_.get(), -1, EV_PERSIST, on_tick, this));
+    if (!tick_event_ || event_add(tick_event_.get(), &kTickInterval) != 0) {
+        LOG_ALERT("event_add() failed for the master's timer");
+        return 1;
+    }
+    std::string error;
+    if (!control_->start(
+            base_.get(), [this](std::string_view line) { return handle_command(line); }, error)) {
+        LOG_ERROR("%s", error.c_str());
+        return 1;
+    }
+    supervisor_ = std::make_unique<Supervisor>(base_.get());
+    auto generation = std::make_shared<Generation>();
+    generation->number = ++generation_;
+    generation->config = config_;
+    generation->listeners = std::move(initial_listeners_);
+    LOG_INFO("proxyd master started (pid %d), %d workers, configuration \"%s\"", ::getpid(),
+             config_->master.workers, options_.config_path.c_str());
+    supervisor_->start_generation(std::move(generation));
+
+    event_base_dispatch(base_.get());
+    cleanup_files();
+    LOG_INFO("master exited");
+    return 0;
+}
+
+void Master::on_signal(evutil_socket_t sig, short, void* arg) noexcept {
+    static_cast<Master*>(arg)->handle_signal(static_cast<int>(sig));
+}
+
+void Master::on_tick(evutil_socket_t, short, void* arg) noexcept {
+    static_cast<Master*>(arg)->tick();
+}
+
+void Master::handle_signal(int sig) {
+    std::string error;
+    switch (sig) {
+        case SIGHUP:
+            LOG_INFO("SIGHUP received: reloading");
+            reload(error);
+            break;
+        case SIGTERM:
+        case SIGINT:
+            LOG_INFO("%s received: fast stop", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+            stop(false);
+            break;
+        case SIGQUIT:
+            LOG_INFO("SIGQUIT received: graceful stop");
+            stop(true);
+            break;
+        case SIGUSR1:
+            LOG_INFO("SIGUSR1 received: reopening logs");
+            reopen_logs();
+            break;
+        case SIGUSR2:
+            LOG_INFO("SIGUSR2 received: hot upgrade");
+            start_upgrade();
+            break;
+        case SIGTTIN:
+        case SIGTTOU:
+            if (supervisor_->stopping()) break;
+            supervisor_->set_target(supervisor_->target() + (sig == SIGTTIN ? 1 : -1));
+            LOG_INFO("%s received: %d workers", sig == SIGTTIN ? "SIGTTIN" : "SIGTTOU",
+                     supervisor_->target());
+            break;
+        case SIGCHLD:
+            supervisor_->reap([this](pid_t pid, int status) { on_other_exit(pid, status); });
+            check_done();
+            break;
+        default:
+            break;
+    }
+}
+
+void Master::tick() {
+    supervisor_->tick();
+    // A master started by a hot upgrade takes over once all its workers run.
+    if (options_.upgrade_from > 0 && !told_old_master_ && supervisor_->ready()) {
+        told_old_master_ = true;
+        LOG_INFO("hot upgrade: every worker is ready; asking the old master (pid %d) to stop",
+                 options_.upgrade_from);
+        if (::kill(options_.upgrade_from, SIGQUIT) != 0) {
+            LOG_WARN("kill(%d, SIGQUIT) failed (%d: %s) while taking over from the old master",
+                     options_.upgrade_from, errno, std::strerror(errno));
+        }
+    }
+    check_done();
+}
+
+bool Master::reload(std::string& error) {
+    if (supervisor_->stopping()) {
+        error = "proxyd is shutting down";
+        return false;
+    }
+    common::ConfigPtr config = common::load_config(options_.config_path, error);
+    if (!config) {
+        LOG_ERROR("reload refused, keeping the current configuration: %s", error.c_str());
+        return false;
+    }
+    std::map<std::string, int> none;
+    std::vector<Listener> listeners;
+    if (!open_listeners(config->listeners, supervisor_->current()->listeners, none, listeners,
+                        error)) {
+        LOG_ERROR("reload refused, keeping the current configuration: %s", error.c_str());
+        return false;
+    }
+    const common::LogConfig& old_log = config_->log;
+    if (config->log.error_log != old_log.error_log || config->log.level != old_log.level) {
+        if (!common::log::open(config->log.error_log, config->log.level, error)) {
+            LOG_ERROR("reload refused, keeping the current configuration: %s", error.c_str());
+            return false;
+        }
+    }
+    const common::MasterConfig& was = config_->master;
+    const common::MasterConfig& now = config->master;
+    if (now.pid_file != was.pid_file || now.control_socket != was.control_socket ||
+        now.user != was.user || now.group != was.group) {
+        LOG_WARN("pid_file, control_socket, user and group take effect only on restart");
+    }
+    raise_nofile_limit(*config);
+    config_ = config;
+    auto generation = std::make_shared<Generation>();
+    generation->number = ++generation_;
+    generation->config = std::move(config);
+    generation->listeners = std::move(listeners);
+    LOG_INFO("configuration reloaded: generation %u with %d workers", generation_,
+             config_->master.workers);
+    supervisor_->start_generation(std::move(generation));
+    return true;
+}
+
+void Master::reopen_logs() {
+    std::string error;
+    if (!common::log::reopen(error)) LOG_ERROR("reopening the log failed: %s", error.c_str());
+    supervisor_->broadcast(ch::CommandCode::kReopenLogs);
+}
+
+void Master::stop(bool graceful) {
+    supervisor_->stop(graceful);
+    check_done();
+}
+
+void Master::start_upgrade() {
+    if (supervisor_->stopping()) return;
+    if (upgrade_child_ > 0) {
+        LOG_WARN("hot upgrade already in progress (new master pid %d)", upgrade_child_);
+        return;
+    }
+    const std::string old_bin = pid_file_ + ".oldbin";
+    bool moved = ::rename(pid_file_.c_str(), old_bin.c_str()) == 0;
+    if (!moved) {
+        LOG_WARN("rename() \"%s\" to \"%s\" failed (%d: %s)", pid_file_.c_str(), old_bin.c_str(),
+                 errno, std::strerror(errno));
+    }
+    std::string error;
+    pid_t pid = start_new_master(options_.executable, options_.argv,
+                                 supervisor_->current()->listeners, error);
+    if (pid < 0) {
+        LOG_ERROR("hot upgrade failed: %s; still serving", error.c_str());
+        if (moved) ::rename(old_bin.c_str(), pid_file_.c_str());
+        return;
+    }
+    upgrade_child_ = pid;
+    LOG_INFO("hot upgrade: started new master (pid %d) from \"%s\"", pid,
+             options_.executable.c_str());
+}
+
+void Master::on_other_exit(pid_t pid, int wait_status) {
+    if (pid != upgrade_child_) return;
+    upgrade_child_ = 0;
+    if (supervisor_->stopping()) {
+        LOG_WARN("new master (pid %d) %s", pid, describe_exit(wait_status).c_str());
+        return;
+    }
+    int status = WIFEXITED(wait_status) ? WEXITSTATUS(wait_status) : 128 + WTERMSIG(wait_status);
+    LOG_ERROR("hot upgrade failed: new master exited with status %d; still serving", status);
+    const std::string old_bin = pid_file_ + ".oldbin";
+    std::string error;
+    std::optional<pid_t> stored = read_pid_file(pid_file_, error);
+    if (!stored || *stored == pid || !is_live_master(*stored)) {
+        if (!write_pid_file(pid_file_, ::getpid(), error)) LOG_ERROR("%s", error.c_str());
+        ::unlink(old_bin.c_str());
+    }
+}
+
+void Master::check_done() {
+    if (exiting_ || !supervisor_->stopping() || !supervisor_->empty()) return;
+    exiting_ = true;
+    LOG_INFO("all workers have exited");
+    event_base_loopexit(base_.get(), &kExitFlush);
+}
+
+void Master::cleanup_files() {
+    remove_pid_file_if_ours(pid_file_, ::getpid());
+    remove_pid_file_if_ours(pid_file_ + ".oldbin", ::getpid());
+    control_->remove();
+}
+
+// ---- control commands ---------------------------------------------------------------
+
+std::string Master::status_answer() const {
+    Value v = Value::object();
+    v.set("ok", true);
+    v.set("master_pid", ::getpid());
+    v.set("generation", generation_);
+    v.set("uptime_s", std::chrono::duration_cast<std::chrono::seconds>(
+                          std::chrono::steady_clock::now() - started_)
+                          .count());
+    v.set("config", options_.config_path);
+    v.set("target_workers", supervisor_->target());
+    v.set("degraded", supervisor_->degraded());
+    v.set("stopping", supervisor_->stopping());
+    v.set("upgrade_child", upgrade_child_);
+    Value listeners = Value::array();
+    for (const Listener& l : supervisor_->current()->listeners) {
+        Value item = Value::object();
+        item.set("name", l.config.name);
+        item.set("address", l.socket->bound.to_string());
+        item.set("protocol", protocol_name(l.config.protocol));
+        item.set("tls", l.config.tls());
+        listeners.push(std::move(item));
+    }
+    v.set("listeners", std::move(listeners));
+    v.set("workers", supervisor_->workers_json());
+    v.set("slots", supervisor_->slots_json());
+    return v.dump();
+}
+
+std::string Master::handle_command(std::string_view line) {
+    std::vector<std::string_view> words = split_command(line);
+    if (words.empty()) return error_answer("empty command");
+    const std::string_view cmd = words[0];
+    const size_t args = words.size() - 1;
+    auto no_args = [&]() { return args == 0; };
+
+    if (cmd == "status" && no_args()) return status_answer();
+    if (cmd == "workers" && no_args()) {
+        Value v = Value::object();
+        v.set("ok", true);
+        v.set("workers", supervisor_->workers_json());
+        return v.dump();
+    }
+    if (cmd == "stats" && no_args()) {
+        Value v = supervisor_->stats_json();
+        Value out = Value::object();
+        out.set("ok", true);
+        for (const auto& [key, value] : v.members()) out.set(key, value);
+        return out.dump();
+    }
+    if (cmd == "reload" && no_args()) {
+        std::string error;
+        if (!reload(error)) return error_answer(error);
+        Value v = Value::object();
+        v.set("ok", true);
+        v.set("generation", generation_);
+        return v.dump();
+    }
+    if (cmd == "scale") {
+        std::optional<long> n = args == 1 ? parse_integer(words[1], 1, 1024) : std::nullopt;
+        if (!n) return error_answer("usage: scale N (1..1024)");
+        if (supervisor_->stopping()) return error_answer("proxyd is shutting down");
+        LOG_INFO("scale requested: %ld workers", *n);
+        supervisor_->set_target(static_cast<int>(*n));
+        Value v = Value::object();
+        v.set("ok", true);
+        v.set("workers", supervisor_->target());
+        return v.dump();
+    }
+    if (cmd == "drain") {
+        std::optional<long> pid = args == 1 ? parse_integer(words[1], 1, INT32_MAX) : std::nullopt;
+        if (!pid) return error_answer("usage: drain PID");
+        std::string error;
+        if (supervisor_->stopping()) return error_answer("proxyd is shutting down");
+        if (!supervisor_->drain_worker(static_cast<pid_t>(*pid), error)) return error_answer(error);
+        return ok_answer();
+    }
+    if (cmd == "reopen" && no_args()) {
+        LOG_INFO("reopen requested on the control socket");
+        reopen_logs();
+        return ok_answer();
+    }
+    if ((cmd == "quit" || cmd == "stop") && no_args()) {
+        LOG_INFO("%s requested on the control socket",
+                 cmd == "quit" ? "graceful stop" : "fast stop");
+        stop(cmd == "quit");
+        return ok_answer();
+    }
+    if (cmd == "help" && no_args()) {
+        Value v = Value::object();
+        v.set("ok", true);
+        Value list = Value::array();
+        for (const char* h : kHelp) list.push(h);
+        v.set("commands", std::move(list));
+        return v.dump();
+    }
+    for (const char* known :
+         {"status", "workers", "stats", "reload", "reopen", "quit", "stop", "help"}) {
+        if (cmd == known)
+            return error_answer("command \"" + std::string(cmd) + "\" takes no arguments");
+    }
+    return error_answer("unknown command \"" + std::string(cmd) + "\"");
+}
+
+}  // namespace master

@@ -1,0 +1,96 @@
+// The master process: one libevent loop that turns signals, control-socket
+// commands, worker reports and a 100 ms tick into supervision. It never
+// touches client traffic.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/config.h"
+#include "common/libevent_handles.h"
+#include "master/control_socket.h"
+#include "master/listeners.h"
+#include "master/supervisor.h"
+
+namespace master {
+
+struct MasterOptions {
+    std::string config_path;
+    std::string executable;         // resolved at startup, for hot upgrades
+    std::vector<std::string> argv;  // the command line a hot upgrade runs again
+    pid_t upgrade_from = 0;         // the old master when started by a hot upgrade
+};
+
+class Master {
+  public:
+    Master(MasterOptions options, common::ConfigPtr config, std::vector<Listener> listeners,
+           std::unique_ptr<ControlSocket> control);
+    ~Master();
+    Master(const Master&) = delete;
+    Master& operator=(const Master&) = delete;
+
+    // Runs until stopped; returns the process exit status (0 on a clean stop,
+    // 1 when the loop could not be set up).
+    int run();
+
+    // One control command line -> one JSON answer (no newline).
+    std::string handle_command(std::string_view line);
+
+  private:
+    static void on_signal(evutil_socket_t sig, short events, void* arg) noexcept;
+    static void on_tick(evutil_socket_t fd, short events, void* arg) noexcept;
+    void handle_signal(int sig);
+    void tick();
+
+    bool reload(std::string& error);
+    void reopen_logs();
+    void stop(bool graceful);
+    void start_upgrade();
+    void on_other_exit(pid_t pid, int wait_status);
+    void check_done();
+    void cleanup_files();
+
+    std::string status_answer() const;
+
+    MasterOptions options_;
+    common::ConfigPtr config_;
+    std::vector<Listener> initial_listeners_;
+    std::unique_ptr<ControlSocket> control_;
+    std::string pid_file_;  // as at startup: a reload does not move it
+    uint32_t generation_ = 0;
+    std::chrono::steady_clock::time_point started_;
+
+    common::EventBasePtr base_;
+    std::vector<common::EventPtr> signal_events_;
+    common::EventPtr tick_event_;
+    std::unique_ptr<Supervisor> supervisor_;
+
+    pid_t upgrade_child_ = 0;  // the new master we started, while it runs
+    bool told_old_master_ = false;
+    bool exiting_ = false;
+};
+
+// ---- helpers shared with main.cpp and the tests ---------------------------------
+
+// Splits a control command line on spaces: "scale 4" -> {"scale", "4"}.
+std::vector<std::string_view> split_command(std::string_view line);
+// A decimal integer in [min, max]; nullopt for anything else.
+std::optional<long> parse_integer(std::string_view text, long min, long max);
+
+// Raises RLIMIT_NOFILE's soft limit to max_connections * 2 + 64 (capped by
+// the hard limit, with a warning when the hard limit is lower).
+void raise_nofile_limit(const common::Config& config);
+
+// Switches to the configured user/group (only when running as root; when not
+// root and they are set, warns and ignores them). The control socket is
+// handed to that user first. False with `error` set.
+bool drop_privileges(const common::MasterConfig& config, ControlSocket& control,
+                     std::string& error);
+
+}  // namespace master

@@ -1,0 +1,262 @@
+// proxyctl: the control socket's client. Sends one command line, reads the
+// one JSON line back and prints it as a table (or unchanged with --json).
+//
+// Exit status: 0 when the answer says ok, 1 when it does not or proxyd cannot
+// be reached, 2 on a usage error.
+#include <getopt.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "common/config.h"
+#include "common/json.h"
+#include "common/libevent_handles.h"
+
+namespace {
+
+using common::json::Value;
+
+constexpr int kTimeoutMs = 10000;
+constexpr const char* kLocalSocket = "run/proxyd.sock";
+constexpr const char* kSystemSocket = "/run/proxyd/proxyd.sock";
+
+void usage(FILE* out) {
+    std::fprintf(out,
+                 "usage: proxyctl [-s SOCKET | -c FILE] [--json] COMMAND [ARGS]\n"
+                 "\n"
+                 "  -s, --socket SOCKET  control socket (default: %s when it exists,\n"
+                 "                       else %s)\n"
+                 "  -c, --config FILE    read control_socket from this proxyd configuration\n"
+                 "  -j, --json           print the answer's JSON line unchanged\n"
+                 "  -h, --help           print this help\n"
+                 "\n"
+                 "commands: status, workers, stats, reload, scale N, drain PID, reopen, quit,\n"
+                 "          stop, help\n",
+                 kLocalSocket, kSystemSocket);
+}
+
+// Connects and exchanges one line. Returns false with `error` set.
+bool exchange(const std::string& path, const std::string& command, std::string& answer,
+              std::string& error) {
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    if (path.size() >= sizeof addr.sun_path) {
+        error = "control socket path too long: " + path;
+        return false;
+    }
+    std::memcpy(addr.sun_path, path.data(), path.size());
+    common::UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    if (!fd || ::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+        error = "cannot connect to " + path + ": " + std::strerror(errno) + " (is proxyd running?)";
+        return false;
+    }
+    std::string line = command + "\n";
+    if (::send(fd.get(), line.data(), line.size(), MSG_NOSIGNAL) !=
+        static_cast<ssize_t>(line.size())) {
+        error = "cannot send to " + path + ": " + std::strerror(errno);
+        return false;
+    }
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(kTimeoutMs);
+    for (;;) {
+        size_t nl = answer.find('\n');
+        if (nl != std::string::npos) {
+            answer.resize(nl);
+            return true;
+        }
+        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+                        deadline - std::chrono::steady_clock::now())
+                        .count();
+        pollfd pfd{fd.get(), POLLIN, 0};
+        int ready = left > 0 ? ::poll(&pfd, 1, static_cast<int>(left)) : 0;
+        if (ready < 0 && errno == EINTR) continue;
+        if (ready <= 0) {
+            error = "no answer from " + path + " within 10 s";
+            return false;
+        }
+        char buf[4096];
+        ssize_t n = ::recv(fd.get(), buf, sizeof buf, 0);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) {
+            if (!answer.empty()) return true;
+            error = "connection to " + path + " closed without an answer";
+            return false;
+        }
+        answer.append(buf, static_cast<size_t>(n));
+    }
+}
+
+std::string scalar(const Value& v) {
+    if (v.is_string()) return v.as_string();
+    if (v.is_null()) return "-";
+    return v.dump();
+}
+
+std::string human_bytes(int64_t bytes) {
+    const char* units[] = {"B", "K", "M", "G", "T"};
+    double value = static_cast<double>(bytes);
+    int unit = 0;
+    while (value >= 1024 && unit < 4) {
+        value /= 1024;
+        ++unit;
+    }
+    char buf[32];
+    std::snprintf(buf, sizeof buf, unit == 0 ? "%.0f%s" : "%.1f%s", value, units[unit]);
+    return buf;
+}
+
+void print_workers(const Value& workers) {
+    std::printf("%-8s %4s %4s %-9s %7s %9s %8s %7s\n", "PID", "SLOT", "GEN", "STATE", "ACTIVE",
+                "TOTAL", "RSS", "LAST");
+    for (const Value& w : workers.items()) {
+        std::string last = w["last_report_ms"].is_null()
+                               ? "-"
+                               : std::to_string(w["last_report_ms"].as_int()) + "ms";
+        std::printf(
+            "%-8lld %4lld %4lld %-9s %7lld %9lld %8s %7s\n",
+            static_cast<long long>(w["pid"].as_int()), static_cast<long long>(w["slot"].as_int()),
+            static_cast<long long>(w["generation"].as_int()), w["state"].as_string().c_str(),
+            static_cast<long long>(w["active_sessions"].as_int()),
+            static_cast<long long>(w["total_sessions"].as_int()),
+            human_bytes(w["rss_bytes"].as_int()).c_str(), last.c_str());
+    }
+}
+
+// key: value lines; nested objects flatten to "a.b: value".
+void print_fields(const Value& object, const std::string& prefix) {
+    for (const auto& [key, value] : object.members()) {
+        if (prefix.empty() && key == "ok") continue;
+        if (value.is_object()) {
+            print_fields(value, prefix + key + ".");
+        } else if (value.is_array()) {
+            std::string items;
+            for (const Value& item : value.items()) {
+                if (!items.empty()) items += ", ";
+                items += item.is_object() ? item.dump() : scalar(item);
+            }
+            std::printf("%s%s: %s\n", prefix.c_str(), key.c_str(), items.c_str());
+        } else {
+            std::printf("%s%s: %s\n", prefix.c_str(), key.c_str(), scalar(value).c_str());
+        }
+    }
+}
+
+void print_status(const Value& answer) {
+    for (const auto& [key, value] : answer.members()) {
+        if (key == "ok" || key == "workers" || key == "listeners" || key == "slots") continue;
+        std::printf("%s: %s\n", key.c_str(), scalar(value).c_str());
+    }
+    for (const Value& l : answer["listeners"].items()) {
+        std::printf("listener %s: %s %s%s\n", l["name"].as_string().c_str(),
+                    l["address"].as_string().c_str(), l["protocol"].as_string().c_str(),
+                    l["tls"].as_bool() ? " tls" : "");
+    }
+    for (const Value& s : answer["slots"].items()) {
+        std::printf("slot %lld: %lld failures, backoff %lld ms%s\n",
+                    static_cast<long long>(s["slot"].as_int()),
+                    static_cast<long long>(s["failures"].as_int()),
+                    static_cast<long long>(s["backoff_ms"].as_int()),
+                    s["degraded"].as_bool() ? ", degraded" : "");
+    }
+    std::printf("\n");
+    print_workers(answer["workers"]);
+}
+
+std::string default_socket() {
+    return ::access(kLocalSocket, F_OK) == 0 ? kLocalSocket : kSystemSocket;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    static const option kOptions[] = {
+        {"socket", required_argument, nullptr, 's'},
+        {"config", required_argument, nullptr, 'c'},
+        {"json", no_argument, nullptr, 'j'},
+        {"help", no_argument, nullptr, 'h'},
+        {nullptr, 0, nullptr, 0},
+    };
+    std::string socket_path;
+    std::string config_path;
+    bool json = false;
+    opterr = 0;
+    int c;
+    // '+': options end at the command, so "proxyctl drain 123" never parses
+    // the command's arguments as options.
+    while ((c = getopt_long(argc, argv, "+:s:c:jh", kOptions, nullptr)) != -1) {
+        switch (c) {
+            case 's':
+                socket_path = optarg;
+                break;
+            case 'c':
+                config_path = optarg;
+                break;
+            case 'j':
+                json = true;
+                break;
+            case 'h':
+                usage(stdout);
+                return 0;
+            default:
+                std::fprintf(stderr, "proxyctl: bad option or missing argument: '%s'\n",
+                             argv[optind - 1]);
+                usage(stderr);
+                return 2;
+        }
+    }
+    if (optind >= argc) {
+        std::fprintf(stderr, "proxyctl: no command given\n");
+        usage(stderr);
+        return 2;
+    }
+    std::string command;
+    for (int i = optind; i < argc; ++i) {
+        if (!command.empty()) command += ' ';
+        command += argv[i];
+    }
+    if (socket_path.empty() && !config_path.empty()) {
+        std::string error;
+        common::ConfigPtr config = common::load_config(config_path, error);
+        if (!config) {
+            std::fprintf(stderr, "proxyctl: %s\n", error.c_str());
+            return 1;
+        }
+        socket_path = config->master.control_socket;
+    }
+    if (socket_path.empty()) socket_path = default_socket();
+
+    std::string line;
+    std::string error;
+    if (!exchange(socket_path, command, line, error)) {
+        std::fprintf(stderr, "proxyctl: %s\n", error.c_str());
+        return 1;
+    }
+    std::optional<Value> answer = common::json::parse(line, error);
+    if (json) {
+        std::printf("%s\n", line.c_str());
+        return answer && (*answer)["ok"].as_bool() ? 0 : 1;
+    }
+    if (!answer || !answer->is_object()) {
+        std::fprintf(stderr, "proxyctl: malformed answer (%s): %s\n", error.c_str(), line.c_str());
+        return 1;
+    }
+    if (!(*answer)["ok"].as_bool()) {
+        std::fprintf(stderr, "proxyctl: %s\n", (*answer)["error"].as_string().c_str());
+        return 1;
+    }
+    if (command == "status") {
+        print_status(*answer);
+    } else if (command == "workers") {
+        print_workers((*answer)["workers"]);
+    } else {
+        print_fields(*answer, "");
+    }
+    return 0;
+}

@@ -1,0 +1,790 @@
+// Worker lifecycle, as the master sees it:
+//
+//   state      event                                  next state / action
+//   ---------  -------------------------------------  ---------------------------------
+//   (none)     slot empty and its backoff expired     starting   (fork)
+//   starting   first report                           running
+//   starting   no report for heartbeat_timeout        SIGABRT, SIGKILL 1 s later
+//   running    report                                 running    (heartbeat)
+//   running    no report for heartbeat_timeout        SIGABRT, SIGKILL 1 s later
+//   running    over worker_max_rss / _sessions,       running + retiring: a replacement
+//              `drain PID`                            starts in the same slot
+//   running    replacement (same slot) reported       draining   (kDrain)
+//   running    a newer generation is ready,           draining   (kDrain)
+//              slot above the target count
+//   draining   graceful_timeout passed                SIGKILL
+//   any        exit (SIGCHLD)                         reaped; unexpected exits count
+//                                                     against the slot's backoff
+//
+// Draining workers never count toward the target: their slot is refilled at
+// once. A slot whose workers fail soon after starting is respawned with an
+// exponential backoff and shows as degraded until a worker runs stably.
+#include "master/supervisor.h"
+
+#include <dirent.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <random>
+
+#include "common/log.h"
+#include "worker/worker.h"
+
+namespace master {
+
+namespace ch = common::channel;
+using std::chrono::duration_cast;
+using std::chrono::milliseconds;
+
+namespace {
+
+constexpr common::Duration kAbortGrace{1000};
+constexpr common::Duration kFastStopGrace{1000};
+constexpr common::Duration kMaxBackoff{30000};
+constexpr int kMaxWorkers = 1024;
+
+int64_t ms_between(Clock::time_point from, Clock::time_point to) {
+    return duration_cast<milliseconds>(to - from).count();
+}
+
+bool is_crash_signal(int sig) {
+    return sig == SIGSEGV || sig == SIGBUS || sig == SIGILL || sig == SIGFPE || sig == SIGABRT;
+}
+
+std::minstd_rand& rng() {
+    static std::minstd_rand generator(
+        static_cast<unsigned>(::getpid()) ^
+        static_cast<unsigned>(Clock::now().time_since_epoch().count()));
+    return generator;
+}
+
+// Up to one heartbeat interval, so recycles of several workers that cross
+// their limit together are spread out.
+common::Duration jitter(common::Duration upto) {
+    if (upto.count() <= 0) return common::Duration{0};
+    std::uniform_int_distribution<int64_t> dist(0, upto.count());
+    return common::Duration{dist(rng())};
+}
+
+// In the forked worker: the master's signal handlers write to the master's
+// libevent signal pipe, so they must go before anything else runs. SIGPIPE
+// stays ignored: a worker writes to sockets a peer may have closed.
+void reset_signals() {
+    for (int sig = 1; sig < NSIG; ++sig) {
+        if (sig == SIGKILL || sig == SIGSTOP) continue;
+        ::signal(sig, sig == SIGPIPE ? SIG_IGN : SIG_DFL);
+    }
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, nullptr);
+}
+
+// In the forked worker: closes every descriptor it must not hold: other
+// workers' channels (their EOF is how they learn the master died), the
+// control socket, listeners of other generations, the master's event loop.
+// Descriptors open on a file path (the error log) are kept. False when
+// /proc/self/fd could not be read (nothing was closed then).
+bool close_inherited_fds(const std::vector<int>& keep) {
+    DIR* dir = ::opendir("/proc/self/fd");
+    if (dir == nullptr) return false;
+    std::vector<int> to_close;
+    int dir_fd = ::dirfd(dir);
+    while (dirent* entry = ::readdir(dir)) {
+        char* end = nullptr;
+        long fd = std::strtol(entry->d_name, &end, 10);
+        if (end == entry->d_name || *end != '\0' || fd <= 2 || fd == dir_fd) continue;
+        if (std::find(keep.begin(), keep.end(), fd) != keep.end()) continue;
+        char target[256];
+        std::string link = "/proc/self/fd/" + std::string(entry->d_name);
+        ssize_t n = ::readlink(link.c_str(), target, sizeof target - 1);
+        if (n > 0 && target[0] == '/') continue;
+        to_close.push_back(static_cast<int>(fd));
+    }
+    ::closedir(dir);
+    for (int fd : to_close) ::close(fd);
+    return true;
+}
+
+void add_counters(ch::Report& into, const ch::Report& from) {
+    into.total_sessions += from.total_sessions;
+    into.requests += from.requests;
+    into.tunnels += from.tunnels;
+    into.bytes_in += from.bytes_in;
+    into.bytes_out += from.bytes_out;
+    into.accepts += from.accepts;
+    for (uint32_t i = 0; i < ch::kErrorClassCount; ++i) into.errors[i] += from.errors[i];
+}
+
+}  // namespace
+
+const char* status_name(WorkerStatus status) {
+    switch (status) {
+        case WorkerStatus::kStarting:
+            return "starting";
+        case WorkerStatus::kRunning:
+            return "running";
+        case WorkerStatus::kDraining:
+            return "draining";
+    }
+    return "unknown";
+}
+
+ExitKind classify_exit(int wait_status, int signal_sent) {
+    if (WIFEXITED(wait_status)) {
+        int code = WEXITSTATUS(wait_status);
+        if (code == 0) return ExitKind::kClean;
+        if (code == worker::kWorkerExitFatal) return ExitKind::kFatalConfig;
+        return ExitKind::kFailed;
+    }
+    int sig = WIFSIGNALED(wait_status) ? WTERMSIG(wait_status) : 0;
+    if (sig != 0 && sig == signal_sent) return ExitKind::kKilledByUs;
+    if (signal_sent == SIGKILL && sig == SIGKILL) return ExitKind::kKilledByUs;
+    if (is_crash_signal(sig)) return ExitKind::kCrashed;
+    return ExitKind::kKilledOutside;
+}
+
+std::string describe_exit(int wait_status) {
+    if (WIFEXITED(wait_status))
+        return "exited with code " + std::to_string(WEXITSTATUS(wait_status));
+    if (WIFSIGNALED(wait_status)) {
+        int sig = WTERMSIG(wait_status);
+        std::string text =
+            "killed by signal " + std::to_string(sig) + " (" + ::strsignal(sig) + ")";
+        if (WCOREDUMP(wait_status)) text += ", core dumped";
+        return text;
+    }
+    return "ended with wait status " + std::to_string(wait_status);
+}
+
+common::Duration backoff_delay(int failures) {
+    if (failures <= 1) return common::Duration{0};
+    common::Duration delay{100};
+    for (int i = 2; i < failures && delay < kMaxBackoff; ++i) delay *= 2;
+    return std::min(delay, kMaxBackoff);
+}
+
+std::vector<BalanceAction> plan_balance(const std::vector<BalanceInput>& workers) {
+    std::vector<BalanceAction> actions(workers.size(), BalanceAction::kNone);
+    if (workers.size() < 2) {
+        for (size_t i = 0; i < workers.size(); ++i) {
+            if (workers[i].paused) actions[i] = BalanceAction::kResume;
+        }
+        return actions;
+    }
+    double sum = 0;
+    for (const BalanceInput& w : workers) sum += static_cast<double>(w.active_sessions);
+    const double mean = sum / static_cast<double>(workers.size());
+    size_t accepting = 0;
+    for (size_t i = 0; i < workers.size(); ++i) {
+        double active = static_cast<double>(workers[i].active_sessions);
+        if (workers[i].paused && active <= mean) actions[i] = BalanceAction::kResume;
+        if (!workers[i].paused || actions[i] == BalanceAction::kResume) ++accepting;
+    }
+    for (size_t i = 0; i < workers.size(); ++i) {
+        double active = static_cast<double>(workers[i].active_sessions);
+        if (!workers[i].paused && active > mean * 1.2 + 2 && accepting > 1) {
+            actions[i] = BalanceAction::kPause;
+            --accepting;
+        }
+    }
+    return actions;
+}
+
+// ---- Supervisor ---------------------------------------------------------------
+
+Supervisor::Supervisor(event_base* base) : base_(base) {}
+
+Supervisor::~Supervisor() = default;
+
+void Supervisor::start_generation(GenerationPtr generation) {
+    current_ = std::move(generation);
+    target_ = std::clamp(current_->config->master.workers, 1, kMaxWorkers);
+    slots_.clear();
+    limit_draining_generations();
+    reconcile();
+}
+
+void Supervisor::set_target(int count) {
+    target_ = std::clamp(count, 1, kMaxWorkers);
+    for (auto it = slots_.begin(); it != slots_.end();) {
+        it = it->first >= target_ ? slots_.erase(it) : std::next(it);
+    }
+    reconcile();
+}
+
+bool Supervisor::drain_worker(pid_t pid, std::string& error) {
+    auto it = workers_.find(pid);
+    if (it == workers_.end()) {
+        error = "no worker with pid " + std::to_string(pid);
+        return false;
+    }
+    Worker& w = *it->second;
+    if (w.generation != current_) {
+        error = "worker " + std::to_string(pid) + " belongs to an old generation";
+        return false;
+    }
+    if (w.status == WorkerStatus::kDraining || w.retiring) {
+        error = "worker " + std::to_string(pid) + " is already draining";
+        return false;
+    }
+    LOG_INFO("retiring worker %d (pid %d) on request; starting its replacement", w.slot, w.pid);
+    w.retiring = true;
+    reconcile();
+    return true;
+}
+
+void Supervisor::broadcast(ch::CommandCode code) {
+    for (auto& [pid, w] : workers_) send_command(*w, code);
+}
+
+void Supervisor::stop(bool graceful) {
+    Clock::time_point now = Clock::now();
+    if (!stopping_ || (!graceful && !fast_stop_)) kill_at_ = now + kFastStopGrace;
+    stopping_ = true;
+    if (!graceful) fast_stop_ = true;
+    for (auto& [pid, w] : workers_) {
+        if (graceful) {
+            if (w->status != WorkerStatus::kDraining) drain(*w, "shutting down");
+        } else {
+            send_command(*w, ch::CommandCode::kStop);
+        }
+    }
+}
+
+bool Supervisor::slot_filled(int slot) const {
+    for (const auto& [pid, w] : workers_) {
+        if (w->generation == current_ && w->slot == slot && w->status != WorkerStatus::kDraining &&
+            !w->retiring) {
+            return true;
+        }
+    }
+    return false;
+}
+
+bool Supervisor::ready() const {
+    if (!current_) return false;
+    for (int slot = 0; slot < target_; ++slot) {
+        bool running = false;
+        for (const auto& [pid, w] : workers_) {
+            if (w->generation == current_ && w->slot == slot &&
+                w->status == WorkerStatus::kRunning) {
+                running = true;
+                break;
+            }
+        }
+        if (!running) return false;
+    }
+    return true;
+}
+
+bool Supervisor::degraded() const {
+    for (const auto& [slot, info] : slots_) {
+        if (info.degraded) return true;
+    }
+    return false;
+}
+
+// Spawns what is missing and drains what is surplus. Called after every
+// change to the table, so the table converges without waiting for a tick.
+void Supervisor::reconcile() {
+    if (stopping_ || !current_) return;
+    Clock::time_point now = Clock::now();
+    for (int slot = 0; slot < target_; ++slot) {
+        if (slot_filled(slot)) continue;
+        SlotInfo& info = slots_[slot];
+        if (now < info.next_spawn) continue;
+        if (!spawn(slot)) {
+            ++info.failures;
+            info.next_spawn = now + std::max(backoff_delay(info.failures), common::Duration{100});
+        }
+    }
+    bool new_generation_ready = ready();
+    for (auto& [pid, w] : workers_) {
+        if (w->status == WorkerStatus::kDraining) continue;
+        if (w->generation == current_ && w->slot >= target_) {
+            drain(*w, "the worker count was lowered");
+        } else if (w->generation != current_ && new_generation_ready) {
+            drain(*w, "a newer generation is ready");
+        }
+    }
+}
+
+void Supervisor::drain(Worker& w, const char* why) {
+    w.status = WorkerStatus::kDraining;
+    w.retiring = false;
+    w.paused = false;
+    w.drain_deadline = Clock::now() + w.generation->config->master.graceful_timeout;
+    LOG_INFO("draining worker %d (pid %d, generation %u): %s", w.slot, w.pid, w.generation->number,
+             why);
+    send_command(w, ch::CommandCode::kDrain);
+}
+
+bool Supervisor::send_command(Worker& w, ch::CommandCode code) {
+    if (!w.channel || w.channel_closed) return false;
+    ch::Command command = ch::make_command(code);
+    ssize_t n = ::send(w.channel.get(), &command, sizeof command, MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (n == static_cast<ssize_t>(sizeof command)) return true;
+    int err = n < 0 ? errno : EMSGSIZE;
+    // A worker that is gone already is reaped on SIGCHLD; no need to shout.
+    if (err == EPIPE || err == ECONNRESET) return false;
+    LOG_ERROR("send() failed (%d: %s) while sending command %u to worker %d (pid %d)", err,
+              std::strerror(err), static_cast<unsigned>(code), w.slot, w.pid);
+    return false;
+}
+
+void Supervisor::send_signal(Worker& w, int sig) {
+    if (::kill(w.pid, sig) != 0 && errno != ESRCH) {
+        LOG_ERROR("kill(%d, %d) failed (%d: %s) for worker %d", w.pid, sig, errno,
+                  std::strerror(errno), w.slot);
+    }
+    w.signal_sent = sig;
+    w.signal_time = Clock::now();
+}
+
+// ---- spawning -----------------------------------------------------------------
+
+bool Supervisor::spawn(int slot) {
+    int pair[2];
+    if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) != 0) {
+        LOG_ERROR("socketpair() failed (%d: %s) while spawning worker %d", errno,
+                  std::strerror(errno), slot);
+        return false;
+    }
+    common::UniqueFd ours(pair[0]);
+    common::UniqueFd theirs(pair[1]);
+    const pid_t master_pid = ::getpid();
+    pid_t pid = ::fork();
+    if (pid < 0) {
+        LOG_ERROR("fork() failed (%d: %s) while spawning worker %d", errno, std::strerror(errno),
+                  slot);
+        return false;
+    }
+    if (pid == 0) run_child(slot, theirs.get(), master_pid);
+
+    auto w = std::make_unique<Worker>();
+    w->owner = this;
+    w->pid = pid;
+    w->slot = slot;
+    w->generation = current_;
+    w->started = Clock::now();
+    w->channel = std::move(ours);
+    w->channel_event.reset(
+        event_new(base_, w->channel.get(), EV_READ | EV_PERSIST, on_channel, w.get()));
+    if (!w->channel_event || event_add(w->channel_event.get(), nullptr) != 0) {
+        // Without its channel the worker cannot be supervised: it sees EOF
+        // when `w` goes away below... but only once reaped; kill it now.
+        LOG_ERROR("event_add() failed while spawning worker %d (pid %d)", slot, pid);
+        send_signal(*w, SIGKILL);
+    }
+    LOG_INFO("started worker %d (pid %d) of generation %u", slot, pid, current_->number);
+    workers_.emplace(pid, std::move(w));
+    return true;
+}
+
+void Supervisor::run_child(int slot, int channel_fd, pid_t master_pid) {
+    reset_signals();
+    // The master may have died between fork() and prctl(): then the death
+    // signal would never come, so check the parent explicitly afterwards.
+    if (::prctl(PR_SET_PDEATHSIG, SIGTERM) != 0 || ::getppid() != master_pid) ::_exit(1);
+
+    worker::WorkerStartup startup;
+    startup.config = current_->config;
+    startup.channel_fd = channel_fd;
+    startup.slot = slot;
+    startup.generation = current_->number;
+    std::vector<int> keep{channel_fd};
+    for (const Listener& l : current_->listeners) {
+        keep.push_back(l.fd());
+        startup.listeners.push_back({l.fd(), l.config, l.socket->bound});
+    }
+    // Freeing the master's event base makes libevent forget the master's
+    // signal handlers, so the worker's own base may take signals. Only safe
+    // once the epoll descriptor is closed: epoll_ctl(DEL) on a shared epoll
+    // set would unregister the master's own events.
+    if (close_inherited_fds(keep)) event_base_free(base_);
+    common::log::set_role("worker " + std::to_string(slot));
+    ::_exit(worker::run_worker(startup));
+}
+
+// ---- channel --------------------------------------------------------------------
+
+void Supervisor::on_channel(evutil_socket_t, short, void* arg) noexcept {
+    Worker* w = static_cast<Worker*>(arg);
+    w->owner->read_channel(*w);
+}
+
+void Supervisor::read_channel(Worker& w) {
+    for (int i = 0; i < 64; ++i) {
+        alignas(8) unsigned char buf[sizeof(ch::Report) + 64];
+        ssize_t n = ::recv(w.channel.get(), buf, sizeof buf, MSG_DONTWAIT | MSG_TRUNC);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
+        if (n <= 0) {
+            // EOF: the worker is exiting; SIGCHLD follows and reaps it.
+            if (n < 0 && errno != ECONNRESET) {
+                LOG_ERROR("recv() failed (%d: %s) on the channel of worker %d (pid %d)", errno,
+                          std::strerror(errno), w.slot, w.pid);
+            }
+            event_del(w.channel_event.get());
+            w.channel_closed = true;
+            return;
+        }
+        ch::Report report;
+        ch::DecodeStatus status = static_cast<size_t>(n) > sizeof buf
+                                      ? ch::DecodeStatus::kBadLength
+                                      : ch::decode_report(buf, static_cast<size_t>(n), report);
+        if (status != ch::DecodeStatus::kOk) {
+            LOG_ERROR("malformed report (%s, %zd bytes) from worker %d (pid %d)",
+                      ch::describe(status), n, w.slot, w.pid);
+            continue;
+        }
+        on_report(w, report);
+    }
+}
+
+void Supervisor::on_report(Worker& w, const ch::Report& report) {
+    if (report.pid != w.pid || report.slot != static_cast<uint32_t>(w.slot)) {
+        LOG_ERROR("report from worker %d (pid %d) claims slot %u pid %d", w.slot, w.pid,
+                  report.slot, report.pid);
+    }
+    w.report = report;
+    w.has_report = true;
+    w.last_report = Clock::now();
+    if (report.state == static_cast<uint32_t>(ch::WorkerState::kDraining) &&
+        w.status != WorkerStatus::kDraining) {
+        // The worker decided to drain on its own (e.g. it lost a resource).
+        w.status = WorkerStatus::kDraining;
+        w.drain_deadline = w.last_report + w.generation->config->master.graceful_timeout;
+    }
+    if (w.status != WorkerStatus::kStarting) return;
+
+    w.status = WorkerStatus::kRunning;
+    LOG_INFO("worker %d (pid %d) of generation %u is ready after %lld ms", w.slot, w.pid,
+             w.generation->number, static_cast<long long>(ms_between(w.started, w.last_report)));
+    // A replacement is ready: retire what it replaces.
+    for (auto& [pid, other] : workers_) {
+        if (other->retiring && other->generation == w.generation && other->slot == w.slot &&
+            other->status != WorkerStatus::kDraining) {
+            drain(*other, "its replacement is ready");
+        }
+    }
+    reconcile();
+}
+
+// ---- exits --------------------------------------------------------------------
+
+void Supervisor::reap(const std::function<void(pid_t, int)>& on_other_exit) {
+    for (;;) {
+        int status = 0;
+        pid_t pid = ::waitpid(-1, &status, WNOHANG);
+        if (pid < 0 && errno == EINTR) continue;
+        if (pid <= 0) break;
+        auto it = workers_.find(pid);
+        if (it == workers_.end()) {
+            if (on_other_exit) on_other_exit(pid, status);
+            continue;
+        }
+        on_exit(*it->second, status);
+        workers_.erase(it);
+    }
+    reconcile();
+}
+
+void Supervisor::on_exit(Worker& w, int wait_status) {
+    const bool expected = w.status == WorkerStatus::kDraining || stopping_;
+    const ExitKind kind = classify_exit(wait_status, w.signal_sent);
+    const std::string how = describe_exit(wait_status);
+    const int slot = w.slot;
+    const int pid = w.pid;
+    const long long lived = static_cast<long long>(ms_between(w.started, Clock::now()));
+    switch (kind) {
+        case ExitKind::kClean:
+            if (expected)
+                LOG_INFO("worker %d (pid %d) exited", slot, pid);
+            else
+                LOG_WARN("worker %d (pid %d) exited unexpectedly after %lld ms", slot, pid, lived);
+            break;
+        case ExitKind::kFatalConfig:
+            LOG_ERROR("worker %d (pid %d) %s: it cannot run with this configuration", slot, pid,
+                      how.c_str());
+            break;
+        case ExitKind::kFailed:
+            LOG_ERROR("worker %d (pid %d) %s", slot, pid, how.c_str());
+            break;
+        case ExitKind::kCrashed:
+            LOG_ALERT("worker %d (pid %d) crashed: %s", slot, pid, how.c_str());
+            break;
+        case ExitKind::kKilledByUs:
+            if (expected)
+                LOG_INFO("worker %d (pid %d) %s", slot, pid, how.c_str());
+            else
+                LOG_WARN("worker %d (pid %d) %s", slot, pid, how.c_str());
+            break;
+        case ExitKind::kKilledOutside:
+            if (expected)
+                LOG_WARN("worker %d (pid %d) %s", slot, pid, how.c_str());
+            else
+                LOG_ERROR("worker %d (pid %d) %s", slot, pid, how.c_str());
+            break;
+    }
+    add_counters(retired_, w.report);
+    if (!expected && !w.retiring) count_failure(w, kind);
+}
+
+// An unexpected exit of a current worker: respawn its slot after a backoff
+// that grows while its workers keep failing soon after they start.
+void Supervisor::count_failure(const Worker& w, ExitKind kind) {
+    if (w.generation != current_ || w.slot >= target_) return;
+    Clock::time_point now = Clock::now();
+    SlotInfo& info = slots_[w.slot];
+    const bool quick = !w.has_report || now - w.started < kStableAfter;
+    info.failures = quick ? info.failures + 1 : 1;
+    info.next_spawn = now + backoff_delay(info.failures);
+    if (kind == ExitKind::kFatalConfig || info.failures >= kDegradedFailures) {
+        if (!info.degraded) {
+            LOG_ERROR("worker slot %d is degraded: %d failures in a row; respawning in %lld ms",
+                      w.slot, info.failures,
+                      static_cast<long long>(backoff_delay(info.failures).count()));
+        }
+        info.degraded = true;
+    }
+}
+
+// ---- periodic checks ------------------------------------------------------------
+
+void Supervisor::tick() {
+    Clock::time_point now = Clock::now();
+    for (auto& [pid, w] : workers_) {
+        if (w->signal_sent == SIGKILL) continue;
+        if (fast_stop_) {
+            if (now >= kill_at_) {
+                LOG_WARN("worker %d (pid %d) did not stop in time, sending SIGKILL", w->slot,
+                         w->pid);
+                send_signal(*w, SIGKILL);
+            }
+            continue;
+        }
+        if (w->status == WorkerStatus::kDraining && now >= w->drain_deadline) {
+            LOG_WARN(
+                "worker %d (pid %d) did not finish draining within %lld ms, sending SIGKILL",
+                w->slot, w->pid,
+                static_cast<long long>(w->generation->config->master.graceful_timeout.count()));
+            send_signal(*w, SIGKILL);
+            continue;
+        }
+        check_hung(*w, now);
+    }
+    if (stopping_) return;
+    check_stable(now);
+    check_recycle(now);
+    balance(now);
+    reconcile();
+}
+
+void Supervisor::check_hung(Worker& w, Clock::time_point now) {
+    if (w.signal_sent == SIGKILL) return;
+    if (w.signal_sent == SIGABRT) {
+        if (now - w.signal_time >= kAbortGrace) {
+            LOG_ERROR("worker %d (pid %d) still alive after SIGABRT, sending SIGKILL", w.slot,
+                      w.pid);
+            send_signal(w, SIGKILL);
+        }
+        return;
+    }
+    const common::Duration timeout = w.generation->config->master.heartbeat_timeout;
+    Clock::time_point seen = w.has_report ? w.last_report : w.started;
+    if (now - seen < timeout) return;
+    LOG_ERROR("worker %d (pid %d) sent no report for %lld ms, sending SIGABRT", w.slot, w.pid,
+              static_cast<long long>(ms_between(seen, now)));
+    send_signal(w, SIGABRT);
+}
+
+void Supervisor::check_stable(Clock::time_point now) {
+    for (auto& [slot, info] : slots_) {
+        if (info.failures == 0) continue;
+        for (const auto& [pid, w] : workers_) {
+            if (w->generation == current_ && w->slot == slot &&
+                w->status == WorkerStatus::kRunning && now - w->started >= kStableAfter) {
+                if (info.degraded) LOG_INFO("worker slot %d recovered", slot);
+                info = SlotInfo{};
+                break;
+            }
+        }
+    }
+}
+
+// One recycle at a time: a new one starts only when no worker is waiting
+// for its replacement, and after a random delay.
+void Supervisor::check_recycle(Clock::time_point now) {
+    const common::MasterConfig& mc = current_->config->master;
+    if (mc.worker_max_rss == 0 && mc.worker_max_sessions == 0) return;
+    if (now < next_recycle_) return;
+    for (const auto& [pid, w] : workers_) {
+        if (w->retiring && w->status != WorkerStatus::kDraining) return;
+    }
+    for (auto& [pid, w] : workers_) {
+        if (w->generation != current_ || w->status != WorkerStatus::kRunning || !w->has_report) {
+            continue;
+        }
+        const ch::Report& r = w->report;
+        const bool rss = mc.worker_max_rss != 0 && r.rss_bytes > mc.worker_max_rss;
+        const bool sessions =
+            mc.worker_max_sessions != 0 && r.total_sessions >= mc.worker_max_sessions;
+        if (!rss && !sessions) continue;
+        if (rss) {
+            LOG_INFO("recycling worker %d (pid %d): rss %llu bytes is above worker_max_rss",
+                     w->slot, w->pid, static_cast<unsigned long long>(r.rss_bytes));
+        } else {
+            LOG_INFO("recycling worker %d (pid %d): %llu sessions reached worker_max_sessions",
+                     w->slot, w->pid, static_cast<unsigned long long>(r.total_sessions));
+        }
+        w->retiring = true;
+        next_recycle_ = now + jitter(mc.heartbeat_interval);
+        reconcile();
+        return;
+    }
+}
+
+void Supervisor::balance(Clock::time_point now) {
+    if (now < next_balance_) return;
+    next_balance_ = now + current_->config->master.heartbeat_interval;
+    std::vector<Worker*> members;
+    std::vector<BalanceInput> inputs;
+    for (auto& [pid, w] : workers_) {
+        if (w->generation != current_ || w->status != WorkerStatus::kRunning || !w->has_report) {
+            continue;
+        }
+        members.push_back(w.get());
+        inputs.push_back({w->report.active_sessions, w->paused});
+    }
+    std::vector<BalanceAction> actions = plan_balance(inputs);
+    for (size_t i = 0; i < members.size(); ++i) {
+        Worker& w = *members[i];
+        if (actions[i] == BalanceAction::kPause && send_command(w, ch::CommandCode::kPauseAccept)) {
+            LOG_DEBUG("pausing accepts on worker %d (pid %d): %llu active sessions", w.slot, w.pid,
+                      static_cast<unsigned long long>(w.report.active_sessions));
+            w.paused = true;
+        } else if (actions[i] == BalanceAction::kResume &&
+                   send_command(w, ch::CommandCode::kResumeAccept)) {
+            LOG_DEBUG("resuming accepts on worker %d (pid %d)", w.slot, w.pid);
+            w.paused = false;
+        }
+    }
+}
+
+// Bounds how many old generations may drain at once: the oldest ones are
+// killed when a new generation would exceed max_draining_generations.
+void Supervisor::limit_draining_generations() {
+    const int limit = std::max(1, current_->config->master.max_draining_generations);
+    std::vector<uint32_t> old;
+    for (const auto& [pid, w] : workers_) {
+        uint32_t number = w->generation->number;
+        if (w->generation != current_ && std::find(old.begin(), old.end(), number) == old.end()) {
+            old.push_back(number);
+        }
+    }
+    std::sort(old.begin(), old.end());
+    while (static_cast<int>(old.size()) > limit) {
+        uint32_t victim = old.front();
+        old.erase(old.begin());
+        for (auto& [pid, w] : workers_) {
+            if (w->generation->number == victim && w->signal_sent != SIGKILL) {
+                LOG_WARN(
+                    "too many generations draining: killing worker %d (pid %d) of generation %u",
+                    w->slot, w->pid, victim);
+                send_signal(*w, SIGKILL);
+            }
+        }
+    }
+}
+
+// ---- reporting -----------------------------------------------------------------
+
+common::json::Value Supervisor::workers_json() const {
+    using common::json::Value;
+    Value list = Value::array();
+    Clock::time_point now = Clock::now();
+    for (const auto& [pid, w] : workers_) {
+        const ch::Report& r = w->report;
+        Value item = Value::object();
+        item.set("pid", w->pid);
+        item.set("slot", w->slot);
+        item.set("generation", w->generation->number);
+        item.set("state", status_name(w->status));
+        item.set("active_sessions", r.active_sessions);
+        item.set("total_sessions", r.total_sessions);
+        item.set("requests", r.requests);
+        item.set("tunnels", r.tunnels);
+        item.set("bytes_in", r.bytes_in);
+        item.set("bytes_out", r.bytes_out);
+        item.set("accepts", r.accepts);
+        item.set("accepting", w->has_report && r.accepting != 0);
+        item.set("paused", w->paused);
+        item.set("retiring", w->retiring);
+        item.set("rss_bytes", r.rss_bytes);
+        item.set("loop_lag_us", r.loop_lag_us);
+        item.set("last_report_ms",
+                 w->has_report ? Value(ms_between(w->last_report, now)) : Value());
+        item.set("uptime_ms", ms_between(w->started, now));
+        Value errors = Value::object();
+        for (uint32_t i = 0; i < ch::kErrorClassCount; ++i) {
+            errors.set(ch::error_class_name(i), r.errors[i]);
+        }
+        item.set("errors", std::move(errors));
+        list.push(std::move(item));
+    }
+    return list;
+}
+
+common::json::Value Supervisor::slots_json() const {
+    using common::json::Value;
+    Value list = Value::array();
+    Clock::time_point now = Clock::now();
+    for (const auto& [slot, info] : slots_) {
+        if (info.failures == 0 && !info.degraded) continue;
+        Value item = Value::object();
+        item.set("slot", slot);
+        item.set("failures", info.failures);
+        item.set("backoff_ms", backoff_delay(info.failures).count());
+        item.set("respawn_in_ms", std::max<int64_t>(0, ms_between(now, info.next_spawn)));
+        item.set("degraded", info.degraded);
+        list.push(std::move(item));
+    }
+    return list;
+}
+
+common::json::Value Supervisor::stats_json() const {
+    using common::json::Value;
+    ch::Report total = retired_;
+    uint64_t active = 0;
+    for (const auto& [pid, w] : workers_) {
+        active += w->report.active_sessions;
+        add_counters(total, w->report);
+    }
+    uint64_t errors = 0;
+    Value by_class = Value::object();
+    for (uint32_t i = 0; i < ch::kErrorClassCount; ++i) {
+        errors += total.errors[i];
+        by_class.set(ch::error_class_name(i), total.errors[i]);
+    }
+    Value out = Value::object();
+    out.set("workers", workers_.size());
+    out.set("active_sessions", active);
+    out.set("total_sessions", total.total_sessions);
+    out.set("requests", total.requests);
+    out.set("tunnels", total.tunnels);
+    out.set("accepts", total.accepts);
+    out.set("bytes_in", total.bytes_in);
+    out.set("bytes_out", total.bytes_out);
+    out.set("errors", errors);
+    out.set("errors_by_class", std::move(by_class));
+    return out;
+}
+
+}  // namespace master

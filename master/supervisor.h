@@ -1,0 +1,193 @@
+// The supervisor: the master's table of workers and everything it decides
+// about them. It spawns workers into slots, reads their reports (the reports
+// are the heartbeats), reaps and classifies their exits, respawns with a
+// per-slot backoff, kills hung workers, recycles workers that grew too big or
+// served too long, drains old generations once a new one is ready, and
+// balances accepting between workers.
+//
+// It never blocks: every decision is taken in tick() (a 100 ms timer), in
+// reap() (SIGCHLD) or when a report arrives.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/channel.h"
+#include "common/config.h"
+#include "common/json.h"
+#include "common/libevent_handles.h"
+#include "master/listeners.h"
+
+namespace master {
+
+using Clock = std::chrono::steady_clock;
+
+// One configuration with the listeners bound for it. Workers keep their
+// generation alive (shared_ptr) until they exit, and with it any listener
+// the new configuration dropped.
+struct Generation {
+    uint32_t number = 0;
+    common::ConfigPtr config;
+    std::vector<Listener> listeners;
+};
+using GenerationPtr = std::shared_ptr<const Generation>;
+
+enum class WorkerStatus { kStarting, kRunning, kDraining };
+const char* status_name(WorkerStatus status);
+
+// ---- Pure policy, unit-tested ------------------------------------------------
+
+enum class ExitKind {
+    kClean,          // exit(0)
+    kFatalConfig,    // exit(3): cannot run with this configuration
+    kFailed,         // any other exit code
+    kCrashed,        // SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT we did not send
+    kKilledByUs,     // the last signal we sent it
+    kKilledOutside,  // any other signal (kill -9 from an operator, OOM killer)
+};
+// `signal_sent` is the last signal the master sent this worker, 0 if none.
+ExitKind classify_exit(int wait_status, int signal_sent);
+// "exited with code 3", "killed by signal 11 (Segmentation fault)".
+std::string describe_exit(int wait_status);
+
+// The delay before respawning a slot whose worker failed `failures` times in
+// a row, each soon after starting: nothing for the first failure, then
+// 100 ms doubling up to 30 s.
+common::Duration backoff_delay(int failures);
+// A slot counts as degraded from this many quick failures in a row.
+constexpr int kDegradedFailures = 3;
+// A worker that ran this long without failing resets its slot's backoff.
+constexpr common::Duration kStableAfter{10000};
+
+// Accept balancing: which workers to pause or resume, given their active
+// sessions. A worker above mean * 1.2 + 2 is paused; a paused one at or below
+// the mean is resumed; fewer than two workers means resume everything; and at
+// least one worker always keeps accepting.
+struct BalanceInput {
+    uint64_t active_sessions = 0;
+    bool paused = false;
+};
+enum class BalanceAction { kNone, kPause, kResume };
+std::vector<BalanceAction> plan_balance(const std::vector<BalanceInput>& workers);
+
+// ---- The worker table ------------------------------------------------------
+
+class Supervisor;
+
+struct Worker {
+    Supervisor* owner = nullptr;
+    pid_t pid = 0;
+    int slot = 0;
+    GenerationPtr generation;
+    WorkerStatus status = WorkerStatus::kStarting;
+    common::UniqueFd channel;  // the master's end of the socketpair
+    common::EventPtr channel_event;
+    bool has_report = false;
+    common::channel::Report report{};
+    Clock::time_point started;
+    Clock::time_point last_report;
+    Clock::time_point drain_deadline;
+    Clock::time_point signal_time;
+    int signal_sent = 0;    // the last signal we sent, 0 if none
+    bool retiring = false;  // a replacement is starting; drain once it is ready
+    bool paused = false;    // told to stop accepting (balancing)
+    bool channel_closed = false;
+};
+
+struct SlotInfo {
+    int failures = 0;  // quick failures in a row
+    Clock::time_point next_spawn{};
+    bool degraded = false;
+};
+
+class Supervisor {
+  public:
+    explicit Supervisor(event_base* base);
+    ~Supervisor();
+    Supervisor(const Supervisor&) = delete;
+    Supervisor& operator=(const Supervisor&) = delete;
+
+    // Makes `generation` the current one with config->master.workers slots.
+    // Its workers start at the next tick; the previous generations are
+    // drained once every slot of this one has reported.
+    void start_generation(GenerationPtr generation);
+    const GenerationPtr& current() const { return current_; }
+
+    int target() const { return target_; }
+    // Sets the worker count of the current generation (1..1024): extra slots
+    // are spawned, workers above the count are drained.
+    void set_target(int count);
+
+    // Retires a worker of the current generation: a replacement starts first
+    // and the worker is drained once the replacement reported. False with
+    // `error` when `pid` is not such a worker.
+    bool drain_worker(pid_t pid, std::string& error);
+
+    // Sends `code` to every worker; failures are logged.
+    void broadcast(common::channel::CommandCode code);
+
+    // Reaps every exited child. Exits of children that are not workers (the
+    // new master of a hot upgrade) go to `on_other_exit(pid, wait_status)`.
+    void reap(const std::function<void(pid_t, int)>& on_other_exit);
+
+    // Periodic work: deadlines, hung workers, respawns, recycling, balancing.
+    void tick();
+
+    // Stops everything: graceful drains every worker (SIGKILL at
+    // graceful_timeout), otherwise workers get kStop and SIGKILL after 1 s.
+    // No worker is spawned afterwards.
+    void stop(bool graceful);
+    bool stopping() const { return stopping_; }
+    bool empty() const { return workers_.empty(); }
+
+    // Every slot of the current generation has a running worker.
+    bool ready() const;
+    bool degraded() const;
+
+    common::json::Value workers_json() const;
+    common::json::Value slots_json() const;
+    // Totals over live workers plus everything exited workers had reported.
+    common::json::Value stats_json() const;
+
+  private:
+    static void on_channel(evutil_socket_t fd, short events, void* arg) noexcept;
+    void read_channel(Worker& worker);
+    void on_report(Worker& worker, const common::channel::Report& report);
+    void on_exit(Worker& worker, int wait_status);
+    void count_failure(const Worker& worker, ExitKind kind);
+
+    bool spawn(int slot);
+    [[noreturn]] void run_child(int slot, int channel_fd, pid_t master_pid);
+
+    void reconcile();
+    void drain(Worker& worker, const char* why);
+    void check_hung(Worker& worker, Clock::time_point now);
+    void check_recycle(Clock::time_point now);
+    void check_stable(Clock::time_point now);
+    void balance(Clock::time_point now);
+    void limit_draining_generations();
+    bool send_command(Worker& worker, common::channel::CommandCode code);
+    void send_signal(Worker& worker, int sig);
+    bool slot_filled(int slot) const;
+
+    event_base* base_;
+    GenerationPtr current_;
+    int target_ = 0;
+    std::map<pid_t, std::unique_ptr<Worker>> workers_;
+    std::map<int, SlotInfo> slots_;
+    bool stopping_ = false;
+    bool fast_stop_ = false;
+    Clock::time_point kill_at_{};
+    Clock::time_point next_recycle_{};
+    Clock::time_point next_balance_{};
+    common::channel::Report retired_{};  // counters of exited workers
+};
+
+}  // namespace master

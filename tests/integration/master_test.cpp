@@ -1,0 +1,519 @@
+// The master's process management, end to end: worker deaths, hangs, crash
+// loops, reloads, scaling, draining, recycling, graceful and fast stops,
+// master death, hot upgrade, and the control socket's defences.
+//
+// The harness config has heartbeat_interval = 200ms, heartbeat_timeout = 2s,
+// graceful_timeout = 5s and two workers unless a test says otherwise.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
+#include <future>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "tests/integration/harness.h"
+
+namespace {
+
+using namespace std::chrono_literals;
+using harness::Clock;
+using harness::Json;
+using harness::ProxydInstance;
+using harness::wait_for;
+
+long long ms_since(Clock::time_point start) {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start).count();
+}
+
+struct WorkerView {
+    pid_t pid = 0;
+    int slot = 0;
+    int generation = 0;
+    std::string state;
+};
+
+std::vector<WorkerView> workers_of(ProxydInstance& proxy) {
+    std::vector<WorkerView> out;
+    Json s = proxy.status();
+    for (const Json& w : s["workers"].items()) {
+        out.push_back({static_cast<pid_t>(w["pid"].as_int()), static_cast<int>(w["slot"].as_int()),
+                       static_cast<int>(w["generation"].as_int()), w["state"].str()});
+    }
+    return out;
+}
+
+// Exactly `count` workers listed, all running (none draining or starting).
+bool exactly_running(ProxydInstance& proxy, size_t count) {
+    std::vector<WorkerView> ws = workers_of(proxy);
+    if (ws.size() != count) return false;
+    return std::all_of(ws.begin(), ws.end(),
+                       [](const WorkerView& w) { return w.state == "running"; });
+}
+
+// (ProxydInstance::worker_pids() ranges over a temporary's member; this
+// keeps the Json alive.)
+std::vector<pid_t> pids_of(ProxydInstance& proxy) {
+    std::vector<pid_t> pids;
+    for (const WorkerView& w : workers_of(proxy)) pids.push_back(w.pid);
+    return pids;
+}
+
+bool listed(ProxydInstance& proxy, pid_t pid) {
+    for (const WorkerView& w : workers_of(proxy)) {
+        if (w.pid == pid) return true;
+    }
+    return false;
+}
+
+std::string proxyd_bin() {
+    const char* env = std::getenv("PROXYD_BIN");
+    return env != nullptr && *env != '\0' ? env : "build/proxyd";
+}
+
+// proxyctl sits next to proxyd in the build directory.
+std::string proxyctl_bin() {
+    std::string bin = proxyd_bin();
+    size_t slash = bin.rfind('/');
+    return (slash == std::string::npos ? std::string() : bin.substr(0, slash + 1)) + "proxyctl";
+}
+
+harness::ConfigBuilder with_workers(int n) {
+    harness::ConfigBuilder config;
+    config.set("master", "workers", std::to_string(n));
+    return config;
+}
+
+TEST(MasterWorkers, KilledWorkerIsReplaced) {
+    ProxydInstance proxy;
+    ASSERT_TRUE(proxy.start());
+    std::vector<pid_t> before = pids_of(proxy);
+    ASSERT_EQ(before.size(), 2u) << proxy.control("status").value_or("no answer");
+    ASSERT_GT(before[0], 0) << proxy.control("status").value_or("no answer");
+    auto start = Clock::now();
+    ASSERT_EQ(kill(before[0], SIGKILL), 0);
+    EXPECT_TRUE(
+        wait_for([&] { return !listed(proxy, before[0]) && exactly_running(proxy, 2); }, 5s));
+    std::printf("[ info     ] worker killed with SIGKILL replaced in %lld ms\n", ms_since(start));
+    EXPECT_TRUE(listed(proxy, before[1]));
+    EXPECT_TRUE(proxy.wait_for_log("killed by signal 9"));
+}
+
+TEST(MasterWorkers, StoppedWorkerIsKilledAfterHeartbeatTimeout) {
+    ProxydInstance proxy;
+    ASSERT_TRUE(proxy.start());
+    std::vector<pid_t> before = pids_of(proxy);
+    ASSERT_EQ(before.size(), 2u);
+    auto start = Clock::now();
+    ASSERT_EQ(kill(before[0], SIGSTOP), 0);
+    EXPECT_TRUE(
+        wait_for([&] { return !listed(proxy, before[0]) && exactly_running(proxy, 2); }, 8s));
+    long long took = ms_since(start);
+    std::printf("[ info     ] stopped worker replaced after %lld ms\n", took);
+    EXPECT_GE(took, 1500);  // heartbeat_timeout is 2 s
+    EXPECT_TRUE(wait_for([&] { return !harness::process_alive(before[0]); }, 3s));
+    EXPECT_TRUE(proxy.wait_for_log("sent no report"));
+}
+
+TEST(MasterWorkers, CrashLoopBacksOffAndShowsDegraded) {
+    ProxydInstance proxy(with_workers(1));
+    proxy.expect_alerts();  // every SIGSEGV is logged as an alert, on purpose
+    ASSERT_TRUE(proxy.start());
+    auto start = Clock::now();
+    for (int i = 0; i < 4; ++i) {
+        std::vector<WorkerView> ws = workers_of(proxy);
+        ASSERT_EQ(ws.size(), 1u);
+        ASSERT_EQ(kill(ws[0].pid, SIGSEGV), 0);
+        pid_t dead = ws[0].pid;
+        ASSERT_TRUE(
+            wait_for([&] { return !listed(proxy, dead) && exactly_running(proxy, 1); }, 10s))
+            << "round " << i;
+    }
+    std::printf("[ info     ] four crash/respawn rounds took %lld ms\n", ms_since(start));
+    Json s = proxy.status();
+    EXPECT_TRUE(s["degraded"].boolean());
+    ASSERT_EQ(s["slots"].size(), 1u);
+    EXPECT_GE(s["slots"][0]["failures"].as_int(), 3);
+    EXPECT_GE(s["slots"][0]["backoff_ms"].as_int(), 200);
+    EXPECT_TRUE(s["slots"][0]["degraded"].boolean());
+    EXPECT_FALSE(proxy.log_lines_with("crashed: killed by signal 11").empty());
+    EXPECT_TRUE(proxy.running());
+}
+
+TEST(MasterReload, ChangingWorkerCountStartsANewGeneration) {
+    ProxydInstance proxy;
+    ASSERT_TRUE(proxy.start());
+    std::vector<pid_t> old_pids = pids_of(proxy);
+    uint16_t port = proxy.listener_port();
+    proxy.config().set("master", "workers", "3");
+    ASSERT_TRUE(proxy.write_config());
+    Json r = proxy.control_json("reload");
+    ASSERT_TRUE(r["ok"].boolean()) << proxy.control("status").value_or("");
+    EXPECT_EQ(r["generation"].as_int(), 2);
+    EXPECT_TRUE(wait_for(
+        [&] {
+            std::vector<WorkerView> ws = workers_of(proxy);
+            return ws.size() == 3 && std::all_of(ws.begin(), ws.end(), [](const WorkerView& w) {
+                       return w.generation == 2 && w.state == "running";
+                   });
+        },
+        8s));
+    for (pid_t pid : old_pids) {
+        EXPECT_TRUE(wait_for([&] { return !harness::process_alive(pid); }, 3s)) << pid;
+    }
+    // The port-0 listener matched: same socket, same port.
+    EXPECT_EQ(proxy.listener_port(), port);
+    EXPECT_EQ(proxy.status()["generation"].as_int(), 2);
+}
+
+TEST(MasterReload, SighupReloadsToo) {
+    ProxydInstance proxy;
+    ASSERT_TRUE(proxy.start());
+    proxy.config().set("master", "workers", "1");
+    ASSERT_TRUE(proxy.write_config());
+    ASSERT_TRUE(proxy.signal(SIGHUP));
+    EXPECT_TRUE(wait_for([&] { return proxy.status()["generation"].as_int() == 2; }, 5s));
+    EXPECT_TRUE(wait_for([&] { return exactly_running(proxy, 1); }, 8s));
+}
+
+TEST(MasterReload, BadKeyIsRefusedWithTheReason) {
+    ProxydInstance proxy;
+    ASSERT_TRUE(proxy.start());
+    std::vector<pid_t> before = pids_of(proxy);
+    proxy.config().set("master", "frobnicate", "1");
+    ASSERT_TRUE(proxy.write_config());
+    Json r = proxy.control_json("reload");
+    EXPECT_FALSE(r["ok"].boolean());
+    EXPECT_NE(r["error"].str().find("frobnicate"), std::string::npos) << r["error"].str();
+    std::vector<pid_t> after = pids_of(proxy);
+    std::sort(before.begin(), before.end());
+    std::sort(after.begin(), after.end());
+    EXPECT_EQ(before, after);
+    EXPECT_EQ(proxy.status()["generation"].as_int(), 1);
+    EXPECT_TRUE(proxy.wait_for_log("reload refused"));
+}
+
+TEST(MasterLifecycle, MasterSigkillLeavesNoWorker) {
+    ProxydInstance proxy;
+    ASSERT_TRUE(proxy.start());
+    std::vector<pid_t> workers = pids_of(proxy);
+    ASSERT_FALSE(workers.empty());
+    auto start = Clock::now();
+    ASSERT_TRUE(proxy.signal(SIGKILL));
+    ASSERT_TRUE(proxy.wait_exit(5s));
+    bool all_gone = wait_for(
+        [&] {
+            return std::none_of(workers.begin(), workers.end(),
+                                [](pid_t p) { return harness::process_alive(p); });
+        },
+        2s, 10ms);
+    std::printf("[ info     ] workers gone %lld ms after the master's SIGKILL\n", ms_since(start));
+    EXPECT_TRUE(all_gone);
+}
+
+TEST(MasterLifecycle, SigtermStopsFastAndRemovesFiles) {
+    ProxydInstance proxy;
+    ASSERT_TRUE(proxy.start());
+    std::vector<pid_t> workers = pids_of(proxy);
+    ASSERT_TRUE(proxy.signal(SIGTERM));
+    EXPECT_EQ(proxy.wait_exit_code(5s), 0);
+    EXPECT_NE(access(proxy.pid_file_path().c_str(), F_OK), 0);
+    EXPECT_NE(access(proxy.control_socket_path().c_str(), F_OK), 0);
+    for (pid_t pid : workers) EXPECT_FALSE(harness::process_alive(pid)) << pid;
+}
+
+TEST(MasterLifecycle, SigquitLetsASlowRequestFinish) {
+    harness::RawTcpServer slow([](int fd, const std::atomic<bool>& stopping) {
+        std::string request;
+        char buf[4096];
+        while (request.find("\r\n\r\n") == std::string::npos && !stopping) {
+            ssize_t n = recv(fd, buf, sizeof buf, 0);
+            if (n <= 0) return;
+            request.append(buf, static_cast<size_t>(n));
+        }
+        for (int i = 0; i < 15 && !stopping; ++i) std::this_thread::sleep_for(100ms);
+        const char* answer =
+            "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\nslow\n";
+        (void)send(fd, answer, std::strlen(answer), MSG_NOSIGNAL);
+        shutdown(fd, SHUT_WR);
+    });
+    ProxydInstance proxy;
+    ASSERT_TRUE(proxy.start());
+    uint16_t port = proxy.listener_port();
+    std::string url = "http://127.0.0.1:" + std::to_string(slow.port()) + "/slow";
+    auto request = std::async(std::launch::async, [&] { return harness::curl_via(port, {url}); });
+    ASSERT_TRUE(wait_for([&] { return slow.connections_accepted() >= 1; }, 5s));
+    auto start = Clock::now();
+    ASSERT_TRUE(proxy.signal(SIGQUIT));
+    harness::CurlResult r = request.get();
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(r.out, "slow\n");
+    EXPECT_EQ(proxy.wait_exit_code(8s), 0);
+    std::printf("[ info     ] graceful stop took %lld ms with a 1.5 s request in flight\n",
+                ms_since(start));
+    EXPECT_NE(access(proxy.pid_file_path().c_str(), F_OK), 0);
+}
+
+TEST(MasterScaling, TtinAndTtouChangeTheWorkerCount) {
+    ProxydInstance proxy;
+    ASSERT_TRUE(proxy.start());
+    ASSERT_TRUE(proxy.signal(SIGTTIN));
+    EXPECT_TRUE(wait_for([&] { return exactly_running(proxy, 3); }, 5s));
+    ASSERT_TRUE(proxy.signal(SIGTTOU));
+    EXPECT_TRUE(wait_for([&] { return exactly_running(proxy, 2); }, 8s));
+    EXPECT_EQ(proxy.status()["target_workers"].as_int(), 2);
+}
+
+TEST(MasterScaling, ScaleCommand) {
+    ProxydInstance proxy;
+    ASSERT_TRUE(proxy.start());
+    Json r = proxy.control_json("scale 4");
+    EXPECT_TRUE(r["ok"].boolean());
+    EXPECT_TRUE(wait_for([&] { return exactly_running(proxy, 4); }, 5s));
+    for (const char* bad : {"scale 0", "scale 1025", "scale x", "scale", "scale 1 2"}) {
+        Json e = proxy.control_json(bad);
+        EXPECT_FALSE(e["ok"].boolean()) << bad;
+        EXPECT_FALSE(e["error"].str().empty()) << bad;
+    }
+    EXPECT_TRUE(proxy.control_json("scale 1")["ok"].boolean());
+    EXPECT_TRUE(wait_for([&] { return exactly_running(proxy, 1); }, 8s));
+}
+
+TEST(MasterScaling, DrainPidStartsTheReplacementFirst) {
+    ProxydInstance proxy;
+    ASSERT_TRUE(proxy.start());
+    std::vector<pid_t> before = pids_of(proxy);
+    Json r = proxy.control_json("drain " + std::to_string(before[0]));
+    EXPECT_TRUE(r["ok"].boolean()) << r["error"].str();
+    EXPECT_TRUE(
+        wait_for([&] { return !listed(proxy, before[0]) && exactly_running(proxy, 2); }, 8s));
+    EXPECT_TRUE(wait_for([&] { return !harness::process_alive(before[0]); }, 3s));
+    EXPECT_TRUE(listed(proxy, before[1]));
+    EXPECT_TRUE(proxy.wait_for_log("its replacement is ready"));
+    Json bad = proxy.control_json("drain 1");
+    EXPECT_FALSE(bad["ok"].boolean());
+    EXPECT_FALSE(proxy.control_json("drain")["ok"].boolean());
+}
+
+TEST(MasterScaling, RecycleAfterMaxSessions) {
+    harness::ConfigBuilder config = with_workers(1);
+    config.set("master", "worker_max_sessions", "3");
+    ProxydInstance proxy(config);
+    ASSERT_TRUE(proxy.start());
+    pid_t first = pids_of(proxy).at(0);
+    harness::HttpOrigin origin;
+    for (int i = 0; i < 4; ++i) {
+        harness::CurlResult r = harness::curl_via(proxy.listener_port(), {origin.url("/")});
+        EXPECT_EQ(r.exit_code, 0) << r.err;
+    }
+    EXPECT_TRUE(wait_for([&] { return !listed(proxy, first) && exactly_running(proxy, 1); }, 8s));
+    EXPECT_TRUE(proxy.wait_for_log("recycling worker"));
+    // Counts of the recycled worker survive in the totals.
+    EXPECT_GE(proxy.control_json("stats")["total_sessions"].as_int(), 3);
+}
+
+TEST(MasterUpgrade, HotUpgradeNeverRefusesAConnection) {
+    harness::HttpOrigin origin;
+    ProxydInstance proxy;
+    ASSERT_TRUE(proxy.start());
+    const uint16_t port = proxy.listener_port();
+    const pid_t old_master = proxy.master_pid();
+    std::atomic<bool> done{false};
+    std::atomic<int> refused{0}, failed{0}, ok{0};
+    std::thread client([&] {
+        while (!done) {
+            harness::RawClient c;
+            if (!c.connect(port, 2s)) {
+                ++refused;
+                continue;
+            }
+            std::string req = "GET " + origin.url("/bytes/100") +
+                              " HTTP/1.1\r\nHost: " + origin.host_port() +
+                              "\r\nConnection: close\r\n\r\n";
+            auto resp = c.send(req) ? c.read_response(5s) : std::nullopt;
+            if (resp && resp->status == 200)
+                ++ok;
+            else
+                ++failed;
+        }
+    });
+    std::this_thread::sleep_for(300ms);
+    auto start = Clock::now();
+    ASSERT_TRUE(proxy.signal(SIGUSR2));
+    std::optional<int> old_exit = proxy.wait_exit_code(15s);
+    std::this_thread::sleep_for(300ms);
+    done = true;
+    client.join();
+    EXPECT_EQ(old_exit, 0);
+    std::printf("[ info     ] hot upgrade handed over in %lld ms; %d ok, %d failed, %d refused\n",
+                ms_since(start), ok.load(), failed.load(), refused.load());
+    EXPECT_EQ(refused.load(), 0);
+    EXPECT_EQ(failed.load(), 0);
+    EXPECT_GT(ok.load(), 0);
+    pid_t new_master =
+        static_cast<pid_t>(std::atol(harness::read_file(proxy.pid_file_path()).c_str()));
+    EXPECT_GT(new_master, 0);
+    EXPECT_NE(new_master, old_master);
+    Json s = proxy.status();
+    EXPECT_EQ(s["master_pid"].as_int(), new_master);
+    EXPECT_EQ(proxy.listener_port(), port);
+    EXPECT_NE(access((proxy.pid_file_path() + ".oldbin").c_str(), F_OK), 0);
+    // The harness's teardown stops the new master through the pid file.
+}
+
+TEST(MasterControl, SocketIsPrivateAndForeignUidsAreRefused) {
+    ProxydInstance proxy;
+    ASSERT_TRUE(proxy.start());
+    struct stat st;
+    ASSERT_EQ(stat(proxy.control_socket_path().c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 0777, 0600u);
+    if (geteuid() != 0) GTEST_SKIP() << "needs root to act as another uid";
+
+    // Child exit codes: 10 connect refused by permissions, 20 answered
+    // "permission denied", 30 anything else.
+    auto as_nobody = [&]() {
+        pid_t pid = fork();
+        if (pid == 0) {
+            // The master may answer and close before our command is sent.
+            signal(SIGPIPE, SIG_IGN);
+            if (setgid(65534) != 0 || setuid(65534) != 0) _exit(31);
+            int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+            sockaddr_un sun{};
+            sun.sun_family = AF_UNIX;
+            std::string p = proxy.control_socket_path();
+            std::memcpy(sun.sun_path, p.data(), p.size());
+            if (connect(fd, reinterpret_cast<sockaddr*>(&sun), sizeof sun) != 0) {
+                _exit(errno == EACCES ? 10 : 32);
+            }
+            (void)write(fd, "status\n", 7);
+            char buf[256] = {};
+            ssize_t n = 0, got = 0;
+            alarm(5);
+            while ((n = read(fd, buf + got, sizeof buf - 1 - got)) > 0) got += n;
+            _exit(std::strstr(buf, "permission denied") && !std::strstr(buf, "master_pid") ? 20
+                                                                                           : 30);
+        }
+        int status = 0;
+        waitpid(pid, &status, 0);
+        return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    };
+    EXPECT_EQ(as_nobody(), 10);
+    // Even with the file (and its directory) opened up, the peer's uid is
+    // checked.
+    ASSERT_EQ(chmod(proxy.dir().c_str(), 0711), 0);
+    ASSERT_EQ(chmod(proxy.control_socket_path().c_str(), 0666), 0);
+    EXPECT_EQ(as_nobody(), 20);
+    EXPECT_TRUE(proxy.status()["ok"].boolean());
+}
+
+TEST(MasterControl, GarbageAndOversizedLinesAreRefused) {
+    ProxydInstance proxy;
+    ASSERT_TRUE(proxy.start());
+    // A client that connects and says nothing must not block anyone.
+    int idle = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_un sun{};
+    sun.sun_family = AF_UNIX;
+    std::memcpy(sun.sun_path, proxy.control_socket_path().data(),
+                proxy.control_socket_path().size());
+    ASSERT_EQ(connect(idle, reinterpret_cast<sockaddr*>(&sun), sizeof sun), 0);
+
+    Json unknown = proxy.control_json("frobnicate");
+    EXPECT_FALSE(unknown["ok"].boolean());
+    EXPECT_EQ(unknown["error"].str(), "unknown command \"frobnicate\"");
+    Json binary = proxy.control_json(std::string("sta\0tus\x01", 8));
+    EXPECT_FALSE(binary["ok"].boolean());
+    Json huge = proxy.control_json(std::string(5000, 'a'));
+    EXPECT_FALSE(huge["ok"].boolean());
+    EXPECT_EQ(huge["error"].str(), "command too long");
+    Json empty = proxy.control_json("");
+    EXPECT_FALSE(empty["ok"].boolean());
+    Json status = proxy.status();
+    EXPECT_TRUE(status["ok"].boolean());
+    EXPECT_EQ(status["master_pid"].as_int(), proxy.master_pid());
+    EXPECT_EQ(status["workers"].size(), 2u);
+    Json workers = proxy.control_json("workers");
+    EXPECT_TRUE(workers["ok"].boolean());
+    EXPECT_EQ(workers["workers"][0]["state"].str(), "running");
+    Json stats = proxy.control_json("stats");
+    EXPECT_TRUE(stats["ok"].boolean());
+    EXPECT_TRUE(stats.has("bytes_in"));
+    EXPECT_TRUE(stats.has("errors"));
+    close(idle);
+}
+
+TEST(MasterControl, StatusNamesTheBoundListener) {
+    ProxydInstance proxy;
+    ASSERT_TRUE(proxy.start());
+    Json s = proxy.status();
+    EXPECT_EQ(s["generation"].as_int(), 1);
+    EXPECT_EQ(s["config"].str(), proxy.config_path());
+    EXPECT_FALSE(s["degraded"].boolean());
+    ASSERT_EQ(s["listeners"].size(), 1u);
+    EXPECT_EQ(s["listeners"][0]["name"].str(), "main");
+    EXPECT_EQ(s["listeners"][0]["protocol"].str(), "http");
+    EXPECT_NE(proxy.listener_port(), 0);
+}
+
+TEST(MasterCli, SignalOptionReachesTheMaster) {
+    ProxydInstance proxy;
+    ASSERT_TRUE(proxy.start());
+    harness::CurlResult r =
+        harness::run_program({proxyd_bin(), "-c", proxy.config_path(), "-s", "reload"});
+    EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+    EXPECT_TRUE(wait_for([&] { return proxy.status()["generation"].as_int() == 2; }, 5s));
+    r = harness::run_program({proxyd_bin(), "-c", proxy.config_path(), "-s", "quit"});
+    EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+    EXPECT_EQ(proxy.wait_exit_code(8s), 0);
+    r = harness::run_program({proxyd_bin(), "-c", proxy.config_path(), "-s", "stop"});
+    EXPECT_EQ(r.exit_code, 1);
+    EXPECT_NE(r.err.find("proxyd.pid"), std::string::npos) << r.err;
+    r = harness::run_program({proxyd_bin(), "-c", proxy.config_path(), "-s", "bogus"});
+    EXPECT_EQ(r.exit_code, 2);
+}
+
+TEST(MasterCli, SecondMasterRefusesToStart) {
+    ProxydInstance proxy;
+    ASSERT_TRUE(proxy.start());
+    harness::CurlResult r = harness::run_program({proxyd_bin(), "-c", proxy.config_path()}, 5s);
+    EXPECT_EQ(r.exit_code, 1);
+    EXPECT_NE(r.err.find("already running"), std::string::npos) << r.err;
+    EXPECT_TRUE(proxy.status()["ok"].boolean());
+}
+
+TEST(MasterCli, ProxyctlPrintsTablesAndJson) {
+    ProxydInstance proxy;
+    ASSERT_TRUE(proxy.start());
+    const std::string sock = proxy.control_socket_path();
+    harness::CurlResult r = harness::run_program({proxyctl_bin(), "-s", sock, "workers"});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_NE(r.out.find("PID"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("running"), std::string::npos) << r.out;
+    r = harness::run_program({proxyctl_bin(), "-s", sock, "--json", "status"});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    auto j = Json::parse(r.out.substr(0, r.out.find('\n')));
+    ASSERT_TRUE(j) << r.out;
+    EXPECT_EQ((*j)["master_pid"].as_int(), proxy.master_pid());
+    r = harness::run_program({proxyctl_bin(), "-c", proxy.config_path(), "stats"});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_NE(r.out.find("total_sessions: "), std::string::npos) << r.out;
+    r = harness::run_program({proxyctl_bin(), "-s", sock, "frobnicate"});
+    EXPECT_EQ(r.exit_code, 1);
+    EXPECT_NE(r.err.find("proxyctl: unknown command"), std::string::npos) << r.err;
+    r = harness::run_program({proxyctl_bin(), "-s", proxy.path("absent.sock"), "status"});
+    EXPECT_EQ(r.exit_code, 1);
+    EXPECT_NE(r.err.find("is proxyd running?"), std::string::npos) << r.err;
+    r = harness::run_program({proxyctl_bin()});
+    EXPECT_EQ(r.exit_code, 2);
+}
+
+}  // namespace

@@ -1,0 +1,121 @@
+#include "common/channel.h"
+
+#include <gtest/gtest.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <vector>
+
+namespace common::channel {
+namespace {
+
+Report sample_report() {
+    Report r = make_report();
+    r.pid = 1234;
+    r.slot = 2;
+    r.generation = 7;
+    r.state = static_cast<uint32_t>(WorkerState::kRunning);
+    r.accepting = 1;
+    r.active_sessions = 5;
+    r.errors[kErrDenied] = 3;
+    return r;
+}
+
+TEST(Channel, ReportRoundTrips) {
+    Report in = sample_report();
+    Report out{};
+    ASSERT_EQ(decode_report(&in, sizeof in, out), DecodeStatus::kOk);
+    EXPECT_EQ(out.pid, 1234);
+    EXPECT_EQ(out.slot, 2u);
+    EXPECT_EQ(out.generation, 7u);
+    EXPECT_EQ(out.active_sessions, 5u);
+    EXPECT_EQ(out.errors[kErrDenied], 3u);
+    EXPECT_EQ(std::memcmp(&in, &out, sizeof in), 0);
+}
+
+TEST(Channel, CommandRoundTrips) {
+    for (CommandCode code :
+         {CommandCode::kDrain, CommandCode::kPauseAccept, CommandCode::kResumeAccept,
+          CommandCode::kReopenLogs, CommandCode::kStop}) {
+        Command in = make_command(code);
+        Command out{};
+        ASSERT_EQ(decode_command(&in, sizeof in, out), DecodeStatus::kOk);
+        EXPECT_EQ(out.code, static_cast<uint32_t>(code));
+    }
+}
+
+TEST(Channel, RejectsWrongSizes) {
+    Report r = sample_report();
+    Report out{};
+    EXPECT_EQ(decode_report(&r, sizeof r - 1, out), DecodeStatus::kBadLength);
+    EXPECT_EQ(decode_report(&r, 3, out), DecodeStatus::kBadLength);
+    EXPECT_EQ(decode_report(nullptr, 0, out), DecodeStatus::kBadLength);
+    std::vector<unsigned char> longer(sizeof r + 8, 0);
+    std::memcpy(longer.data(), &r, sizeof r);
+    EXPECT_EQ(decode_report(longer.data(), longer.size(), out), DecodeStatus::kBadLength);
+    r.header.length = sizeof r + 8;
+    EXPECT_EQ(decode_report(&r, sizeof r, out), DecodeStatus::kBadLength);
+}
+
+TEST(Channel, RejectsBadHeaders) {
+    Report out{};
+    Report r = sample_report();
+    r.header.magic = 0;
+    EXPECT_EQ(decode_report(&r, sizeof r, out), DecodeStatus::kBadMagic);
+    r = sample_report();
+    r.header.version = 99;
+    EXPECT_EQ(decode_report(&r, sizeof r, out), DecodeStatus::kBadVersion);
+    Command c = make_command(CommandCode::kDrain);
+    EXPECT_EQ(decode_report(&c, sizeof c, out), DecodeStatus::kBadType);
+    Command cout{};
+    r = sample_report();
+    EXPECT_EQ(decode_command(&r, sizeof r, cout), DecodeStatus::kBadType);
+}
+
+TEST(Channel, RejectsOutOfRangeValues) {
+    Report out{};
+    Report r = sample_report();
+    r.state = 3;
+    EXPECT_EQ(decode_report(&r, sizeof r, out), DecodeStatus::kBadValue);
+    r = sample_report();
+    r.accepting = 2;
+    EXPECT_EQ(decode_report(&r, sizeof r, out), DecodeStatus::kBadValue);
+    Command c = make_command(CommandCode::kDrain);
+    Command cout{};
+    c.code = 0;
+    EXPECT_EQ(decode_command(&c, sizeof c, cout), DecodeStatus::kBadValue);
+    c.code = 6;
+    EXPECT_EQ(decode_command(&c, sizeof c, cout), DecodeStatus::kBadValue);
+}
+
+TEST(Channel, NamesEveryErrorClassAndStatus) {
+    for (uint32_t i = 0; i < kErrorClassCount; ++i) {
+        EXPECT_STRNE(error_class_name(i), "unknown") << i;
+    }
+    EXPECT_STREQ(error_class_name(kErrorClassCount), "unknown");
+    EXPECT_STREQ(describe(DecodeStatus::kOk), "ok");
+    EXPECT_STRNE(describe(DecodeStatus::kBadMagic), describe(DecodeStatus::kBadType));
+}
+
+// SEQPACKET keeps record boundaries: one send is one recv.
+TEST(Channel, TravelsOverSeqpacketSocketpair) {
+    int fds[2];
+    ASSERT_EQ(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, fds), 0);
+    Report r = sample_report();
+    Command c = make_command(CommandCode::kStop);
+    ASSERT_EQ(send(fds[0], &r, sizeof r, 0), static_cast<ssize_t>(sizeof r));
+    ASSERT_EQ(send(fds[1], &c, sizeof c, 0), static_cast<ssize_t>(sizeof c));
+    unsigned char buf[sizeof(Report) + 16];
+    ssize_t n = recv(fds[1], buf, sizeof buf, 0);
+    Report got{};
+    EXPECT_EQ(decode_report(buf, static_cast<size_t>(n), got), DecodeStatus::kOk);
+    n = recv(fds[0], buf, sizeof buf, 0);
+    Command cgot{};
+    EXPECT_EQ(decode_command(buf, static_cast<size_t>(n), cgot), DecodeStatus::kOk);
+    close(fds[0]);
+    close(fds[1]);
+}
+
+}  // namespace
+}  // namespace common::channel

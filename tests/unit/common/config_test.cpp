@@ -1,0 +1,665 @@
+// Unit tests for common/config: every key type, every error message the
+// loader produces (with the file and line it names), defaults, and the
+// shipped conf/proxyd.conf. Each test writes its own file into a temp dir.
+#include "common/config.h"
+
+#include <gtest/gtest.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+namespace common {
+namespace {
+
+// A listener that every otherwise-valid file needs. Appended at the end so
+// the line numbers of the text under test are unchanged.
+constexpr const char* kListener = "\n[listen main]\naddress = 127.0.0.1:0\n";
+
+class ConfigTest : public ::testing::Test {
+  protected:
+    void SetUp() override {
+        char tmpl[] = "/tmp/proxyd-config-test-XXXXXX";
+        ASSERT_NE(mkdtemp(tmpl), nullptr);
+        dir_ = tmpl;
+    }
+    void TearDown() override { std::filesystem::remove_all(dir_); }
+
+    std::string write(const std::string& text, const std::string& name = "proxyd.conf") {
+        std::string path = dir_ + "/" + name;
+        std::ofstream out(path, std::ios::binary | std::ios::trunc);
+        out << text;
+        return path;
+    }
+
+    // Loads `text`; on failure the test fails with the loader's message.
+    ConfigPtr load(const std::string& text) {
+        path_ = write(text);
+        error_.clear();
+        ConfigPtr config = load_config(path_, error_);
+        EXPECT_TRUE(config != nullptr) << error_ << "\n--- file:\n" << text;
+        return config;
+    }
+    ConfigPtr load_with_listener(const std::string& text) { return load(text + kListener); }
+
+    // Loads `text`, expects failure, returns the message without the path
+    // prefix (after checking that the path is there).
+    std::string error_for(const std::string& text) {
+        path_ = write(text);
+        error_.clear();
+        ConfigPtr config = load_config(path_, error_);
+        EXPECT_TRUE(config == nullptr) << "--- file:\n" << text;
+        EXPECT_EQ(error_.rfind(path_ + ":", 0), 0u) << error_;
+        return error_.substr(std::min(error_.size(), path_.size()));
+    }
+    std::string error_with_listener(const std::string& text) { return error_for(text + kListener); }
+
+    std::string dir_;
+    std::string path_;
+    std::string error_;
+};
+
+// --- value parsers --------------------------------------------------------
+
+TEST(ConfigValues, Durations) {
+    std::string error;
+    EXPECT_EQ(parse_duration("500ms", error), Duration(500));
+    EXPECT_EQ(parse_duration("10s", error), Duration(10000));
+    EXPECT_EQ(parse_duration("5m", error), Duration(300000));
+    EXPECT_EQ(parse_duration("1h", error), Duration(3600000));
+    EXPECT_EQ(parse_duration("7", error), Duration(7000));  // bare number: seconds
+    EXPECT_EQ(parse_duration("0", error), Duration(0));
+    EXPECT_EQ(parse_duration("8760h", error), Duration(8760LL * 3600000));  // one year
+}
+
+TEST(ConfigValues, DurationErrors) {
+    std::string error;
+    EXPECT_FALSE(parse_duration("10x", error));
+    EXPECT_EQ(error, "\"10x\" is not a duration (e.g. 500ms, 10s, 5m, 1h)");
+    EXPECT_FALSE(parse_duration("ms", error));
+    EXPECT_EQ(error, "\"ms\" is not a duration (e.g. 500ms, 10s, 5m, 1h)");
+    EXPECT_FALSE(parse_duration("-1s", error));
+    EXPECT_FALSE(parse_duration("1.5s", error));
+    EXPECT_FALSE(parse_duration("10 s", error));
+    EXPECT_FALSE(parse_duration("10S", error));
+    EXPECT_FALSE(parse_duration("", error));
+    error.clear();
+    EXPECT_FALSE(parse_duration("8761h", error));
+    EXPECT_EQ(error, "\"8761h\" is too long a duration");
+    EXPECT_FALSE(parse_duration("18446744073709551615h", error));  // multiply overflows
+    EXPECT_EQ(error, "\"18446744073709551615h\" is too long a duration");
+    EXPECT_FALSE(parse_duration("99999999999999999999", error));  // digits overflow
+    EXPECT_EQ(error, "\"99999999999999999999\" is not a duration (e.g. 500ms, 10s, 5m, 1h)");
+}
+
+TEST(ConfigValues, Sizes) {
+    std::string error;
+    EXPECT_EQ(parse_size("4096", error), 4096u);
+    EXPECT_EQ(parse_size("0", error), 0u);
+    EXPECT_EQ(parse_size("32k", error), 32u * 1024);
+    EXPECT_EQ(parse_size("32K", error), 32u * 1024);
+    EXPECT_EQ(parse_size("512M", error), 512ull << 20);
+    EXPECT_EQ(parse_size("512m", error), 512ull << 20);
+    EXPECT_EQ(parse_size("1G", error), 1ull << 30);
+    EXPECT_EQ(parse_size("1g", error), 1ull << 30);
+}
+
+TEST(ConfigValues, SizeErrors) {
+    std::string error;
+    EXPECT_FALSE(parse_size("1T", error));
+    EXPECT_EQ(error, "\"1T\" is not a size (e.g. 4096, 32k, 512M, 1G)");
+    EXPECT_FALSE(parse_size("32kb", error));
+    EXPECT_EQ(error, "\"32kb\" is not a size (e.g. 4096, 32k, 512M, 1G)");
+    EXPECT_FALSE(parse_size("k", error));
+    EXPECT_FALSE(parse_size("-1", error));
+    EXPECT_FALSE(parse_size("", error));
+    EXPECT_FALSE(parse_size("17179869184G", error));  // 2^34 GiB = 2^64 bytes
+    EXPECT_EQ(error, "\"17179869184G\" is not a size (e.g. 4096, 32k, 512M, 1G)");
+    EXPECT_FALSE(parse_size("99999999999999999999", error));
+}
+
+TEST(ConfigValues, Booleans) {
+    std::string error;
+    for (const char* yes : {"yes", "on", "true", "1"})
+        EXPECT_EQ(parse_bool(yes, error), true) << yes;
+    for (const char* no : {"no", "off", "false", "0"})
+        EXPECT_EQ(parse_bool(no, error), false) << no;
+    EXPECT_FALSE(parse_bool("maybe", error));
+    EXPECT_EQ(error, "\"maybe\" is not a boolean (yes or no)");
+    EXPECT_FALSE(parse_bool("", error));
+    EXPECT_FALSE(parse_bool("2", error));
+}
+
+TEST(ConfigValues, Counts) {
+    std::string error;
+    EXPECT_EQ(parse_count("0", error), 0u);
+    EXPECT_EQ(parse_count("18446744073709551615", error), UINT64_MAX);
+    EXPECT_FALSE(parse_count("18446744073709551616", error));
+    EXPECT_EQ(error, "\"18446744073709551616\" is not a whole number");
+    EXPECT_FALSE(parse_count("-1", error));
+    EXPECT_EQ(error, "\"-1\" is not a whole number");
+    EXPECT_FALSE(parse_count("1.5", error));
+    EXPECT_FALSE(parse_count("10k", error));
+    EXPECT_FALSE(parse_count("", error));
+}
+
+// --- keys through the loader ---------------------------------------------
+
+TEST_F(ConfigTest, DurationKeys) {
+    ConfigPtr c = load_with_listener(
+        "[master]\n"
+        "heartbeat_interval = 500ms\n"
+        "heartbeat_timeout = 10s\n"
+        "graceful_timeout = 5m\n"
+        "[limits]\n"
+        "connect_timeout = 1h\n"
+        "header_timeout = 7\n"
+        "idle_timeout = 2m\n"
+        "tunnel_idle_timeout = 3m\n"
+        "upstream_timeout = 4s\n"
+        "upstream_keepalive_timeout = 90s\n"
+        "dns_timeout = 250ms\n");
+    ASSERT_NE(c, nullptr);
+    EXPECT_EQ(c->master.heartbeat_interval, Duration(500));
+    EXPECT_EQ(c->master.heartbeat_timeout, Duration(10000));
+    EXPECT_EQ(c->master.graceful_timeout, Duration(300000));
+    EXPECT_EQ(c->limits.connect_timeout, Duration(3600000));
+    EXPECT_EQ(c->limits.header_timeout, Duration(7000));
+    EXPECT_EQ(c->limits.idle_timeout, Duration(120000));
+    EXPECT_EQ(c->limits.tunnel_idle_timeout, Duration(180000));
+    EXPECT_EQ(c->limits.upstream_timeout, Duration(4000));
+    EXPECT_EQ(c->limits.upstream_keepalive_timeout, Duration(90000));
+    EXPECT_EQ(c->limits.dns_timeout, Duration(250));
+}
+
+TEST_F(ConfigTest, BadDurationNamesLineKeyAndValue) {
+    EXPECT_EQ(error_with_listener("[master]\ngraceful_timeout = 10x\n"),
+              ":2: invalid value for \"graceful_timeout\" in [master]: \"10x\" is not a "
+              "duration (e.g. 500ms, 10s, 5m, 1h)");
+    EXPECT_EQ(error_with_listener("[limits]\nidle_timeout = 9000h\n"),
+              ":2: invalid value for \"idle_timeout\" in [limits]: \"9000h\" is too long a "
+              "duration");
+}
+
+TEST_F(ConfigTest, SizeKeys) {
+    ConfigPtr c = load_with_listener(
+        "[master]\nworker_max_rss = 512M\n"
+        "[limits]\nmax_header_size = 32k\nbuffer_size = 4096\n");
+    ASSERT_NE(c, nullptr);
+    EXPECT_EQ(c->master.worker_max_rss, 512ull << 20);
+    EXPECT_EQ(c->limits.max_header_size, 32u * 1024);
+    EXPECT_EQ(c->limits.buffer_size, 4096u);
+    c = load_with_listener("[master]\nworker_max_rss = 1G\n");
+    ASSERT_NE(c, nullptr);
+    EXPECT_EQ(c->master.worker_max_rss, 1ull << 30);
+    EXPECT_EQ(error_with_listener("[master]\nworker_max_rss = 1T\n"),
+              ":2: invalid value for \"worker_max_rss\" in [master]: \"1T\" is not a size (e.g. "
+              "4096, 32k, 512M, 1G)");
+}
+
+TEST_F(ConfigTest, BooleanKey) {
+    for (const char* yes : {"yes", "on", "true", "1"}) {
+        ConfigPtr c =
+            load_with_listener(std::string("[acl]\ndeny_private_destinations = ") + yes + "\n");
+        ASSERT_NE(c, nullptr);
+        EXPECT_TRUE(c->acl.deny_private_destinations) << yes;
+    }
+    for (const char* no : {"no", "off", "false", "0"}) {
+        ConfigPtr c =
+            load_with_listener(std::string("[acl]\ndeny_private_destinations = ") + no + "\n");
+        ASSERT_NE(c, nullptr);
+        EXPECT_FALSE(c->acl.deny_private_destinations) << no;
+    }
+    EXPECT_EQ(error_with_listener("[acl]\ndeny_private_destinations = maybe\n"),
+              ":2: invalid value for \"deny_private_destinations\" in [acl]: \"maybe\" is not a "
+              "boolean (yes or no)");
+}
+
+TEST_F(ConfigTest, CountKeys) {
+    ConfigPtr c = load_with_listener(
+        "[master]\nworker_max_sessions = 1000\nmax_draining_generations = 16\n"
+        "[limits]\nmax_connections = 5\nmax_headers = 256\n"
+        "upstream_keepalive_per_destination = 0\n");
+    ASSERT_NE(c, nullptr);
+    EXPECT_EQ(c->master.worker_max_sessions, 1000u);
+    EXPECT_EQ(c->master.max_draining_generations, 16);
+    EXPECT_EQ(c->limits.max_connections, 5u);
+    EXPECT_EQ(c->limits.max_headers, 256u);
+    EXPECT_EQ(c->limits.upstream_keepalive_per_destination, 0u);
+    EXPECT_EQ(error_with_listener("[master]\nworker_max_sessions = -1\n"),
+              ":2: invalid value for \"worker_max_sessions\" in [master]: \"-1\" is not a whole "
+              "number");
+    EXPECT_EQ(error_with_listener("[master]\nmax_draining_generations = 0\n"),
+              ":2: invalid value for \"max_draining_generations\" in [master]: must be a number "
+              "from 1 to 16");
+    EXPECT_EQ(error_with_listener("[master]\nmax_draining_generations = 17\n"),
+              ":2: invalid value for \"max_draining_generations\" in [master]: must be a number "
+              "from 1 to 16");
+}
+
+TEST_F(ConfigTest, StringKeysAndLogLevel) {
+    ConfigPtr c = load_with_listener(
+        "[master]\npid_file = /tmp/p.pid\ncontrol_socket = /tmp/p.sock\nuser = nobody\n"
+        "group = nogroup\n"
+        "[log]\nerror_log = /tmp/error.log\nlevel = debug\naccess_log = /tmp/access.log\n");
+    ASSERT_NE(c, nullptr);
+    EXPECT_EQ(c->master.pid_file, "/tmp/p.pid");
+    EXPECT_EQ(c->master.control_socket, "/tmp/p.sock");
+    EXPECT_EQ(c->master.user, "nobody");
+    EXPECT_EQ(c->master.group, "nogroup");
+    EXPECT_EQ(c->log.error_log, "/tmp/error.log");
+    EXPECT_EQ(c->log.level, LogLevel::kDebug);
+    EXPECT_EQ(c->log.access_log, "/tmp/access.log");
+    c = load_with_listener("[log]\naccess_log = off\nlevel = warn\n");
+    ASSERT_NE(c, nullptr);
+    EXPECT_EQ(c->log.access_log, "");
+    EXPECT_EQ(c->log.level, LogLevel::kWarn);
+    EXPECT_EQ(error_with_listener("[log]\nlevel = verbose\n"),
+              ":2: invalid value for \"level\" in [log]: \"verbose\" is not a log level (error, "
+              "warn, info, debug)");
+}
+
+TEST_F(ConfigTest, InlineCommentsAreStripped) {
+    ConfigPtr c = load_with_listener("[master]\nworkers = 3 ; three\n");
+    ASSERT_NE(c, nullptr);
+    EXPECT_EQ(c->master.workers, 3);
+}
+
+TEST_F(ConfigTest, WorkersAutoIsCpuCount) {
+    ConfigPtr c = load_with_listener("[master]\nworkers = auto\n");
+    ASSERT_NE(c, nullptr);
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    ASSERT_GT(cpus, 0);
+    EXPECT_EQ(c->master.workers, static_cast<int>(std::min<long>(cpus, 1024)));
+}
+
+TEST_F(ConfigTest, WorkersNumbers) {
+    ConfigPtr c = load_with_listener("[master]\nworkers = 1\n");
+    ASSERT_NE(c, nullptr);
+    EXPECT_EQ(c->master.workers, 1);
+    c = load_with_listener("[master]\nworkers = 1024\n");
+    ASSERT_NE(c, nullptr);
+    EXPECT_EQ(c->master.workers, 1024);
+}
+
+TEST_F(ConfigTest, WorkersErrorsNameTheKey) {
+    for (const char* bad : {"0", "1025", "lots"}) {
+        EXPECT_EQ(error_with_listener(std::string("[master]\nworkers = ") + bad + "\n"),
+                  std::string(":2: invalid value for \"workers\" in [master]: \"") + bad +
+                      "\" is not a worker count (1-1024 or auto)");
+    }
+}
+
+TEST_F(ConfigTest, Defaults) {
+    ConfigPtr c = load(kListener);
+    ASSERT_NE(c, nullptr);
+    EXPECT_EQ(c->path, path_);
+    ASSERT_EQ(c->acl.allow_clients.size(), 2u);
+    EXPECT_EQ(c->acl.allow_clients[0].to_string(), "127.0.0.0/8");
+    EXPECT_EQ(c->acl.allow_clients[1].to_string(), "::1/128");
+    ASSERT_EQ(c->acl.connect_ports.size(), 1u);
+    EXPECT_EQ(c->acl.connect_ports[0].first, 443);
+    EXPECT_EQ(c->acl.connect_ports[0].last, 443);
+    EXPECT_TRUE(c->acl.deny_private_destinations);
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    EXPECT_EQ(c->master.workers, static_cast<int>(std::min<long>(cpus, 1024)));
+    EXPECT_EQ(c->master.pid_file, "run/proxyd.pid");
+    EXPECT_EQ(c->master.control_socket, "run/proxyd.sock");
+    EXPECT_EQ(c->master.heartbeat_interval, Duration(1000));
+    EXPECT_EQ(c->master.heartbeat_timeout, Duration(5000));
+    EXPECT_EQ(c->master.graceful_timeout, Duration(30000));
+    EXPECT_EQ(c->master.max_draining_generations, 3);
+    EXPECT_EQ(c->log.error_log, "stderr");
+    EXPECT_EQ(c->log.level, LogLevel::kInfo);
+    EXPECT_EQ(c->log.access_log, "");
+    EXPECT_EQ(c->limits.max_connections, 10000u);
+    EXPECT_EQ(c->limits.max_header_size, 32u * 1024);
+    EXPECT_EQ(c->limits.max_headers, 100u);
+    EXPECT_EQ(c->limits.buffer_size, 64u * 1024);
+    ASSERT_EQ(c->listeners.size(), 1u);
+    EXPECT_EQ(c->listeners[0].name, "main");
+    EXPECT_EQ(c->listeners[0].address.host, "127.0.0.1");
+    EXPECT_EQ(c->listeners[0].address.port, 0);
+    EXPECT_EQ(c->listeners[0].protocol, ListenProtocol::kHttp);
+    EXPECT_EQ(c->listeners[0].backlog, 511);
+    EXPECT_FALSE(c->listeners[0].tls());
+}
+
+// --- lists ----------------------------------------------------------------
+
+TEST_F(ConfigTest, ListReplacesDefaultAndContinues) {
+    ConfigPtr c = load_with_listener(
+        "[acl]\n"
+        "allow_clients = 10.0.0.0/8,\n"
+        "    192.168.0.0/16, fd00::/8,\n"
+        "    203.0.113.7\n"
+        "connect_ports = 443, 8443,\n"
+        "  8000-8080\n");
+    ASSERT_NE(c, nullptr);
+    ASSERT_EQ(c->acl.allow_clients.size(), 4u);
+    EXPECT_EQ(c->acl.allow_clients[0].to_string(), "10.0.0.0/8");
+    EXPECT_EQ(c->acl.allow_clients[1].to_string(), "192.168.0.0/16");
+    EXPECT_EQ(c->acl.allow_clients[2].to_string(), "fd00::/8");
+    EXPECT_EQ(c->acl.allow_clients[3].to_string(), "203.0.113.7/32");
+    ASSERT_EQ(c->acl.connect_ports.size(), 3u);
+    EXPECT_EQ(c->acl.connect_ports[0].first, 443);
+    EXPECT_EQ(c->acl.connect_ports[1].first, 8443);
+    EXPECT_EQ(c->acl.connect_ports[2].first, 8000);
+    EXPECT_EQ(c->acl.connect_ports[2].last, 8080);
+}
+
+TEST_F(ConfigTest, ListTrailingCommaOnLastLine) {
+    ConfigPtr c = load_with_listener("[acl]\nconnect_ports = 443, 1-65535,\n");
+    ASSERT_NE(c, nullptr);
+    ASSERT_EQ(c->acl.connect_ports.size(), 2u);
+    EXPECT_EQ(c->acl.connect_ports[1].first, 1);
+    EXPECT_EQ(c->acl.connect_ports[1].last, 65535);
+}
+
+TEST_F(ConfigTest, ListEmptyElement) {
+    EXPECT_EQ(error_with_listener("[acl]\nallow_clients = 10.0.0.0/8,, 192.168.0.0/16\n"),
+              ":2: invalid value for \"allow_clients\" in [acl]: empty element in list");
+    EXPECT_EQ(error_with_listener("[acl]\nconnect_ports = , 443\n"),
+              ":2: invalid value for \"connect_ports\" in [acl]: empty element in list");
+}
+
+TEST_F(ConfigTest, ListErrorOnContinuationNamesThatLine) {
+    EXPECT_EQ(error_with_listener("[acl]\nallow_clients = 10.0.0.0/8,\n    10.1.0.0/8\n"),
+              ":3: invalid value for \"allow_clients\" in [acl]: \"10.1.0.0/8\" has host bits "
+              "set");
+}
+
+TEST_F(ConfigTest, CidrErrors) {
+    EXPECT_EQ(error_with_listener("[acl]\nallow_clients = 10.1.0.0/8\n"),
+              ":2: invalid value for \"allow_clients\" in [acl]: \"10.1.0.0/8\" has host bits set");
+    EXPECT_EQ(error_with_listener("[acl]\nallow_clients = 10.0.0.0/33\n"),
+              ":2: invalid value for \"allow_clients\" in [acl]: bad prefix length in "
+              "\"10.0.0.0/33\"");
+    EXPECT_EQ(error_with_listener("[acl]\nallow_clients = localhost\n"),
+              ":2: invalid value for \"allow_clients\" in [acl]: \"localhost\" is not an IP "
+              "address or CIDR range");
+}
+
+TEST_F(ConfigTest, PortRanges) {
+    ConfigPtr c = load_with_listener("[acl]\nconnect_ports = 1-65535\n");
+    ASSERT_NE(c, nullptr);
+    ASSERT_EQ(c->acl.connect_ports.size(), 1u);
+    EXPECT_EQ(c->acl.connect_ports[0].first, 1);
+    EXPECT_EQ(c->acl.connect_ports[0].last, 65535);
+    for (const char* bad : {"0", "70000", "9-3"}) {
+        EXPECT_EQ(error_with_listener(std::string("[acl]\nconnect_ports = ") + bad + "\n"),
+                  std::string(":2: invalid value for \"connect_ports\" in [acl]: \"") + bad +
+                      "\" is not a port or port range (1-65535)");
+    }
+}
+
+// --- listeners ------------------------------------------------------------
+
+TEST_F(ConfigTest, ListenAddresses) {
+    ConfigPtr c = load(
+        "[listen v4]\naddress = 127.0.0.1:0\nbacklog = 16\nprotocol = http\n"
+        "[listen v6]\naddress = [::1]:3128\n");
+    ASSERT_NE(c, nullptr);
+    ASSERT_EQ(c->listeners.size(), 2u);
+    EXPECT_EQ(c->listeners[0].name, "v4");
+    EXPECT_EQ(c->listeners[0].address.host, "127.0.0.1");
+    EXPECT_EQ(c->listeners[0].address.port, 0);
+    EXPECT_EQ(c->listeners[0].backlog, 16);
+    EXPECT_EQ(c->listeners[1].name, "v6");
+    EXPECT_EQ(c->listeners[1].address.host, "::1");
+    EXPECT_EQ(c->listeners[1].address.port, 3128);
+}
+
+TEST_F(ConfigTest, ListenAddressMustBeNumeric) {
+    EXPECT_EQ(error_for("[listen main]\naddress = localhost:3128\n"),
+              ":2: invalid value for \"address\" in [listen main]: host must be a numeric IP "
+              "address (e.g. 127.0.0.1:3128 or [::1]:3128)");
+}
+
+TEST_F(ConfigTest, ListenAddressErrors) {
+    EXPECT_EQ(error_for("[listen main]\naddress = 127.0.0.1\n"),
+              ":2: invalid value for \"address\" in [listen main]: expected host:port");
+    EXPECT_EQ(error_for("[listen main]\naddress = 127.0.0.1:70000\n"),
+              ":2: invalid value for \"address\" in [listen main]: port must be a number from 1 "
+              "to 65535");
+    EXPECT_EQ(error_for("[listen main]\naddress = ::1:3128\n"),
+              ":2: invalid value for \"address\" in [listen main]: an IPv6 address needs "
+              "brackets: [addr]:port");
+}
+
+TEST_F(ConfigTest, ListenOtherKeyErrors) {
+    EXPECT_EQ(error_for("[listen main]\naddress = 127.0.0.1:0\nprotocol = gopher\n"),
+              ":3: invalid value for \"protocol\" in [listen main]: \"gopher\" is not a protocol "
+              "(http or socks5)");
+    EXPECT_EQ(error_for("[listen main]\naddress = 127.0.0.1:0\nbacklog = 0\n"),
+              ":3: invalid value for \"backlog\" in [listen main]: must be a number from 1 to "
+              "65535");
+    EXPECT_EQ(error_for("[listen main]\naddress = 127.0.0.1:0\nbacklog = 65536\n"),
+              ":3: invalid value for \"backlog\" in [listen main]: must be a number from 1 to "
+              "65535");
+    EXPECT_EQ(error_for("[listen main]\naddress = 127.0.0.1:0\ncolour = blue\n"),
+              ":3: unknown key \"colour\" in [listen main]");
+    EXPECT_EQ(error_for("[listen main]\naddress = 127.0.0.1:0\naddress = 127.0.0.1:1\n"),
+              ":3: duplicate key \"address\" in [listen main]");
+}
+
+TEST_F(ConfigTest, ListenWithoutName) {
+    EXPECT_EQ(error_with_listener("[master]\nworkers = 1\n[listen]\naddress = 127.0.0.1:1\n"),
+              ":3: [listen] needs a name: [listen NAME]");
+    EXPECT_EQ(error_with_listener("[listen ]\n"), ":1: [listen] needs a name: [listen NAME]");
+}
+
+TEST_F(ConfigTest, NoListener) {
+    EXPECT_EQ(error_for("[master]\nworkers = 1\n"), ": no [listen NAME] section: nothing to serve");
+    EXPECT_EQ(error_for(""), ": no [listen NAME] section: nothing to serve");
+}
+
+TEST_F(ConfigTest, ListenerNeedsAddress) {
+    EXPECT_EQ(error_for("[listen main]\nbacklog = 5\n"),
+              ": [listen main]: \"address\" is required");
+}
+
+TEST_F(ConfigTest, EmptyListenSectionIsAnError) {
+    EXPECT_EQ(error_for("[listen a]\naddress = 127.0.0.1:0\n[listen b]\n"),
+              ": [listen b]: \"address\" is required");
+}
+
+TEST_F(ConfigTest, DuplicateListenerAddress) {
+    EXPECT_EQ(error_for("[listen a]\naddress = 127.0.0.1:3128\n"
+                        "[listen b]\naddress = 127.0.0.1:3128\n"),
+              ": [listen b]: address 127.0.0.1:3128 is used by another listener");
+    // Port 0 picks a fresh ephemeral port each time: not a conflict.
+    EXPECT_NE(load("[listen a]\naddress = 127.0.0.1:0\n[listen b]\naddress = 127.0.0.1:0\n"),
+              nullptr);
+}
+
+TEST_F(ConfigTest, DuplicateListenerAddressSpelledDifferently) {
+    EXPECT_EQ(error_for("[listen a]\naddress = [::1]:3128\n[listen b]\naddress = [0:0::1]:3128\n"),
+              ": [listen b]: address [::1]:3128 is used by another listener");
+}
+
+TEST_F(ConfigTest, TlsCertificateWithoutKey) {
+    EXPECT_EQ(error_for("[listen main]\naddress = 127.0.0.1:0\ntls_certificate = /x.crt\n"),
+              ": [listen main]: \"tls_certificate\" and \"tls_key\" must be set together");
+    EXPECT_EQ(error_for("[listen main]\naddress = 127.0.0.1:0\ntls_key = /x.key\n"),
+              ": [listen main]: \"tls_certificate\" and \"tls_key\" must be set together");
+}
+
+// TLS contexts are made at load time: unreadable files refuse the file.
+TEST_F(ConfigTest, TlsListenerWithMissingCertificate) {
+    std::string cert = dir_ + "/missing.crt";
+    std::string error =
+        error_for("[listen main]\naddress = 127.0.0.1:0\ntls_certificate = " + cert +
+                  "\ntls_key = " + dir_ + "/missing.key\n");
+    EXPECT_EQ(error.rfind(": [listen main]: cannot load certificate \"" + cert + "\"", 0), 0u)
+        << error;
+}
+
+TEST_F(ConfigTest, Socks5Listener) {
+    ConfigPtr c = load("[listen socks]\naddress = 127.0.0.1:1080\nprotocol = socks5\n");
+    ASSERT_NE(c, nullptr);
+    ASSERT_EQ(c->listeners.size(), 1u);
+    EXPECT_EQ(c->listeners[0].protocol, ListenProtocol::kSocks5);
+    EXPECT_EQ(c->listeners[0].address.port, 1080);
+}
+
+// --- structure errors -----------------------------------------------------
+
+TEST_F(ConfigTest, UnknownKeyNamesLineAndKey) {
+    EXPECT_EQ(error_with_listener("[master]\nworkers = 2\nbogus = 1\n"),
+              ":3: unknown key \"bogus\" in [master]");
+    EXPECT_EQ(error_with_listener("# comment\n[limits]\nmax_conections = 5\n"),
+              ":3: unknown key \"max_conections\" in [limits]");
+}
+
+TEST_F(ConfigTest, UnknownSectionNamesLine) {
+    EXPECT_EQ(error_with_listener("[master]\nworkers = 2\n[bogus]\nkey = 1\n"),
+              ":3: unknown section [bogus]");
+    // A section with no keys under it is never seen by inih's handler.
+    EXPECT_EQ(error_with_listener("[master]\nworkers = 2\n\n[empty]\n"),
+              ":4: unknown section [empty]");
+}
+
+TEST_F(ConfigTest, KeyOutsideSection) {
+    std::string error = error_with_listener("workers = 2\n");
+    EXPECT_EQ(error.rfind(":1: ", 0), 0u) << error;
+}
+
+TEST_F(ConfigTest, DuplicateScalarKey) {
+    EXPECT_EQ(error_with_listener("[master]\nworkers = 2\nworkers = 3\n"),
+              ":3: duplicate key \"workers\" in [master] (or a continuation line for a "
+              "single-valued key)");
+    // Also across two headers of the same section.
+    EXPECT_EQ(error_with_listener("[log]\nlevel = info\n[master]\nworkers = 1\n[log]\nlevel = "
+                                  "debug\n"),
+              ":6: duplicate key \"level\" in [log] (or a continuation line for a single-valued "
+              "key)");
+}
+
+TEST_F(ConfigTest, ContinuationOfScalarKey) {
+    EXPECT_EQ(error_with_listener("[master]\npid_file = /a\n    /b\n"),
+              ":3: duplicate key \"pid_file\" in [master] (or a continuation line for a "
+              "single-valued key)");
+}
+
+TEST_F(ConfigTest, LongLineNamesLine) {
+    std::string long_line = "# " + std::string(198, 'x');  // 200 bytes
+    EXPECT_EQ(error_with_listener("[master]\n" + long_line + "\n"),
+              ":2: line longer than 198 bytes");
+}
+
+TEST_F(ConfigTest, LineOf198BytesIsAccepted) {
+    std::string value = "/" + std::string(198 - 11 - 1, 'p');
+    std::string line = "pid_file = " + value;
+    ASSERT_EQ(line.size(), 198u);
+    ConfigPtr c = load_with_listener("[master]\n" + line + "\n");
+    ASSERT_NE(c, nullptr);
+    EXPECT_EQ(c->master.pid_file, value);
+}
+
+// inih counts the newline after a 199-byte line as a line of its own, so
+// such a line is refused rather than letting later line numbers drift.
+TEST_F(ConfigTest, LineOf199BytesIsRefusedAndLongestLineKeepsLineNumbers) {
+    std::string comment199 = "#" + std::string(198, 'c');
+    EXPECT_EQ(error_with_listener(comment199 + "\n[master]\nbogus = 1\n"),
+              ":1: line longer than 198 bytes");
+    std::string comment198 = "#" + std::string(197, 'c');
+    EXPECT_EQ(error_with_listener(comment198 + "\n[master]\nbogus = 1\n"),
+              ":3: unknown key \"bogus\" in [master]");
+}
+
+TEST_F(ConfigTest, SyntaxErrorNamesLine) {
+    EXPECT_EQ(error_with_listener("[master]\nworkers = 2\nthis is not ini\n"),
+              ":3: syntax error (expected \"[section]\" or \"key = value\")");
+    EXPECT_EQ(error_with_listener("[master\nworkers = 2\n"),
+              ":1: syntax error (expected \"[section]\" or \"key = value\")");
+}
+
+TEST_F(ConfigTest, FirstErrorWins) {
+    EXPECT_EQ(error_with_listener("[master]\nworkers = 0\nbogus = 1\n"),
+              ":2: invalid value for \"workers\" in [master]: \"0\" is not a worker count "
+              "(1-1024 or auto)");
+}
+
+TEST_F(ConfigTest, MissingFileNamesFile) {
+    std::string path = dir_ + "/does-not-exist.conf";
+    std::string error;
+    EXPECT_EQ(load_config(path, error), nullptr);
+    EXPECT_EQ(error, path + ": cannot open configuration file: No such file or directory");
+}
+
+// --- relations between keys -----------------------------------------------
+
+TEST_F(ConfigTest, HeartbeatTimeoutMoreThanTwiceInterval) {
+    const std::string message =
+        ": [master]: \"heartbeat_timeout\" must be more than twice \"heartbeat_interval\"";
+    EXPECT_EQ(error_with_listener("[master]\nheartbeat_interval = 1s\nheartbeat_timeout = 2s\n"),
+              message);
+    EXPECT_EQ(error_with_listener("[master]\nheartbeat_interval = 3s\n"), message);  // default 5s
+    ConfigPtr c =
+        load_with_listener("[master]\nheartbeat_interval = 1s\nheartbeat_timeout = 2001ms\n");
+    ASSERT_NE(c, nullptr);
+    EXPECT_EQ(c->master.heartbeat_timeout, Duration(2001));
+    EXPECT_EQ(error_with_listener("[master]\nheartbeat_interval = 0\n"),
+              ": [master]: \"heartbeat_interval\" must be greater than 0");
+}
+
+TEST_F(ConfigTest, LimitRanges) {
+    EXPECT_EQ(error_with_listener("[limits]\nmax_header_size = 1023\n"),
+              ": [limits]: \"max_header_size\" must be from 1k to 1M");
+    EXPECT_EQ(error_with_listener("[limits]\nmax_header_size = 1025k\n"),
+              ": [limits]: \"max_header_size\" must be from 1k to 1M");
+    EXPECT_EQ(error_with_listener("[limits]\nmax_headers = 0\n"),
+              ": [limits]: \"max_headers\" must be from 1 to 256");
+    EXPECT_EQ(error_with_listener("[limits]\nmax_headers = 257\n"),
+              ": [limits]: \"max_headers\" must be from 1 to 256");
+    EXPECT_EQ(error_with_listener("[limits]\nbuffer_size = 4095\n"),
+              ": [limits]: \"buffer_size\" must be from 4k to 64M");
+    EXPECT_EQ(error_with_listener("[limits]\nbuffer_size = 65537k\n"),
+              ": [limits]: \"buffer_size\" must be from 4k to 64M");
+    EXPECT_EQ(error_with_listener("[limits]\nmax_connections = 0\n"),
+              ": [limits]: \"max_connections\" must be at least 1");
+    for (const char* key :
+         {"connect_timeout", "header_timeout", "idle_timeout", "tunnel_idle_timeout",
+          "upstream_timeout", "upstream_keepalive_timeout", "dns_timeout"}) {
+        EXPECT_EQ(error_with_listener(std::string("[limits]\n") + key + " = 0ms\n"),
+                  ": [limits]: timeouts must be greater than 0")
+            << key;
+    }
+    ConfigPtr c =
+        load_with_listener("[limits]\nmax_header_size = 1k\nmax_headers = 1\nbuffer_size = 4k\n");
+    ASSERT_NE(c, nullptr);
+    c = load_with_listener("[limits]\nmax_header_size = 1M\nbuffer_size = 64M\n");
+    ASSERT_NE(c, nullptr);
+    EXPECT_EQ(c->limits.max_header_size, 1u << 20);
+    EXPECT_EQ(c->limits.buffer_size, 64u << 20);
+}
+
+TEST_F(ConfigTest, CrlfLineEndings) {
+    ConfigPtr c = load("[master]\r\nworkers = 2\r\n[listen main]\r\naddress = 127.0.0.1:0\r\n");
+    ASSERT_NE(c, nullptr);
+    EXPECT_EQ(c->master.workers, 2);
+    EXPECT_EQ(c->listeners[0].address.host, "127.0.0.1");
+}
+
+TEST(ConfigShipped, DefaultConfLoads) {
+    std::string error;
+    ConfigPtr c = load_config("conf/proxyd.conf", error);
+    ASSERT_NE(c, nullptr) << error;
+    ASSERT_EQ(c->listeners.size(), 1u);
+    EXPECT_EQ(c->listeners[0].name, "main");
+    EXPECT_EQ(c->listeners[0].address.host, "127.0.0.1");
+    EXPECT_EQ(c->listeners[0].address.port, 3128);
+    ASSERT_EQ(c->acl.allow_clients.size(), 2u);
+    EXPECT_EQ(c->acl.allow_clients[0].to_string(), "127.0.0.0/8");
+    EXPECT_EQ(c->acl.allow_clients[1].to_string(), "::1/128");
+    ASSERT_EQ(c->acl.connect_ports.size(), 1u);
+    EXPECT_EQ(c->acl.connect_ports[0].first, 443);
+    EXPECT_TRUE(c->acl.deny_private_destinations);
+    EXPECT_EQ(c->log.access_log, "");
+}
+
+}  // namespace
+}  // namespace common

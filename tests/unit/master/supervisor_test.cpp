@@ -1,0 +1,119 @@
+// The supervisor's pure policy: exit classification, backoff, balancing.
+#include "master/supervisor.h"
+
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+namespace master {
+namespace {
+
+// A real wait status for "exited with `code`" or "killed by `sig`".
+int wait_status_of(int code, int sig) {
+    pid_t pid = fork();
+    if (pid == 0) {
+        if (sig != 0) {
+            signal(sig, SIG_DFL);
+            kill(getpid(), sig);
+        }
+        _exit(code);
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    return status;
+}
+
+TEST(ClassifyExit, ExitCodes) {
+    EXPECT_EQ(classify_exit(wait_status_of(0, 0), 0), ExitKind::kClean);
+    EXPECT_EQ(classify_exit(wait_status_of(3, 0), 0), ExitKind::kFatalConfig);
+    EXPECT_EQ(classify_exit(wait_status_of(1, 0), 0), ExitKind::kFailed);
+    EXPECT_EQ(describe_exit(wait_status_of(3, 0)), "exited with code 3");
+}
+
+TEST(ClassifyExit, CrashSignalsNotSentByUs) {
+    for (int sig : {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT}) {
+        int status = wait_status_of(0, sig);
+        EXPECT_EQ(classify_exit(status, 0), ExitKind::kCrashed) << sig;
+        // A SIGTERM we sent earlier does not make a later crash ours.
+        EXPECT_EQ(classify_exit(status, SIGTERM), ExitKind::kCrashed) << sig;
+    }
+    EXPECT_EQ(describe_exit(wait_status_of(0, SIGSEGV)).rfind("killed by signal 11 (", 0), 0u);
+}
+
+TEST(ClassifyExit, SignalsWeSentAreExpected) {
+    EXPECT_EQ(classify_exit(wait_status_of(0, SIGABRT), SIGABRT), ExitKind::kKilledByUs);
+    EXPECT_EQ(classify_exit(wait_status_of(0, SIGKILL), SIGKILL), ExitKind::kKilledByUs);
+    EXPECT_EQ(classify_exit(wait_status_of(0, SIGTERM), SIGTERM), ExitKind::kKilledByUs);
+}
+
+TEST(ClassifyExit, SignalsFromOutside) {
+    EXPECT_EQ(classify_exit(wait_status_of(0, SIGKILL), 0), ExitKind::kKilledOutside);
+    EXPECT_EQ(classify_exit(wait_status_of(0, SIGTERM), 0), ExitKind::kKilledOutside);
+    EXPECT_EQ(classify_exit(wait_status_of(0, SIGKILL), SIGABRT), ExitKind::kKilledOutside);
+}
+
+TEST(Backoff, ImmediateThenDoublingUpToThirtySeconds) {
+    EXPECT_EQ(backoff_delay(0).count(), 0);
+    EXPECT_EQ(backoff_delay(1).count(), 0);
+    EXPECT_EQ(backoff_delay(2).count(), 100);
+    EXPECT_EQ(backoff_delay(3).count(), 200);
+    EXPECT_EQ(backoff_delay(4).count(), 400);
+    EXPECT_EQ(backoff_delay(10).count(), 25600);
+    EXPECT_EQ(backoff_delay(11).count(), 30000);
+    EXPECT_EQ(backoff_delay(1000).count(), 30000);
+}
+
+std::vector<BalanceAction> plan(std::vector<BalanceInput> in) {
+    return plan_balance(in);
+}
+
+TEST(Balance, PausesTheBusiestWorker) {
+    auto a = plan({{10, false}, {10, false}, {40, false}});
+    EXPECT_EQ(a[0], BalanceAction::kNone);
+    EXPECT_EQ(a[1], BalanceAction::kNone);
+    EXPECT_EQ(a[2], BalanceAction::kPause);  // mean 20: 40 > 26
+}
+
+TEST(Balance, SmallDifferencesAreLeftAlone) {
+    auto a = plan({{0, false}, {3, false}});  // mean 1.5: 3 < 3.8
+    EXPECT_EQ(a[0], BalanceAction::kNone);
+    EXPECT_EQ(a[1], BalanceAction::kNone);
+}
+
+TEST(Balance, ResumesAtOrBelowTheMean) {
+    auto a = plan({{10, true}, {10, false}});
+    EXPECT_EQ(a[0], BalanceAction::kResume);
+    auto b = plan({{30, true}, {10, false}});  // mean 20: still above
+    EXPECT_EQ(b[0], BalanceAction::kNone);
+}
+
+TEST(Balance, SingleWorkerIsAlwaysResumed) {
+    auto a = plan({{100, true}});
+    EXPECT_EQ(a[0], BalanceAction::kResume);
+    EXPECT_TRUE(plan({}).empty());
+}
+
+TEST(Balance, NeverPausesEveryWorker) {
+    // Worker 0 is paused and stays paused (above the mean); worker 1 is far
+    // above the band too, but it is the last one accepting.
+    auto a = plan({{100, true}, {60, false}, {0, true}});
+    int accepting = 0;
+    bool paused[] = {true, false, true};
+    for (size_t i = 0; i < a.size(); ++i) {
+        bool p = paused[i];
+        if (a[i] == BalanceAction::kPause) p = true;
+        if (a[i] == BalanceAction::kResume) p = false;
+        if (!p) ++accepting;
+    }
+    EXPECT_GE(accepting, 1);
+}
+
+TEST(WorkerStatus, Names) {
+    EXPECT_STREQ(status_name(WorkerStatus::kStarting), "starting");
+    EXPECT_STREQ(status_name(WorkerStatus::kRunning), "running");
+    EXPECT_STREQ(status_name(WorkerStatus::kDraining), "draining");
+}
+
+}  // namespace
+}  // namespace master
