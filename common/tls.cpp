@@ -52,8 +52,11 @@ SharedSslCtx create_server_context(const std::string& certificate_file,
     }
     SSL_CTX* c = ctx.get();
     SSL_CTX_set_min_proto_version(c, TLS1_2_VERSION);
+    // IGNORE_UNEXPECTED_EOF: a client that closes without close_notify ends
+    // its stream like a TCP EOF (OpenSSL 3 reports it as an error otherwise).
     SSL_CTX_set_options(c, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE |
-                               SSL_OP_NO_TICKET | SSL_OP_NO_COMPRESSION);
+                               SSL_OP_NO_TICKET | SSL_OP_NO_COMPRESSION |
+                               SSL_OP_IGNORE_UNEXPECTED_EOF);
     SSL_CTX_set_mode(c, SSL_MODE_RELEASE_BUFFERS);  // less memory per idle connection
     if (SSL_CTX_set_cipher_list(c, kTls12Ciphers) != 1) {
         error = "no usable TLS 1.2 cipher suites: " + take_openssl_errors();

@@ -31,10 +31,13 @@ bool set_int_option(int fd, int level, int option, int value) {
 
 }  // namespace
 
+// A socket is kept across a reload when it listens on the same address.
+// What its connections speak (protocol, TLS, certificate) belongs to the
+// generation that accepts them, so changing it never rebinds the port.
 bool same_endpoint(const common::ListenConfig& a, const common::ListenConfig& b) {
-    return a.address.host == b.address.host && a.address.port == b.address.port &&
-           a.protocol == b.protocol && a.tls_certificate == b.tls_certificate &&
-           a.tls_key == b.tls_key;
+    auto address_a = common::SocketAddress::from_numeric(a.address.host, a.address.port);
+    auto address_b = common::SocketAddress::from_numeric(b.address.host, b.address.port);
+    return address_a && address_b && *address_a == *address_b;
 }
 
 std::shared_ptr<const ListenSocket> bind_socket(const common::ListenConfig& config,

@@ -110,17 +110,21 @@ bool SocksSession::read_greeting(std::string_view input) {
     }
     auto greeting = socks::parse_greeting(input);
     if (greeting.status == socks::ParseStatus::kNeedMore) return false;
-    if (greeting.status == socks::ParseStatus::kError) {
-        fail(protocol_refusal(socks::describe(greeting.error), socks::kRepGeneralFailure));
-        return false;
+    // A malformed greeting has no REP to answer with: it gets "no acceptable
+    // methods", like a greeting without no-auth.
+    uint8_t method = greeting.status == socks::ParseStatus::kError
+                         ? socks::kMethodNoAcceptable
+                         : socks::choose_method(greeting.message, false);
+    if (greeting.status == socks::ParseStatus::kComplete) {
+        evbuffer_drain(bufferevent_get_input(client_.get()), greeting.consumed);
     }
-    uint8_t method = socks::choose_method(greeting.message, false);
-    evbuffer_drain(bufferevent_get_input(client_.get()), greeting.consumed);
     std::string reply;
     socks::encode_method_selection(method, reply);
     send(reply);
     if (method == socks::kMethodNoAcceptable) {
-        reason_ = "no acceptable SOCKS5 authentication method offered";
+        reason_ = greeting.status == socks::ParseStatus::kError
+                      ? socks::describe(greeting.error)
+                      : "no acceptable SOCKS5 authentication method offered";
         context_.counters.errors[channel::kErrClientProtocol]++;
         log_session(400, 0, 0);
         close_after_flush();

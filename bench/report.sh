@@ -1,0 +1,372 @@
+# bench/report.sh: sourced by bench/run.sh. Turns bench/work/raw.tsv into
+# bench/RESULTS.md and bench/results.png. Plain bash + awk + gnuplot.
+#
+# Can be re-run alone on an existing work dir:  bench/report.sh
+# (then it sources nothing else and only needs $W/raw.tsv and $W/meta).
+
+W=${W:-$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/work}
+AGG=$W/agg.tsv      # test peer key median min max n
+FLAGS=$W/flags.tsv      # test peer reason
+FWD_PEERS="tinyproxy squid privoxy"
+
+aggregate() {
+    awk -F'\t' '
+        { n = split($4, kvs, " ")
+          for (i = 1; i <= n; i++) { split(kvs[i], kv, "="); if (kv[2] == "" || kv[2] == "nan") continue
+              k = $1 SUBSEP $2 SUBSEP kv[1]; c[k]++; val[k, c[k]] = kv[2] + 0 } }
+        END {
+            for (k in c) {
+                m = c[k]
+                for (i = 1; i <= m; i++) a[i] = val[k, i]
+                for (i = 2; i <= m; i++) { x = a[i]; j = i - 1; while (j >= 1 && a[j] > x) { a[j + 1] = a[j]; j-- } a[j + 1] = x }
+                med = (m % 2) ? a[(m + 1) / 2] : (a[m / 2] + a[m / 2 + 1]) / 2
+                split(k, p, SUBSEP)
+                printf "%s\t%s\t%s\t%s\t%s\t%s\t%d\n", p[1], p[2], p[3], med, a[1], a[m], m
+            }
+        }' "$RAW" | sort >"$AGG"
+    # A peer misbehaves in a test when any repetition had socket errors
+    # above 0.1 % of requests, any non-2xx/3xx answer, or (keep-alive tests)
+    # opened a new client connection for more than 5 % of requests. One
+    # entry per kind of fault, with the worst repetition's figure.
+    awk -F'\t' '
+        function note(k, what, val) { if (!((k, what) in worst) || val > worst[k, what]) worst[k, what] = val; kinds[k, what] = 1; keys[k] = 1 }
+        { n = split($4, kvs, " "); delete v
+          for (i = 1; i <= n; i++) { split(kvs[i], kv, "="); v[kv[1]] = kv[2] }
+          k = $1 "\t" $2; reps[k]++
+          if (v["wrk_failed"]) note(k, "runs without a result", 1)
+          if ($1 == "connect") { if (v["errors"] > 0) note(k, "failed downloads", v["errors"]); next }
+          if ($1 ~ /^tunnels/) {
+              if (v["failed"] > 0) note(k, "tunnels refused", v["failed"])
+              if (v["alive"] < v["established"]) note(k, "tunnels dropped while held", v["established"] - v["alive"])
+              next }
+          if (v["requests"] > 0 && v["errors"] > 0.001 * v["requests"]) note(k, "socket errors, worst run", v["errors"])
+          if (v["non2xx"] > 0) note(k, "non-2xx answers, worst run", v["non2xx"])
+          if ($1 ~ /^ka/ && $2 != "noproxy" && v["client_conn_per_req"] > 0.05) note(k, "no client keep-alive: client conn/req", v["client_conn_per_req"])
+        }
+        END {
+            for (k in keys) {
+                s = ""
+                for (kw in kinds) { split(kw, p, SUBSEP); if (p[1] != k) continue
+                    s = s (s == "" ? "" : "; ") p[2] " " worst[kw] }
+                print k "\t" s
+            }
+        }' "$RAW" | sort >"$FLAGS"
+}
+
+# get TEST PEER KEY [4=median|5=min|6=max]
+get() { awk -F'\t' -v t="$1" -v p="$2" -v k="$3" -v c="${4:-4}" '$1 == t && $2 == p && $3 == k { print $c; exit }' "$AGG"; }
+flagged() { awk -F'\t' -v t="$1" -v p="$2" '$1 == t && $2 == p { print $3; exit }' "$FLAGS"; }
+fmt() { awk -v x="$1" -v d="${2:-0}" 'BEGIN { if (x == "") print "—"; else printf "%.*f", d, x }'; }
+# cell TEST PEER KEY DECIMALS: "median (min–max)"
+cell() {
+    local m
+    m=$(get "$1" "$2" "$3")
+    [ -z "$m" ] && { echo "—"; return; }
+    echo "$(fmt "$m" "$4") ($(fmt "$(get "$1" "$2" "$3" 5)" "$4")–$(fmt "$(get "$1" "$2" "$3" 6)" "$4"))"
+}
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || b + 0 == 0) print "—"; else printf "%.2f×", a / b }'; }
+peers_in() { awk -F'\t' -v t="$1" '$1 == t { print $2 }' "$AGG" | awk '!s[$0]++' | sort_peers; }
+sort_peers() { awk 'BEGIN { o["noproxy"] = 1; o["nginx"] = 2; o["proxyd"] = 3; o["tinyproxy"] = 4; o["squid"] = 5; o["privoxy"] = 6 } { print (o[$1] ? o[$1] : 9), $1 }' | sort -n | awk '{ print $2 }'; }
+label() {
+    case $1 in
+        noproxy) echo "no proxy (reference)" ;;
+        nginx) echo "nginx reverse proxy (reference)" ;;
+        *) echo "$1" ;;
+    esac
+}
+# best_fwd TEST KEY: the unflagged forward proxy with the highest median KEY
+best_fwd() {
+    local p best="" bv=""
+    for p in $FWD_PEERS; do
+        local v
+        v=$(get "$1" "$p" "$2")
+        [ -z "$v" ] && continue
+        [ -n "$(flagged "$1" "$p")" ] && continue
+        if [ -z "$bv" ] || awk -v a="$v" -v b="$bv" 'BEGIN { exit !(a > b) }'; then best=$p; bv=$v; fi
+    done
+    echo "$best"
+}
+
+table_wrk() {  # table_wrk TEST TITLE
+    local t=$1 best nginx_rps best_rps p
+    best=$(best_fwd "$t" rps)
+    nginx_rps=$(get "$t" nginx rps)
+    best_rps=$([ -n "$best" ] && get "$t" "$best" rps)
+    echo "### $2"
+    echo
+    if [ "$t" = get16m ]; then
+        echo "| peer | MB/s | CPU ms per 100 MB | p99 ms | × nginx | × best fwd ($best) | flags |"
+        echo "|---|---|---|---|---|---|---|"
+    else
+        echo "| peer | req/s | p50 ms | p99 ms | CPU µs/req | client conn/req | upstream conn/req | × nginx | × best fwd (${best:-none}) | flags |"
+        echo "|---|---|---|---|---|---|---|---|---|---|"
+    fi
+    for p in $(peers_in "$t"); do
+        local f cpu
+        f=$(flagged "$t" "$p"); f=${f:-ok}
+        if [ "$t" = get16m ]; then
+            cpu=$([ "$p" = noproxy ] && echo "—" || cell "$t" "$p" cpu_ms_100mb 1)
+            echo "| $(label "$p") | $(cell "$t" "$p" mbps 0) | $cpu | $(fmt "$(get "$t" "$p" p99_ms)" 1) | $(ratio "$(get "$t" "$p" mbps)" "$(get "$t" nginx mbps)") | $(ratio "$(get "$t" "$p" mbps)" "$([ -n "$best" ] && get "$t" "$best" mbps)") | $f |"
+        else
+            cpu=$([ "$p" = noproxy ] && echo "—" || cell "$t" "$p" cpu_us_req 1)
+            echo "| $(label "$p") | $(cell "$t" "$p" rps 0) | $(fmt "$(get "$t" "$p" p50_ms)" 2) | $(fmt "$(get "$t" "$p" p99_ms)" 2) | $cpu | $(fmt "$(get "$t" "$p" client_conn_per_req)" 3) | $(fmt "$(get "$t" "$p" upstream_conn_per_req)" 3) | $(ratio "$(get "$t" "$p" rps)" "$nginx_rps") | $(ratio "$(get "$t" "$p" rps)" "$best_rps") | $f |"
+        fi
+    done
+    echo
+}
+
+target_line() {  # target_line NAME VALUE GOAL OP(ge|le) UNIT-less-text
+    local name=$1 v=$2 goal=$3 op=$4
+    if [ -z "$v" ] || [ "$v" = "—" ]; then echo "| $name | — | $goal | not measured |"; return; fi
+    awk -v n="$name" -v v="$v" -v g="$goal" -v op="$op" 'BEGIN {
+        met = (op == "ge") ? (v >= g) : (v <= g)
+        if (met) verdict = "**met**"
+        else if (op == "ge") verdict = sprintf("**missed** by %.0f %%", (g - v) / g * 100)
+        else verdict = sprintf("**missed** by %.0f %%", (v - g) / g * 100)
+        printf "| %s | %.2f | %s %s | %s |\n", n, v, (op == "ge" ? "≥" : "≤"), g, verdict }'
+}
+div() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || b + 0 == 0) print ""; else printf "%.4f", a / b }'; }
+
+report() {
+    aggregate
+    local out=$HERE/RESULTS.md p t
+    {
+        echo "# proxyd benchmark results"
+        echo
+        echo "Generated by \`make bench\` (\`bench/run.sh\`) on $(date -u '+%Y-%m-%d %H:%M UTC'), in ${ELAPSED:-?} s."
+        echo "Raw numbers: \`bench/work/raw.tsv\` (not committed). Every figure is the median of"
+        echo "$REPS interleaved runs (peer A, B, C, A, B, C, …) with min–max in parentheses; wrk runs last ${DUR} s."
+        echo
+        echo "## Machine"
+        echo
+        echo "| | |"
+        echo "|---|---|"
+        echo "| CPUs (nproc) | $(nproc) |"
+        echo "| CPU model | $(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo) |"
+        echo "| memory | $(awk '/^MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo) |"
+        echo "| kernel | $(uname -sr) |"
+        echo "| load average (1/5/15 min) at start → end | ${LOAD_START:-?} → ${LOAD_END:-$(cut -d" " -f1-3 /proc/loadavg)} |"
+        echo "| OS | $(. /etc/os-release 2>/dev/null; echo "${PRETTY_NAME:-?}") |"
+        for p in proxyd nginx tinyproxy squid privoxy wrk curl gnuplot; do
+            echo "| $p | $(version_of $p 2>/dev/null) |"
+        done
+        echo
+        echo "## Setup"
+        echo
+        echo "- Everything on one machine over loopback: the load generator (wrk, curl), the origin and the proxy"
+        echo "  share the same $(nproc) CPUs, so numbers are lower than on split hosts and CPU-bound everywhere."
+        echo "- Origin: nginx, 1 worker, static files 1 KiB / 64 KiB / 16 MiB, plus a TLS listener (self-signed RSA-2048)."
+        echo "- Peers, each with its own config in \`bench/work/<peer>/\` and its own loopback port:"
+        echo "  proxyd 2 workers, \`upstream_keepalive_per_destination = 256\` (the default 8 idle upstream connections"
+        echo "  per worker makes proxyd open ~0.35 upstream connections per request at 50 client connections);"
+        echo "  nginx reverse proxy 2 workers with \`keepalive 256\` to the origin (reference);"
+        echo "  squid \`workers 2\`, \`cache deny all\`; tinyproxy and privoxy are thread-per-connection (no worker setting);"
+        echo "  \"no proxy\" is wrk straight to the origin (reference)."
+        echo "- Keep-alive and close tests: \`wrk -t2 -c{50,200}\` with a Lua script sending absolute-form"
+        echo "  \`GET http://127.0.0.1:$ORIGIN_PORT/1k\` (origin-form \`/1k\` to nginx and no proxy)."
+        echo "- CPU = utime+stime of every process of the peer (from /proc) over the run ÷ requests."
+        echo "  \"client conn/req\" and \"upstream conn/req\" come from the kernel's TCP ActiveOpens and the origin's"
+        echo "  stub_status accepts: 0 means full keep-alive, 1 means a new connection per request."
+        echo "- CONNECT: $CONNECT_PAR parallel curl loops, each $CONNECT_SEQ × 16 MiB over HTTPS through a fresh tunnel (curl -p -x)."
+        echo "- Tunnels: \`bench/tunnel_hold\` opens N CONNECT tunnels to a sink it listens on and holds them idle;"
+        echo "  RSS summed over all the peer's processes before and after, on a freshly started peer per N."
+        echo "- A flagged peer (errors, non-2xx, no keep-alive) is shown but not used as \"best forward proxy\"."
+        echo
+        if [ ${#BROKEN[@]} -gt 0 ]; then
+            echo "Not measured:"
+            for p in "${!BROKEN[@]}"; do echo "- $p: ${BROKEN[$p]}"; done
+            echo
+        fi
+        echo "## Results"
+        echo
+        table_wrk ka50 "Keep-alive GET 1 KiB, 50 connections"
+        table_wrk ka200 "Keep-alive GET 1 KiB, 200 connections"
+        table_wrk close50 "New connection per request (Connection: close), GET 1 KiB, 50 connections"
+        table_wrk get16m "GET 16 MiB, 4 connections"
+
+        echo "### CONNECT tunnel throughput (HTTPS 16 MiB downloads through the tunnel)"
+        echo
+        echo "| peer | MB/s | CPU ms per 100 MB | × no proxy | flags |"
+        echo "|---|---|---|---|---|"
+        for p in $(peers_in connect); do
+            local f
+            f=$(flagged connect "$p")
+            echo "| $(label "$p") | $(cell connect "$p" mbps 0) | $([ "$p" = noproxy ] && echo "—" || cell connect "$p" cpu_ms_100mb 1) | $(ratio "$(get connect "$p" mbps)" "$(get connect noproxy mbps)") | ${f:-ok} |"
+        done
+        echo
+        echo "### Memory per held idle CONNECT tunnel"
+        echo
+        echo "| peer | tunnels | established | still open at end | RSS before → after (MiB) | KiB per tunnel | setup s | flags |"
+        echo "|---|---|---|---|---|---|---|---|"
+        for t in $(awk -F'\t' '$1 ~ /^tunnels/ { print $1 }' "$AGG" | sort -u -t s -k2 -n); do
+            for p in $(peers_in "$t"); do
+                local f
+                f=$(flagged "$t" "$p")
+                echo "| $p | $(get "$t" "$p" tunnels) | $(get "$t" "$p" established) | $(get "$t" "$p" alive) | $(fmt "$(div "$(get "$t" "$p" rss_before_kib)" 1024)" 1) → $(fmt "$(div "$(get "$t" "$p" rss_after_kib)" 1024)" 1) | $(fmt "$(get "$t" "$p" kib_per_tunnel)" 2) | $(fmt "$(div "$(get "$t" "$p" setup_ms)" 1000)" 1) | ${f:-ok} |"
+            done
+        done
+        echo
+        [ -n "${NOTE[tunnels]:-}" ] && { echo "Note: ${NOTE[tunnels]}"; echo; }
+        echo "### Load spread across proxyd's workers (max / mean over the 2 workers)"
+        echo
+        echo "| test | requests | client connections (sessions) | CPU time |"
+        echo "|---|---|---|---|"
+        for t in ka50 ka200 close50 get16m; do
+            echo "| $t | $(cell "$t" proxyd spread_req 2) | $(cell "$t" proxyd spread_sessions 2) | $(cell "$t" proxyd spread_cpu 2) |"
+        done
+        echo
+        report_targets
+        report_anomalies
+        report_profile
+    } >"$out"
+}
+
+report_targets() {
+    local best ka_best kr
+    echo "## Targets of issue 6 (same run, workers = 2)"
+    echo
+    echo "| target | value | goal | verdict |"
+    echo "|---|---|---|---|"
+    for t in ka50 ka200; do
+        best=$(best_fwd "$t" rps)
+        target_line "$t req/s ÷ nginx reverse proxy" "$(div "$(get "$t" proxyd rps)" "$(get "$t" nginx rps)")" 1.0 ge
+        if [ -n "$best" ]; then
+            target_line "$t req/s ÷ best forward proxy ($best)" "$(div "$(get "$t" proxyd rps)" "$(get "$t" "$best" rps)")" 2.0 ge
+        else
+            echo "| $t req/s ÷ best forward proxy | — | ≥ 2 | no unflagged forward proxy to compare with |"
+        fi
+        target_line "$t CPU/req ÷ nginx's" "$(div "$(get "$t" proxyd cpu_us_req)" "$(get "$t" nginx cpu_us_req)")" 1.0 le
+    done
+    target_line "close50 req/s ÷ nginx reverse proxy" "$(div "$(get close50 proxyd rps)" "$(get close50 nginx rps)")" 1.0 ge
+    target_line "16 MiB MB/s ÷ nginx reverse proxy" "$(div "$(get get16m proxyd mbps)" "$(get get16m nginx mbps)")" 1.0 ge
+    target_line "CONNECT MB/s ÷ no proxy" "$(div "$(get connect proxyd mbps)" "$(get connect noproxy mbps)")" 0.95 ge
+    for t in $(awk -F'\t' '$1 ~ /^tunnels/ && $2 == "proxyd" { print $1 }' "$AGG" | sort -u -t s -k2 -n); do
+        target_line "KiB RSS per held tunnel (${t#tunnels})" "$(get "$t" proxyd kib_per_tunnel)" 8 le
+    done
+    target_line "worker spread max/mean, requests (ka50)" "$(get ka50 proxyd spread_req)" 1.2 le
+    target_line "worker spread max/mean, requests (ka200)" "$(get ka200 proxyd spread_req)" 1.2 le
+    target_line "worker spread max/mean, sessions (close50)" "$(get close50 proxyd spread_sessions)" 1.2 le
+    echo
+    for t in ka50 ka200 close50 get16m connect; do
+        local f
+        f=$(flagged "$t" proxyd)
+        [ -n "$f" ] && echo "- proxyd is flagged in $t: $f"
+    done
+    echo
+}
+
+report_anomalies() {
+    echo "## Anomalies"
+    echo
+    if [ -s "$FLAGS" ]; then
+        awk -F'\t' '{ printf "- %s, %s: %s\n", $2, $1, $3 }' "$FLAGS"
+    else
+        echo "- none flagged"
+    fi
+    local t p
+    # wide spread between repetitions
+    awk -F'\t' '$3 == "rps" || $3 == "mbps" { if ($4 > 0 && ($6 - $5) / $4 > 0.25) printf "- %s, %s: %s varies %.0f %% between repetitions (min %.0f, max %.0f): noisy\n", $2, $1, $3, ($6 - $5) / $4 * 100, $5, $6 }' "$AGG"
+    for p in "${!BROKEN[@]}"; do echo "- $p: not measured: ${BROKEN[$p]}"; done
+    echo "- All load generators, the origin and the proxies share $(nproc) CPUs; a proxy that spends less CPU per"
+    echo "  request leaves more to wrk and the origin, so req/s partly measures CPU efficiency."
+    echo
+}
+
+report_profile() {
+    [ -s "$W/out/profile.top" ] || return 0
+    echo "## Profile: one proxyd worker under keep-alive load (50 connections)"
+    echo
+    echo "\`perf record -e cpu-clock -g -p WORKER,WORKER\` for 8 s, \`perf report --no-children --sort symbol\`"
+    echo "(self cost, % of all samples in both workers; [k] kernel, [.] user space):"
+    echo
+    echo '```'
+    cat "$W/out/profile.top"
+    echo '```'
+    echo
+    echo "User-space symbols only:"
+    echo
+    echo '```'
+    cat "$W/out/profile.user"
+    echo '```'
+    echo
+    echo "By shared object:"
+    echo
+    echo '```'
+    cat "$W/out/profile.dso"
+    echo '```'
+    echo
+}
+
+chart() {
+    command -v gnuplot >/dev/null || { log "gnuplot missing: no chart"; return 0; }
+    local d=$W/chart
+    mkdir -p "$d"
+    local t p
+    # one data file per panel: label median min max
+    for t in ka50 ka200 close50; do
+        for p in $(peers_in "$t"); do echo "$p $(get "$t" "$p" rps) $(get "$t" "$p" rps 5) $(get "$t" "$p" rps 6)"; done >"$d/$t.dat"
+    done
+    for t in get16m connect; do
+        for p in $(peers_in "$t"); do echo "$p $(get "$t" "$p" mbps) $(get "$t" "$p" mbps 5) $(get "$t" "$p" mbps 6)"; done >"$d/$t.dat"
+    done
+    for p in $(peers_in ka50); do [ "$p" = noproxy ] && continue; echo "$p $(get ka50 "$p" cpu_us_req) $(get ka50 "$p" cpu_us_req 5) $(get ka50 "$p" cpu_us_req 6)"; done >"$d/cpu.dat"
+    local last
+    last=$(awk -F'\t' '$1 ~ /^tunnels/ { print $1 }' "$AGG" | sort -u -t s -k2 -n | tail -1)
+    for p in $(peers_in "$last"); do v=$(get "$last" "$p" kib_per_tunnel); echo "$p $v $v $v"; done >"$d/mem.dat"
+    cat >"$d/plot.gp" <<EOF
+set terminal pngcairo size 1500,900 font "sans,9"
+set output "$HERE/results.png"
+set multiplot layout 2,4 title "proxyd vs forward proxies — $(nproc) CPUs, loopback, median of $REPS (bars: min–max)"
+set style data histogram
+set style histogram errorbars gap 1 lw 1
+set style fill solid 0.7 border -1
+set boxwidth 0.8
+set xtics rotate by -35 nomirror
+set grid ytics
+set yrange [0:*]
+unset key
+plot_panel(f) = f
+set title "keep-alive 1 KiB, 50 conns (req/s)"
+plot "$d/ka50.dat" using 2:3:4:xtic(1) lc rgb "#4472c4"
+set title "keep-alive 1 KiB, 200 conns (req/s)"
+plot "$d/ka200.dat" using 2:3:4:xtic(1) lc rgb "#4472c4"
+set title "new conn per request, 50 conns (req/s)"
+plot "$d/close50.dat" using 2:3:4:xtic(1) lc rgb "#ed7d31"
+set title "proxy CPU per request, keep-alive 50 (µs)"
+plot "$d/cpu.dat" using 2:3:4:xtic(1) lc rgb "#a5a5a5"
+set title "GET 16 MiB, 4 conns (MB/s)"
+plot "$d/get16m.dat" using 2:3:4:xtic(1) lc rgb "#70ad47"
+set title "CONNECT + TLS 16 MiB (MB/s)"
+plot "$d/connect.dat" using 2:3:4:xtic(1) lc rgb "#5b9bd5"
+set title "RSS per idle tunnel at ${last#tunnels} (KiB)"
+plot "$d/mem.dat" using 2:3:4:xtic(1) lc rgb "#ffc000"
+unset multiplot
+EOF
+    gnuplot "$d/plot.gp" 2>"$d/gnuplot.err" || log "gnuplot failed: $(head -3 "$d/gnuplot.err")"
+}
+
+# Run alone: regenerate the report from an existing bench/work/raw.tsv.
+if [ "${BASH_SOURCE[0]}" = "$0" ]; then
+    set -u
+    HERE=$(cd "$(dirname "$0")" && pwd)
+    W=$HERE/work RAW=$HERE/work/raw.tsv AGG=$W/agg.tsv FLAGS=$W/flags.tsv
+    REPS=${BENCH_REPS:-3} DUR=${BENCH_DURATION:-5} ORIGIN_PORT=$(( ${BENCH_PORT_BASE:-19000} )) CONNECT_PAR=4 CONNECT_SEQ=4
+    declare -A BROKEN=() NOTE=()
+    [ -f "$W/meta.sh" ] && . "$W/meta.sh"
+    PROXYD=$(dirname "$HERE")/build/proxyd
+    log() { printf '[report] %s\n' "$*" >&2; }
+    version_of() {
+        case $1 in
+            proxyd) "$PROXYD" -v 2>&1 | head -1 ;;
+            nginx) nginx -v 2>&1 | sed 's/.*version: //' ;;
+            tinyproxy) tinyproxy -v 2>&1 | head -1 ;;
+            squid) squid -v 2>&1 | head -1 | sed 's/Squid Cache: //' ;;
+            privoxy) privoxy --version 2>&1 | head -1 | sed 's/ (.*//' ;;
+            wrk) wrk -v 2>&1 | head -1 | awk '{ print $1, $2 }' ;;
+            gnuplot) gnuplot --version ;;
+            curl) curl --version | head -1 | awk '{ print $1, $2 }' ;;
+        esac
+    }
+    report
+    chart
+fi

@@ -1,0 +1,633 @@
+#!/usr/bin/env bash
+# bench/run.sh: compare proxyd with other forward proxies on this machine.
+#
+#   make bench            (or: bench/run.sh)
+#
+# Installs its peers from Debian packages when missing (tinyproxy, squid,
+# privoxy, nginx, wrk, gnuplot), never starts, stops or reconfigures a system
+# service: every program runs from its own binary with its own config under
+# bench/work/, on loopback ports only, and is killed on exit.
+#
+# Writes bench/RESULTS.md and bench/results.png; raw numbers go to
+# bench/work/raw.tsv. Knobs (environment):
+#   BENCH_DURATION=5        seconds per wrk run
+#   BENCH_REPS=3            interleaved repetitions
+#   BENCH_PEERS="noproxy nginx proxyd tinyproxy squid privoxy"
+#   BENCH_TUNNELS="5000 20000"
+#   BENCH_PROFILE=1         perf profile of a proxyd worker under keep-alive load
+#   BENCH_INSTALL=1         install missing Debian packages
+#   BENCH_PORT_BASE=19000   ports BASE..BASE+20 on 127.0.0.1
+set -u -o pipefail
+
+HERE=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(dirname "$HERE")
+W=$HERE/work
+DUR=${BENCH_DURATION:-5}
+REPS=${BENCH_REPS:-3}
+PEERS=${BENCH_PEERS:-"noproxy nginx proxyd tinyproxy squid privoxy"}
+TUNNELS=${BENCH_TUNNELS:-"5000 20000"}
+PROFILE=${BENCH_PROFILE:-1}
+INSTALL=${BENCH_INSTALL:-1}
+BASE=${BENCH_PORT_BASE:-19000}
+PROXYD=${PROXYD:-$ROOT/build/proxyd}
+PROXYCTL=${PROXYCTL:-$ROOT/build/proxyctl}
+
+ORIGIN_PORT=$((BASE + 0))
+ORIGIN_TLS_PORT=$((BASE + 1))
+SINK_PORT=$((BASE + 2))
+declare -A PORT=([noproxy]=$ORIGIN_PORT [nginx]=$((BASE + 10)) [proxyd]=$((BASE + 11))
+                 [tinyproxy]=$((BASE + 12)) [squid]=$((BASE + 13)) [privoxy]=$((BASE + 14)))
+declare -A PID=()        # peer -> root pid of its process tree
+declare -A BROKEN=()     # peer -> why it could not be measured at all
+declare -A NOTE=()       # peer -> remark for the report
+STARTED_AT=$(date +%s)
+LOAD_START=$(cut -d" " -f1-3 /proc/loadavg)
+
+log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+die() { log "FATAL: $*"; exit 1; }
+
+# ---------------------------------------------------------------- cleanup
+BG_PIDS=()
+cleanup() {
+    local p c all=""
+    # Collect every tree first: once a root dies its children are reparented.
+    for p in "${PID[@]}" "${BG_PIDS[@]}"; do
+        [ -n "$p" ] && all="$all $(tree_pids "$p")"
+    done
+    [ -z "${all// /}" ] && return 0
+    for p in "${PID[@]}" "${BG_PIDS[@]}"; do kill -TERM "$p" 2>/dev/null; done
+    for ((c = 0; c < 30; c++)); do
+        local alive=0
+        for p in $all; do kill -0 "$p" 2>/dev/null && alive=1; done
+        [ $alive = 0 ] && break
+        sleep 0.1
+    done
+    for p in $all; do kill -KILL "$p" 2>/dev/null; done
+    wait 2>/dev/null
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# ---------------------------------------------------------------- process trees
+# tree_pids ROOT: ROOT and all of its descendants.
+tree_pids() {
+    ps -e -o pid=,ppid= | awk -v root="$1" '
+        { parent[$1] = $2; pids[NR] = $1 }
+        END {
+            keep[root] = 1; changed = 1
+            while (changed) {
+                changed = 0
+                for (i in pids) { p = pids[i]; if (!(p in keep) && (parent[p] in keep)) { keep[p] = 1; changed = 1 } }
+            }
+            for (p in keep) if (p != "") print p
+        }'
+}
+# cpu_ticks ROOT: utime+stime (clock ticks) summed over the tree.
+cpu_ticks() {
+    local p t=0 v
+    for p in $(tree_pids "$1"); do
+        v=$(awk '{ sub(/.*\) /, ""); print $12 + $13 }' "/proc/$p/stat" 2>/dev/null) || continue
+        t=$((t + ${v:-0}))
+    done
+    echo "$t"
+}
+# rss_kib ROOT: VmRSS summed over the tree.
+rss_kib() {
+    local p t=0 v
+    for p in $(tree_pids "$1"); do
+        v=$(awk '/^VmRSS:/ { print $2 }' "/proc/$p/status" 2>/dev/null)
+        t=$((t + ${v:-0}))
+    done
+    echo "$t"
+}
+HZ=$(getconf CLK_TCK)
+tcp_active_opens() { awk '/^Tcp:/ { if (!h) { for (i = 1; i <= NF; i++) if ($i == "ActiveOpens") c = i; h = 1 } else print $c }' /proc/net/snmp; }
+origin_accepts() { curl -s --max-time 2 "http://127.0.0.1:$ORIGIN_PORT/nginx_status" | awk 'NR == 3 { print $1 }'; }
+
+wait_port() {  # wait_port PORT SECONDS
+    local i
+    for ((i = 0; i < $2 * 10; i++)); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+        sleep 0.1
+    done
+    return 1
+}
+port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# ---------------------------------------------------------------- install
+need_install() {
+    local missing=() installed_now=()
+    command -v nginx >/dev/null || missing+=(nginx)
+    command -v squid >/dev/null || missing+=(squid)
+    command -v tinyproxy >/dev/null || missing+=(tinyproxy)
+    command -v privoxy >/dev/null || [ -x /usr/sbin/privoxy ] || missing+=(privoxy)
+    command -v wrk >/dev/null || missing+=(wrk)
+    command -v gnuplot >/dev/null || missing+=(gnuplot-nox)
+    command -v openssl >/dev/null || missing+=(openssl)
+    command -v curl >/dev/null || missing+=(curl)
+    command -v g++ >/dev/null || missing+=(g++)
+    command -v perf >/dev/null || missing+=(linux-perf)
+    [ ${#missing[@]} -eq 0 ] && return 0
+    if [ "$INSTALL" != 1 ] || [ "$(id -u)" != 0 ]; then
+        log "missing packages: ${missing[*]} (run as root, or install them); going on without"
+        return 0
+    fi
+    log "installing: ${missing[*]}"
+    # Keep the packages' maintainer scripts from starting their services.
+    local made_policy=0
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+        printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d && made_policy=1
+    fi
+    local before
+    before=$(ps -e -o pid= | sort)
+    timeout 600 apt-get update -qq >&2 || log "apt-get update failed"
+    DEBIAN_FRONTEND=noninteractive timeout 900 apt-get install -y -qq --no-install-recommends \
+        "${missing[@]}" >&2 || log "apt-get install failed for some of: ${missing[*]}"
+    [ $made_policy = 1 ] && rm -f /usr/sbin/policy-rc.d
+    # Anything the install started anyway (no policy-rc.d honoured, no
+    # systemd): stop it with the package's own means, then kill what is left.
+    local p c
+    for p in nginx squid tinyproxy privoxy; do
+        case " ${missing[*]} " in *" $p "*) ;; *) continue ;; esac
+        timeout 20 service "$p" stop >/dev/null 2>&1 || true
+    done
+    for p in $(ps -e -o pid= | sort | comm -13 <(echo "$before") -); do
+        c=$(cat "/proc/$p/comm" 2>/dev/null) || continue
+        case "$c" in nginx|squid|tinyproxy|privoxy|log_file_daemon) kill -TERM "$p" 2>/dev/null && log "killed auto-started $c ($p)" ;; esac
+    done
+}
+
+# ---------------------------------------------------------------- work dir
+setup_workdir() {
+    rm -rf "$W"
+    mkdir -p "$W"/{www,tls,origin,nginx,proxyd,tinyproxy,squid,privoxy,wrk,out}
+    head -c 1024 /dev/urandom >"$W/www/1k"
+    head -c 65536 /dev/urandom >"$W/www/64k"
+    head -c 16777216 /dev/urandom >"$W/www/16m"
+    openssl req -x509 -newkey rsa:2048 -nodes -days 30 -subj /CN=127.0.0.1 \
+        -keyout "$W/tls/key.pem" -out "$W/tls/cert.pem" >/dev/null 2>&1 || die "openssl req failed"
+    g++ -O2 -std=c++20 -o "$W/tunnel_hold" "$HERE/tunnel_hold.cpp" || die "cannot build tunnel_hold"
+    # wrk script: absolute-form (or origin-form) path, Host header and an
+    # optional "Connection: close" come from the environment; done() prints
+    # one machine-readable line.
+    cat >"$W/wrk/bench.lua" <<'EOF'
+wrk.method = "GET"
+wrk.path = os.getenv("BENCH_PATH")
+wrk.headers["Host"] = os.getenv("BENCH_HOST")
+if os.getenv("BENCH_CLOSE") == "1" then wrk.headers["Connection"] = "close" end
+function done(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format("RESULT requests=%d duration_us=%d bytes=%d p50_us=%d p99_us=%d e_connect=%d e_read=%d e_write=%d e_status=%d e_timeout=%d\n",
+    summary.requests, summary.duration, summary.bytes, latency:percentile(50), latency:percentile(99),
+    e.connect, e.read, e.write, e.status, e.timeout))
+end
+EOF
+}
+
+# ---------------------------------------------------------------- peers
+start_origin() {
+    cat >"$W/origin/nginx.conf" <<EOF
+user root;
+worker_processes 1;
+daemon off;
+pid $W/origin/nginx.pid;
+error_log $W/origin/error.log warn;
+worker_rlimit_nofile 200000;
+events { worker_connections 100000; }
+http {
+    access_log off;
+    sendfile on;
+    tcp_nopush on;
+    keepalive_requests 10000000;
+    keepalive_timeout 300s;
+    default_type application/octet-stream;
+    server {
+        listen 127.0.0.1:$ORIGIN_PORT backlog=4096;
+        root $W/www;
+        location = /nginx_status { stub_status; }
+    }
+    server {
+        listen 127.0.0.1:$ORIGIN_TLS_PORT ssl backlog=4096;
+        ssl_certificate $W/tls/cert.pem;
+        ssl_certificate_key $W/tls/key.pem;
+        root $W/www;
+    }
+}
+EOF
+    nginx -p "$W/origin/" -c "$W/origin/nginx.conf" >"$W/origin/stderr" 2>&1 &
+    PID[origin]=$!
+    wait_port "$ORIGIN_PORT" 10 && wait_port "$ORIGIN_TLS_PORT" 10 || die "origin nginx did not start: $(cat "$W/origin/stderr")"
+}
+
+write_configs() {
+    cat >"$W/nginx/nginx.conf" <<EOF
+user root;
+worker_processes 2;
+daemon off;
+pid $W/nginx/nginx.pid;
+error_log $W/nginx/error.log warn;
+worker_rlimit_nofile 200000;
+events { worker_connections 100000; }
+http {
+    access_log off;
+    keepalive_requests 10000000;
+    keepalive_timeout 300s;
+    upstream origin { server 127.0.0.1:$ORIGIN_PORT; keepalive 256; keepalive_requests 10000000; }
+    server {
+        listen 127.0.0.1:${PORT[nginx]} backlog=4096;
+        location / {
+            proxy_pass http://origin;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_max_temp_file_size 0;
+        }
+    }
+}
+EOF
+    cat >"$W/proxyd/proxyd.conf" <<EOF
+[master]
+workers = 2
+pid_file = $W/proxyd/proxyd.pid
+control_socket = $W/proxyd/proxyd.sock
+[log]
+error_log = $W/proxyd/error.log
+level = warn
+access_log = off
+[listen main]
+address = 127.0.0.1:${PORT[proxyd]}
+backlog = 4096
+[limits]
+max_connections = 30000
+upstream_keepalive_per_destination = 256
+[acl]
+deny_private_destinations = no
+connect_ports = 1-65535
+EOF
+    chmod 777 "$W/tinyproxy"
+    cat >"$W/tinyproxy/tinyproxy.conf" <<EOF
+User nobody
+Group nogroup
+Port ${PORT[tinyproxy]}
+Listen 127.0.0.1
+Timeout 600
+LogFile "$W/tinyproxy/tinyproxy.log"
+LogLevel Error
+PidFile "$W/tinyproxy/tinyproxy.pid"
+MaxClients 30000
+Allow 127.0.0.1
+DisableViaHeader Yes
+EOF
+    chown proxy:proxy "$W/squid" 2>/dev/null
+    cat >"$W/squid/squid.conf" <<EOF
+http_port 127.0.0.1:${PORT[squid]}
+workers 2
+pid_filename $W/squid/squid.pid
+cache_log $W/squid/cache.log
+access_log none
+cache_store_log none
+cache deny all
+cache_mem 0
+memory_cache_shared off
+acl bench src 127.0.0.1/32
+http_access allow bench
+http_access deny all
+max_filedescriptors 200000
+via off
+forwarded_for delete
+cache_effective_user proxy
+coredump_dir $W/squid
+logfile_rotate 0
+shutdown_lifetime 1 seconds
+client_persistent_connections on
+server_persistent_connections on
+EOF
+    cat >"$W/privoxy/bench.action" <<'EOF'
+{+limit-connect{1-65535}}
+/
+EOF
+    cat >"$W/privoxy/config" <<EOF
+listen-address 127.0.0.1:${PORT[privoxy]}
+confdir $W/privoxy
+logdir $W/privoxy
+logfile privoxy.log
+actionsfile bench.action
+toggle 1
+enable-remote-toggle 0
+enable-edit-actions 0
+max-client-connections 30000
+keep-alive-timeout 300
+socket-timeout 300
+connection-sharing 1
+default-server-timeout 60
+EOF
+}
+
+start_peer() {  # start_peer NAME: starts it, sets PID[NAME], returns 1 if it fails
+    local p=$1 port=${PORT[$1]}
+    [ "$p" = noproxy ] && { PID[noproxy]=${PID[origin]}; return 0; }
+    port_free "$port" || { BROKEN[$p]="port $port busy"; return 1; }
+    case $p in
+        nginx) nginx -p "$W/nginx/" -c "$W/nginx/nginx.conf" >"$W/nginx/stderr" 2>&1 & ;;
+        proxyd) "$PROXYD" -c "$W/proxyd/proxyd.conf" >"$W/proxyd/stderr" 2>&1 & ;;
+        tinyproxy) tinyproxy -d -c "$W/tinyproxy/tinyproxy.conf" >"$W/tinyproxy/stderr" 2>&1 & ;;
+        squid) squid --foreground -n benchsquid -f "$W/squid/squid.conf" >"$W/squid/stderr" 2>&1 & ;;
+        privoxy) privoxy --no-daemon "$W/privoxy/config" >"$W/privoxy/stderr" 2>&1 & ;;
+    esac
+    PID[$p]=$!
+    if ! wait_port "$port" 20; then
+        BROKEN[$p]="did not start: $(tail -c 300 "$W/$p/stderr" | tr '\n' ' ')"
+        stop_peer "$p"
+        return 1
+    fi
+    # squid: the port is up before both kids are; give them a moment.
+    [ "$p" = squid ] && sleep 2
+    # a proxy must actually proxy: one request through it
+    local code
+    code=$(peer_curl "$p" "http://127.0.0.1:$ORIGIN_PORT/1k")
+    if [ "$code" != 200 ]; then
+        BROKEN[$p]="test request answered $code"
+        stop_peer "$p"
+        return 1
+    fi
+    return 0
+}
+peer_curl() {  # peer_curl PEER URL: prints the HTTP status through PEER
+    case $1 in
+        noproxy) curl -s -o /dev/null -w '%{http_code}' --max-time 5 "$2" ;;
+        nginx) curl -s -o /dev/null -w '%{http_code}' --max-time 5 "http://127.0.0.1:${PORT[nginx]}/${2##*/}" ;;
+        *) curl -s -o /dev/null -w '%{http_code}' --max-time 5 -x "http://127.0.0.1:${PORT[$1]}" "$2" ;;
+    esac
+}
+stop_peer() {
+    local p=$1 root=${PID[$1]:-} i c
+    [ -z "$root" ] || [ "$p" = noproxy ] && { unset 'PID[$p]'; return 0; }
+    local all
+    all=$(tree_pids "$root")
+    kill -TERM "$root" 2>/dev/null
+    for ((i = 0; i < 50; i++)); do kill -0 "$root" 2>/dev/null || break; sleep 0.1; done
+    for c in $all; do kill -KILL "$c" 2>/dev/null; done
+    wait "$root" 2>/dev/null
+    unset 'PID[$p]'
+    for ((i = 0; i < 50; i++)); do port_free "${PORT[$p]}" && break; sleep 0.1; done
+}
+
+version_of() {
+    case $1 in
+        proxyd) "$PROXYD" -v 2>&1 | head -1 ;;
+        nginx|noproxy) nginx -v 2>&1 | sed 's/.*version: //' ;;
+        tinyproxy) tinyproxy -v 2>&1 | head -1 ;;
+        squid) squid -v 2>&1 | head -1 | sed 's/Squid Cache: //' ;;
+        privoxy) privoxy --version 2>&1 | head -1 | sed 's/ (.*//' ;;
+        wrk) wrk -v 2>&1 | head -1 | awk '{ print $1, $2 }' ;;
+        gnuplot) gnuplot --version ;;
+        curl) curl --version | head -1 | awk '{ print $1, $2 }' ;;
+    esac
+}
+
+# ---------------------------------------------------------------- measurements
+RAW=$W/raw.tsv   # test peer rep key=value...
+
+proxyd_workers() {  # one line per worker: pid requests total_sessions accepts
+    timeout 3 "$PROXYCTL" -s "$W/proxyd/proxyd.sock" --json workers 2>/dev/null |
+        tr '{' '\n' | awk -F, '/"pid":/ {
+            pid = req = ses = acc = 0
+            for (i = 1; i <= NF; i++) {
+                split($i, kv, ":"); gsub(/"/, "", kv[1])
+                if (kv[1] == "pid") pid = kv[2]; else if (kv[1] == "requests") req = kv[2]
+                else if (kv[1] == "total_sessions") ses = kv[2]; else if (kv[1] == "accepts") acc = kv[2]
+            }
+            print pid, req, ses, acc }'
+}
+worker_ticks() {  # "pid ticks" for each child of the proxyd master
+    local p
+    for p in $(ps -o pid= --ppid "${PID[proxyd]}"); do
+        echo "$p $(awk '{ sub(/.*\) /, ""); print $12 + $13 }' "/proc/$p/stat" 2>/dev/null)"
+    done
+}
+# spread A B: max/mean over workers of the per-worker delta of a column
+spread() {  # spread BEFORE_FILE AFTER_FILE COLUMN
+    awk -v col="$3" 'NR == FNR { b[$1] = $col; next } { d = $col - b[$1]; s += d; n++; if (d > m) m = d }
+        END { if (n && s > 0) printf "%.2f", m / (s / n); else print "nan" }' "$1" "$2"
+}
+
+# run_wrk TEST PEER REP CONNS PATH CLOSE
+run_wrk() {
+    local test=$1 peer=$2 rep=$3 conns=$4 file=$5 close=$6
+    local port=${PORT[$peer]} path host
+    if [ "$peer" = noproxy ] || [ "$peer" = nginx ]; then
+        path=/$file; host=127.0.0.1:$port
+    else
+        path=http://127.0.0.1:$ORIGIN_PORT/$file; host=127.0.0.1:$ORIGIN_PORT
+    fi
+    local root=${PID[$peer]} out=$W/out/$test.$peer.$rep.txt
+    local oa0 ao0 t0 oa1 ao1 t1
+    if [ "$peer" = proxyd ]; then proxyd_workers >"$W/out/w0"; worker_ticks >"$W/out/t0"; fi
+    oa0=$(origin_accepts); ao0=$(tcp_active_opens); t0=$(cpu_ticks "$root")
+    BENCH_PATH=$path BENCH_HOST=$host BENCH_CLOSE=$close \
+        timeout $((DUR + 30)) wrk -t2 -c"$conns" -d"${DUR}s" --timeout 5s -s "$W/wrk/bench.lua" \
+        "http://127.0.0.1:$port" >"$out" 2>&1
+    t1=$(cpu_ticks "$root"); ao1=$(tcp_active_opens); oa1=$(origin_accepts)
+    local extra=""
+    if [ "$peer" = proxyd ]; then
+        proxyd_workers >"$W/out/w1"; worker_ticks >"$W/out/t1"
+        extra="spread_req=$(spread "$W/out/w0" "$W/out/w1" 2) spread_sessions=$(spread "$W/out/w0" "$W/out/w1" 3) spread_cpu=$(spread "$W/out/t0" "$W/out/t1" 2)"
+    fi
+    local res
+    res=$(grep '^RESULT' "$out" | tail -1)
+    if [ -z "$res" ]; then
+        log "$test $peer #$rep: wrk gave no result: $(tail -c 200 "$out" | tr '\n' ' ')"
+        printf '%s\t%s\t%s\twrk_failed=1\n' "$test" "$peer" "$rep" >>"$RAW"
+        return
+    fi
+    # origin accepts are upstream connections; every other new TCP connection
+    # in the window was a client connection (for noproxy they are the same).
+    local line
+    line=$(echo "$res" | awk -v t=$((t1 - t0)) -v hz="$HZ" -v oa=$((oa1 - oa0)) -v ao=$((ao1 - ao0)) -v peer="$peer" '{
+        for (i = 2; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
+        req = v["requests"]; dur = v["duration_us"] / 1e6
+        cpu_us = t * 1e6 / hz
+        up = oa - 2; if (up < 0) up = 0; cl = ao - oa; if (cl < 0) cl = 0
+        if (peer == "noproxy") { cl = up; up = 0 }
+        printf "rps=%.0f p50_ms=%.3f p99_ms=%.3f cpu_us_req=%.1f mbps=%.1f cpu_ms_100mb=%.1f errors=%d non2xx=%d client_conn_per_req=%.3f upstream_conn_per_req=%.3f requests=%d",
+            req / dur, v["p50_us"] / 1000, v["p99_us"] / 1000, req ? cpu_us / req : 0,
+            v["bytes"] / dur / 1e6, v["bytes"] ? cpu_us / 1000 / (v["bytes"] / 1e8) : 0,
+            v["e_connect"] + v["e_read"] + v["e_write"] + v["e_timeout"], v["e_status"],
+            req ? cl / req : 0, req ? up / req : 0, req }')
+    printf '%s\t%s\t%s\t%s %s\n' "$test" "$peer" "$rep" "$line" "$extra" >>"$RAW"
+    log "$test $peer #$rep: $line $extra"
+}
+
+# run_connect PEER REP: P parallel tunnels, each K sequential 16 MiB TLS downloads
+CONNECT_PAR=4
+CONNECT_SEQ=4
+run_connect() {
+    local peer=$1 rep=$2 root=${PID[$1]} out=$W/out/connect.$1.$2
+    local proxy=()
+    [ "$peer" = noproxy ] || proxy=(-p -x "http://127.0.0.1:${PORT[$peer]}")
+    local t0 s0 s1 t1 j jobs_=()
+    rm -f "$out".*
+    t0=$(cpu_ticks "$root"); s0=$(date +%s%N)
+    for ((j = 0; j < CONNECT_PAR; j++)); do
+        ( for ((k = 0; k < CONNECT_SEQ; k++)); do
+              curl -s -k "${proxy[@]}" --max-time 60 -o /dev/null -w '%{http_code} %{size_download}\n' \
+                  "https://127.0.0.1:$ORIGIN_TLS_PORT/16m"
+          done >"$out.$j" 2>&1 ) &
+        jobs_+=($!)
+    done
+    wait_pids 200 "${jobs_[@]}"
+    s1=$(date +%s%N); t1=$(cpu_ticks "$root")
+    local line
+    line=$(cat "$out".* | awk -v ns=$((s1 - s0)) -v t=$((t1 - t0)) -v hz="$HZ" -v n=$((CONNECT_PAR * CONNECT_SEQ)) '
+        $1 == 200 && $2 == 16777216 { ok++; bytes += $2; next } { bad++ }
+        END { bad += n - ok - bad; cpu_us = t * 1e6 / hz
+              printf "mbps=%.1f cpu_ms_100mb=%.1f errors=%d downloads=%d", bytes / (ns / 1e9) / 1e6,
+                  bytes ? cpu_us / 1000 / (bytes / 1e8) : 0, bad, ok }')
+    printf 'connect\t%s\t%s\t%s\n' "$peer" "$rep" "$line" >>"$RAW"
+    log "connect $peer #$rep: $line"
+}
+wait_pids() {  # wait_pids SECONDS PID...: wait for these, kill what is left after SECONDS
+    local limit=$1 i p alive
+    shift
+    for ((i = 0; i < limit * 10; i++)); do
+        alive=0
+        for p in "$@"; do kill -0 "$p" 2>/dev/null && alive=1; done
+        [ $alive = 0 ] && break
+        sleep 0.1
+    done
+    for p in "$@"; do
+        for c in $(tree_pids "$p"); do kill -KILL "$c" 2>/dev/null; done
+        wait "$p" 2>/dev/null
+    done
+}
+
+# run_tunnels PEER N: memory per held idle CONNECT tunnel. The holders run
+# as several processes of at most HOLD_CHUNK tunnels each (2 fds per tunnel:
+# client side and sink side), each with its own sink port.
+HOLD_CHUNK=5000
+run_tunnels() {
+    local peer=$1 n=$2 out=$W/out/tunnels.$1.$2 r0 r1 i k chunks left m hp
+    local holders=()
+    sleep 1
+    r0=$(rss_kib "${PID[$peer]}")
+    chunks=$(((n + HOLD_CHUNK - 1) / HOLD_CHUNK)); left=$n
+    for ((k = 0; k < chunks; k++)); do
+        m=$((left / (chunks - k))); left=$((left - m))
+        : >"$out.$k"
+        "$W/tunnel_hold" "${PORT[$peer]}" "$((SINK_PORT + k))" "$m" 128 150 >"$out.$k" 2>&1 &
+        hp=$!; holders+=("$hp"); BG_PIDS+=("$hp")
+    done
+    for ((i = 0; i < 1800; i++)); do
+        local ready=0
+        for ((k = 0; k < chunks; k++)); do
+            grep -q '^READY' "$out.$k" || ! kill -0 "${holders[$k]}" 2>/dev/null && ready=$((ready + 1))
+        done
+        [ $ready = "$chunks" ] && break
+        sleep 0.1
+    done
+    sleep 2
+    r1=$(rss_kib "${PID[$peer]}")
+    for hp in "${holders[@]}"; do kill -TERM "$hp" 2>/dev/null; done
+    wait_pids 10 "${holders[@]}"
+    local line
+    line=$(cat "$out".* | awk -v r0="$r0" -v r1="$r1" -v n="$n" '
+        /^READY/ { for (i = 2; i <= NF; i++) { split($i, kv, "="); v[kv[1]] += kv[2]; if (kv[1] == "elapsed_ms" && kv[2] > t) t = kv[2] } }
+        /^DONE/  { for (i = 2; i <= NF; i++) { split($i, kv, "="); d[kv[1]] += kv[2] } }
+        END { e = v["established"] + 0
+              printf "tunnels=%d established=%d failed=%d alive=%d rss_before_kib=%d rss_after_kib=%d kib_per_tunnel=%.2f setup_ms=%d",
+                  n, e, n - e, d["alive"] + 0, r0, r1, e ? (r1 - r0) / e : 0, t }')
+    printf 'tunnels%d\t%s\t1\t%s\n' "$n" "$peer" "$line" >>"$RAW"
+    log "tunnels $n $peer: $line"
+}
+
+# profile: perf of one proxyd worker under keep-alive load
+run_profile() {
+    command -v perf >/dev/null || { log "perf not installed: no profile"; return; }
+    local ws out=$W/out/profile
+    ws=$(ps -o pid= --ppid "${PID[proxyd]}" | awk '{ printf "%s%s", sep, $1; sep = "," }')
+    [ -n "$ws" ] || return
+    BENCH_PATH=http://127.0.0.1:$ORIGIN_PORT/1k BENCH_HOST=127.0.0.1:$ORIGIN_PORT BENCH_CLOSE=0 \
+        timeout 60 wrk -t2 -c50 -d12s -s "$W/wrk/bench.lua" "http://127.0.0.1:${PORT[proxyd]}" >"$out.wrk" 2>&1 &
+    local wp=$!
+    sleep 2
+    # both workers: the accept spread decides which one carries the load
+    timeout 30 perf record -e cpu-clock -F 2000 -g -p "$ws" -o "$out.data" -- sleep 8 >"$out.log" 2>&1
+    wait "$wp" 2>/dev/null
+    timeout 120 perf report -i "$out.data" --no-children --sort symbol --stdio -g none --percent-limit 0.2 \
+        2>/dev/null | grep -E '^ +[0-9]' | sed 's/ *-* *-* *$//; s/  */ /g' >"$out.all"
+    head -15 "$out.all" >"$out.top"
+    grep -v '\[k\]' "$out.all" | head -15 >"$out.user"
+    timeout 120 perf report -i "$out.data" --no-children --sort dso --stdio -g none 2>/dev/null |
+        grep -E '^ +[0-9]' | sed 's/ *$//' | head -8 >"$out.dso"
+    log "profile: $(wc -l <"$out.all") symbols above 0.2 %"
+}
+
+# ---------------------------------------------------------------- main
+main() {
+    ulimit -n 1048576 2>/dev/null || ulimit -n 262144 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+    need_install
+    for c in nginx wrk curl openssl g++; do command -v $c >/dev/null || die "$c is required"; done
+    [ -x "$PROXYD" ] || make -C "$ROOT" build >&2 || die "cannot build proxyd"
+    setup_workdir
+    write_configs
+    : >"$RAW"
+    start_origin
+    log "origin on :$ORIGIN_PORT (http) and :$ORIGIN_TLS_PORT (tls); ulimit -n $(ulimit -n)"
+
+    local p active=()
+    for p in $PEERS; do
+        command -v "$p" >/dev/null || [ "$p" = noproxy ] || [ "$p" = proxyd ] || [ -x "/usr/sbin/$p" ] ||
+            { BROKEN[$p]="not installed"; continue; }
+        if start_peer "$p"; then active+=("$p"); log "$p up on :${PORT[$p]} (pid ${PID[$p]})"
+        else log "$p: ${BROKEN[$p]}"; fi
+    done
+
+    # Throughput tests: for each test, repetitions interleaved A B C A B C ...
+    local rep test
+    for test in "ka50 50 1k 0" "ka200 200 1k 0" "close50 50 1k 1" "get16m 4 16m 0"; do
+        set -- $test
+        for ((rep = 1; rep <= REPS; rep++)); do
+            for p in "${active[@]}"; do run_wrk "$1" "$p" "$rep" "$2" "$3" "$4"; sleep 0.5; done
+        done
+    done
+    for ((rep = 1; rep <= REPS; rep++)); do
+        for p in "${active[@]}"; do
+            [ "$p" = nginx ] && continue   # a reverse proxy has no CONNECT
+            run_connect "$p" "$rep"; sleep 0.5
+        done
+    done
+    if [ "$PROFILE" = 1 ] && [ -n "${PID[proxyd]:-}" ]; then run_profile; fi
+    for p in "${active[@]}"; do stop_peer "$p"; done
+
+    # Memory per idle tunnel: each proxy fresh for each count. A one-process
+    # proxy needs 2 fds per tunnel; when the hard RLIMIT_NOFILE (which root
+    # without CAP_SYS_RESOURCE cannot raise) is too low for a count, the
+    # largest count that fits is measured instead, and the report says so.
+    local n counts="" fdmax
+    fdmax=$(ulimit -n)
+    for n in $TUNNELS; do
+        if [ $((2 * n + 500)) -gt "$fdmax" ]; then
+            local fit=$(((fdmax - 500) / 2 / 1000 * 1000))
+            NOTE[tunnels]="${NOTE[tunnels]:-}$n tunnels need $((2 * n)) fds in a one-process proxy, but RLIMIT_NOFILE is capped at $fdmax on this machine (hard limit, not raisable here); measured $fit instead. "
+            n=$fit
+        fi
+        case " $counts " in *" $n "*) ;; *) counts="$counts $n" ;; esac
+    done
+    for p in "${active[@]}"; do
+        [ "$p" = nginx ] || [ "$p" = noproxy ] && continue
+        for n in $counts; do
+            if start_peer "$p"; then run_tunnels "$p" "$n"; stop_peer "$p"; fi
+        done
+    done
+
+    ELAPSED=$(($(date +%s) - STARTED_AT))
+    # what report.sh needs when re-run alone on this work dir
+    { declare -p BROKEN NOTE | sed 's/^declare -A/declare -gA/'; echo "ELAPSED=$ELAPSED REPS=$REPS DUR=$DUR"
+      echo "LOAD_START='$LOAD_START' LOAD_END='$(cut -d" " -f1-3 /proc/loadavg)'"; } >"$W/meta.sh"
+    report
+    chart
+    log "done in ${ELAPSED}s: $HERE/RESULTS.md, $HERE/results.png"
+}
+
+# shellcheck source=bench/report.sh
+. "$HERE/report.sh"
+main "$@"

@@ -1,0 +1,227 @@
+// tunnel_hold: open N idle CONNECT tunnels through an HTTP proxy and hold them.
+//
+//   tunnel_hold PROXY_PORT SINK_PORT N [CONCURRENCY] [TIMEOUT_S]
+//
+// The tool is its own origin: it listens on 127.0.0.1:SINK_PORT and accepts
+// (and keeps) whatever the proxy dials there. It opens N connections to
+// 127.0.0.1:PROXY_PORT, at most CONCURRENCY handshakes in flight, sends
+// "CONNECT 127.0.0.1:SINK_PORT HTTP/1.1" on each and waits for a 2xx answer.
+// When every tunnel is up (or failed, or TIMEOUT_S passed) it prints one line
+//   READY established=E failed=F sink_accepted=S elapsed_ms=T
+// and then holds everything open until SIGTERM/SIGINT, when it prints
+//   DONE alive=A sink_accepted=S
+// (A = tunnels whose proxy side is still open) and exits.
+//
+// Loopback only. Built by bench/run.sh with g++ -O2.
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <sys/epoll.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+namespace {
+
+volatile sig_atomic_t g_stop = 0;
+void on_signal(int) { g_stop = 1; }
+
+enum class State : unsigned char { kConnecting, kSent, kEstablished, kFailed };
+
+struct Conn {
+    int fd = -1;
+    State state = State::kConnecting;
+    std::string reply;
+};
+
+long long now_ms() {
+    timespec ts{};
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
+}
+
+sockaddr_in loopback(int port) {
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(static_cast<uint16_t>(port));
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    return a;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    if (argc < 4) {
+        std::fprintf(stderr, "usage: %s PROXY_PORT SINK_PORT N [CONCURRENCY] [TIMEOUT_S]\n", argv[0]);
+        return 2;
+    }
+    const int proxy_port = std::atoi(argv[1]);
+    const int sink_port = std::atoi(argv[2]);
+    const int n = std::atoi(argv[3]);
+    const int concurrency = argc > 4 ? std::atoi(argv[4]) : 256;
+    const int timeout_s = argc > 5 ? std::atoi(argv[5]) : 120;
+
+    rlimit rl{};
+    getrlimit(RLIMIT_NOFILE, &rl);
+    rl.rlim_cur = rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+    if (rl.rlim_cur < static_cast<rlim_t>(2 * n + 64)) {
+        std::fprintf(stderr, "tunnel_hold: RLIMIT_NOFILE %llu too low for %d tunnels\n",
+                     static_cast<unsigned long long>(rl.rlim_cur), n);
+        return 1;
+    }
+    signal(SIGTERM, on_signal);
+    signal(SIGINT, on_signal);
+    signal(SIGPIPE, SIG_IGN);
+
+    int ep = epoll_create1(EPOLL_CLOEXEC);
+    int lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int one = 1;
+    setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    sockaddr_in sink = loopback(sink_port);
+    if (bind(lfd, reinterpret_cast<sockaddr*>(&sink), sizeof sink) != 0 || listen(lfd, 65535) != 0) {
+        std::fprintf(stderr, "tunnel_hold: cannot listen on 127.0.0.1:%d: %s\n", sink_port,
+                     std::strerror(errno));
+        return 1;
+    }
+    epoll_event lev{};
+    lev.events = EPOLLIN;
+    lev.data.u64 = ~0ULL;
+    epoll_ctl(ep, EPOLL_CTL_ADD, lfd, &lev);
+
+    std::vector<Conn> conns(static_cast<size_t>(n));
+    std::vector<int> sink_fds;
+    sink_fds.reserve(static_cast<size_t>(n));
+    const std::string request = "CONNECT 127.0.0.1:" + std::to_string(sink_port) +
+                                " HTTP/1.1\r\nHost: 127.0.0.1:" + std::to_string(sink_port) +
+                                "\r\n\r\n";
+    const sockaddr_in proxy = loopback(proxy_port);
+
+    int next = 0, inflight = 0, established = 0, failed = 0;
+    const long long start = now_ms();
+    bool ready = false;
+    std::vector<epoll_event> events(1024);
+
+    auto fail = [&](Conn& c) {
+        epoll_ctl(ep, EPOLL_CTL_DEL, c.fd, nullptr);
+        close(c.fd);
+        c.fd = -1;
+        c.state = State::kFailed;
+        ++failed;
+        --inflight;
+    };
+
+    while (!g_stop) {
+        while (!ready && inflight < concurrency && next < n) {
+            Conn& c = conns[static_cast<size_t>(next)];
+            c.fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+            if (c.fd < 0) {
+                c.state = State::kFailed;
+                ++failed;
+                ++next;
+                continue;
+            }
+            int r = connect(c.fd, reinterpret_cast<const sockaddr*>(&proxy), sizeof proxy);
+            epoll_event ev{};
+            ev.events = EPOLLOUT;
+            ev.data.u64 = static_cast<uint64_t>(next);
+            ++inflight;
+            ++next;
+            if (r != 0 && errno != EINPROGRESS) {
+                close(c.fd);
+                c.fd = -1;
+                c.state = State::kFailed;
+                ++failed;
+                --inflight;
+                continue;
+            }
+            epoll_ctl(ep, EPOLL_CTL_ADD, c.fd, &ev);
+        }
+        if (!ready && (established + failed == n || now_ms() - start > timeout_s * 1000LL)) {
+            // Give the proxy a moment to finish dialling the sink.
+            long long until = now_ms() + 2000;
+            while (static_cast<int>(sink_fds.size()) < established && now_ms() < until) {
+                int fd = accept4(lfd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+                if (fd >= 0) sink_fds.push_back(fd); else usleep(1000);
+            }
+            ready = true;
+            std::printf("READY established=%d failed=%d sink_accepted=%zu elapsed_ms=%lld\n",
+                        established, failed, sink_fds.size(), now_ms() - start);
+            std::fflush(stdout);
+        }
+        int k = epoll_wait(ep, events.data(), static_cast<int>(events.size()), 100);
+        for (int i = 0; i < k; ++i) {
+            if (events[i].data.u64 == ~0ULL) {
+                for (;;) {
+                    int fd = accept4(lfd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+                    if (fd < 0) break;
+                    sink_fds.push_back(fd);
+                }
+                continue;
+            }
+            Conn& c = conns[events[i].data.u64];
+            if (c.state == State::kConnecting) {
+                int err = 0;
+                socklen_t len = sizeof err;
+                getsockopt(c.fd, SOL_SOCKET, SO_ERROR, &err, &len);
+                if (err != 0 || (events[i].events & (EPOLLERR | EPOLLHUP))) {
+                    fail(c);
+                    continue;
+                }
+                if (write(c.fd, request.data(), request.size()) != static_cast<ssize_t>(request.size())) {
+                    fail(c);
+                    continue;
+                }
+                c.state = State::kSent;
+                epoll_event ev{};
+                ev.events = EPOLLIN;
+                ev.data.u64 = events[i].data.u64;
+                epoll_ctl(ep, EPOLL_CTL_MOD, c.fd, &ev);
+            } else if (c.state == State::kSent) {
+                char buf[1024];
+                ssize_t r = read(c.fd, buf, sizeof buf);
+                if (r <= 0) {
+                    if (r < 0 && errno == EAGAIN) continue;
+                    fail(c);
+                    continue;
+                }
+                c.reply.append(buf, static_cast<size_t>(r));
+                if (c.reply.find("\r\n\r\n") == std::string::npos) {
+                    if (c.reply.size() > 8192) fail(c);
+                    continue;
+                }
+                // "HTTP/1.x 2xx"
+                if (c.reply.size() < 12 || c.reply.compare(0, 5, "HTTP/") != 0 || c.reply[9] != '2') {
+                    fail(c);
+                    continue;
+                }
+                c.state = State::kEstablished;
+                std::string().swap(c.reply);
+                epoll_ctl(ep, EPOLL_CTL_DEL, c.fd, nullptr);
+                ++established;
+                --inflight;
+            }
+        }
+    }
+
+    int alive = 0;
+    for (const Conn& c : conns) {
+        if (c.state != State::kEstablished) continue;
+        char b;
+        ssize_t r = recv(c.fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+        if (r < 0 && errno == EAGAIN) ++alive;
+    }
+    std::printf("DONE alive=%d sink_accepted=%zu\n", alive, sink_fds.size());
+    std::fflush(stdout);
+    return 0;
+}
