@@ -1,5 +1,8 @@
 #include "worker/acceptor.h"
 
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <cerrno>
 #include <cstring>
 
@@ -23,26 +26,25 @@ Acceptor::Acceptor(WorkerContext& context, const std::vector<InheritedListener>&
     }
 }
 
-Acceptor::~Acceptor() = default;
+// Our copies of the listening sockets close with us; the master keeps its own.
+Acceptor::~Acceptor() { close_listeners(); }
 
 bool Acceptor::start() {
     retry_timer_.reset(event_new(context_.base, -1, 0, on_retry, this));
+    if (!retry_timer_) return false;
     for (auto& endpoint : endpoints_) {
         const InheritedListener& listener = endpoint->listener;
-        // The socket is already listening (bound by the master); -1 keeps
-        // its backlog. The fd is ours to close: the master keeps its own.
-        evconnlistener* ev = evconnlistener_new(context_.base, on_accept, endpoint.get(),
-                                                LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, -1,
-                                                listener.fd);
-        if (ev == nullptr) {
-            LOG_ERROR("evconnlistener_new() failed for listener \"%s\" (%s)",
-                      listener.config.name.c_str(), listener.bound.to_string().c_str());
+        evutil_make_socket_nonblocking(listener.fd);
+        endpoint->readable.reset(event_new(context_.base, listener.fd, EV_READ | EV_PERSIST,
+                                           on_readable, endpoint.get()));
+        if (!endpoint->readable) {
+            LOG_ERROR("event_new() failed for listener \"%s\" (%s)", listener.config.name.c_str(),
+                      listener.bound.to_string().c_str());
             return false;
         }
-        evconnlistener_set_error_cb(ev, on_accept_error);
-        endpoint->ev.reset(ev);
     }
-    return retry_timer_ != nullptr;
+    apply();
+    return true;
 }
 
 void Acceptor::pause(PauseReason reason) {
@@ -56,19 +58,27 @@ void Acceptor::resume(PauseReason reason) {
 }
 
 void Acceptor::apply() {
+    bool watch = paused_ == 0;
+    if (watch == watching_) return;
+    watching_ = watch;
     for (auto& endpoint : endpoints_) {
-        if (!endpoint->ev) continue;
-        if (paused_) {
-            evconnlistener_disable(endpoint->ev.get());
+        if (!endpoint->readable) continue;
+        if (watch) {
+            event_add(endpoint->readable.get(), nullptr);
         } else {
-            evconnlistener_enable(endpoint->ev.get());
+            event_del(endpoint->readable.get());
         }
     }
 }
 
 void Acceptor::close_listeners() {
     paused_ |= kPausedDraining;
-    for (auto& endpoint : endpoints_) endpoint->ev.reset();
+    for (auto& endpoint : endpoints_) {
+        if (!endpoint->readable) continue;
+        endpoint->readable.reset();
+        ::close(endpoint->listener.fd);
+    }
+    watching_ = false;
 }
 
 void Acceptor::on_session_closed() {
@@ -78,54 +88,67 @@ void Acceptor::on_session_closed() {
     }
 }
 
-void Acceptor::on_accept(evconnlistener*, evutil_socket_t fd, sockaddr* address, int length,
-                         void* arg) noexcept {
-    auto* endpoint = static_cast<Endpoint*>(arg);
-    Acceptor* self = endpoint->owner;
-    WorkerContext& context = self->context_;
-    context.counters.accepts++;
-    common::SocketAddress client =
-        common::SocketAddress::from(address, static_cast<socklen_t>(length));
-    if (!common::address_allowed(context.config->acl.allow_clients, client)) {
-        context.counters.errors[common::channel::kErrDenied]++;
-        LOG_INFO("client %s is not in allow_clients: connection closed",
-                 client.to_string().c_str());
-        evutil_closesocket(fd);
+void Acceptor::accept_one(Endpoint& endpoint) {
+    sockaddr_storage address{};
+    socklen_t length = sizeof(address);
+    int fd = ::accept4(endpoint.listener.fd, reinterpret_cast<sockaddr*>(&address), &length,
+                       SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) {
+        // EAGAIN: another worker took it. ECONNABORTED: the client gave up.
+        if (errno != EAGAIN && errno != EWOULDBLOCK && errno != ECONNABORTED && errno != EINTR) {
+            accept_failed(errno);
+        }
         return;
     }
-    common::BufferEventPtr transport =
-        make_client_transport(context.base, fd, endpoint->listener.config);
-    if (!transport) return;
-    switch (endpoint->listener.config.protocol) {
-        case common::ListenProtocol::kHttp:
-            HttpSession::start(context, std::move(transport), client);
-            break;
-        case common::ListenProtocol::kSocks5:
-            SocksSession::start(context, std::move(transport), client);
-            break;
-    }
-    if (context.counters.active_sessions >= context.config->limits.max_connections) {
+    context_.counters.accepts++;
+    serve(endpoint, fd,
+          common::SocketAddress::from(reinterpret_cast<sockaddr*>(&address), length));
+    if (context_.counters.active_sessions >= context_.config->limits.max_connections) {
         LOG_WARN("%llu connections reached max_connections: accepting paused",
-                 static_cast<unsigned long long>(context.counters.active_sessions));
-        self->pause(kPausedAtLimit);
+                 static_cast<unsigned long long>(context_.counters.active_sessions));
+        pause(kPausedAtLimit);
     }
 }
 
-// accept() failed. Running out of descriptors is the case that matters: the
-// pending connection stays in the backlog and would wake us again at once,
-// so accepting pauses for a moment instead of spinning.
-void Acceptor::on_accept_error(evconnlistener*, void* arg) noexcept {
-    Acceptor* self = static_cast<Endpoint*>(arg)->owner;
-    int error = EVUTIL_SOCKET_ERROR();
-    self->context_.counters.errors[common::channel::kErrInternal]++;
+void Acceptor::serve(Endpoint& endpoint, int fd, const common::SocketAddress& client) {
+    if (!common::address_allowed(context_.config->acl.allow_clients, client)) {
+        context_.counters.errors[common::channel::kErrDenied]++;
+        LOG_INFO("client %s is not in allow_clients: connection closed",
+                 client.to_string().c_str());
+        ::close(fd);
+        return;
+    }
+    common::BufferEventPtr transport =
+        make_client_transport(context_.base, fd, endpoint.listener.config);
+    if (!transport) return;
+    switch (endpoint.listener.config.protocol) {
+        case common::ListenProtocol::kHttp:
+            HttpSession::start(context_, std::move(transport), client);
+            break;
+        case common::ListenProtocol::kSocks5:
+            SocksSession::start(context_, std::move(transport), client);
+            break;
+    }
+}
+
+// Running out of descriptors is the case that matters: the pending
+// connection stays in the backlog and would wake us again at once, so
+// accepting pauses for a moment instead of spinning.
+void Acceptor::accept_failed(int error) {
+    context_.counters.errors[common::channel::kErrInternal]++;
     if (error == EMFILE || error == ENFILE || error == ENOBUFS || error == ENOMEM) {
         LOG_WARN("accept() failed (%d: %s): accepting paused for 200 ms", error,
                  std::strerror(error));
-        self->pause(kPausedNoDescriptors);
-        event_add(self->retry_timer_.get(), &kRetryAfterExhaustion);
+        pause(kPausedNoDescriptors);
+        event_add(retry_timer_.get(), &kRetryAfterExhaustion);
         return;
     }
     LOG_INFO("accept() failed (%d: %s)", error, std::strerror(error));
+}
+
+void Acceptor::on_readable(evutil_socket_t, short, void* arg) noexcept {
+    auto* endpoint = static_cast<Endpoint*>(arg);
+    endpoint->owner->accept_one(*endpoint);
 }
 
 void Acceptor::on_retry(evutil_socket_t, short, void* arg) noexcept {

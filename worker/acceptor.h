@@ -1,11 +1,19 @@
 // Accepts client connections on the inherited listening sockets and hands
-// them to sessions. Accepting pauses for any of four reasons, and resumes
-// only when none is left: the master asked (accept balancing), the worker
-// is at max_connections, descriptors ran out (EMFILE/ENFILE: retried after a
-// short pause), or the worker is draining (permanent).
+// them to sessions.
+//
+// One connection per wakeup: every worker polls the same listening sockets,
+// and a worker that took a whole burst in one go (as a loop until EAGAIN
+// does) would end up holding most long-lived connections. Taking one and
+// going back to the loop lets the other workers, woken by the same readiness,
+// take the next ones; a busy worker comes back later and so takes fewer.
+//
+// Accepting pauses for any of four reasons and resumes only when none is
+// left: the master asked (accept balancing), the worker is at
+// max_connections, descriptors ran out (EMFILE/ENFILE: retried after a short
+// pause), or the worker is draining (permanent).
 #pragma once
 
-#include <event2/listener.h>
+#include <event2/event.h>
 
 #include <memory>
 #include <vector>
@@ -27,7 +35,10 @@ public:
 
     Acceptor(WorkerContext& context, const std::vector<InheritedListener>& listeners);
     ~Acceptor();
-    // False (and logs) when a listener cannot be set up.
+    Acceptor(const Acceptor&) = delete;
+    Acceptor& operator=(const Acceptor&) = delete;
+
+    // False (and logs) when a listener cannot be watched.
     bool start();
     void pause(PauseReason reason);
     void resume(PauseReason reason);
@@ -43,19 +54,21 @@ private:
     struct Endpoint {
         Acceptor* owner;
         InheritedListener listener;
-        common::EvConnListenerPtr ev;
+        common::EventPtr readable;
     };
 
     void apply();
-    static void on_accept(evconnlistener* listener, evutil_socket_t fd, sockaddr* address,
-                          int length, void* arg) noexcept;
-    static void on_accept_error(evconnlistener* listener, void* arg) noexcept;
+    void accept_one(Endpoint& endpoint);
+    void accept_failed(int error);
+    void serve(Endpoint& endpoint, int fd, const common::SocketAddress& client);
+    static void on_readable(evutil_socket_t fd, short, void* arg) noexcept;
     static void on_retry(evutil_socket_t, short, void* arg) noexcept;
 
     WorkerContext& context_;
     std::vector<std::unique_ptr<Endpoint>> endpoints_;
     common::EventPtr retry_timer_;
     unsigned paused_ = 0;
+    bool watching_ = false;
 };
 
 }  // namespace worker

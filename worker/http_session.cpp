@@ -95,6 +95,7 @@ HttpSession::HttpSession(WorkerContext& context, common::BufferEventPtr client,
     size_t high = std::max<size_t>(limits_.buffer_size, limits_.max_header_size + 1);
     bufferevent_setcb(client_.get(), on_client_read, on_client_write, on_client_event, this);
     bufferevent_setwatermark(client_.get(), EV_READ, 0, high);
+    set_io_size(client_.get(), limits_.buffer_size);
     bufferevent_enable(client_.get(), EV_READ | EV_WRITE);
     arm_head_timer();
 }
@@ -285,6 +286,7 @@ void HttpSession::start_forwarding() {
     size_t high = std::max<size_t>(limits_.buffer_size, limits_.max_header_size + 1);
     bufferevent_setcb(up, on_upstream_read, on_upstream_write, on_upstream_event, this);
     bufferevent_setwatermark(up, EV_READ, 0, high);
+    set_io_size(up, limits_.buffer_size);
     bufferevent_setwatermark(up, EV_WRITE, 0, 0);
     timeval upstream_timeout = to_timeval(limits_.upstream_timeout);
     bufferevent_set_timeouts(up, nullptr, &upstream_timeout);

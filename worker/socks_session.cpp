@@ -141,13 +141,15 @@ bool SocksSession::read_socks5_request(std::string_view input) {
         fail(protocol_refusal(socks::describe(request.error), socks::reply_code(request.error)));
         return false;
     }
-    evbuffer_drain(bufferevent_get_input(client_.get()), request.consumed);
     if (request.message.command != socks::Command::kConnect) {
         fail(protocol_refusal("only the CONNECT command is supported",
                               socks::kRepCommandNotSupported));
         return false;
     }
-    handle_connect(request.message.destination);
+    // The request's views point into the input: copy before draining it.
+    Target target = target_of(request.message.destination);
+    evbuffer_drain(bufferevent_get_input(client_.get()), request.consumed);
+    handle_connect(target);
     return false;
 }
 
@@ -158,26 +160,32 @@ bool SocksSession::read_socks4_request(std::string_view input) {
         fail(protocol_refusal(socks::describe(request.error), socks::kRepGeneralFailure));
         return false;
     }
-    evbuffer_drain(bufferevent_get_input(client_.get()), request.consumed);
     if (request.message.command != socks::Command::kConnect) {
         fail(protocol_refusal("only the CONNECT command is supported",
                               socks::kRepCommandNotSupported));
         return false;
     }
-    handle_connect(request.message.destination);
+    // The request's views point into the input: copy before draining it.
+    Target target = target_of(request.message.destination);
+    evbuffer_drain(bufferevent_get_input(client_.get()), request.consumed);
+    handle_connect(target);
     return false;
+}
+
+SocksSession::Target SocksSession::target_of(const socks::Destination& destination) {
+    if (destination.is_name()) return {std::string(destination.host), destination.port, true};
+    return {destination.address.host_string(), destination.port, false};
 }
 
 // The destination goes through the same checks as an HTTP CONNECT: host
 // name rules, connect_ports, then (in the connector) the dialled address.
-void SocksSession::handle_connect(const socks::Destination& destination) {
+void SocksSession::handle_connect(const Target& destination) {
     context_.counters.requests++;
-    std::string host = destination.is_name() ? std::string(destination.host)
-                                             : destination.address.host_string();
+    const std::string& host = destination.host;
     target_ = (host.find(':') != std::string::npos ? "[" + host + "]" : host) + ":" +
               std::to_string(destination.port);
     std::string error;
-    if (destination.is_name() && !common::valid_host_name(host, error)) {
+    if (destination.is_name && !common::valid_host_name(host, error)) {
         fail(Refusal{400, socks::kRepNotAllowed, error, "http_request_error",
                      channel::kErrClientProtocol});
         return;

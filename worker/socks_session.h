@@ -47,7 +47,14 @@ private:
     bool read_greeting(std::string_view input);
     bool read_socks5_request(std::string_view input);
     bool read_socks4_request(std::string_view input);
-    void handle_connect(const common::socks::Destination& destination);
+    // A destination copied out of the input buffer.
+    struct Target {
+        std::string host;  // a name, or an address literal without brackets
+        uint16_t port = 0;
+        bool is_name = false;
+    };
+    static Target target_of(const common::socks::Destination& destination);
+    void handle_connect(const Target& destination);
     void on_connected(ConnectResult&& result);
     void start_tunnel(common::BufferEventPtr upstream);
     void fail(const Refusal& refusal);

@@ -38,6 +38,12 @@ common::BufferEventPtr make_client_transport(event_base* base, evutil_socket_t f
     return common::BufferEventPtr(bev);
 }
 
+void set_io_size(bufferevent* bev, size_t bytes) {
+    auto size = static_cast<ev_ssize_t>(bytes);
+    bufferevent_set_max_single_read(bev, size);
+    bufferevent_set_max_single_write(bev, size);
+}
+
 std::string transport_error(bufferevent* bev) {
     std::string text;
     while (unsigned long code = bufferevent_get_openssl_error(bev)) {

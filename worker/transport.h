@@ -17,6 +17,11 @@ namespace worker {
 common::BufferEventPtr make_client_transport(event_base* base, evutil_socket_t fd,
                                              const common::ListenConfig& listener);
 
+// Lets one read or write move up to `bytes` at a time. libevent's defaults
+// (4 KiB reads, 16 KiB writes) cost a syscall and a loop turn per 4 KiB of
+// a large body or a busy tunnel.
+void set_io_size(bufferevent* bev, size_t bytes);
+
 // After an error on a client transport: OpenSSL's reason, or "" for plain
 // TCP or when OpenSSL has nothing to say.
 std::string transport_error(bufferevent* bev);

@@ -2,6 +2,8 @@
 
 #include <sys/socket.h>
 
+#include "worker/transport.h"
+
 namespace worker {
 
 namespace {
@@ -29,6 +31,7 @@ void Tunnel::start() {
         bufferevent_setcb(side->bev.get(), on_read, on_write, on_event, side);
         bufferevent_set_timeouts(side->bev.get(), nullptr, nullptr);
         bufferevent_setwatermark(side->bev.get(), EV_READ, 0, high_watermark_);
+        set_io_size(side->bev.get(), high_watermark_);
         bufferevent_enable(side->bev.get(), EV_READ | EV_WRITE);
     }
     // One coarse timer per tunnel instead of re-arming a timeout on every
