@@ -548,7 +548,10 @@ void HttpSession::finish_exchange() {
         context_.pool->put(ex.pool_key, PooledConnection{std::move(upstream_), ex.upstream_peer});
     }
     upstream_.reset();
-    if (!ex.response_keep_alive || client_eof_ || context_.draining) {
+    // While draining, a connection whose response promised keep-alive still
+    // takes one more request (answered with "Connection: close"): the client
+    // may have sent it already. It closes after a short idle time otherwise.
+    if (!ex.response_keep_alive || client_eof_) {
         close_after_flush();
         return;
     }

@@ -37,11 +37,39 @@ void UpstreamConnect::start(const std::string& host, uint16_t port, Callback cal
     });
 }
 
+// What an address means when dialled from this host: an IPv4-mapped IPv6
+// address is its IPv4 address, and the unspecified address reaches the
+// loopback interface.
+common::SocketAddress UpstreamConnect::as_dialled(const common::SocketAddress& address) {
+    common::SocketAddress out = address;
+    if (address.family() == AF_INET6) {
+        const auto* v6 = reinterpret_cast<const sockaddr_in6*>(address.get());
+        if (IN6_IS_ADDR_V4MAPPED(&v6->sin6_addr)) {
+            sockaddr_in v4{};
+            v4.sin_family = AF_INET;
+            v4.sin_port = v6->sin6_port;
+            std::memcpy(&v4.sin_addr, v6->sin6_addr.s6_addr + 12, 4);
+            out = common::SocketAddress::from(reinterpret_cast<sockaddr*>(&v4), sizeof(v4));
+        } else if (IN6_IS_ADDR_UNSPECIFIED(&v6->sin6_addr)) {
+            out = *common::SocketAddress::from_numeric("::1", address.port());
+        }
+    }
+    if (out.family() == AF_INET &&
+        reinterpret_cast<const sockaddr_in*>(out.get())->sin_addr.s_addr == INADDR_ANY) {
+        out = *common::SocketAddress::from_numeric("127.0.0.1", address.port());
+    }
+    return out;
+}
+
 bool UpstreamConnect::is_own_listener(const common::SocketAddress& address) const {
+    common::SocketAddress dialled = as_dialled(address);
     for (const common::SocketAddress& own : policy_.own_listeners) {
-        if (own == address) return true;
+        if (own == dialled) return true;
+        // A wildcard listener answers on every local address; loopback is
+        // the one a request can name without knowing this host's addresses.
         bool wildcard = own.host_string() == "0.0.0.0" || own.host_string() == "::";
-        if (wildcard && own.port() == address.port()) return true;
+        bool loopback = dialled.host_string().rfind("127.", 0) == 0 || dialled.host_string() == "::1";
+        if (wildcard && loopback && own.port() == dialled.port()) return true;
     }
     return false;
 }

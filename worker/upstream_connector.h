@@ -58,6 +58,7 @@ private:
     void try_next();
     void fail(ConnectError error, std::string detail);
     bool is_own_listener(const common::SocketAddress& address) const;
+    static common::SocketAddress as_dialled(const common::SocketAddress& address);
     static void on_event(bufferevent* bev, short events, void* arg) noexcept;
 
     event_base* base_;
