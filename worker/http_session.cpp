@@ -334,7 +334,7 @@ size_t HttpSession::move_body(bufferevent* from, bufferevent* to, uint64_t limit
     if (n == 0) return 0;
     evbuffer_remove_buffer(input, bufferevent_get_output(to), n);
     count_moved(from, n);
-    if (output_length(to) >= limits_.buffer_size) {
+    if (output_length(to) > limits_.buffer_size) {
         bufferevent_disable(from, EV_READ);
         bufferevent_setwatermark(to, EV_WRITE, limits_.buffer_size / 2, 0);
     }
@@ -372,7 +372,7 @@ bool HttpSession::move_chunked(bufferevent* from, bufferevent* to, http::Chunked
             if (reencode) evbuffer_add(output, "\r\n", 2);
             decoder.consume_data(n);
             count_moved(from, n);
-            if (evbuffer_get_length(output) >= limits_.buffer_size) {
+            if (evbuffer_get_length(output) > limits_.buffer_size) {
                 bufferevent_disable(from, EV_READ);
                 bufferevent_setwatermark(to, EV_WRITE, limits_.buffer_size / 2, 0);
                 return true;

@@ -52,7 +52,10 @@ void Tunnel::relay(Side& from) {
     bufferevent* to = from.peer->bev.get();
     evbuffer_add_buffer(bufferevent_get_output(to), input);
     *from.counter += n;
-    if (evbuffer_get_length(bufferevent_get_output(to)) >= high_watermark_) {
+    // Pausing only past the mark (one more read's worth may queue: at most
+    // twice the mark per direction) halves the pause/resume churn when reads
+    // arrive in buffer-sized pieces.
+    if (evbuffer_get_length(bufferevent_get_output(to)) > high_watermark_) {
         bufferevent_disable(from.bev.get(), EV_READ);
         bufferevent_setwatermark(to, EV_WRITE, high_watermark_ / 2, 0);
     }

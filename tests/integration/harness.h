@@ -37,6 +37,16 @@
 
 namespace harness {
 
+// True in the AddressSanitizer build (make asan): its shadow memory and
+// quarantine make RSS numbers meaningless, so memory-bound checks skip.
+constexpr bool sanitized_build() {
+#if defined(__SANITIZE_ADDRESS__)
+    return true;
+#else
+    return false;
+#endif
+}
+
 using namespace std::chrono_literals;
 using Millis = std::chrono::milliseconds;
 using Clock = std::chrono::steady_clock;

@@ -632,6 +632,7 @@ TEST_F(Hostile, SlowlorisDoesNotSlowOthersAndIsCutAtHeaderTimeout) {
 // --- Pipelining floods ------------------------------------------------------------------
 
 TEST_F(Hostile, PipelinedFloodIsAnsweredInOrderWithBoundedMemory) {
+    if (harness::sanitized_build()) GTEST_SKIP() << "RSS bounds are not measurable under ASan";
     start();
     const uint64_t rss_before = rss_of(pids_);
     // 1000 small requests in one write, each naming its own body size.
@@ -686,6 +687,7 @@ TEST_F(Hostile, PipelinedFloodIsAnsweredInOrderWithBoundedMemory) {
 // --- Clients that never read --------------------------------------------------------------
 
 TEST_F(Hostile, ClientsThatNeverReadStayBounded) {
+    if (harness::sanitized_build()) GTEST_SKIP() << "RSS bounds are not measurable under ASan";
     start();
     const uint64_t rss_before = rss_of(pids_);
     constexpr int kClients = 100;
