@@ -198,7 +198,10 @@ std::vector<BalanceAction> plan_balance(const std::vector<BalanceInput>& workers
 
 // ---- Supervisor ---------------------------------------------------------------
 
-Supervisor::Supervisor(event_base* base) : base_(base) {}
+Supervisor::Supervisor(event_base* base)
+    : base_(base), scoreboard_(common::Scoreboard::create(kMaxWorkers)) {
+    if (!scoreboard_) LOG_WARN("mmap() of the scoreboard failed (%d: %s)", errno, std::strerror(errno));
+}
 
 Supervisor::~Supervisor() = default;
 
@@ -398,6 +401,7 @@ void Supervisor::run_child(int slot, int channel_fd, pid_t master_pid) {
     startup.channel_fd = channel_fd;
     startup.slot = slot;
     startup.generation = current_->number;
+    startup.scoreboard = scoreboard_.get();
     std::vector<int> keep{channel_fd};
     for (const Listener& l : current_->listeners) {
         keep.push_back(l.fd());
@@ -502,6 +506,8 @@ void Supervisor::on_exit(Worker& w, int wait_status) {
     const std::string how = describe_exit(wait_status);
     const int slot = w.slot;
     const int pid = w.pid;
+    // A dead worker's row must not keep counting: clear it if still its own.
+    if (scoreboard_) scoreboard_->release(slot, pid);
     const long long lived = static_cast<long long>(ms_between(w.started, Clock::now()));
     switch (kind) {
         case ExitKind::kClean:

@@ -23,6 +23,7 @@
 #include "common/config.h"
 #include "common/json.h"
 #include "common/libevent_handles.h"
+#include "common/scoreboard.h"
 #include "master/listeners.h"
 
 namespace master {
@@ -178,6 +179,10 @@ class Supervisor {
     bool slot_filled(int slot) const;
 
     event_base* base_;
+    // Mapped before the first fork, so every worker shares it (see
+    // common/scoreboard.h); null if mmap failed (balancing then relies on
+    // the reports alone).
+    std::unique_ptr<common::Scoreboard> scoreboard_;
     GenerationPtr current_;
     int target_ = 0;
     std::map<pid_t, std::unique_ptr<Worker>> workers_;

@@ -16,6 +16,7 @@ namespace worker {
 namespace {
 
 constexpr timeval kRetryAfterExhaustion{0, 200 * 1000};
+constexpr timeval kYieldTime{0, 2 * 1000};
 
 }  // namespace
 
@@ -27,11 +28,15 @@ Acceptor::Acceptor(WorkerContext& context, const std::vector<InheritedListener>&
 }
 
 // Our copies of the listening sockets close with us; the master keeps its own.
-Acceptor::~Acceptor() { close_listeners(); }
+Acceptor::~Acceptor() {
+    close_listeners();
+}
 
 bool Acceptor::start() {
     retry_timer_.reset(event_new(context_.base, -1, 0, on_retry, this));
-    if (!retry_timer_) return false;
+    yield_timer_.reset(event_new(context_.base, -1, 0, on_yield_over, this));
+    if (!retry_timer_ || !yield_timer_) return false;
+    if (context_.scoreboard) context_.scoreboard->claim(context_.slot, getpid());
     for (auto& endpoint : endpoints_) {
         const InheritedListener& listener = endpoint->listener;
         evutil_make_socket_nonblocking(listener.fd);
@@ -73,6 +78,7 @@ void Acceptor::apply() {
 
 void Acceptor::close_listeners() {
     paused_ |= kPausedDraining;
+    if (context_.scoreboard) context_.scoreboard->release(context_.slot, getpid());
     for (auto& endpoint : endpoints_) {
         if (!endpoint->readable) continue;
         endpoint->readable.reset();
@@ -82,13 +88,37 @@ void Acceptor::close_listeners() {
 }
 
 void Acceptor::on_session_closed() {
+    publish_load();
     if ((paused_ & kPausedAtLimit) &&
         context_.counters.active_sessions < context_.config->limits.max_connections) {
         resume(kPausedAtLimit);
     }
 }
 
+void Acceptor::publish_load() {
+    if (context_.scoreboard) {
+        context_.scoreboard->set_active(context_.slot, getpid(), context_.counters.active_sessions);
+    }
+}
+
+// "Clearly more": above the least loaded other worker by more than one
+// session and an eighth, so near-equal workers never wait on each other.
+bool Acceptor::should_yield() const {
+    if (!context_.scoreboard || yielded_) return false;
+    int64_t least = context_.scoreboard->least_loaded_other(context_.slot);
+    if (least < 0) return false;
+    auto mine = static_cast<int64_t>(context_.counters.active_sessions);
+    return mine > least + 1 + least / 8;
+}
+
 void Acceptor::accept_one(Endpoint& endpoint) {
+    if (should_yield()) {
+        yielded_ = true;
+        pause(kPausedYielding);
+        event_add(yield_timer_.get(), &kYieldTime);
+        return;
+    }
+    yielded_ = false;
     sockaddr_storage address{};
     socklen_t length = sizeof(address);
     int fd = ::accept4(endpoint.listener.fd, reinterpret_cast<sockaddr*>(&address), &length,
@@ -101,8 +131,8 @@ void Acceptor::accept_one(Endpoint& endpoint) {
         return;
     }
     context_.counters.accepts++;
-    serve(endpoint, fd,
-          common::SocketAddress::from(reinterpret_cast<sockaddr*>(&address), length));
+    serve(endpoint, fd, common::SocketAddress::from(reinterpret_cast<sockaddr*>(&address), length));
+    publish_load();
     if (context_.counters.active_sessions >= context_.config->limits.max_connections) {
         LOG_WARN("%llu connections reached max_connections: accepting paused",
                  static_cast<unsigned long long>(context_.counters.active_sessions));
@@ -149,6 +179,10 @@ void Acceptor::accept_failed(int error) {
 void Acceptor::on_readable(evutil_socket_t, short, void* arg) noexcept {
     auto* endpoint = static_cast<Endpoint*>(arg);
     endpoint->owner->accept_one(*endpoint);
+}
+
+void Acceptor::on_yield_over(evutil_socket_t, short, void* arg) noexcept {
+    static_cast<Acceptor*>(arg)->resume(kPausedYielding);
 }
 
 void Acceptor::on_retry(evutil_socket_t, short, void* arg) noexcept {

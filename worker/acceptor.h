@@ -7,10 +7,16 @@
 // going back to the loop lets the other workers, woken by the same readiness,
 // take the next ones; a busy worker comes back later and so takes fewer.
 //
-// Accepting pauses for any of four reasons and resumes only when none is
+// And a worker that holds clearly more sessions than the least loaded other
+// worker (the scoreboard says, at this instant) lets one wakeup pass: it
+// stops watching for kYieldTime, so a less loaded worker, woken by the same
+// readiness, takes the connection. It yields at most once in a row, so a
+// connection waits at most kYieldTime even if the others are stuck.
+//
+// Accepting pauses for any of these reasons and resumes only when none is
 // left: the master asked (accept balancing), the worker is at
 // max_connections, descriptors ran out (EMFILE/ENFILE: retried after a short
-// pause), or the worker is draining (permanent).
+// pause), it is yielding, or it is draining (permanent).
 #pragma once
 
 #include <event2/event.h>
@@ -25,12 +31,13 @@
 namespace worker {
 
 class Acceptor {
-public:
+  public:
     enum PauseReason : unsigned {
         kPausedByMaster = 1u << 0,
         kPausedAtLimit = 1u << 1,
         kPausedNoDescriptors = 1u << 2,
         kPausedDraining = 1u << 3,
+        kPausedYielding = 1u << 4,
     };
 
     Acceptor(WorkerContext& context, const std::vector<InheritedListener>& listeners);
@@ -49,7 +56,7 @@ public:
     // A session ended: below max_connections again?
     void on_session_closed();
 
-private:
+  private:
     // One listening socket and what its connections speak.
     struct Endpoint {
         Acceptor* owner;
@@ -60,14 +67,19 @@ private:
     void apply();
     void accept_one(Endpoint& endpoint);
     void accept_failed(int error);
+    bool should_yield() const;
+    void publish_load();
     void serve(Endpoint& endpoint, int fd, const common::SocketAddress& client);
     static void on_readable(evutil_socket_t fd, short, void* arg) noexcept;
     static void on_retry(evutil_socket_t, short, void* arg) noexcept;
+    static void on_yield_over(evutil_socket_t, short, void* arg) noexcept;
 
     WorkerContext& context_;
     std::vector<std::unique_ptr<Endpoint>> endpoints_;
     common::EventPtr retry_timer_;
+    common::EventPtr yield_timer_;
     unsigned paused_ = 0;
+    bool yielded_ = false;  // the last wakeup was let pass
     bool watching_ = false;
 };
 

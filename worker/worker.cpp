@@ -159,6 +159,8 @@ bool Worker::setup() {
     for (const InheritedListener& l : startup_.listeners) {
         context_.connect_policy.own_listeners.push_back(l.bound);
     }
+    context_.scoreboard = startup_.scoreboard;
+    context_.slot = startup_.slot;
     context_.on_session_closed = on_session_closed;
     context_.worker = this;
     acceptor_ = std::make_unique<Acceptor>(context_, startup_.listeners);

@@ -8,6 +8,7 @@
 
 #include "common/address.h"
 #include "common/config.h"
+#include "common/scoreboard.h"
 
 namespace worker {
 
@@ -24,6 +25,7 @@ struct WorkerStartup {
     int channel_fd = -1;  // this worker's end of its SOCK_SEQPACKET socketpair
     int slot = 0;
     uint32_t generation = 0;
+    common::Scoreboard* scoreboard = nullptr;  // shared with the master; may be null
 };
 
 // Exit statuses of a worker process, read by the master to classify exits.

@@ -10,6 +10,7 @@
 
 #include "common/channel.h"
 #include "common/config.h"
+#include "common/scoreboard.h"
 #include "worker/access_log.h"
 #include "worker/resolver.h"
 #include "worker/upstream_connector.h"
@@ -39,6 +40,8 @@ struct WorkerContext {
     ConnectPolicy connect_policy;
     Counters counters;
     bool draining = false;
+    common::Scoreboard* scoreboard = nullptr;
+    int slot = 0;
     std::list<ClientSession*> sessions;  // see client_session.h
 
     // Called by a session as it is destroyed; the worker may exit when

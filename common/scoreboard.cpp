@@ -1,0 +1,66 @@
+#include "common/scoreboard.h"
+
+#include <sys/mman.h>
+
+namespace common {
+
+static_assert(std::atomic<int32_t>::is_always_lock_free &&
+                  std::atomic<int64_t>::is_always_lock_free,
+              "shared-memory atomics must be lock-free to work across processes");
+
+std::unique_ptr<Scoreboard> Scoreboard::create(size_t slots) {
+    size_t bytes = slots * sizeof(Row);
+    void* memory = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (memory == MAP_FAILED) return nullptr;
+    auto* rows = static_cast<Row*>(memory);
+    for (size_t i = 0; i < slots; ++i) {
+        new (&rows[i]) Row();
+        rows[i].pid.store(0);
+        rows[i].active.store(0);
+    }
+    return std::unique_ptr<Scoreboard>(new Scoreboard(rows, slots));
+}
+
+Scoreboard::~Scoreboard() {
+    munmap(rows_, slots_ * sizeof(Row));
+}
+
+Scoreboard::Row* Scoreboard::row(int slot) const {
+    if (slot < 0 || static_cast<size_t>(slot) >= slots_) return nullptr;
+    return &rows_[slot];
+}
+
+void Scoreboard::claim(int slot, pid_t pid) {
+    if (Row* r = row(slot)) {
+        r->active.store(0, std::memory_order_relaxed);
+        r->pid.store(pid, std::memory_order_release);
+    }
+}
+
+void Scoreboard::release(int slot, pid_t pid) {
+    if (Row* r = row(slot)) {
+        int32_t expected = pid;
+        r->pid.compare_exchange_strong(expected, 0);
+    }
+}
+
+void Scoreboard::set_active(int slot, pid_t pid, uint64_t active) {
+    Row* r = row(slot);
+    if (r && r->pid.load(std::memory_order_relaxed) == pid) {
+        r->active.store(static_cast<int64_t>(active), std::memory_order_relaxed);
+    }
+}
+
+int64_t Scoreboard::least_loaded_other(int slot) const {
+    int64_t least = -1;
+    for (size_t i = 0; i < slots_; ++i) {
+        if (static_cast<int>(i) == slot || rows_[i].pid.load(std::memory_order_acquire) == 0) {
+            continue;
+        }
+        int64_t active = rows_[i].active.load(std::memory_order_relaxed);
+        if (least < 0 || active < least) least = active;
+    }
+    return least;
+}
+
+}  // namespace common
