@@ -31,8 +31,9 @@ struct Listener {
     int fd() const { return socket->fd.get(); }
 };
 
-// True when a socket bound for `a` can serve `b`: same address (host and
-// configured port), protocol and TLS certificate/key files.
+// True when a socket bound for `a` can serve `b`: the same address (host and
+// configured port, compared as addresses). Protocol and TLS files may differ:
+// they belong to the generation that accepts, not to the socket.
 bool same_endpoint(const common::ListenConfig& a, const common::ListenConfig& b);
 
 // Binds and listens for `config`: SO_REUSEADDR, IPV6_V6ONLY on v6,
