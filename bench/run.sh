@@ -621,7 +621,7 @@ main() {
 
     ELAPSED=$(($(date +%s) - STARTED_AT))
     # what report.sh needs when re-run alone on this work dir
-    { declare -p BROKEN NOTE | sed 's/^declare -A/declare -gA/'; echo "ELAPSED=$ELAPSED REPS=$REPS DUR=$DUR"
+    { declare -p BROKEN NOTE | sed 's/^declare -A/declare -gA/'; echo "ELAPSED=$ELAPSED REPS=$REPS DUR=$DUR BENCH_PORT_BASE=$BASE"
       echo "LOAD_START='$LOAD_START' LOAD_END='$(cut -d" " -f1-3 /proc/loadavg)'"; } >"$W/meta.sh"
     report
     chart

@@ -16,6 +16,7 @@ std::unique_ptr<Scoreboard> Scoreboard::create(size_t slots) {
     for (size_t i = 0; i < slots; ++i) {
         new (&rows[i]) Row();
         rows[i].pid.store(0);
+        rows[i].accepting.store(0);
         rows[i].active.store(0);
     }
     return std::unique_ptr<Scoreboard>(new Scoreboard(rows, slots));
@@ -33,6 +34,7 @@ Scoreboard::Row* Scoreboard::row(int slot) const {
 void Scoreboard::claim(int slot, pid_t pid) {
     if (Row* r = row(slot)) {
         r->active.store(0, std::memory_order_relaxed);
+        r->accepting.store(0, std::memory_order_relaxed);
         r->pid.store(pid, std::memory_order_release);
     }
 }
@@ -51,10 +53,18 @@ void Scoreboard::set_active(int slot, pid_t pid, uint64_t active) {
     }
 }
 
+void Scoreboard::set_accepting(int slot, pid_t pid, bool accepting) {
+    Row* r = row(slot);
+    if (r && r->pid.load(std::memory_order_relaxed) == pid) {
+        r->accepting.store(accepting ? 1 : 0, std::memory_order_relaxed);
+    }
+}
+
 int64_t Scoreboard::least_loaded_other(int slot) const {
     int64_t least = -1;
     for (size_t i = 0; i < slots_; ++i) {
-        if (static_cast<int>(i) == slot || rows_[i].pid.load(std::memory_order_acquire) == 0) {
+        if (static_cast<int>(i) == slot || rows_[i].pid.load(std::memory_order_acquire) == 0 ||
+            rows_[i].accepting.load(std::memory_order_relaxed) == 0) {
             continue;
         }
         int64_t active = rows_[i].active.load(std::memory_order_relaxed);

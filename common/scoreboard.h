@@ -31,12 +31,16 @@ class Scoreboard {
     // the row is cleared if `pid` still owns it.
     void release(int slot, pid_t pid);
     void set_active(int slot, pid_t pid, uint64_t active);
-    // The fewest sessions held by another live row; -1 when there is none.
+    // Whether the row's worker is watching its listeners right now.
+    void set_accepting(int slot, pid_t pid, bool accepting);
+    // The fewest sessions held by another worker that is accepting right
+    // now; -1 when there is none (then nobody else would take a connection).
     int64_t least_loaded_other(int slot) const;
 
   private:
     struct Row {
         std::atomic<int32_t> pid;
+        std::atomic<int32_t> accepting;
         std::atomic<int64_t> active;
     };
     Scoreboard(Row* rows, size_t slots) : rows_(rows), slots_(slots) {}

@@ -36,6 +36,10 @@
 #include "common/log.h"
 #include "worker/worker.h"
 
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/lsan_interface.h>
+#endif
+
 namespace master {
 
 namespace ch = common::channel;
@@ -413,7 +417,13 @@ void Supervisor::run_child(int slot, int channel_fd, pid_t master_pid) {
     // set would unregister the master's own events.
     if (close_inherited_fds(keep)) event_base_free(base_);
     common::log::set_role("worker " + std::to_string(slot));
-    ::_exit(worker::run_worker(startup));
+    int status = worker::run_worker(startup);
+#if defined(__SANITIZE_ADDRESS__)
+    // _exit skips LeakSanitizer's exit-time check; run it here so the
+    // sanitizer build checks every worker for leaks, not only the master.
+    __lsan_do_leak_check();
+#endif
+    ::_exit(status);
 }
 
 // ---- channel --------------------------------------------------------------------

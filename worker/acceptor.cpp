@@ -16,7 +16,11 @@ namespace worker {
 namespace {
 
 constexpr timeval kRetryAfterExhaustion{0, 200 * 1000};
-constexpr timeval kYieldTime{0, 2 * 1000};
+constexpr int64_t kMinSessionsToYield = 8;
+// Each skipped wakeup is one more loop turn (the listener stays readable);
+// after this many the worker takes the connection itself, so a peer that
+// is slow to be scheduled delays a connection by a few dozen microseconds.
+constexpr int kMaxSkippedWakeups = 16;
 
 }  // namespace
 
@@ -34,8 +38,7 @@ Acceptor::~Acceptor() {
 
 bool Acceptor::start() {
     retry_timer_.reset(event_new(context_.base, -1, 0, on_retry, this));
-    yield_timer_.reset(event_new(context_.base, -1, 0, on_yield_over, this));
-    if (!retry_timer_ || !yield_timer_) return false;
+    if (!retry_timer_) return false;
     if (context_.scoreboard) context_.scoreboard->claim(context_.slot, getpid());
     for (auto& endpoint : endpoints_) {
         const InheritedListener& listener = endpoint->listener;
@@ -66,6 +69,9 @@ void Acceptor::apply() {
     bool watch = paused_ == 0;
     if (watch == watching_) return;
     watching_ = watch;
+    // Others yield only to a worker that is watching: two workers must never
+    // both step aside for each other.
+    if (context_.scoreboard) context_.scoreboard->set_accepting(context_.slot, getpid(), watch);
     for (auto& endpoint : endpoints_) {
         if (!endpoint->readable) continue;
         if (watch) {
@@ -101,24 +107,26 @@ void Acceptor::publish_load() {
     }
 }
 
-// "Clearly more": above the least loaded other worker by more than one
-// session and an eighth, so near-equal workers never wait on each other.
+// "Clearly more": above the least loaded other worker that is accepting now
+// by more than one session and an eighth, so near-equal workers never wait
+// on each other. Below kMinSessionsToYield the counts are the noise of
+// short requests (a worker holds a handful at most), not an imbalance of
+// long-lived connections, and yielding there only adds latency.
 bool Acceptor::should_yield() const {
-    if (!context_.scoreboard || yielded_) return false;
+    if (!context_.scoreboard || skipped_wakeups_ >= kMaxSkippedWakeups) return false;
+    auto mine = static_cast<int64_t>(context_.counters.active_sessions);
+    if (mine < kMinSessionsToYield) return false;
     int64_t least = context_.scoreboard->least_loaded_other(context_.slot);
     if (least < 0) return false;
-    auto mine = static_cast<int64_t>(context_.counters.active_sessions);
     return mine > least + 1 + least / 8;
 }
 
 void Acceptor::accept_one(Endpoint& endpoint) {
     if (should_yield()) {
-        yielded_ = true;
-        pause(kPausedYielding);
-        event_add(yield_timer_.get(), &kYieldTime);
-        return;
+        ++skipped_wakeups_;
+        return;  // still readable: the loop comes back at once
     }
-    yielded_ = false;
+    skipped_wakeups_ = 0;
     sockaddr_storage address{};
     socklen_t length = sizeof(address);
     int fd = ::accept4(endpoint.listener.fd, reinterpret_cast<sockaddr*>(&address), &length,
@@ -179,10 +187,6 @@ void Acceptor::accept_failed(int error) {
 void Acceptor::on_readable(evutil_socket_t, short, void* arg) noexcept {
     auto* endpoint = static_cast<Endpoint*>(arg);
     endpoint->owner->accept_one(*endpoint);
-}
-
-void Acceptor::on_yield_over(evutil_socket_t, short, void* arg) noexcept {
-    static_cast<Acceptor*>(arg)->resume(kPausedYielding);
 }
 
 void Acceptor::on_retry(evutil_socket_t, short, void* arg) noexcept {

@@ -8,15 +8,16 @@
 // take the next ones; a busy worker comes back later and so takes fewer.
 //
 // And a worker that holds clearly more sessions than the least loaded other
-// worker (the scoreboard says, at this instant) lets one wakeup pass: it
-// stops watching for kYieldTime, so a less loaded worker, woken by the same
-// readiness, takes the connection. It yields at most once in a row, so a
-// connection waits at most kYieldTime even if the others are stuck.
+// worker that is accepting (the scoreboard says, at this instant) lets the
+// wakeup pass without accepting, so that worker, woken by the same
+// readiness, takes the connection. The listener stays readable, so the
+// loop comes straight back; after a few passes in a row the worker accepts
+// itself, so a peer that is slow to run delays a connection only briefly.
 //
 // Accepting pauses for any of these reasons and resumes only when none is
 // left: the master asked (accept balancing), the worker is at
 // max_connections, descriptors ran out (EMFILE/ENFILE: retried after a short
-// pause), it is yielding, or it is draining (permanent).
+// pause), or it is draining (permanent).
 #pragma once
 
 #include <event2/event.h>
@@ -37,7 +38,6 @@ class Acceptor {
         kPausedAtLimit = 1u << 1,
         kPausedNoDescriptors = 1u << 2,
         kPausedDraining = 1u << 3,
-        kPausedYielding = 1u << 4,
     };
 
     Acceptor(WorkerContext& context, const std::vector<InheritedListener>& listeners);
@@ -72,14 +72,12 @@ class Acceptor {
     void serve(Endpoint& endpoint, int fd, const common::SocketAddress& client);
     static void on_readable(evutil_socket_t fd, short, void* arg) noexcept;
     static void on_retry(evutil_socket_t, short, void* arg) noexcept;
-    static void on_yield_over(evutil_socket_t, short, void* arg) noexcept;
 
     WorkerContext& context_;
     std::vector<std::unique_ptr<Endpoint>> endpoints_;
     common::EventPtr retry_timer_;
-    common::EventPtr yield_timer_;
     unsigned paused_ = 0;
-    bool yielded_ = false;  // the last wakeup was let pass
+    int skipped_wakeups_ = 0;  // wakeups let pass in a row, see should_yield()
     bool watching_ = false;
 };
 

@@ -33,10 +33,13 @@
 #include <cstring>
 
 #include "common/log.h"
+#include "common/timeval.h"
 #include "worker/destination_policy.h"
 #include "worker/transport.h"
 
 namespace worker {
+
+using common::to_timeval;
 
 namespace http = common::http;
 namespace channel = common::channel;
@@ -46,11 +49,6 @@ namespace {
 constexpr std::chrono::milliseconds kLingerTime{2000};
 constexpr size_t kFramingPeek = 256;
 constexpr std::chrono::milliseconds kDrainIdleTime{1000};
-
-timeval to_timeval(std::chrono::milliseconds ms) {
-    return timeval{static_cast<time_t>(ms.count() / 1000),
-                   static_cast<suseconds_t>(ms.count() % 1000 * 1000)};
-}
 
 // The parser's head structures are large (room for every field view) and a
 // worker is single-threaded, so one of each serves every session: a head is

@@ -24,20 +24,18 @@
 
 #include "common/channel.h"
 #include "common/log.h"
+#include "common/timeval.h"
 #include "common/uri.h"
 #include "worker/transport.h"
 
 namespace worker {
 
+using common::to_timeval;
+
 namespace socks = common::socks;
 namespace channel = common::channel;
 
 namespace {
-
-timeval to_timeval(std::chrono::milliseconds ms) {
-    return timeval{static_cast<time_t>(ms.count() / 1000),
-                   static_cast<suseconds_t>(ms.count() % 1000 * 1000)};
-}
 
 common::SocketAddress local_address(bufferevent* bev) {
     sockaddr_storage storage{};

@@ -2,18 +2,12 @@
 
 #include <sys/socket.h>
 
+#include "common/timeval.h"
 #include "worker/transport.h"
 
 namespace worker {
 
-namespace {
-
-timeval to_timeval(std::chrono::milliseconds ms) {
-    return timeval{static_cast<time_t>(ms.count() / 1000),
-                   static_cast<suseconds_t>(ms.count() % 1000 * 1000)};
-}
-
-}  // namespace
+using common::to_timeval;
 
 Tunnel::Tunnel(event_base* base, common::BufferEventPtr client, common::BufferEventPtr upstream,
                size_t high_watermark, std::chrono::milliseconds idle_timeout, DoneCallback done)

@@ -6,17 +6,15 @@
 #include <cstring>
 
 #include "common/log.h"
+#include "common/timeval.h"
 
 namespace worker {
+
+using common::to_timeval;
 
 namespace {
 
 constexpr size_t kMaxAddressesTried = 4;
-
-timeval to_timeval(std::chrono::milliseconds ms) {
-    return timeval{static_cast<time_t>(ms.count() / 1000),
-                   static_cast<suseconds_t>(ms.count() % 1000 * 1000)};
-}
 
 }  // namespace
 

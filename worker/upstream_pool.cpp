@@ -1,6 +1,7 @@
 #include "worker/upstream_pool.h"
 
 #include "common/log.h"
+#include "common/timeval.h"
 
 namespace worker {
 
@@ -14,8 +15,7 @@ void UpstreamPool::put(const std::string& key, PooledConnection connection) {
     bufferevent* bev = entry->connection.connection.get();
     // Any byte or EOF on an idle connection means it can't be reused safely.
     bufferevent_setcb(bev, on_idle_read, nullptr, on_idle_event, entry);
-    timeval timeout{static_cast<time_t>(idle_timeout_.count() / 1000),
-                    static_cast<suseconds_t>(idle_timeout_.count() % 1000 * 1000)};
+    timeval timeout = common::to_timeval(idle_timeout_);
     bufferevent_set_timeouts(bev, &timeout, nullptr);
     bufferevent_setwatermark(bev, EV_READ, 0, 0);
     bufferevent_enable(bev, EV_READ);

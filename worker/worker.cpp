@@ -27,6 +27,7 @@
 #include "common/libevent_handles.h"
 #include "common/libevent_log.h"
 #include "common/log.h"
+#include "common/timeval.h"
 #include "worker/access_log.h"
 #include "worker/acceptor.h"
 #include "worker/resolver.h"
@@ -36,14 +37,11 @@
 
 namespace worker {
 
+using common::to_timeval;
+
 namespace {
 
 namespace channel = common::channel;
-
-timeval to_timeval(std::chrono::milliseconds ms) {
-    return timeval{static_cast<time_t>(ms.count() / 1000),
-                   static_cast<suseconds_t>(ms.count() % 1000 * 1000)};
-}
 
 uint64_t resident_bytes() {
     std::ifstream statm("/proc/self/statm");

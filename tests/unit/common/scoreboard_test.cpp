@@ -19,6 +19,9 @@ TEST(Scoreboard, LeastLoadedOtherIgnoresOwnRowAndFreeRows) {
     board->claim(0, 100);
     board->claim(1, 101);
     board->claim(3, 103);
+    board->set_accepting(0, 100, true);
+    board->set_accepting(1, 101, true);
+    board->set_accepting(3, 103, true);
     board->set_active(0, 100, 1);
     board->set_active(1, 101, 7);
     board->set_active(3, 103, 4);
@@ -27,12 +30,30 @@ TEST(Scoreboard, LeastLoadedOtherIgnoresOwnRowAndFreeRows) {
     EXPECT_EQ(board->least_loaded_other(2), 1);
 }
 
+// Two workers must never both step aside for each other: a worker that is
+// not watching its listeners (paused, yielding) is nobody to yield to.
+TEST(Scoreboard, OnlyAcceptingWorkersCount) {
+    auto board = Scoreboard::create(3);
+    board->claim(1, 101);
+    board->claim(2, 102);
+    board->set_active(1, 101, 0);
+    board->set_active(2, 102, 9);
+    EXPECT_EQ(board->least_loaded_other(0), -1);
+    board->set_accepting(2, 102, true);
+    EXPECT_EQ(board->least_loaded_other(0), 9);
+    board->set_accepting(1, 101, true);
+    EXPECT_EQ(board->least_loaded_other(0), 0);
+    board->set_accepting(1, 101, false);
+    EXPECT_EQ(board->least_loaded_other(0), 9);
+}
+
 TEST(Scoreboard, OnlyTheOwnerWritesAndReleasesItsRow) {
     auto board = Scoreboard::create(2);
     board->claim(0, 100);
     board->claim(1, 200);
     board->set_active(1, 200, 5);
-    board->claim(1, 201);           // a replacement takes the slot over
+    board->claim(1, 201);  // a replacement takes the slot over
+    board->set_accepting(1, 201, true);
     board->set_active(1, 200, 99);  // the old owner's write is ignored
     EXPECT_EQ(board->least_loaded_other(0), 0);
     board->release(1, 200);  // so is its release
@@ -56,6 +77,7 @@ TEST(Scoreboard, SharedAcrossFork) {
     ASSERT_GE(child, 0);
     if (child == 0) {
         board->claim(1, getpid());
+        board->set_accepting(1, getpid(), true);
         board->set_active(1, getpid(), 42);
         _exit(0);
     }
