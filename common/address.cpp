@@ -50,39 +50,39 @@ bool in_ranges(const uint8_t* address, const Range* ranges, size_t count) {
 // registry): a forward proxy must never dial them for a client.
 bool is_private_v4(const uint8_t* a) {
     static const Range kRanges[] = {
-        {{0}, 8},                  // "this network", incl. 0.0.0.0
-        {{10}, 8},                 // RFC 1918
-        {{100, 64}, 10},           // CGNAT, RFC 6598
-        {{127}, 8},                // loopback
-        {{169, 254}, 16},          // link-local
-        {{172, 16}, 12},           // RFC 1918
-        {{192, 0, 0}, 24},         // IETF protocol assignments
-        {{192, 0, 2}, 24},         // TEST-NET-1
-        {{192, 88, 99}, 24},       // 6to4 relay anycast
-        {{192, 168}, 16},          // RFC 1918
-        {{198, 18}, 15},           // benchmarking
-        {{198, 51, 100}, 24},      // TEST-NET-2
-        {{203, 0, 113}, 24},       // TEST-NET-3
-        {{224}, 4},                // multicast
-        {{240}, 4},                // reserved, incl. 255.255.255.255
+        {{0}, 8},              // "this network", incl. 0.0.0.0
+        {{10}, 8},             // RFC 1918
+        {{100, 64}, 10},       // CGNAT, RFC 6598
+        {{127}, 8},            // loopback
+        {{169, 254}, 16},      // link-local
+        {{172, 16}, 12},       // RFC 1918
+        {{192, 0, 0}, 24},     // IETF protocol assignments
+        {{192, 0, 2}, 24},     // TEST-NET-1
+        {{192, 88, 99}, 24},   // 6to4 relay anycast
+        {{192, 168}, 16},      // RFC 1918
+        {{198, 18}, 15},       // benchmarking
+        {{198, 51, 100}, 24},  // TEST-NET-2
+        {{203, 0, 113}, 24},   // TEST-NET-3
+        {{224}, 4},            // multicast
+        {{240}, 4},            // reserved, incl. 255.255.255.255
     };
     return in_ranges(a, kRanges, sizeof(kRanges) / sizeof(kRanges[0]));
 }
 
 bool is_private_v6(const uint8_t* a) {
     static const Range kRanges[] = {
-        {{0}, 96},                              // ::/96: unspecified, loopback, v4-compatible
+        {{0}, 96},  // ::/96: unspecified, loopback, v4-compatible
         {{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}, 128},
         {{0x00, 0x64, 0xff, 0x9b, 0, 1}, 48},  // local-use NAT64
-        {{0x01, 0x00}, 64},                     // discard-only
-        {{0x20, 0x01, 0x00, 0x00}, 32},         // Teredo: tunnels to anywhere
-        {{0x20, 0x01, 0x00, 0x02, 0, 0}, 48},   // benchmarking
-        {{0x20, 0x01, 0x00, 0x10}, 28},         // ORCHID
-        {{0x20, 0x01, 0x0d, 0xb8}, 32},         // documentation
-        {{0xfc}, 7},                            // unique local
-        {{0xfe, 0x80}, 10},                     // link-local
-        {{0xfe, 0xc0}, 10},                     // site-local (deprecated)
-        {{0xff}, 8},                            // multicast
+        {{0x01, 0x00}, 64},                    // discard-only
+        {{0x20, 0x01, 0x00, 0x00}, 32},        // Teredo: tunnels to anywhere
+        {{0x20, 0x01, 0x00, 0x02, 0, 0}, 48},  // benchmarking
+        {{0x20, 0x01, 0x00, 0x10}, 28},        // ORCHID
+        {{0x20, 0x01, 0x0d, 0xb8}, 32},        // documentation
+        {{0xfc}, 7},                           // unique local
+        {{0xfe, 0x80}, 10},                    // link-local
+        {{0xfe, 0xc0}, 10},                    // site-local (deprecated)
+        {{0xff}, 8},                           // multicast
     };
     if (in_ranges(a, kRanges, sizeof(kRanges) / sizeof(kRanges[0]))) return true;
     // Forms that embed an IPv4 address: judge the embedded address.

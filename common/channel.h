@@ -44,7 +44,7 @@ struct Report {
     int32_t pid;
     uint32_t slot;
     uint32_t generation;
-    uint32_t state;  // WorkerState
+    uint32_t state;      // WorkerState
     uint32_t accepting;  // 1 while the worker accepts new connections
     uint32_t reserved;
     uint64_t active_sessions;

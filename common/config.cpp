@@ -77,8 +77,8 @@ template <typename T>
 using Parser = std::optional<T> (*)(std::string_view, std::string&);
 
 template <typename T>
-KeyRule scalar(T Config::*section_member, auto field, Parser<std::remove_cvref_t<decltype(
-                                                                 std::declval<T>().*field)>> parse) {
+KeyRule scalar(T Config::*section_member, auto field,
+               Parser<std::remove_cvref_t<decltype(std::declval<T>().*field)>> parse) {
     return KeyRule{false, [=](Config& config, std::string_view value, std::string& error) {
                        auto parsed = parse(value, error);
                        if (!parsed) return false;
@@ -158,7 +158,8 @@ const std::map<std::string, std::map<std::string, KeyRule>>& schema() {
          {
              {"workers", scalar(&Config::master, &MasterConfig::workers, parse_workers)},
              {"pid_file", scalar(&Config::master, &MasterConfig::pid_file, parse_string)},
-             {"control_socket", scalar(&Config::master, &MasterConfig::control_socket, parse_string)},
+             {"control_socket",
+              scalar(&Config::master, &MasterConfig::control_socket, parse_string)},
              {"user", scalar(&Config::master, &MasterConfig::user, parse_string)},
              {"group", scalar(&Config::master, &MasterConfig::group, parse_string)},
              {"heartbeat_interval",
@@ -192,7 +193,8 @@ const std::map<std::string, std::map<std::string, KeyRule>>& schema() {
          {
              {"max_connections",
               scalar(&Config::limits, &LimitsConfig::max_connections, parse_count)},
-             {"max_header_size", scalar(&Config::limits, &LimitsConfig::max_header_size, parse_size)},
+             {"max_header_size",
+              scalar(&Config::limits, &LimitsConfig::max_header_size, parse_size)},
              {"max_headers", scalar(&Config::limits, &LimitsConfig::max_headers, parse_count)},
              {"buffer_size", scalar(&Config::limits, &LimitsConfig::buffer_size, parse_size)},
              {"connect_timeout",
@@ -265,7 +267,7 @@ bool apply_listen_key(ListenConfig& listen, std::string_view key, std::string_vi
 struct Loader {
     Config config;
     std::string first_error;
-    std::set<std::string> seen;         // "section\nkey" of single-valued keys
+    std::set<std::string> seen;  // "section\nkey" of single-valued keys
     std::set<std::string> list_keys_seen;
     std::set<std::string> listen_names;
     bool acl_allow_clients_set = false;
@@ -302,8 +304,7 @@ bool Loader::on_value(std::string_view section, std::string_view key, std::strin
         seen.insert(id);
         if (!apply_listen_key(*listener(name), key, value, error)) {
             return fail((error == "unknown key" ? "unknown key " : "invalid value for ") +
-                        describe_key(section, key) +
-                        (error == "unknown key" ? "" : ": " + error));
+                        describe_key(section, key) + (error == "unknown key" ? "" : ": " + error));
         }
         return true;
     }
@@ -313,7 +314,8 @@ bool Loader::on_value(std::string_view section, std::string_view key, std::strin
         return fail("unknown section [" + std::string(section) + "]");
     }
     auto rule = section_rules->second.find(std::string(key));
-    if (rule == section_rules->second.end()) return fail("unknown key " + describe_key(section, key));
+    if (rule == section_rules->second.end())
+        return fail("unknown key " + describe_key(section, key));
     if (!rule->second.list) {
         if (seen.count(id)) {
             return fail("duplicate key " + describe_key(section, key) +
@@ -355,8 +357,8 @@ bool validate(Config& config, std::string& error) {
         if (address && l.address.port != 0) {
             for (const SocketAddress& other : addresses) {
                 if (other == *address) {
-                    error = where + "address " + address->to_string() +
-                            " is used by another listener";
+                    error =
+                        where + "address " + address->to_string() + " is used by another listener";
                     return false;
                 }
             }
@@ -401,10 +403,10 @@ bool validate(Config& config, std::string& error) {
         error = "[limits]: \"buffer_size\" must be from 4k to 64M";
         return false;
     }
-    const Duration* positive[] = {&limits.connect_timeout, &limits.header_timeout,
-                                  &limits.idle_timeout, &limits.tunnel_idle_timeout,
-                                  &limits.upstream_timeout, &limits.dns_timeout,
-                                  &limits.upstream_keepalive_timeout};
+    const Duration* positive[] = {
+        &limits.connect_timeout,           &limits.header_timeout,   &limits.idle_timeout,
+        &limits.tunnel_idle_timeout,       &limits.upstream_timeout, &limits.dns_timeout,
+        &limits.upstream_keepalive_timeout};
     for (const Duration* d : positive) {
         if (d->count() <= 0) {
             error = "[limits]: timeouts must be greater than 0";
@@ -427,15 +429,16 @@ std::string prescan(const std::string& text, std::vector<std::string>& listen_na
     for (int number = 1; std::getline(lines, line); ++number) {
         if (!line.empty() && line.back() == '\r') line.pop_back();
         if (line.size() > kMaxLineLength) {
-            return std::to_string(number) + ": line longer than " +
-                   std::to_string(kMaxLineLength) + " bytes";
+            return std::to_string(number) + ": line longer than " + std::to_string(kMaxLineLength) +
+                   " bytes";
         }
         std::string_view view = trim(line);
         if (view.empty() || view.front() != '[') continue;
         size_t close = view.find(']');
         if (close == std::string_view::npos) continue;  // inih reports it
         std::string_view name = trim(view.substr(1, close - 1));
-        if (name == "listen") return std::to_string(number) + ": [listen] needs a name: [listen NAME]";
+        if (name == "listen")
+            return std::to_string(number) + ": [listen] needs a name: [listen NAME]";
         if (!known_section(name)) {
             return std::to_string(number) + ": unknown section [" + std::string(name) + "]";
         }
@@ -504,10 +507,20 @@ std::optional<uint64_t> parse_size(std::string_view text, std::string& error) {
     bool ok = parse_digits(rest, value);
     if (ok && rest.size() == 1) {
         switch (rest[0]) {
-            case 'k': case 'K': factor = 1ull << 10; break;
-            case 'm': case 'M': factor = 1ull << 20; break;
-            case 'g': case 'G': factor = 1ull << 30; break;
-            default: ok = false;
+            case 'k':
+            case 'K':
+                factor = 1ull << 10;
+                break;
+            case 'm':
+            case 'M':
+                factor = 1ull << 20;
+                break;
+            case 'g':
+            case 'G':
+                factor = 1ull << 30;
+                break;
+            default:
+                ok = false;
         }
     } else if (ok && !rest.empty()) {
         ok = false;

@@ -23,8 +23,8 @@ using Duration = std::chrono::milliseconds;
 enum class ListenProtocol { kHttp, kSocks5 };
 
 struct ListenConfig {
-    std::string name;       // from "[listen NAME]"
-    HostPort address;       // numeric host (resolved at load) and port
+    std::string name;  // from "[listen NAME]"
+    HostPort address;  // numeric host (resolved at load) and port
     ListenProtocol protocol = ListenProtocol::kHttp;
     std::string tls_certificate;  // both set: clients speak TLS to the proxy
     std::string tls_key;
@@ -38,7 +38,7 @@ struct MasterConfig {
     int workers = 0;  // resolved: "auto" becomes the number of CPUs
     std::string pid_file = "run/proxyd.pid";
     std::string control_socket = "run/proxyd.sock";
-    std::string user;   // drop privileges to this user after binding (root only)
+    std::string user;  // drop privileges to this user after binding (root only)
     std::string group;
     Duration heartbeat_interval{1000};
     Duration heartbeat_timeout{5000};

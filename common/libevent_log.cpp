@@ -12,10 +12,18 @@ namespace {
 
 void on_libevent_log(int severity, const char* message) noexcept {
     switch (severity) {
-        case EVENT_LOG_DEBUG: LOG_DEBUG("libevent: %s", message); break;
-        case EVENT_LOG_MSG: LOG_INFO("libevent: %s", message); break;
-        case EVENT_LOG_WARN: LOG_WARN("libevent: %s", message); break;
-        default: LOG_ERROR("libevent: %s", message); break;
+        case EVENT_LOG_DEBUG:
+            LOG_DEBUG("libevent: %s", message);
+            break;
+        case EVENT_LOG_MSG:
+            LOG_INFO("libevent: %s", message);
+            break;
+        case EVENT_LOG_WARN:
+            LOG_WARN("libevent: %s", message);
+            break;
+        default:
+            LOG_ERROR("libevent: %s", message);
+            break;
     }
 }
 

@@ -75,11 +75,16 @@ bool parse_log_level(const std::string& text, LogLevel& level) {
 
 const char* log_level_name(LogLevel level) {
     switch (level) {
-        case LogLevel::kDebug: return "debug";
-        case LogLevel::kInfo: return "info";
-        case LogLevel::kWarn: return "warn";
-        case LogLevel::kError: return "error";
-        case LogLevel::kAlert: return "alert";
+        case LogLevel::kDebug:
+            return "debug";
+        case LogLevel::kInfo:
+            return "info";
+        case LogLevel::kWarn:
+            return "warn";
+        case LogLevel::kError:
+            return "error";
+        case LogLevel::kAlert:
+            return "alert";
     }
     return "?";
 }
@@ -104,9 +109,13 @@ bool reopen(std::string& error) {
     return true;
 }
 
-void set_role(const std::string& role) { state().role = role; }
+void set_role(const std::string& role) {
+    state().role = role;
+}
 
-bool enabled(LogLevel level) { return level >= state().level || level == LogLevel::kAlert; }
+bool enabled(LogLevel level) {
+    return level >= state().level || level == LogLevel::kAlert;
+}
 
 void write(LogLevel level, const char* format, ...) {
     char line[2048];

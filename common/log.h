@@ -1,7 +1,8 @@
 // The error log: one line per event, written with a single write(2) so lines
 // from the master and every worker never interleave mid-line.
 //
-//   2026-11-28 13:45:01.123 [error] 1234 worker 0: connect() to 10.0.0.1:80 failed (111: Connection refused) while connecting to upstream, client: 127.0.0.1:5012
+//   2026-11-28 13:45:01.123 [error] 1234 worker 0: connect() to 10.0.0.1:80 failed (111: Connection
+//   refused) while connecting to upstream, client: 127.0.0.1:5012
 //
 // Levels: debug < info < warn < error < alert. alert is always written; it
 // marks what must never happen (a crash, an impossible state), and the tests
@@ -38,8 +39,8 @@ void write(LogLevel level, const char* format, ...) __attribute__((format(printf
 
 // The macros skip formatting entirely when the level is off, which keeps
 // debug logging free on the data path.
-#define LOG_AT(level, ...)                                                   \
-    do {                                                                     \
+#define LOG_AT(level, ...)                                                           \
+    do {                                                                             \
         if (::common::log::enabled(level)) ::common::log::write(level, __VA_ARGS__); \
     } while (0)
 #define LOG_DEBUG(...) LOG_AT(::common::LogLevel::kDebug, __VA_ARGS__)

@@ -42,8 +42,8 @@ std::string take_openssl_errors() {
     return text;
 }
 
-SharedSslCtx create_server_context(const std::string& certificate_file,
-                                   const std::string& key_file, std::string& error) {
+SharedSslCtx create_server_context(const std::string& certificate_file, const std::string& key_file,
+                                   std::string& error) {
     ERR_clear_error();
     SharedSslCtx ctx(SSL_CTX_new(TLS_server_method()), SSL_CTX_free);
     if (!ctx) {

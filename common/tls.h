@@ -17,8 +17,8 @@ using SharedSslCtx = std::shared_ptr<SSL_CTX>;
 // "http/1.1", no session tickets across generations. Returns nullptr and
 // sets `error` (with OpenSSL's reason) when the files don't load or the key
 // doesn't match the certificate.
-SharedSslCtx create_server_context(const std::string& certificate_file,
-                                   const std::string& key_file, std::string& error);
+SharedSslCtx create_server_context(const std::string& certificate_file, const std::string& key_file,
+                                   std::string& error);
 
 // OpenSSL's error queue as one line, emptied; "" when it is empty.
 std::string take_openssl_errors();

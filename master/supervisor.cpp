@@ -204,7 +204,8 @@ std::vector<BalanceAction> plan_balance(const std::vector<BalanceInput>& workers
 
 Supervisor::Supervisor(event_base* base)
     : base_(base), scoreboard_(common::Scoreboard::create(kMaxWorkers)) {
-    if (!scoreboard_) LOG_WARN("mmap() of the scoreboard failed (%d: %s)", errno, std::strerror(errno));
+    if (!scoreboard_)
+        LOG_WARN("mmap() of the scoreboard failed (%d: %s)", errno, std::strerror(errno));
 }
 
 Supervisor::~Supervisor() = default;

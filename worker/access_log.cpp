@@ -60,9 +60,9 @@ std::string format_access_line(const AccessRecord& r) {
     line += "\" ";
     line += std::to_string(r.status) + ' ' + std::to_string(r.bytes_from_client) + ' ' +
             std::to_string(r.bytes_to_client) + ' ';
-    line += std::to_string(
-                std::chrono::duration_cast<std::chrono::milliseconds>(r.duration).count()) +
-            "ms ";
+    line +=
+        std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(r.duration).count()) +
+        "ms ";
     append_escaped(line, r.upstream);
     line += " \"";
     append_escaped(line, r.reason);

@@ -2,7 +2,8 @@
 // memory and written when the buffer passes 32 KiB, on every heartbeat, and
 // at exit. Format (documented in proxyd.conf(5)):
 //
-//   2026-11-28T13:45:01.123+0000 127.0.0.1:50122 - "GET http://example.com/ HTTP/1.1" 200 78 1590 12ms 93.184.216.34:80 "-"
+//   2026-11-28T13:45:01.123+0000 127.0.0.1:50122 - "GET http://example.com/ HTTP/1.1" 200 78 1590
+//   12ms 93.184.216.34:80 "-"
 //
 // time, client, user, request line, status, bytes received from the client,
 // bytes sent to the client, duration, upstream address ("-" when none), and
@@ -33,7 +34,7 @@ struct AccessRecord {
 };
 
 class AccessLog {
-public:
+  public:
     // An empty path turns the log off.
     explicit AccessLog(std::string path) : path_(std::move(path)) {}
     ~AccessLog();
@@ -47,7 +48,7 @@ public:
     void write(const AccessRecord& record);
     void flush();
 
-private:
+  private:
     std::string path_;
     int fd_ = -1;
     std::string buffer_;

@@ -4,14 +4,17 @@
 // created by the acceptor and delete themselves when the connection ends.
 #pragma once
 
+#include <event2/bufferevent.h>
+
 #include <list>
+#include <string>
 
 #include "worker/worker_context.h"
 
 namespace worker {
 
 class ClientSession {
-public:
+  public:
     ClientSession(const ClientSession&) = delete;
     ClientSession& operator=(const ClientSession&) = delete;
 
@@ -20,7 +23,7 @@ public:
     // Close now and delete this session.
     void destroy() { delete this; }
 
-protected:
+  protected:
     explicit ClientSession(WorkerContext& context) : context_(context) {
         entry_ = context_.sessions.insert(context_.sessions.end(), this);
         context_.counters.active_sessions++;
@@ -32,9 +35,13 @@ protected:
         if (context_.on_session_closed) context_.on_session_closed(context_.worker);
     }
 
+    // Counts and logs (at info: it is the client's doing) a TLS failure on
+    // the client's transport after an error event; nothing for plain TCP.
+    void note_transport_error(bufferevent* bev, const std::string& client);
+
     WorkerContext& context_;
 
-private:
+  private:
     std::list<ClientSession*>::iterator entry_;
 };
 

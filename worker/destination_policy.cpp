@@ -1,6 +1,7 @@
 #include "worker/destination_policy.h"
 
 #include "common/channel.h"
+#include "common/socks_parser.h"
 
 namespace worker {
 
@@ -8,12 +9,11 @@ namespace channel = common::channel;
 
 namespace {
 
-// RFC 1928 §6 reply codes.
-constexpr uint8_t kSocksGeneralFailure = 0x01;
-constexpr uint8_t kSocksNotAllowed = 0x02;
-constexpr uint8_t kSocksHostUnreachable = 0x04;
-constexpr uint8_t kSocksConnectionRefused = 0x05;
-constexpr uint8_t kSocksTtlExpired = 0x06;
+constexpr uint8_t kSocksGeneralFailure = common::socks::kRepGeneralFailure;
+constexpr uint8_t kSocksNotAllowed = common::socks::kRepNotAllowed;
+constexpr uint8_t kSocksHostUnreachable = common::socks::kRepHostUnreachable;
+constexpr uint8_t kSocksConnectionRefused = common::socks::kRepConnectionRefused;
+constexpr uint8_t kSocksTtlExpired = common::socks::kRepTtlExpired;
 
 }  // namespace
 
@@ -38,7 +38,8 @@ Refusal refusal_for(ConnectError error, const std::string& detail) {
                     channel::kErrUpstreamConnect};
         case ConnectError::kTimeout:
             return {504, kSocksTtlExpired, detail, "connection_timeout", channel::kErrTimeout};
-        case ConnectError::kNone: break;
+        case ConnectError::kNone:
+            break;
     }
     return {500, kSocksGeneralFailure, detail, "proxy_internal_error", channel::kErrInternal};
 }

@@ -17,10 +17,10 @@ namespace worker {
 
 struct Refusal {
     int http_status = 0;
-    uint8_t socks_reply = 0;     // RFC 1928 REP
-    std::string detail;          // for the error body, the log and the access log
-    const char* error_type = ""; // RFC 9209 Proxy-Status error type
-    uint32_t error_class = 0;    // common::channel::ErrorClass
+    uint8_t socks_reply = 0;      // RFC 1928 REP
+    std::string detail;           // for the error body, the log and the access log
+    const char* error_type = "";  // RFC 9209 Proxy-Status error type
+    uint32_t error_class = 0;     // common::channel::ErrorClass
 };
 
 // Checks a tunnel destination (CONNECT, SOCKS) before anything is resolved:

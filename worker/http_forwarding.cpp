@@ -14,9 +14,17 @@ using common::http::iequals;
 // pass on.
 bool is_dropped_always(std::string_view name) {
     static constexpr std::string_view kNames[] = {
-        "connection",       "proxy-connection",    "keep-alive",     "te",
-        "trailer",          "transfer-encoding",   "content-length", "upgrade",
-        "proxy-authorization", "proxy-authenticate", "host",
+        "connection",
+        "proxy-connection",
+        "keep-alive",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "content-length",
+        "upgrade",
+        "proxy-authorization",
+        "proxy-authenticate",
+        "host",
     };
     for (std::string_view n : kNames) {
         if (iequals(name, n)) return true;
@@ -31,8 +39,7 @@ template <typename Head>
 bool listed_in_connection(const Head& head, std::string_view name) {
     for (size_t i = 0; i < head.header_count; ++i) {
         const Header& h = head.headers[i];
-        if (iequals(h.name, "connection") &&
-            common::http::list_contains_token(h.value, name)) {
+        if (iequals(h.name, "connection") && common::http::list_contains_token(h.value, name)) {
             return true;
         }
     }
@@ -49,7 +56,9 @@ void append_end_to_end_fields(const Head& head, std::string& out) {
 }
 
 void append_via(std::string& out, int received_minor) {
-    out.append(received_minor == 0 ? "Via: 1.0 " : "Via: 1.1 ").append(kViaPseudonym).append("\r\n");
+    out.append(received_minor == 0 ? "Via: 1.0 " : "Via: 1.1 ")
+        .append(kViaPseudonym)
+        .append("\r\n");
 }
 
 }  // namespace
@@ -106,8 +115,8 @@ void build_client_response(const common::http::ResponseHead& head, OutgoingBody 
     append_end_to_end_fields(head, out);
     // A bodiless response to HEAD or a 304 still tells the size of the
     // representation; Content-Length is passed on for those as received.
-    bool bodiless_with_length = body == OutgoingBody::kNone && head.status != 204 &&
-                                head.status >= 200;
+    bool bodiless_with_length =
+        body == OutgoingBody::kNone && head.status != 204 && head.status >= 200;
     for (size_t i = 0; bodiless_with_length && i < head.header_count; ++i) {
         if (iequals(head.headers[i].name, "content-length")) {
             out.append("Content-Length: ").append(head.headers[i].value).append("\r\n");
@@ -153,22 +162,38 @@ std::string build_error_response(int status, std::string_view detail, bool close
 
 const char* reason_phrase(int status) {
     switch (status) {
-        case 200: return "OK";
-        case 400: return "Bad Request";
-        case 403: return "Forbidden";
-        case 405: return "Method Not Allowed";
-        case 407: return "Proxy Authentication Required";
-        case 408: return "Request Timeout";
-        case 414: return "URI Too Long";
-        case 431: return "Request Header Fields Too Large";
-        case 500: return "Internal Server Error";
-        case 501: return "Not Implemented";
-        case 502: return "Bad Gateway";
-        case 503: return "Service Unavailable";
-        case 504: return "Gateway Timeout";
-        case 505: return "HTTP Version Not Supported";
-        case 508: return "Loop Detected";
-        default: return "Error";
+        case 200:
+            return "OK";
+        case 400:
+            return "Bad Request";
+        case 403:
+            return "Forbidden";
+        case 405:
+            return "Method Not Allowed";
+        case 407:
+            return "Proxy Authentication Required";
+        case 408:
+            return "Request Timeout";
+        case 414:
+            return "URI Too Long";
+        case 431:
+            return "Request Header Fields Too Large";
+        case 500:
+            return "Internal Server Error";
+        case 501:
+            return "Not Implemented";
+        case 502:
+            return "Bad Gateway";
+        case 503:
+            return "Service Unavailable";
+        case 504:
+            return "Gateway Timeout";
+        case 505:
+            return "HTTP Version Not Supported";
+        case 508:
+            return "Loop Detected";
+        default:
+            return "Error";
     }
 }
 

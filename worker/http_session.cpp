@@ -71,20 +71,24 @@ http::Limits parse_limits(const common::LimitsConfig& limits) {
     return out;
 }
 
-size_t input_length(bufferevent* bev) { return evbuffer_get_length(bufferevent_get_input(bev)); }
-size_t output_length(bufferevent* bev) { return evbuffer_get_length(bufferevent_get_output(bev)); }
+size_t input_length(bufferevent* bev) {
+    return evbuffer_get_length(bufferevent_get_input(bev));
+}
+size_t output_length(bufferevent* bev) {
+    return evbuffer_get_length(bufferevent_get_output(bev));
+}
 
 }  // namespace
 
 void HttpSession::start(WorkerContext& context, common::BufferEventPtr transport,
-                    const common::SocketAddress& client) {
+                        const common::SocketAddress& client) {
     int one = 1;
     setsockopt(bufferevent_getfd(transport.get()), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     new HttpSession(context, std::move(transport), client);  // owns itself; see destroy()
 }
 
 HttpSession::HttpSession(WorkerContext& context, common::BufferEventPtr client,
-                 const common::SocketAddress& address)
+                         const common::SocketAddress& address)
     : ClientSession(context),
       limits_(context.config->limits),
       client_(std::move(client)),
@@ -117,8 +121,8 @@ void HttpSession::on_drain() {
         destroy();
         return;
     }
-    timeval tv = to_timeval(
-        std::chrono::duration_cast<std::chrono::milliseconds>(kDrainIdleTime - idle));
+    timeval tv =
+        to_timeval(std::chrono::duration_cast<std::chrono::milliseconds>(kDrainIdleTime - idle));
     event_add(timer_.get(), &tv);
 }
 
@@ -190,7 +194,7 @@ void HttpSession::handle_request(const http::RequestHead& head) {
 }
 
 bool HttpSession::refuse(int status, std::string detail, const char* type, uint32_t error_class,
-                     bool close) {
+                         bool close) {
     pending_error_ = {status, std::move(detail), type, error_class, close};
     return false;
 }
@@ -217,8 +221,8 @@ bool HttpSession::prepare_forward(const http::RequestHead& head) {
     ex.destination.path = {};  // pointed into the head
     ex.request_framing = framing;
     ex.request_left = framing.kind == http::BodyKind::kContentLength ? framing.length : 0;
-    ex.request_done = !has_body || (framing.kind == http::BodyKind::kContentLength &&
-                                    framing.length == 0);
+    ex.request_done =
+        !has_body || (framing.kind == http::BodyKind::kContentLength && framing.length == 0);
     return true;
 }
 
@@ -263,8 +267,8 @@ void HttpSession::connect_upstream() {
 void HttpSession::on_connected(ConnectResult&& result) {
     if (result.error != ConnectError::kNone) {
         Refusal refusal = refusal_for(result.error, result.detail);
-        respond_error(refusal.http_status, refusal.detail, refusal.error_type,
-                      refusal.error_class, false);
+        respond_error(refusal.http_status, refusal.detail, refusal.error_type, refusal.error_class,
+                      false);
         return;
     }
     upstream_ = std::move(result.connection);
@@ -353,7 +357,7 @@ void HttpSession::count_moved(bufferevent* from, size_t n) {
 // chunks of our own (extensions and trailers are not passed on) or plain
 // when the receiver is an HTTP/1.0 client. Returns false on bad framing.
 bool HttpSession::move_chunked(bufferevent* from, bufferevent* to, http::ChunkedDecoder& decoder,
-                           bool reencode, bool& done) {
+                               bool reencode, bool& done) {
     evbuffer* input = bufferevent_get_input(from);
     evbuffer* output = bufferevent_get_output(to);
     while (!done) {
@@ -437,9 +441,9 @@ void HttpSession::read_response_head() {
             return;
         }
         if (result.status == http::ParseStatus::kError) {
-            upstream_failed(std::string("malformed response from upstream: ") +
-                                http::describe(result.error),
-                            false);
+            upstream_failed(
+                std::string("malformed response from upstream: ") + http::describe(result.error),
+                false);
             return;
         }
         if (head.status < 200) {
@@ -472,24 +476,28 @@ bool HttpSession::start_response(const http::ResponseHead& head) {
     Exchange& ex = *exchange_;
     http::BodyFraming framing = http::response_body_framing(head, ex.method);
     if (framing.error != http::ParseError::kNone) {
-        upstream_failed(std::string("invalid response framing from upstream: ") +
-                            http::describe(framing.error),
-                        false);
+        upstream_failed(
+            std::string("invalid response framing from upstream: ") + http::describe(framing.error),
+            false);
         return false;
     }
     ex.response_framing = framing;
     switch (framing.kind) {
-        case http::BodyKind::kNone: ex.client_body = OutgoingBody::kNone; break;
+        case http::BodyKind::kNone:
+            ex.client_body = OutgoingBody::kNone;
+            break;
         case http::BodyKind::kContentLength:
             ex.client_body = OutgoingBody::kLength;
             ex.response_left = framing.length;
             break;
         case http::BodyKind::kChunked:
             // An HTTP/1.0 client can't read chunked: it gets the data and a close.
-            ex.client_body = ex.version_minor >= 1 ? OutgoingBody::kChunked
-                                                   : OutgoingBody::kUntilClose;
+            ex.client_body =
+                ex.version_minor >= 1 ? OutgoingBody::kChunked : OutgoingBody::kUntilClose;
             break;
-        case http::BodyKind::kUntilClose: ex.client_body = OutgoingBody::kUntilClose; break;
+        case http::BodyKind::kUntilClose:
+            ex.client_body = OutgoingBody::kUntilClose;
+            break;
     }
     ex.response_keep_alive = ex.client_keep_alive && ex.request_done && !context_.draining &&
                              !client_eof_ && ex.client_body != OutgoingBody::kUntilClose;
@@ -512,7 +520,9 @@ void HttpSession::pump_response_body() {
     Exchange& ex = *exchange_;
     bool done = false;
     switch (ex.response_framing.kind) {
-        case http::BodyKind::kNone: done = true; break;
+        case http::BodyKind::kNone:
+            done = true;
+            break;
         case http::BodyKind::kContentLength:
             ex.response_left -= move_body(upstream_.get(), client_.get(), ex.response_left);
             done = ex.response_left == 0;
@@ -540,8 +550,8 @@ void HttpSession::pump_response_body() {
 void HttpSession::finish_exchange() {
     Exchange& ex = *exchange_;
     log_exchange();
-    bool reusable = ex.upstream_reusable && ex.request_done && upstream_ &&
-                    input_length(upstream_.get()) == 0;
+    bool reusable =
+        ex.upstream_reusable && ex.request_done && upstream_ && input_length(upstream_.get()) == 0;
     if (reusable) {
         context_.pool->put(ex.pool_key, PooledConnection{std::move(upstream_), ex.upstream_peer});
     }
@@ -603,7 +613,7 @@ void HttpSession::start_tunnel() {
 // ---------------------------------------------------------------- endings
 
 void HttpSession::respond_error(int status, const std::string& detail, const char* error_type,
-                            uint32_t error_class, bool close) {
+                                uint32_t error_class, bool close) {
     context_.counters.errors[error_class]++;
     connect_.reset();
     upstream_.reset();
@@ -616,8 +626,8 @@ void HttpSession::respond_error(int status, const std::string& detail, const cha
     ex.reason = detail;
     LOG_INFO("%d %s, client: %s, request: \"%s %s\"", status, detail.c_str(),
              client_address_.c_str(), ex.method.c_str(), ex.target.c_str());
-    bool close_now = close || !ex.client_keep_alive || !ex.request_done || client_eof_ ||
-                     context_.draining;
+    bool close_now =
+        close || !ex.client_keep_alive || !ex.request_done || client_eof_ || context_.draining;
     std::string response = build_error_response(status, detail, close_now, error_type);
     bufferevent_write(client_.get(), response.data(), response.size());
     ex.bytes_to_client += response.size();
@@ -703,7 +713,9 @@ void HttpSession::log_exchange() {
 void HttpSession::on_client_read(bufferevent* bev, void* arg) noexcept {
     auto* self = static_cast<HttpSession*>(arg);
     switch (self->state_) {
-        case State::kReadingHead: self->read_request_head(); break;
+        case State::kReadingHead:
+            self->read_request_head();
+            break;
         case State::kForwarding:
             if (!self->exchange_->request_done) self->pump_request_body();
             break;
@@ -713,7 +725,8 @@ void HttpSession::on_client_read(bufferevent* bev, void* arg) noexcept {
             evbuffer_drain(bufferevent_get_input(bev), input_length(bev));
             break;
         case State::kConnecting:
-        case State::kTunnel: break;  // stays buffered until it can be used
+        case State::kTunnel:
+            break;  // stays buffered until it can be used
     }
 }
 
@@ -741,23 +754,17 @@ void HttpSession::on_client_write(bufferevent* bev, void* arg) noexcept {
             bufferevent_setwatermark(bev, EV_WRITE, 0, 0);
             if (input_length(bev) > 0) self->read_request_head();
             return;
-        default: return;
+        default:
+            return;
     }
 }
 
 void HttpSession::on_client_event(bufferevent* bev, short events, void* arg) noexcept {
     auto* self = static_cast<HttpSession*>(arg);
     if (events & BEV_EVENT_CONNECTED) return;  // a TLS handshake completed
-    if (events & BEV_EVENT_ERROR) {
-        std::string tls_error = transport_error(bev);
-        if (!tls_error.empty()) {
-            self->context_.counters.errors[channel::kErrClientProtocol]++;
-            LOG_INFO("TLS error with client %s: %s", self->client_address_.c_str(),
-                     tls_error.c_str());
-        }
-    }
-    if ((events & BEV_EVENT_EOF) && (self->state_ == State::kConnecting ||
-                                     self->state_ == State::kForwarding)) {
+    if (events & BEV_EVENT_ERROR) self->note_transport_error(bev, self->client_address_);
+    if ((events & BEV_EVENT_EOF) &&
+        (self->state_ == State::kConnecting || self->state_ == State::kForwarding)) {
         // A client may half-close after sending its request; answer it.
         if (self->exchange_->request_done) {
             self->client_eof_ = true;
@@ -767,8 +774,8 @@ void HttpSession::on_client_event(bufferevent* bev, short events, void* arg) noe
         self->log_exchange();
     } else if ((events & BEV_EVENT_TIMEOUT) && self->exchange_ && self->state_ != State::kClosing) {
         self->context_.counters.errors[channel::kErrTimeout]++;
-        self->exchange_->reason = (events & BEV_EVENT_READING) ? "client stopped sending"
-                                                               : "client stopped reading";
+        self->exchange_->reason =
+            (events & BEV_EVENT_READING) ? "client stopped sending" : "client stopped reading";
         self->log_exchange();
     }
     self->destroy();
@@ -825,9 +832,9 @@ void HttpSession::upstream_closed(short events) {
         return;
     }
     std::string what = "upstream " + ex->upstream_address;
-    what += (events & BEV_EVENT_EOF) ? " closed the connection"
-                                     : std::string(" connection failed (") +
-                                           std::strerror(error) + ")";
+    what += (events & BEV_EVENT_EOF)
+                ? " closed the connection"
+                : std::string(" connection failed (") + std::strerror(error) + ")";
     if (!ex->response_started) what += " without a response";
     upstream_failed(what, true);
 }
@@ -836,8 +843,8 @@ void HttpSession::on_timer(evutil_socket_t, short, void* arg) noexcept {
     auto* self = static_cast<HttpSession*>(arg);
     if (self->state_ == State::kReadingHead && self->client_ &&
         input_length(self->client_.get()) > 0) {
-        self->respond_error(408, "timed out reading the request head", "",
-                            channel::kErrTimeout, true);
+        self->respond_error(408, "timed out reading the request head", "", channel::kErrTimeout,
+                            true);
         return;
     }
     // Idle keep-alive (or idle long enough while draining), a client that

@@ -22,7 +22,7 @@
 namespace worker {
 
 class HttpSession final : public ClientSession {
-public:
+  public:
     // Serves the accepted connection `transport` (plain or TLS). The session
     // deletes itself when the connection ends.
     static void start(WorkerContext& context, common::BufferEventPtr transport,
@@ -32,7 +32,7 @@ public:
     // a busy one closes after its current response.
     void on_drain() override;
 
-private:
+  private:
     enum class State {
         kReadingHead,  // waiting for (more of) a request head
         kConnecting,   // resolving and dialling the upstream
@@ -93,8 +93,7 @@ private:
     // Each returns false after recording the refusal with refuse().
     bool prepare_forward(const common::http::RequestHead& head);
     bool prepare_connect(const common::http::RequestHead& head);
-    bool refuse(int status, std::string detail, const char* type, uint32_t error_class,
-                bool close);
+    bool refuse(int status, std::string detail, const char* type, uint32_t error_class, bool close);
     void connect_upstream();
     void on_connected(ConnectResult&& result);
     void start_forwarding();
@@ -148,7 +147,8 @@ private:
     State state_ = State::kReadingHead;
     bool first_request_ = true;
     bool timer_is_idle_ = false;
-    std::chrono::steady_clock::time_point idle_since_ = std::chrono::steady_clock::now();  // the head timer is idle_timeout, not header_timeout
+    std::chrono::steady_clock::time_point idle_since_ =
+        std::chrono::steady_clock::now();  // the head timer is idle_timeout, not header_timeout
     bool client_eof_ = false;
     bool retried_ = false;
     bool shut_down_ = false;  // SHUT_WR sent during a lingering close

@@ -54,9 +54,7 @@ std::unique_ptr<Resolver> Resolver::create(event_base* base, std::chrono::millis
 }
 
 Resolver::Resolver(event_base* base, common::EvDnsBasePtr dns)
-    : base_(base),
-      dns_(std::move(dns)),
-      deliver_event_(event_new(base, -1, 0, on_deliver, this)) {
+    : base_(base), dns_(std::move(dns)), deliver_event_(event_new(base, -1, 0, on_deliver, this)) {
     load_hosts();
 }
 
@@ -164,7 +162,9 @@ void Resolver::start_lookup(const std::string& host) {
     if (lookup->pending > 0) lookups_.emplace(host, std::move(lookup));
 }
 
-void Resolver::cancel(RequestId id) { waiters_.erase(id); }
+void Resolver::cancel(RequestId id) {
+    waiters_.erase(id);
+}
 
 void Resolver::on_dns_answer(int result, char type, int count, int ttl, void* addresses,
                              void* arg) noexcept {
@@ -176,8 +176,8 @@ void Resolver::on_dns_answer(int result, char type, int count, int ttl, void* ad
             sockaddr_in sin{};
             sin.sin_family = AF_INET;
             sin.sin_addr = a[i];
-            lookup.v4.push_back(common::SocketAddress::from(reinterpret_cast<sockaddr*>(&sin),
-                                                            sizeof(sin)));
+            lookup.v4.push_back(
+                common::SocketAddress::from(reinterpret_cast<sockaddr*>(&sin), sizeof(sin)));
         }
         lookup.ttl = std::min(lookup.ttl, ttl);
     } else if (result == DNS_ERR_NONE && type == DNS_IPv6_AAAA) {
@@ -186,8 +186,8 @@ void Resolver::on_dns_answer(int result, char type, int count, int ttl, void* ad
             sockaddr_in6 sin6{};
             sin6.sin6_family = AF_INET6;
             sin6.sin6_addr = a[i];
-            lookup.v6.push_back(common::SocketAddress::from(reinterpret_cast<sockaddr*>(&sin6),
-                                                            sizeof(sin6)));
+            lookup.v6.push_back(
+                common::SocketAddress::from(reinterpret_cast<sockaddr*>(&sin6), sizeof(sin6)));
         }
         lookup.ttl = std::min(lookup.ttl, ttl);
     } else if (result != DNS_ERR_NONE && lookup.error.empty()) {

@@ -21,12 +21,12 @@ namespace worker {
 
 struct Resolution {
     bool ok = false;
-    std::string error;  // "host not found", "DNS timeout", ...
+    std::string error;                             // "host not found", "DNS timeout", ...
     std::vector<common::SocketAddress> addresses;  // port 0; IPv4 first, then IPv6
 };
 
 class Resolver {
-public:
+  public:
     using Callback = std::function<void(const Resolution&)>;
     using RequestId = uint64_t;
 
@@ -43,7 +43,7 @@ public:
     // Parses /etc/hosts-format text into name -> addresses (exposed for tests).
     static std::multimap<std::string, common::SocketAddress> parse_hosts(const std::string& text);
 
-private:
+  private:
     struct CacheEntry {
         std::vector<common::SocketAddress> addresses;
         std::chrono::steady_clock::time_point expires;

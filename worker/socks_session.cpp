@@ -83,11 +83,11 @@ void SocksSession::read_handshake() {
     while (state_ == State::kGreeting || state_ == State::kRequest) {
         size_t length = std::min(evbuffer_get_length(input), socks::kMaxMessageSize);
         if (length == 0) return;
-        const char* data = reinterpret_cast<const char*>(
-            evbuffer_pullup(input, static_cast<ev_ssize_t>(length)));
+        const char* data =
+            reinterpret_cast<const char*>(evbuffer_pullup(input, static_cast<ev_ssize_t>(length)));
         std::string_view view(data, length);
-        bool progressed = state_ == State::kGreeting ? read_greeting(view)
-                                                     : read_socks5_request(view);
+        bool progressed =
+            state_ == State::kGreeting ? read_greeting(view) : read_socks5_request(view);
         if (!progressed) return;
     }
 }
@@ -134,28 +134,22 @@ bool SocksSession::read_greeting(std::string_view input) {
 
 bool SocksSession::read_socks5_request(std::string_view input) {
     auto request = socks::parse_request(input);
-    if (request.status == socks::ParseStatus::kNeedMore) return false;
-    if (request.status == socks::ParseStatus::kError) {
-        fail(protocol_refusal(socks::describe(request.error), socks::reply_code(request.error)));
-        return false;
-    }
-    if (request.message.command != socks::Command::kConnect) {
-        fail(protocol_refusal("only the CONNECT command is supported",
-                              socks::kRepCommandNotSupported));
-        return false;
-    }
-    // The request's views point into the input: copy before draining it.
-    Target target = target_of(request.message.destination);
-    evbuffer_drain(bufferevent_get_input(client_.get()), request.consumed);
-    handle_connect(target);
-    return false;
+    return take_request(request, socks::reply_code(request.error));
 }
 
 bool SocksSession::read_socks4_request(std::string_view input) {
-    auto request = socks::parse_socks4_request(input);
+    // SOCKS4 has one failure reply (5B) whatever the cause.
+    return take_request(socks::parse_socks4_request(input), socks::kRepGeneralFailure);
+}
+
+// SOCKS5 and SOCKS4 requests end the same way: refused when malformed or not
+// CONNECT, else their destination goes on to the shared checks. Returns
+// false: the handshake is over either way (or needs more bytes).
+template <typename Parsed>
+bool SocksSession::take_request(const Parsed& request, uint8_t malformed_reply) {
     if (request.status == socks::ParseStatus::kNeedMore) return false;
     if (request.status == socks::ParseStatus::kError) {
-        fail(protocol_refusal(socks::describe(request.error), socks::kRepGeneralFailure));
+        fail(protocol_refusal(socks::describe(request.error), malformed_reply));
         return false;
     }
     if (request.message.command != socks::Command::kConnect) {
@@ -291,8 +285,7 @@ void SocksSession::on_read(bufferevent*, void* arg) noexcept {
 
 void SocksSession::on_write(bufferevent* bev, void* arg) noexcept {
     auto* self = static_cast<SocksSession*>(arg);
-    if (self->state_ == State::kClosing &&
-        evbuffer_get_length(bufferevent_get_output(bev)) == 0) {
+    if (self->state_ == State::kClosing && evbuffer_get_length(bufferevent_get_output(bev)) == 0) {
         self->destroy();
     }
 }
@@ -300,14 +293,7 @@ void SocksSession::on_write(bufferevent* bev, void* arg) noexcept {
 void SocksSession::on_event(bufferevent* bev, short events, void* arg) noexcept {
     auto* self = static_cast<SocksSession*>(arg);
     if (events & BEV_EVENT_CONNECTED) return;  // a TLS handshake completed
-    if (events & BEV_EVENT_ERROR) {
-        std::string tls_error = transport_error(bev);
-        if (!tls_error.empty()) {
-            self->context_.counters.errors[channel::kErrClientProtocol]++;
-            LOG_INFO("TLS error with client %s: %s", self->client_address_.c_str(),
-                     tls_error.c_str());
-        }
-    }
+    if (events & BEV_EVENT_ERROR) self->note_transport_error(bev, self->client_address_);
     self->destroy();
 }
 

@@ -22,14 +22,14 @@
 namespace worker {
 
 class SocksSession final : public ClientSession {
-public:
+  public:
     static void start(WorkerContext& context, common::BufferEventPtr transport,
                       const common::SocketAddress& client);
 
     // Handshakes in progress finish; established tunnels run to their end.
     void on_drain() override {}
 
-private:
+  private:
     enum class State {
         kGreeting,    // first byte decides SOCKS4 or SOCKS5
         kRequest,     // SOCKS5: method chosen, waiting for the request
@@ -47,6 +47,8 @@ private:
     bool read_greeting(std::string_view input);
     bool read_socks5_request(std::string_view input);
     bool read_socks4_request(std::string_view input);
+    template <typename Parsed>
+    bool take_request(const Parsed& request, uint8_t malformed_reply);
     // A destination copied out of the input buffer.
     struct Target {
         std::string host;  // a name, or an address literal without brackets

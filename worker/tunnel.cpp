@@ -106,8 +106,7 @@ void Tunnel::on_event(bufferevent*, short events, void* arg) noexcept {
         self->maybe_shutdown(*side);
         return;
     }
-    self->finish(side == &self->client_ ? "client connection error"
-                                        : "upstream connection error");
+    self->finish(side == &self->client_ ? "client connection error" : "upstream connection error");
 }
 
 void Tunnel::on_idle_check(evutil_socket_t, short, void* arg) noexcept {
@@ -117,7 +116,8 @@ void Tunnel::on_idle_check(evutil_socket_t, short, void* arg) noexcept {
         self->finish("idle timeout");
         return;
     }
-    auto remaining = std::chrono::duration_cast<std::chrono::milliseconds>(self->idle_timeout_ - idle);
+    auto remaining =
+        std::chrono::duration_cast<std::chrono::milliseconds>(self->idle_timeout_ - idle);
     timeval tv = to_timeval(remaining);
     event_add(self->idle_timer_.get(), &tv);
 }

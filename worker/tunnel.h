@@ -25,7 +25,7 @@ struct TunnelTotals {
 };
 
 class Tunnel {
-public:
+  public:
     using DoneCallback = std::function<void(const TunnelTotals&)>;
 
     // Takes both connections; bytes already in the client's input (sent
@@ -39,14 +39,14 @@ public:
     void start();
     const TunnelTotals& totals() const { return totals_; }
 
-private:
+  private:
     struct Side {
         Tunnel* tunnel;
         common::BufferEventPtr bev;
         Side* peer;
-        uint64_t* counter;  // bytes moved from this side to its peer
-        bool eof = false;       // this side will send no more
-        bool shut_down = false; // its peer's write side is shut down
+        uint64_t* counter;       // bytes moved from this side to its peer
+        bool eof = false;        // this side will send no more
+        bool shut_down = false;  // its peer's write side is shut down
     };
 
     void relay(Side& from);

@@ -66,7 +66,8 @@ bool UpstreamConnect::is_own_listener(const common::SocketAddress& address) cons
         // A wildcard listener answers on every local address; loopback is
         // the one a request can name without knowing this host's addresses.
         bool wildcard = own.host_string() == "0.0.0.0" || own.host_string() == "::";
-        bool loopback = dialled.host_string().rfind("127.", 0) == 0 || dialled.host_string() == "::1";
+        bool loopback =
+            dialled.host_string().rfind("127.", 0) == 0 || dialled.host_string() == "::1";
         if (wildcard && loopback && own.port() == dialled.port()) return true;
     }
     return false;
@@ -81,7 +82,8 @@ void UpstreamConnect::on_resolved(const Resolution& resolution) {
     for (common::SocketAddress address : resolution.addresses) {
         address.set_port(port_);
         if (is_own_listener(address)) {
-            fail(ConnectError::kLoop, "request loops back to the proxy (" + address.to_string() + ")");
+            fail(ConnectError::kLoop,
+                 "request loops back to the proxy (" + address.to_string() + ")");
             return;
         }
         if (policy_.deny_private && common::is_private_destination(address)) {
@@ -108,8 +110,8 @@ void UpstreamConnect::try_next() {
         if (bufferevent_socket_connect(connecting_.get(), address.get(), address.length) == 0) {
             return;  // on_event tells how it went
         }
-        last_error_ = "connect() to " + address.to_string() + " failed (" +
-                      std::to_string(errno) + ": " + std::strerror(errno) + ")";
+        last_error_ = "connect() to " + address.to_string() + " failed (" + std::to_string(errno) +
+                      ": " + std::strerror(errno) + ")";
         last_kind_ = ConnectError::kRefused;
     }
     connecting_.reset();

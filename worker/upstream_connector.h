@@ -20,11 +20,11 @@ namespace worker {
 
 enum class ConnectError {
     kNone,
-    kResolve,      // name did not resolve (502)
-    kDenied,       // every address is forbidden by policy (403)
-    kLoop,         // the address is one of our own listeners (508)
-    kRefused,      // refused, unreachable, reset (502)
-    kTimeout,      // connect_timeout (504)
+    kResolve,  // name did not resolve (502)
+    kDenied,   // every address is forbidden by policy (403)
+    kLoop,     // the address is one of our own listeners (508)
+    kRefused,  // refused, unreachable, reset (502)
+    kTimeout,  // connect_timeout (504)
 };
 
 struct ConnectResult {
@@ -43,7 +43,7 @@ struct ConnectPolicy {
 // One connection attempt. Destroying it cancels whatever is in flight; the
 // callback runs at most once and may destroy the attempt.
 class UpstreamConnect {
-public:
+  public:
     using Callback = std::function<void(ConnectResult&&)>;
 
     UpstreamConnect(event_base* base, Resolver& resolver, const ConnectPolicy& policy);
@@ -53,7 +53,7 @@ public:
 
     void start(const std::string& host, uint16_t port, Callback callback);
 
-private:
+  private:
     void on_resolved(const Resolution& resolution);
     void try_next();
     void fail(ConnectError error, std::string detail);

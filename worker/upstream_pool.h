@@ -23,7 +23,7 @@ struct PooledConnection {
 };
 
 class UpstreamPool {
-public:
+  public:
     UpstreamPool(std::chrono::milliseconds idle_timeout, size_t per_key)
         : idle_timeout_(idle_timeout), per_key_(per_key) {}
     UpstreamPool(const UpstreamPool&) = delete;
@@ -37,7 +37,7 @@ public:
     size_t idle_count() const { return idle_count_; }
     void clear();
 
-private:
+  private:
     struct Entry {
         UpstreamPool* pool;
         std::string key;

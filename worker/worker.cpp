@@ -28,10 +28,10 @@
 #include "common/libevent_log.h"
 #include "common/log.h"
 #include "common/timeval.h"
-#include "worker/access_log.h"
 #include "worker/acceptor.h"
-#include "worker/resolver.h"
+#include "worker/access_log.h"
 #include "worker/client_session.h"
+#include "worker/resolver.h"
 #include "worker/upstream_pool.h"
 #include "worker/worker_context.h"
 
@@ -55,7 +55,8 @@ uint64_t resident_bytes() {
 volatile sig_atomic_t g_active_sessions = 0;
 
 void on_abort_signal(int) {
-    char line[160] = "worker stopped reporting to the master and is being aborted; active sessions: ";
+    char line[160] =
+        "worker stopped reporting to the master and is being aborted; active sessions: ";
     size_t n = strlen(line);
     char digits[24];
     int d = 0;
@@ -73,11 +74,11 @@ void on_abort_signal(int) {
 }
 
 class Worker {
-public:
+  public:
     explicit Worker(const WorkerStartup& startup) : startup_(startup) {}
     int run();
 
-private:
+  private:
     bool setup();
     bool setup_signals();
     void send_report();
@@ -163,8 +164,8 @@ bool Worker::setup() {
     context_.worker = this;
     acceptor_ = std::make_unique<Acceptor>(context_, startup_.listeners);
     if (!acceptor_->start() || !setup_signals()) return false;
-    channel_event_.reset(event_new(base_.get(), startup_.channel_fd, EV_READ | EV_PERSIST,
-                                   on_channel, this));
+    channel_event_.reset(
+        event_new(base_.get(), startup_.channel_fd, EV_READ | EV_PERSIST, on_channel, this));
     heartbeat_.reset(event_new(base_.get(), -1, EV_PERSIST, on_heartbeat, this));
     if (!channel_event_ || !heartbeat_) return false;
     event_add(channel_event_.get(), nullptr);
@@ -219,8 +220,12 @@ void Worker::send_report() {
 
 void Worker::handle_command(const channel::Command& command) {
     switch (static_cast<channel::CommandCode>(command.code)) {
-        case channel::CommandCode::kDrain: begin_drain(); break;
-        case channel::CommandCode::kPauseAccept: acceptor_->pause(Acceptor::kPausedByMaster); break;
+        case channel::CommandCode::kDrain:
+            begin_drain();
+            break;
+        case channel::CommandCode::kPauseAccept:
+            acceptor_->pause(Acceptor::kPausedByMaster);
+            break;
         case channel::CommandCode::kResumeAccept:
             acceptor_->resume(Acceptor::kPausedByMaster);
             break;
@@ -230,7 +235,9 @@ void Worker::handle_command(const channel::Command& command) {
             if (!access_log_->reopen(error)) LOG_ERROR("%s", error.c_str());
             break;
         }
-        case channel::CommandCode::kStop: stop_now(); break;
+        case channel::CommandCode::kStop:
+            stop_now();
+            break;
     }
 }
 
@@ -248,7 +255,9 @@ void Worker::begin_drain() {
     send_report();
 }
 
-void Worker::stop_now() { event_base_loopexit(base_.get(), nullptr); }
+void Worker::stop_now() {
+    event_base_loopexit(base_.get(), nullptr);
+}
 
 void Worker::session_closed() {
     if (acceptor_) acceptor_->on_session_closed();
@@ -280,9 +289,10 @@ void Worker::on_heartbeat(evutil_socket_t, short, void* arg) noexcept {
     auto* self = static_cast<Worker*>(arg);
     auto now = std::chrono::steady_clock::now();
     auto lag = now - self->next_heartbeat_;
-    self->loop_lag_us_ = lag.count() > 0
-        ? static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(lag).count())
-        : 0;
+    self->loop_lag_us_ =
+        lag.count() > 0 ? static_cast<uint64_t>(
+                              std::chrono::duration_cast<std::chrono::microseconds>(lag).count())
+                        : 0;
     self->next_heartbeat_ = now + self->startup_.config->master.heartbeat_interval;
     self->access_log_->flush();
     self->send_report();
@@ -291,17 +301,23 @@ void Worker::on_heartbeat(evutil_socket_t, short, void* arg) noexcept {
 void Worker::on_signal(evutil_socket_t signal_number, short, void* arg) noexcept {
     auto* self = static_cast<Worker*>(arg);
     switch (signal_number) {
-        case SIGQUIT: self->begin_drain(); break;
+        case SIGQUIT:
+            self->begin_drain();
+            break;
         case SIGUSR1: {
             channel::Command reopen = channel::make_command(channel::CommandCode::kReopenLogs);
             self->handle_command(reopen);
             break;
         }
-        default: self->stop_now(); break;
+        default:
+            self->stop_now();
+            break;
     }
 }
 
-void Worker::on_session_closed(void* arg) noexcept { static_cast<Worker*>(arg)->session_closed(); }
+void Worker::on_session_closed(void* arg) noexcept {
+    static_cast<Worker*>(arg)->session_closed();
+}
 
 }  // namespace
 

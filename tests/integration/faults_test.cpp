@@ -445,6 +445,16 @@ TEST(Faults, DescriptorExhaustionPausesAcceptingAndRecovers) {
     std::printf("[ info     ] worker %d holds %d sockets, RLIMIT_NOFILE now 64\n", worker,
                 socket_count(worker));
 
+    // Idle connections first: they hold descriptors until header_timeout,
+    // so the burst below is sure to find none left, however fast the
+    // worker serves (without them, a quick worker may never run out).
+    constexpr int kHolders = 70;
+    std::vector<std::unique_ptr<RawClient>> holders;
+    for (int i = 0; i < kHolders; ++i) {
+        auto c = std::make_unique<RawClient>();
+        if (c->connect(port, 2s)) holders.push_back(std::move(c));
+    }
+
     constexpr int kBurst = 200;
     std::vector<std::unique_ptr<RawClient>> clients;
     std::string request = "GET " + origin.url("/bytes/100") +
@@ -496,6 +506,7 @@ TEST(Faults, DescriptorExhaustionPausesAcceptingAndRecovers) {
     EXPECT_EQ(proxy.worker_pids(), pids);
     EXPECT_TRUE(harness::process_alive(worker));
     for (int i = 0; i < 20; ++i) expect_serves(port, origin);
+    for (auto& c : holders) c->close();
     rlimit back{20000, 20000};
     (void)::prlimit(worker, RLIMIT_NOFILE, &back, nullptr);
 }
