@@ -5,6 +5,7 @@
 set -u
 BUILD=${BUILD:-build}
 FUZZ_SMOKE_SECONDS=${FUZZ_SMOKE_SECONDS:-15}
+# INTEGRATION_FILTER: a --gtest_filter for the integration suite (all if unset).
 export PROXYD_BIN=${PROXYD_BIN:-$BUILD/proxyd}
 export PROXYCTL_BIN=${PROXYCTL_BIN:-$BUILD/proxyctl}
 cd "$(dirname "$0")/.."
@@ -27,10 +28,10 @@ count_gtest() {  # $1 = log file, $2 = exit status
     fi
 }
 
-run_gtest() {  # $1 = name, $2 = binary
+run_gtest() {  # $1 = name, $2 = binary, $3 = optional --gtest_filter
     local out=$log_dir/$1.log
-    echo "== $1"
-    "$2" --gtest_color=no >"$out" 2>&1
+    echo "== $1${3:+ ($3)}"
+    "$2" --gtest_color=no ${3:+--gtest_filter="$3"} >"$out" 2>&1
     local rc=$?
     grep -E '^\[  (FAILED|SKIPPED) \] [A-Za-z]|^\[       OK \]' "$out" | sed -n '/FAILED\|SKIPPED/p' | sort -u | sed 's/^/  /'
     grep -E '^\[==========\] [0-9]+ tests? from .* ran' "$out" | sed 's/^/  /'
@@ -47,7 +48,7 @@ run_check() {  # $1 = name, then the command; one test each
 }
 
 run_gtest unit "$BUILD/unit_tests"
-run_gtest integration "$BUILD/integration_tests"
+run_gtest integration "$BUILD/integration_tests" "${INTEGRATION_FILTER:-}"
 run_check mandoc-lint sh -c 'out=$(mandoc -Tlint man/*.[0-9] 2>&1); [ -z "$out" ] || { echo "$out"; exit 1; }'
 run_check config-test "$PROXYD_BIN" -t -c conf/proxyd.conf
 if [ "$FUZZ_SMOKE_SECONDS" != 0 ]; then

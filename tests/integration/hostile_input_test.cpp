@@ -632,7 +632,6 @@ TEST_F(Hostile, SlowlorisDoesNotSlowOthersAndIsCutAtHeaderTimeout) {
 // --- Pipelining floods ------------------------------------------------------------------
 
 TEST_F(Hostile, PipelinedFloodIsAnsweredInOrderWithBoundedMemory) {
-    if (harness::sanitized_build()) GTEST_SKIP() << "RSS bounds are not measurable under ASan";
     start();
     const uint64_t rss_before = rss_of(pids_);
     // 1000 small requests in one write, each naming its own body size.
@@ -678,8 +677,11 @@ TEST_F(Hostile, PipelinedFloodIsAnsweredInOrderWithBoundedMemory) {
             "%.1f MiB -> %.1f MiB; %d answered in order\n",
             rss_before / double(kMiB), rss_held / double(kMiB), in_order);
         EXPECT_EQ(in_order, 200);
-        EXPECT_LT(rss_held, 64 * kMiB);
-        EXPECT_LT(rss_held - std::min(rss_held, rss_before), 16 * kMiB);
+        // ASan's shadow memory and quarantine hide what this measures.
+        if (!harness::sanitized_build()) {
+            EXPECT_LT(rss_held, 64 * kMiB);
+            EXPECT_LT(rss_held - std::min(rss_held, rss_before), 16 * kMiB);
+        }
     }
     expect_healthy();
 }
