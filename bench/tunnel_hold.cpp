@@ -34,7 +34,9 @@
 namespace {
 
 volatile sig_atomic_t g_stop = 0;
-void on_signal(int) { g_stop = 1; }
+void on_signal(int) {
+    g_stop = 1;
+}
 
 enum class State : unsigned char { kConnecting, kSent, kEstablished, kFailed };
 
@@ -62,7 +64,8 @@ sockaddr_in loopback(int port) {
 
 int main(int argc, char** argv) {
     if (argc < 4) {
-        std::fprintf(stderr, "usage: %s PROXY_PORT SINK_PORT N [CONCURRENCY] [TIMEOUT_S]\n", argv[0]);
+        std::fprintf(stderr, "usage: %s PROXY_PORT SINK_PORT N [CONCURRENCY] [TIMEOUT_S]\n",
+                     argv[0]);
         return 2;
     }
     const int proxy_port = std::atoi(argv[1]);
@@ -89,7 +92,8 @@ int main(int argc, char** argv) {
     int one = 1;
     setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
     sockaddr_in sink = loopback(sink_port);
-    if (bind(lfd, reinterpret_cast<sockaddr*>(&sink), sizeof sink) != 0 || listen(lfd, 65535) != 0) {
+    if (bind(lfd, reinterpret_cast<sockaddr*>(&sink), sizeof sink) != 0 ||
+        listen(lfd, 65535) != 0) {
         std::fprintf(stderr, "tunnel_hold: cannot listen on 127.0.0.1:%d: %s\n", sink_port,
                      std::strerror(errno));
         return 1;
@@ -152,7 +156,10 @@ int main(int argc, char** argv) {
             long long until = now_ms() + 2000;
             while (static_cast<int>(sink_fds.size()) < established && now_ms() < until) {
                 int fd = accept4(lfd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
-                if (fd >= 0) sink_fds.push_back(fd); else usleep(1000);
+                if (fd >= 0)
+                    sink_fds.push_back(fd);
+                else
+                    usleep(1000);
             }
             ready = true;
             std::printf("READY established=%d failed=%d sink_accepted=%zu elapsed_ms=%lld\n",
@@ -178,7 +185,8 @@ int main(int argc, char** argv) {
                     fail(c);
                     continue;
                 }
-                if (write(c.fd, request.data(), request.size()) != static_cast<ssize_t>(request.size())) {
+                if (write(c.fd, request.data(), request.size()) !=
+                    static_cast<ssize_t>(request.size())) {
                     fail(c);
                     continue;
                 }
@@ -201,7 +209,8 @@ int main(int argc, char** argv) {
                     continue;
                 }
                 // "HTTP/1.x 2xx"
-                if (c.reply.size() < 12 || c.reply.compare(0, 5, "HTTP/") != 0 || c.reply[9] != '2') {
+                if (c.reply.size() < 12 || c.reply.compare(0, 5, "HTTP/") != 0 ||
+                    c.reply[9] != '2') {
                     fail(c);
                     continue;
                 }
