@@ -9,6 +9,7 @@
 #include <list>
 #include <string>
 
+#include "worker/tunnel.h"
 #include "worker/worker_context.h"
 
 namespace worker {
@@ -38,6 +39,14 @@ class ClientSession {
     // Counts and logs (at info: it is the client's doing) a TLS failure on
     // the client's transport after an error event; nothing for plain TCP.
     void note_transport_error(bufferevent* bev, const std::string& client);
+
+    // Adds a finished tunnel's bytes to the worker's counters: every byte
+    // was read on one side and written on the other.
+    void count_tunnel(const TunnelTotals& totals) {
+        uint64_t relayed = totals.client_to_upstream + totals.upstream_to_client;
+        context_.counters.bytes_in += relayed;
+        context_.counters.bytes_out += relayed;
+    }
 
     WorkerContext& context_;
 

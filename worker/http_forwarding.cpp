@@ -1,5 +1,6 @@
 #include "worker/http_forwarding.h"
 
+#include <array>
 #include <cstdio>
 
 namespace worker {
@@ -34,23 +35,27 @@ bool is_dropped_always(std::string_view name) {
 
 // A field named in Connection is hop-by-hop too. The names checked by
 // is_dropped_always() are decided there, so Connection can never strip a
-// framing field or Host from the message.
-template <typename Head>
-bool listed_in_connection(const Head& head, std::string_view name) {
-    for (size_t i = 0; i < head.header_count; ++i) {
-        const Header& h = head.headers[i];
-        if (iequals(h.name, "connection") && common::http::list_contains_token(h.value, name)) {
-            return true;
-        }
-    }
-    return false;
-}
-
+// framing field or Host from the message. The Connection values are
+// collected once (there are few, usually none), so each field line is
+// checked against them instead of rescanning the whole head.
 template <typename Head>
 void append_end_to_end_fields(const Head& head, std::string& out) {
+    std::array<std::string_view, common::http::kMaxHeaders> connection;
+    size_t connection_count = 0;
+    for (size_t i = 0; i < head.header_count; ++i) {
+        if (iequals(head.headers[i].name, "connection")) {
+            connection[connection_count++] = head.headers[i].value;
+        }
+    }
+    auto listed_in_connection = [&](std::string_view name) {
+        for (size_t i = 0; i < connection_count; ++i) {
+            if (common::http::list_contains_token(connection[i], name)) return true;
+        }
+        return false;
+    };
     for (size_t i = 0; i < head.header_count; ++i) {
         const Header& h = head.headers[i];
-        if (is_dropped_always(h.name) || listed_in_connection(head, h.name)) continue;
+        if (is_dropped_always(h.name) || listed_in_connection(h.name)) continue;
         out.append(h.name).append(": ").append(h.value).append("\r\n");
     }
 }

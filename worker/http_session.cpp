@@ -91,6 +91,7 @@ HttpSession::HttpSession(WorkerContext& context, common::BufferEventPtr client,
                          const common::SocketAddress& address)
     : ClientSession(context),
       limits_(context.config->limits),
+      parse_limits_(parse_limits(limits_)),
       client_(std::move(client)),
       client_address_(address.to_string()) {
     timer_.reset(event_new(context_.base, -1, 0, on_timer, this));
@@ -151,7 +152,7 @@ void HttpSession::read_request_head() {
     const char* data = reinterpret_cast<const char*>(
         evbuffer_pullup(bufferevent_get_input(bev), static_cast<ev_ssize_t>(want)));
     http::RequestHead& head = scratch_request_head();
-    http::ParseResult result = http::parse_request_head({data, want}, parse_limits(limits_), head);
+    http::ParseResult result = http::parse_request_head({data, want}, parse_limits_, head);
     if (result.status == http::ParseStatus::kNeedMore && want >= limits_.max_header_size) {
         result = {http::ParseStatus::kError, http::ParseError::kHeadersTooLarge};
     }
@@ -177,8 +178,8 @@ void HttpSession::handle_request(const http::RequestHead& head) {
     ex.target = head.target;
     ex.version_minor = head.version_minor;
     ex.client_keep_alive = client_wants_keep_alive(head);
-    ex.request_chunks = http::ChunkedDecoder(parse_limits(limits_));
-    ex.response_chunks = http::ChunkedDecoder(parse_limits(limits_));
+    ex.request_chunks = http::ChunkedDecoder(parse_limits_);
+    ex.response_chunks = http::ChunkedDecoder(parse_limits_);
     ex.connect = head.method == "CONNECT";  // methods are case-sensitive
     bool ok = ex.connect ? prepare_connect(head) : prepare_forward(head);
     ex.bytes_from_client += head.head_length;
@@ -394,7 +395,6 @@ bool HttpSession::move_chunked(bufferevent* from, bufferevent* to, http::Chunked
             peek = std::min(available, peek * 8);
         }
         evbuffer_drain(input, step.consumed);
-        count_moved(from, 0);
         if (from == client_.get()) {
             exchange_->bytes_from_client += step.consumed;
         } else {
@@ -433,8 +433,7 @@ void HttpSession::read_response_head() {
         const char* data =
             reinterpret_cast<const char*>(evbuffer_pullup(input, static_cast<ev_ssize_t>(want)));
         http::ResponseHead& head = scratch_response_head();
-        http::ParseResult result =
-            http::parse_response_head({data, want}, parse_limits(limits_), head);
+        http::ParseResult result = http::parse_response_head({data, want}, parse_limits_, head);
         if (result.status == http::ParseStatus::kNeedMore) {
             if (want < limits_.max_header_size) return;
             upstream_failed("response head from upstream is too large", false);
@@ -601,8 +600,7 @@ void HttpSession::start_tunnel() {
             Exchange& ex = *exchange_;
             ex.bytes_from_client += totals.client_to_upstream;
             ex.bytes_to_client += kEstablished.size() + totals.upstream_to_client;
-            context_.counters.bytes_in += totals.client_to_upstream + totals.upstream_to_client;
-            context_.counters.bytes_out += totals.client_to_upstream + totals.upstream_to_client;
+            count_tunnel(totals);
             if (std::strcmp(totals.end_reason, "closed") != 0) ex.reason = totals.end_reason;
             log_exchange();
             destroy();

@@ -136,6 +136,7 @@ class HttpSession final : public ClientSession {
     static void on_timer(evutil_socket_t, short, void* arg) noexcept;
 
     const common::LimitsConfig& limits_;
+    const common::http::Limits parse_limits_;  // derived from limits_ once
     common::BufferEventPtr client_;
     common::BufferEventPtr upstream_;
     common::EventPtr timer_;

@@ -220,8 +220,7 @@ void SocksSession::start_tunnel(common::BufferEventPtr upstream) {
     tunnel_ = std::make_unique<Tunnel>(
         context_.base, std::move(client_), std::move(upstream), limits.buffer_size,
         limits.tunnel_idle_timeout, [this](const TunnelTotals& totals) {
-            context_.counters.bytes_in += totals.client_to_upstream + totals.upstream_to_client;
-            context_.counters.bytes_out += totals.client_to_upstream + totals.upstream_to_client;
+            count_tunnel(totals);
             if (std::string_view(totals.end_reason) != "closed") reason_ = totals.end_reason;
             log_session(200, totals.client_to_upstream, totals.upstream_to_client);
             destroy();
