@@ -22,7 +22,10 @@
 // backpressure: when the receiving side's output passes buffer_size, the
 // sending side stops reading until the output drains to half of it.
 // Pipelined requests wait in the client's input until the current response
-// is complete, so responses go out in order.
+// is complete, so responses go out in order. A response body of at least
+// buffer_size whose end is known (Content-Length) or is the close, between
+// plain TCP sockets, is spliced by a SocketRelay instead (see
+// socket_relay.h); chunked bodies and TLS clients stay on the bufferevents.
 #include "worker/http_session.h"
 
 #include <netinet/in.h>
@@ -49,6 +52,8 @@ namespace {
 constexpr std::chrono::milliseconds kLingerTime{2000};
 constexpr size_t kFramingPeek = 256;
 constexpr std::chrono::milliseconds kDrainIdleTime{1000};
+// How often a spliced body is checked for a stalled side, at most.
+constexpr std::chrono::milliseconds kRelayCheckInterval{1000};
 
 // The parser's head structures are large (room for every field view) and a
 // worker is single-threaded, so one of each serves every session: a head is
@@ -78,6 +83,13 @@ size_t output_length(bufferevent* bev) {
     return evbuffer_get_length(bufferevent_get_output(bev));
 }
 
+// True when a byte or an EOF waits on `fd` (an error counts too).
+bool socket_has_input(evutil_socket_t fd) {
+    char byte;
+    ssize_t n = recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    return n >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK);
+}
+
 }  // namespace
 
 void HttpSession::start(WorkerContext& context, common::BufferEventPtr transport,
@@ -99,11 +111,13 @@ HttpSession::HttpSession(WorkerContext& context, common::BufferEventPtr client,
     bufferevent_setcb(client_.get(), on_client_read, on_client_write, on_client_event, this);
     bufferevent_setwatermark(client_.get(), EV_READ, 0, high);
     set_io_size(client_.get(), limits_.buffer_size);
-    bufferevent_enable(client_.get(), EV_READ | EV_WRITE);
+    bufferevent_enable(client_.get(), EV_READ);
+    enable_writing(client_.get());
     arm_head_timer();
 }
 
 HttpSession::~HttpSession() {
+    body_relay_.reset();
     tunnel_.reset();
     connect_.reset();
     upstream_.reset();
@@ -295,13 +309,14 @@ void HttpSession::start_forwarding() {
     bufferevent_set_timeouts(up, nullptr, &upstream_timeout);
     timeval idle = to_timeval(limits_.idle_timeout);
     bufferevent_set_timeouts(client_.get(), &idle, &idle);
-    bufferevent_write(up, ex.upstream_head.data(), ex.upstream_head.size());
+    send_or_queue(up, ex.upstream_head.data(), ex.upstream_head.size());
     context_.counters.bytes_out += ex.upstream_head.size();
     // A reused connection may turn out to be closed by the origin; the head
     // is kept so the request can be retried once on a fresh connection, as
     // long as no body byte went out (see upstream_failed()).
     if (!ex.reused_upstream || !ex.request_done) std::string().swap(ex.upstream_head);
-    bufferevent_enable(up, EV_READ | EV_WRITE);
+    bufferevent_enable(up, EV_READ);
+    enable_writing(up);
     pump_request_body();
 }
 
@@ -320,7 +335,7 @@ void HttpSession::pump_request_body() {
         }
         if (!done) return;
         if (ex.request_framing.kind == http::BodyKind::kChunked) {
-            bufferevent_write(upstream_.get(), "0\r\n\r\n", 5);
+            send_or_queue(upstream_.get(), "0\r\n\r\n", 5);
         }
         ex.request_done = true;
     }
@@ -335,7 +350,7 @@ size_t HttpSession::move_body(bufferevent* from, bufferevent* to, uint64_t limit
     evbuffer* input = bufferevent_get_input(from);
     size_t n = static_cast<size_t>(std::min<uint64_t>(evbuffer_get_length(input), limit));
     if (n == 0) return 0;
-    evbuffer_remove_buffer(input, bufferevent_get_output(to), n);
+    send_or_queue(to, input, n);
     count_moved(from, n);
     if (output_length(to) > limits_.buffer_size) {
         bufferevent_disable(from, EV_READ);
@@ -464,7 +479,7 @@ bool HttpSession::relay_interim(const http::ResponseHead& head) {
     if (exchange_->version_minor >= 1) {
         std::string out;
         build_interim_response(head, out);
-        bufferevent_write(client_.get(), out.data(), out.size());
+        send_or_queue(client_.get(), out.data(), out.size());
         exchange_->bytes_to_client += out.size();
         context_.counters.bytes_out += out.size();
     }
@@ -508,7 +523,7 @@ bool HttpSession::start_response(const http::ResponseHead& head) {
     out.reserve(head.head_length + 64);
     build_client_response(head, ex.client_body, ex.response_left, ex.response_keep_alive,
                           ex.version_minor, out);
-    bufferevent_write(client_.get(), out.data(), out.size());
+    send_or_queue(client_.get(), out.data(), out.size());
     ex.bytes_to_client += out.size();
     context_.counters.bytes_in += head.head_length;
     context_.counters.bytes_out += out.size();
@@ -525,6 +540,7 @@ void HttpSession::pump_response_body() {
         case http::BodyKind::kContentLength:
             ex.response_left -= move_body(upstream_.get(), client_.get(), ex.response_left);
             done = ex.response_left == 0;
+            if (!done && ex.response_left >= limits_.buffer_size) start_body_relay();
             break;
         case http::BodyKind::kChunked: {
             bool reencode = ex.client_body == OutgoingBody::kChunked;
@@ -534,16 +550,111 @@ void HttpSession::pump_response_body() {
                 return;
             }
             if (done && reencode) {
-                bufferevent_write(client_.get(), "0\r\n\r\n", 5);
+                send_or_queue(client_.get(), "0\r\n\r\n", 5);
                 ex.bytes_to_client += 5;
             }
             break;
         }
         case http::BodyKind::kUntilClose:
             move_body(upstream_.get(), client_.get(), UINT64_MAX);
+            start_body_relay();
             break;  // done at upstream EOF
     }
     if (done) finish_exchange();
+}
+
+// The upstream's bufferevent stops reading and the client's stops writing
+// (what it still holds, the response head included, goes out first); both
+// keep their sockets. The client's may go on reading: pipelined requests
+// and an EOF are noticed as before.
+bool HttpSession::start_body_relay() {
+    Exchange& ex = *exchange_;
+    if (body_relay_ || context_.pipes == nullptr || !ex.request_done ||
+        !is_plain_tcp(client_.get()) || input_length(upstream_.get()) > 0) {
+        return false;
+    }
+    bool length_known = ex.response_framing.kind == http::BodyKind::kContentLength;
+    bufferevent_disable(upstream_.get(), EV_READ);
+    bufferevent_disable(client_.get(), EV_WRITE);
+    body_relay_ = std::make_unique<SocketRelay>(
+        context_.base, *context_.pipes, bufferevent_getfd(upstream_.get()),
+        bufferevent_getfd(client_.get()), length_known ? ex.response_left : UINT64_MAX,
+        [this](size_t n) {
+            Exchange& e = *exchange_;
+            if (e.response_framing.kind == http::BodyKind::kContentLength) e.response_left -= n;
+            e.bytes_to_client += n;
+            context_.counters.bytes_in += n;
+            context_.counters.bytes_out += n;
+        },
+        [this](SocketRelay::End end, int error) { on_body_relay_end(end, error); });
+    body_relay_->send_first_output_of(client_.get());
+    body_relay_->start();
+    // The bufferevents' timeouts went with their events: one timer watches
+    // for a stalled upstream (upstream_timeout) or client (idle_timeout).
+    timeval tv = to_timeval(std::min({limits_.idle_timeout, limits_.upstream_timeout,
+                                      std::chrono::milliseconds(kRelayCheckInterval)}));
+    event_add(timer_.get(), &tv);
+    return true;
+}
+
+void HttpSession::stop_body_relay() {
+    body_relay_.reset();
+    event_del(timer_.get());
+    bufferevent_setwatermark(client_.get(), EV_WRITE, 0, 0);
+    bufferevent_enable(client_.get(), EV_WRITE);
+}
+
+void HttpSession::on_body_relay_end(SocketRelay::End end, int error) {
+    stop_body_relay();
+    Exchange& ex = *exchange_;
+    switch (end) {
+        case SocketRelay::End::kLimitReached:
+            // The relay read no byte past the body; anything the origin sent
+            // after it is not a response to anything: never pool it.
+            if (socket_has_input(bufferevent_getfd(upstream_.get()))) ex.upstream_reusable = false;
+            finish_exchange();
+            return;
+        case SocketRelay::End::kSourceEof:
+            if (ex.response_framing.kind == http::BodyKind::kUntilClose) {
+                ex.upstream_reusable = false;
+                finish_exchange();
+                return;
+            }
+            abort_exchange("upstream connection closed mid-response",
+                           channel::kErrUpstreamProtocol);
+            return;
+        case SocketRelay::End::kSourceError:
+            abort_exchange("upstream connection failed mid-response",
+                           channel::kErrUpstreamProtocol);
+            return;
+        case SocketRelay::End::kSinkError:
+            ex.reason =
+                std::string("client connection failed mid-response (") + std::strerror(error) + ")";
+            log_exchange();
+            destroy();
+            return;
+    }
+}
+
+void HttpSession::check_body_relay() {
+    bool waiting_for_client = body_relay_->waiting_for_sink();
+    auto limit = waiting_for_client ? limits_.idle_timeout : limits_.upstream_timeout;
+    auto idle = std::chrono::duration_cast<std::chrono::milliseconds>(
+        std::chrono::steady_clock::now() - body_relay_->last_activity());
+    if (idle < limit) {
+        timeval tv = to_timeval(std::min(limit - idle, kRelayCheckInterval));
+        event_add(timer_.get(), &tv);
+        return;
+    }
+    stop_body_relay();
+    if (!waiting_for_client) {
+        abort_exchange("upstream timed out mid-response", channel::kErrTimeout);
+        return;
+    }
+    context_.counters.errors[channel::kErrTimeout]++;
+    exchange_->reason = "client stopped reading";
+    log_exchange();
+    destroy();
 }
 
 void HttpSession::finish_exchange() {
@@ -590,13 +701,13 @@ void HttpSession::start_tunnel() {
     context_.counters.tunnels++;
     exchange_->status = 200;
     static constexpr std::string_view kEstablished = "HTTP/1.1 200 Connection established\r\n\r\n";
-    bufferevent_write(client_.get(), kEstablished.data(), kEstablished.size());
+    send_or_queue(client_.get(), kEstablished.data(), kEstablished.size());
     context_.counters.bytes_out += kEstablished.size();
     bufferevent_set_timeouts(client_.get(), nullptr, nullptr);
     event_del(timer_.get());
     tunnel_ = std::make_unique<Tunnel>(
-        context_.base, std::move(client_), std::move(upstream_), limits_.buffer_size,
-        limits_.tunnel_idle_timeout, [this](const TunnelTotals& totals) {
+        context_.base, context_.pipes, std::move(client_), std::move(upstream_),
+        limits_.buffer_size, limits_.tunnel_idle_timeout, [this](const TunnelTotals& totals) {
             Exchange& ex = *exchange_;
             ex.bytes_from_client += totals.client_to_upstream;
             ex.bytes_to_client += kEstablished.size() + totals.upstream_to_client;
@@ -627,7 +738,7 @@ void HttpSession::respond_error(int status, const std::string& detail, const cha
     bool close_now =
         close || !ex.client_keep_alive || !ex.request_done || client_eof_ || context_.draining;
     std::string response = build_error_response(status, detail, close_now, error_type);
-    bufferevent_write(client_.get(), response.data(), response.size());
+    send_or_queue(client_.get(), response.data(), response.size());
     ex.bytes_to_client += response.size();
     context_.counters.bytes_out += response.size();
     log_exchange();
@@ -681,7 +792,9 @@ void HttpSession::close_after_flush() {
     timeval idle = to_timeval(limits_.idle_timeout);
     bufferevent_set_timeouts(bev, nullptr, &idle);
     bufferevent_setwatermark(bev, EV_WRITE, 0, 0);
-    bufferevent_enable(bev, EV_READ | EV_WRITE);
+    // A client that already sent its EOF would only report it again.
+    if (!client_eof_) bufferevent_enable(bev, EV_READ);
+    enable_writing(bev);
     // The write callback runs once the output is empty; trigger it in case
     // it already is. Destruction always happens from a callback of our own.
     bufferevent_trigger(bev, EV_WRITE, BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
@@ -733,6 +846,10 @@ void HttpSession::on_client_write(bufferevent* bev, void* arg) noexcept {
     switch (self->state_) {
         case State::kClosing:
             if (output_length(bev) > 0 || self->shut_down_) return;
+            if (self->client_eof_) {
+                self->destroy();  // both sides are done: nothing to linger for
+                return;
+            }
             shutdown(bufferevent_getfd(bev), SHUT_WR);
             self->shut_down_ = true;
             {
@@ -741,6 +858,7 @@ void HttpSession::on_client_write(bufferevent* bev, void* arg) noexcept {
             }
             return;
         case State::kForwarding:
+            if (self->body_relay_) return;  // the relay owns both sockets' I/O
             // The client drained below the low mark: read the upstream again.
             bufferevent_setwatermark(bev, EV_WRITE, 0, 0);
             if (self->upstream_) {
@@ -760,6 +878,13 @@ void HttpSession::on_client_write(bufferevent* bev, void* arg) noexcept {
 void HttpSession::on_client_event(bufferevent* bev, short events, void* arg) noexcept {
     auto* self = static_cast<HttpSession*>(arg);
     if (events & BEV_EVENT_CONNECTED) return;  // a TLS handshake completed
+    if (events == (BEV_EVENT_EOF | BEV_EVENT_READING) && self->state_ == State::kClosing &&
+        !self->shut_down_) {
+        // The client finished sending before our answer is out: the write
+        // callback closes once the output is flushed.
+        self->client_eof_ = true;
+        return;
+    }
     if (events & BEV_EVENT_ERROR) self->note_transport_error(bev, self->client_address_);
     if ((events & BEV_EVENT_EOF) &&
         (self->state_ == State::kConnecting || self->state_ == State::kForwarding)) {
@@ -839,6 +964,10 @@ void HttpSession::upstream_closed(short events) {
 
 void HttpSession::on_timer(evutil_socket_t, short, void* arg) noexcept {
     auto* self = static_cast<HttpSession*>(arg);
+    if (self->body_relay_) {
+        self->check_body_relay();
+        return;
+    }
     if (self->state_ == State::kReadingHead && self->client_ &&
         input_length(self->client_.get()) > 0) {
         self->respond_error(408, "timed out reading the request head", "", channel::kErrTimeout,

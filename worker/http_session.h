@@ -15,6 +15,7 @@
 #include "common/uri.h"
 #include "worker/client_session.h"
 #include "worker/http_forwarding.h"
+#include "worker/socket_relay.h"
 #include "worker/tunnel.h"
 #include "worker/upstream_connector.h"
 #include "worker/worker_context.h"
@@ -104,6 +105,11 @@ class HttpSession final : public ClientSession {
     bool relay_interim(const common::http::ResponseHead& head);
     bool start_response(const common::http::ResponseHead& head);
     void pump_response_body();
+    // A large body between plain sockets moves in the kernel from here on.
+    bool start_body_relay();
+    void on_body_relay_end(SocketRelay::End end, int error);
+    void stop_body_relay();
+    void check_body_relay();
     void finish_exchange();
     void start_tunnel();
     // Endings.
@@ -142,6 +148,7 @@ class HttpSession final : public ClientSession {
     common::EventPtr timer_;
     std::unique_ptr<UpstreamConnect> connect_;
     std::unique_ptr<Tunnel> tunnel_;
+    std::unique_ptr<SocketRelay> body_relay_;  // upstream -> client, response body
     std::unique_ptr<Exchange> exchange_;
     PendingError pending_error_;
     std::string client_address_;

@@ -218,7 +218,7 @@ void SocksSession::start_tunnel(common::BufferEventPtr upstream) {
     event_del(timer_.get());
     const common::LimitsConfig& limits = context_.config->limits;
     tunnel_ = std::make_unique<Tunnel>(
-        context_.base, std::move(client_), std::move(upstream), limits.buffer_size,
+        context_.base, context_.pipes, std::move(client_), std::move(upstream), limits.buffer_size,
         limits.tunnel_idle_timeout, [this](const TunnelTotals& totals) {
             count_tunnel(totals);
             if (std::string_view(totals.end_reason) != "closed") reason_ = totals.end_reason;

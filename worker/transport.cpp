@@ -2,6 +2,7 @@
 
 #include <event2/bufferevent_ssl.h>
 #include <openssl/err.h>
+#include <sys/socket.h>
 
 #include "common/channel.h"
 #include "common/log.h"
@@ -44,6 +45,47 @@ void set_io_size(bufferevent* bev, size_t bytes) {
     auto size = static_cast<ev_ssize_t>(bytes);
     bufferevent_set_max_single_read(bev, size);
     bufferevent_set_max_single_write(bev, size);
+}
+
+namespace {
+
+bool can_send_now(bufferevent* bev) {
+    return evbuffer_get_length(bufferevent_get_output(bev)) == 0 && is_plain_tcp(bev);
+}
+
+}  // namespace
+
+void send_or_queue(bufferevent* bev, const void* data, size_t size) {
+    const char* bytes = static_cast<const char*>(data);
+    if (can_send_now(bev)) {
+        ssize_t sent = send(bufferevent_getfd(bev), bytes, size, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (sent > 0) {
+            bytes += sent;
+            size -= static_cast<size_t>(sent);
+        }
+    }
+    if (size == 0) return;
+    bufferevent_write(bev, bytes, size);
+    enable_writing(bev);
+}
+
+void send_or_queue(bufferevent* bev, evbuffer* from, size_t size) {
+    if (can_send_now(bev)) {
+        int sent =
+            evbuffer_write_atmost(from, bufferevent_getfd(bev), static_cast<ev_ssize_t>(size));
+        if (sent > 0) size -= static_cast<size_t>(sent);
+    }
+    if (size == 0) return;
+    evbuffer_remove_buffer(from, bufferevent_get_output(bev), size);
+    enable_writing(bev);
+}
+
+void enable_writing(bufferevent* bev) {
+    if (!(bufferevent_get_enabled(bev) & EV_WRITE)) bufferevent_enable(bev, EV_WRITE);
+}
+
+bool is_plain_tcp(bufferevent* bev) {
+    return bufferevent_openssl_get_ssl(bev) == nullptr;
 }
 
 std::string transport_error(bufferevent* bev) {

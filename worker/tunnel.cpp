@@ -2,6 +2,8 @@
 
 #include <sys/socket.h>
 
+#include <algorithm>
+
 #include "common/timeval.h"
 #include "worker/transport.h"
 
@@ -9,9 +11,11 @@ namespace worker {
 
 using common::to_timeval;
 
-Tunnel::Tunnel(event_base* base, common::BufferEventPtr client, common::BufferEventPtr upstream,
-               size_t high_watermark, std::chrono::milliseconds idle_timeout, DoneCallback done)
+Tunnel::Tunnel(event_base* base, PipePool* pipes, common::BufferEventPtr client,
+               common::BufferEventPtr upstream, size_t high_watermark,
+               std::chrono::milliseconds idle_timeout, DoneCallback done)
     : base_(base),
+      pipes_(pipes),
       client_{this, std::move(client), &upstream_, &totals_.client_to_upstream},
       upstream_{this, std::move(upstream), &client_, &totals_.upstream_to_client},
       high_watermark_(high_watermark),
@@ -21,6 +25,58 @@ Tunnel::Tunnel(event_base* base, common::BufferEventPtr client, common::BufferEv
 Tunnel::~Tunnel() = default;
 
 void Tunnel::start() {
+    // One coarse timer per tunnel instead of re-arming a timeout on every
+    // read: it wakes every idle_timeout and checks the last activity.
+    last_activity_ = std::chrono::steady_clock::now();
+    idle_timer_.reset(event_new(base_, -1, 0, on_idle_check, this));
+    timeval tv = to_timeval(idle_timeout_);
+    event_add(idle_timer_.get(), &tv);
+    if (pipes_ && is_plain_tcp(client_.bev.get()) && is_plain_tcp(upstream_.bev.get())) {
+        start_relays();
+    } else {
+        start_bufferevents();
+    }
+}
+
+// The bufferevents keep their sockets (and close them at the end) but move
+// no more bytes; whatever they hold goes first: the client's output has
+// the 200 line, its input any bytes sent before it.
+void Tunnel::start_relays() {
+    for (Side* side : {&client_, &upstream_}) {
+        bufferevent_disable(side->bev.get(), EV_READ | EV_WRITE);
+    }
+    for (Side* from : {&client_, &upstream_}) {
+        bufferevent* to = from->peer->bev.get();
+        from->relay = std::make_unique<SocketRelay>(
+            base_, *pipes_, bufferevent_getfd(from->bev.get()), bufferevent_getfd(to), UINT64_MAX,
+            [from](size_t n) { *from->counter += n; },
+            [from](SocketRelay::End end, int) { from->tunnel->on_relay_end(*from, end); });
+        from->relay->send_first_output_of(to);
+        from->relay->send_first_input_of(from->bev.get());
+    }
+    client_.relay->start();
+    upstream_.relay->start();
+}
+
+void Tunnel::on_relay_end(Side& from, SocketRelay::End end) {
+    switch (end) {
+        case SocketRelay::End::kSourceEof:
+        case SocketRelay::End::kLimitReached:
+            from.eof = true;
+            shutdown(bufferevent_getfd(from.peer->bev.get()), SHUT_WR);
+            from.shut_down = true;
+            if (client_.shut_down && upstream_.shut_down) finish("closed");
+            return;
+        case SocketRelay::End::kSourceError:
+            finish(&from == &client_ ? "client connection error" : "upstream connection error");
+            return;
+        case SocketRelay::End::kSinkError:
+            finish(&from == &client_ ? "upstream connection error" : "client connection error");
+            return;
+    }
+}
+
+void Tunnel::start_bufferevents() {
     for (Side* side : {&client_, &upstream_}) {
         bufferevent_setcb(side->bev.get(), on_read, on_write, on_event, side);
         bufferevent_set_timeouts(side->bev.get(), nullptr, nullptr);
@@ -28,13 +84,15 @@ void Tunnel::start() {
         set_io_size(side->bev.get(), high_watermark_);
         bufferevent_enable(side->bev.get(), EV_READ | EV_WRITE);
     }
-    // One coarse timer per tunnel instead of re-arming a timeout on every
-    // read: it wakes every idle_timeout and checks the last activity.
-    last_activity_ = std::chrono::steady_clock::now();
-    idle_timer_.reset(event_new(base_, -1, 0, on_idle_check, this));
-    timeval tv = to_timeval(idle_timeout_);
-    event_add(idle_timer_.get(), &tv);
     if (evbuffer_get_length(bufferevent_get_input(client_.bev.get())) > 0) relay(client_);
+}
+
+std::chrono::steady_clock::time_point Tunnel::latest_activity() const {
+    auto latest = last_activity_;
+    for (const Side* side : {&client_, &upstream_}) {
+        if (side->relay) latest = std::max(latest, side->relay->last_activity());
+    }
+    return latest;
 }
 
 // Moves everything readable from `from` to its peer; applies backpressure.
@@ -111,7 +169,7 @@ void Tunnel::on_event(bufferevent*, short events, void* arg) noexcept {
 
 void Tunnel::on_idle_check(evutil_socket_t, short, void* arg) noexcept {
     auto* self = static_cast<Tunnel*>(arg);
-    auto idle = std::chrono::steady_clock::now() - self->last_activity_;
+    auto idle = std::chrono::steady_clock::now() - self->latest_activity();
     if (idle >= self->idle_timeout_) {
         self->finish("idle timeout");
         return;

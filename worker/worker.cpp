@@ -43,6 +43,11 @@ namespace {
 
 namespace channel = common::channel;
 
+// Empty splice pipes kept for the next chunk (two descriptors each). A pipe
+// is busy only while a sink is slower than its source, so a few cover a
+// busy worker; more would sit on descriptors the sessions need.
+constexpr size_t kIdlePipes = 32;
+
 uint64_t resident_bytes() {
     std::ifstream statm("/proc/self/statm");
     uint64_t size = 0, resident = 0;
@@ -96,6 +101,7 @@ class Worker {
     common::EventBasePtr base_;
     std::unique_ptr<Resolver> resolver_;
     std::unique_ptr<UpstreamPool> pool_;
+    std::unique_ptr<PipePool> pipes_;
     std::unique_ptr<AccessLog> access_log_;
     std::unique_ptr<Acceptor> acceptor_;
     common::EventPtr channel_event_;
@@ -142,6 +148,7 @@ bool Worker::setup() {
     if (!resolver_) return false;
     pool_ = std::make_unique<UpstreamPool>(config.limits.upstream_keepalive_timeout,
                                            config.limits.upstream_keepalive_per_destination);
+    pipes_ = std::make_unique<PipePool>(config.limits.buffer_size, kIdlePipes);
     access_log_ = std::make_unique<AccessLog>(config.log.access_log);
     std::string error;
     if (!access_log_->open(error)) {
@@ -152,6 +159,7 @@ bool Worker::setup() {
     context_.config = startup_.config;
     context_.resolver = resolver_.get();
     context_.pool = pool_.get();
+    context_.pipes = pipes_.get();
     context_.access_log = access_log_.get();
     context_.connect_policy.deny_private = config.acl.deny_private_destinations;
     context_.connect_policy.connect_timeout = config.limits.connect_timeout;

@@ -12,6 +12,7 @@
 #include "common/config.h"
 #include "common/scoreboard.h"
 #include "worker/access_log.h"
+#include "worker/pipe_pool.h"
 #include "worker/resolver.h"
 #include "worker/upstream_connector.h"
 #include "worker/upstream_pool.h"
@@ -36,6 +37,7 @@ struct WorkerContext {
     common::ConfigPtr config;
     Resolver* resolver = nullptr;
     UpstreamPool* pool = nullptr;
+    PipePool* pipes = nullptr;
     AccessLog* access_log = nullptr;
     ConnectPolicy connect_policy;
     Counters counters;
