@@ -39,7 +39,7 @@ Acceptor::~Acceptor() {
 bool Acceptor::start() {
     retry_timer_.reset(event_new(context_.base, -1, 0, on_retry, this));
     if (!retry_timer_) return false;
-    if (context_.scoreboard) context_.scoreboard->claim(context_.slot, getpid());
+    if (context_.scoreboard) context_.scoreboard->claim(context_.slot, pid_);
     for (auto& endpoint : endpoints_) {
         const InheritedListener& listener = endpoint->listener;
         evutil_make_socket_nonblocking(listener.fd);
@@ -71,7 +71,7 @@ void Acceptor::apply() {
     watching_ = watch;
     // Others yield only to a worker that is watching: two workers must never
     // both step aside for each other.
-    if (context_.scoreboard) context_.scoreboard->set_accepting(context_.slot, getpid(), watch);
+    if (context_.scoreboard) context_.scoreboard->set_accepting(context_.slot, pid_, watch);
     for (auto& endpoint : endpoints_) {
         if (!endpoint->readable) continue;
         if (watch) {
@@ -84,7 +84,7 @@ void Acceptor::apply() {
 
 void Acceptor::close_listeners() {
     paused_ |= kPausedDraining;
-    if (context_.scoreboard) context_.scoreboard->release(context_.slot, getpid());
+    if (context_.scoreboard) context_.scoreboard->release(context_.slot, pid_);
     for (auto& endpoint : endpoints_) {
         if (!endpoint->readable) continue;
         endpoint->readable.reset();
@@ -103,7 +103,7 @@ void Acceptor::on_session_closed() {
 
 void Acceptor::publish_load() {
     if (context_.scoreboard) {
-        context_.scoreboard->set_active(context_.slot, getpid(), context_.counters.active_sessions);
+        context_.scoreboard->set_active(context_.slot, pid_, context_.counters.active_sessions);
     }
 }
 

@@ -20,6 +20,8 @@
 // pause), or it is draining (permanent).
 #pragma once
 
+#include <unistd.h>
+
 #include <event2/event.h>
 
 #include <memory>
@@ -74,6 +76,9 @@ class Acceptor {
     static void on_retry(evutil_socket_t, short, void* arg) noexcept;
 
     WorkerContext& context_;
+    // This worker's pid, for the scoreboard rows it writes on every session
+    // start and end (getpid() is a system call).
+    const pid_t pid_ = getpid();
     std::vector<std::unique_ptr<Endpoint>> endpoints_;
     common::EventPtr retry_timer_;
     unsigned paused_ = 0;

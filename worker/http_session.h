@@ -105,6 +105,7 @@ class HttpSession final : public ClientSession {
     bool relay_interim(const common::http::ResponseHead& head);
     bool start_response(const common::http::ResponseHead& head);
     void pump_response_body();
+    void send_staged_head();
     // A large body between plain sockets moves in the kernel from here on.
     bool start_body_relay();
     void on_body_relay_end(SocketRelay::End end, int error);
@@ -117,6 +118,7 @@ class HttpSession final : public ClientSession {
                        uint32_t error_class, bool close);
     void abort_exchange(const char* reason, uint32_t error_class);
     void close_after_flush();
+    bool must_linger() const;
     void log_exchange();
     void reset_for_next_request();
     void arm_head_timer();

@@ -30,9 +30,11 @@ std::optional<PooledConnection> UpstreamPool::take(const std::string& key) {
     if (found->second.empty()) idle_.erase(found);
     --idle_count_;
     bufferevent* bev = connection.connection.get();
+    // Reading stays enabled: the caller installs its callbacks before the
+    // loop runs again, and a disable/enable pair would cost an epoll_ctl
+    // per reuse.
     bufferevent_setcb(bev, nullptr, nullptr, nullptr, nullptr);
     bufferevent_set_timeouts(bev, nullptr, nullptr);
-    bufferevent_disable(bev, EV_READ);
     return connection;
 }
 

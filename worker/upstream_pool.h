@@ -32,7 +32,8 @@ class UpstreamPool {
     // Keeps `connection` for reuse. Its callbacks are replaced by the pool's.
     void put(const std::string& key, PooledConnection connection);
     // The most recently used idle connection for `key`, if any; its callbacks
-    // are cleared and reading is disabled.
+    // and timeouts are cleared but reading stays enabled, so the caller must
+    // install its own callbacks before returning to the loop.
     std::optional<PooledConnection> take(const std::string& key);
     size_t idle_count() const { return idle_count_; }
     void clear();
