@@ -9,21 +9,23 @@ static_assert(std::atomic<int32_t>::is_always_lock_free &&
               "shared-memory atomics must be lock-free to work across processes");
 
 std::unique_ptr<Scoreboard> Scoreboard::create(size_t slots) {
-    size_t bytes = slots * sizeof(Row);
+    size_t bytes = sizeof(Header) + slots * sizeof(Row);
     void* memory = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     if (memory == MAP_FAILED) return nullptr;
-    auto* rows = static_cast<Row*>(memory);
+    auto* header = new (memory) Header();
+    header->rows_in_use.store(0);
+    auto* rows = reinterpret_cast<Row*>(static_cast<char*>(memory) + sizeof(Header));
     for (size_t i = 0; i < slots; ++i) {
         new (&rows[i]) Row();
         rows[i].pid.store(0);
         rows[i].accepting.store(0);
         rows[i].active.store(0);
     }
-    return std::unique_ptr<Scoreboard>(new Scoreboard(rows, slots));
+    return std::unique_ptr<Scoreboard>(new Scoreboard(header, rows, slots));
 }
 
 Scoreboard::~Scoreboard() {
-    munmap(rows_, slots_ * sizeof(Row));
+    munmap(header_, mapped_bytes());
 }
 
 Scoreboard::Row* Scoreboard::row(int slot) const {
@@ -36,6 +38,10 @@ void Scoreboard::claim(int slot, pid_t pid) {
         r->active.store(0, std::memory_order_relaxed);
         r->accepting.store(0, std::memory_order_relaxed);
         r->pid.store(pid, std::memory_order_release);
+        int32_t in_use = header_->rows_in_use.load(std::memory_order_relaxed);
+        while (in_use <= slot && !header_->rows_in_use.compare_exchange_weak(
+                                     in_use, slot + 1, std::memory_order_release)) {
+        }
     }
 }
 
@@ -62,7 +68,8 @@ void Scoreboard::set_accepting(int slot, pid_t pid, bool accepting) {
 
 int64_t Scoreboard::least_loaded_other(int slot) const {
     int64_t least = -1;
-    for (size_t i = 0; i < slots_; ++i) {
+    auto in_use = static_cast<size_t>(header_->rows_in_use.load(std::memory_order_acquire));
+    for (size_t i = 0; i < in_use && i < slots_; ++i) {
         if (static_cast<int>(i) == slot || rows_[i].pid.load(std::memory_order_acquire) == 0 ||
             rows_[i].accepting.load(std::memory_order_relaxed) == 0) {
             continue;

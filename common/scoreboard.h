@@ -38,14 +38,24 @@ class Scoreboard {
     int64_t least_loaded_other(int slot) const;
 
   private:
-    struct Row {
+    // One cache line per row: a worker writes its own row on every session
+    // start and end, and must not invalidate the line its peers read.
+    struct alignas(64) Row {
         std::atomic<int32_t> pid;
         std::atomic<int32_t> accepting;
         std::atomic<int64_t> active;
     };
-    Scoreboard(Row* rows, size_t slots) : rows_(rows), slots_(slots) {}
+    // Rows [0, rows_in_use) have ever been claimed: readers scan only those,
+    // not all 1024 slots, on every accept.
+    struct alignas(64) Header {
+        std::atomic<int32_t> rows_in_use;
+    };
+    Scoreboard(Header* header, Row* rows, size_t slots)
+        : header_(header), rows_(rows), slots_(slots) {}
     Row* row(int slot) const;
+    size_t mapped_bytes() const { return sizeof(Header) + slots_ * sizeof(Row); }
 
+    Header* header_;
     Row* rows_;
     size_t slots_;
 };
