@@ -91,11 +91,15 @@ size_t output_length(bufferevent* bev) {
     return evbuffer_get_length(bufferevent_get_output(bev));
 }
 
-// True when a byte or an EOF waits on `fd` (an error counts too).
-bool socket_has_input(evutil_socket_t fd) {
+enum class PendingInput { kNothing, kBytes, kEndOrError };
+
+// What waits to be read on `fd`, without reading it.
+PendingInput peek_input(evutil_socket_t fd) {
     char byte;
     ssize_t n = recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
-    return n >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK);
+    if (n > 0) return PendingInput::kBytes;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return PendingInput::kNothing;
+    return PendingInput::kEndOrError;
 }
 
 }  // namespace
@@ -313,10 +317,14 @@ void HttpSession::start_forwarding() {
     bufferevent_setwatermark(up, EV_READ, 0, high);
     set_io_size(up, limits_.buffer_size);
     bufferevent_setwatermark(up, EV_WRITE, 0, 0);
-    timeval upstream_timeout = to_timeval(limits_.upstream_timeout);
-    bufferevent_set_timeouts(up, nullptr, &upstream_timeout);
-    timeval idle = to_timeval(limits_.idle_timeout);
-    bufferevent_set_timeouts(client_.get(), &idle, &idle);
+    if (!ex.request_done) {
+        // While a body streams up; pump_request_body() sets the timeouts
+        // for waiting on the response once it is all sent.
+        timeval upstream_timeout = to_timeval(limits_.upstream_timeout);
+        bufferevent_set_timeouts(up, nullptr, &upstream_timeout);
+        timeval idle = to_timeval(limits_.idle_timeout);
+        bufferevent_set_timeouts(client_.get(), &idle, &idle);
+    }
     send_or_queue(up, ex.upstream_head.data(), ex.upstream_head.size());
     context_.counters.bytes_out += ex.upstream_head.size();
     // A reused connection may turn out to be closed by the origin; the head
@@ -636,7 +644,9 @@ void HttpSession::on_body_relay_end(SocketRelay::End end, int error) {
         case SocketRelay::End::kLimitReached:
             // The relay read no byte past the body; anything the origin sent
             // after it is not a response to anything: never pool it.
-            if (socket_has_input(bufferevent_getfd(upstream_.get()))) ex.upstream_reusable = false;
+            if (peek_input(bufferevent_getfd(upstream_.get())) != PendingInput::kNothing) {
+                ex.upstream_reusable = false;
+            }
             finish_exchange();
             return;
         case SocketRelay::End::kSourceEof:
@@ -834,7 +844,8 @@ void HttpSession::close_after_flush() {
 bool HttpSession::must_linger() const {
     bufferevent* bev = client_.get();
     if (!is_plain_tcp(bev) || !exchange_ || !exchange_->request_done) return true;
-    return input_length(bev) > 0 || socket_has_input(bufferevent_getfd(bev));
+    // A client that closed (EOF) sends nothing more: no reset to fear.
+    return input_length(bev) > 0 || peek_input(bufferevent_getfd(bev)) == PendingInput::kBytes;
 }
 
 void HttpSession::log_exchange() {

@@ -13,7 +13,7 @@ namespace {
 constexpr unsigned kSpliceFlags = SPLICE_F_NONBLOCK | SPLICE_F_MOVE;
 // Chunks moved per wakeup before the loop serves other connections: a fast
 // source and sink could otherwise keep one relay spinning.
-constexpr int kChunksPerWakeup = 16;
+constexpr int kChunksPerWakeup = 4;
 // The copy fallback reads at most this much at a time.
 constexpr size_t kCopyChunk = 64 * 1024;
 
