@@ -139,9 +139,9 @@ asan: deps
 
 # What CI runs under the sanitizers: every unit test, and the integration
 # suites that carry client and upstream bytes through the data path
-# (HTTP, CONNECT, SOCKS, TLS, hostile input). The load and supervision
+# (HTTP, CONNECT, SOCKS, TLS, hostile input, splice relay). The load and supervision
 # suites, whose timings ASan stretches, run under `make asan`.
-ASAN_CI_FILTER := HttpProxy*:Sizes/*:Socks*:Tls*:Hostile*:Cli*:Harness*
+ASAN_CI_FILTER := HttpProxy*:Sizes/*:Socks*:Tls*:Hostile*:SpliceRelay*:Cli*:Harness*
 asan-ci: deps
 	$(Q)$(MAKE) --no-print-directory BUILD=build/asan SANITIZE=1 CXXFLAGS="-O1 -g" FUZZ_SMOKE_SECONDS=0 \
 	    INTEGRATION_FILTER='$(ASAN_CI_FILTER)' test
