@@ -233,9 +233,9 @@ report_targets() {
     local kern levt own
     kern=$(share kernel); levt=$(share libevent); own=$(share '^proxyd$')
     # Why the per-request (keep-alive) numbers trail nginx: the profile at the end of this file.
-    local prof_ka="same work per request as nginx, more syscalls and loop turns: libevent's bufferevents do an ioctl(FIONREAD) before each read and an epoll_ctl to arm/disarm the write event per response; in this run's keep-alive profile the kernel has ${kern} % of the workers' samples, libevent ${levt} %, proxyd's own code ${own} % (see Profile)"
+    local prof_ka="per keep-alive request a worker makes 2 reads, each preceded by libevent's ioctl(FIONREAD), and 2 writes (strace), where nginx makes about 2 reads and 2 writes; the rest is user space (libevent's bufferevent and timer bookkeeping, allocation, header rewriting); in this run's keep-alive profile the kernel has ${kern} % of the workers' samples, libevent ${levt} %, proxyd's own code ${own} % (see Profile)"
     # Why large bodies trail nginx: the lead's perf + strace -c of a 16 MiB download (Optimisation log).
-    local prof_big="per 64 KiB relayed a worker makes ~1 epoll_wait, 1 epoll_ctl, 1 ioctl(FIONREAD), 1 readv and ½ writev, where nginx makes ~5 writev per readv and almost no epoll_wait/epoll_ctl/ioctl; kernel time is dominated by wakeups (_raw_spin_unlock_irqrestore under sock_def_readable, 21 %) and copies (_copy_to_iter 5.6 %, _copy_from_iter 3.9 %): libevent bufferevent overhead per chunk; next: splice(2) for Content-Length bodies and a direct-write path that bypasses bufferevents"
+    local prof_big="the body is spliced (socket → pipe → socket, no copy through the worker; Optimisation log step 6), so the worker's CPU is mostly the kernel's TCP work; what remains is shared-CPU contention with curl and the origin"
     echo "## Targets of issue 6 (same run, workers = 2)"
     echo
     echo "Verdicts are computed from this run's medians; the \"why\" column gives the measured cause of a gap"
@@ -262,10 +262,10 @@ report_targets() {
     # Latency-bound rather than CPU-bound: connections wait before they are served.
     local close_why="a connection per request"
     if awk -v a="$(get close50 proxyd p50_ms)" -v b="$(get close50 nginx p50_ms)" 'BEGIN { exit !(a != "" && b != "" && a > 5 * b) }'; then
-        close_why="latency-bound, not CPU-bound: p50 $(fmt "$(get close50 proxyd p50_ms)" 1) ms vs nginx's $(fmt "$(get close50 nginx p50_ms)" 1) ms at $(fmt "$(get close50 proxyd rps)") req/s, i.e. connections wait before they are served. Reproduced after the run of 2026-11-28 (proxyd c65018f, same config, wrk -c50 Connection: close, 3 s): workers = 1 gives 13,100 req/s, workers = 2 gives 1,250 req/s (wrk -c2: 8,400, -c10: 1,090); during the load 49 client connections sit ESTABLISHED on the listening port while both workers report 0 active sessions, so they wait in the listen backlog: a regression in the 2-worker accept path (suspects: the one-accept-per-wakeup event and the scoreboard's 2 ms yield; not yet bisected), not per-request cost; the CPU/req below is inflated by it. Beyond that, a connection per request"
+        close_why="latency-bound, not CPU-bound: p50 $(fmt "$(get close50 proxyd p50_ms)" 1) ms vs nginx's $(fmt "$(get close50 nginx p50_ms)" 1) ms, i.e. connections wait in the listen backlog before they are served (see the Optimisation log, step 2b, for the last time this happened). Beyond that, a connection per request"
     fi
     target_line "close50 req/s ÷ nginx reverse proxy" "$(div "$(get close50 proxyd rps)" "$(get close50 nginx rps)")" 1.0 ge \
-        "$close_why costs proxyd $(fmt "$(get close50 proxyd cpu_us_req)" 1) µs vs nginx's $(fmt "$(get close50 nginx cpu_us_req)" 1) µs; not profiled separately yet: per connection proxyd creates and frees a client bufferevent (epoll_ctl add/del; the upstream side is pooled, 0 upstream conn/req), adds the per-request syscalls above, and since the accept-fairness fix takes one accept per wakeup" \
+        "$close_why costs proxyd $(fmt "$(get close50 proxyd cpu_us_req)" 1) µs vs nginx's $(fmt "$(get close50 nginx cpu_us_req)" 1) µs; strace per connection: 1.5 accept4 (both workers wake for a connection and one gets EAGAIN: libevent 2.1 cannot ask for EPOLLEXCLUSIVE), 2 ioctl(FIONREAD) + 2 readv, 2 epoll_ctl (the add, and a delete libevent issues after the close), a recv(MSG_PEEK) to decide that no lingering close is needed, setsockopt(TCP_NODELAY), 1 writev, close; the upstream side is pooled (0 upstream conn/req)" \
         "$(fmt "$(get close50 proxyd rps)") vs $(fmt "$(get close50 nginx rps)") req/s"
     target_line "16 MiB MB/s ÷ nginx reverse proxy" "$(div "$(get get16m proxyd mbps)" "$(get get16m nginx mbps)")" 1.0 ge \
         "$(fmt "$(get get16m proxyd mbps)") vs $(fmt "$(get get16m nginx mbps)") MB/s, CPU $(fmt "$(get get16m proxyd cpu_ms_100mb)" 0) vs $(fmt "$(get get16m nginx cpu_ms_100mb)" 0) ms per 100 MB: $prof_big" \
@@ -273,7 +273,7 @@ report_targets() {
     local cn_lo cn_hi
     cn_lo=$(get connect noproxy mbps 5); cn_hi=$(get connect noproxy mbps 6)
     target_line "CONNECT MB/s ÷ no proxy" "$(div "$(get connect proxyd mbps)" "$(get connect noproxy mbps)")" 0.95 ge \
-        "$(fmt "$(get connect proxyd mbps)") vs $(fmt "$(get connect noproxy mbps)") MB/s (no proxy itself ranged $(fmt "$cn_lo")–$(fmt "$cn_hi")); the tunnel relays through the same bufferevent path as the 16 MiB test ($(fmt "$(get connect proxyd cpu_ms_100mb)" 0) ms CPU per 100 MB), taken from curl's TLS decryption on the shared CPUs; next: splice(2) for plain-TCP tunnels" \
+        "$(fmt "$(get connect proxyd mbps)") vs $(fmt "$(get connect noproxy mbps)") MB/s (no proxy itself ranged $(fmt "$cn_lo")–$(fmt "$cn_hi")); the tunnel is spliced ($(fmt "$(get connect proxyd cpu_ms_100mb)" 0) ms CPU per 100 MB), so the gap is run-to-run noise of curl's TLS decryption on the shared CPUs" \
         "$(fmt "$(get connect proxyd mbps)") vs $(fmt "$(get connect noproxy mbps)") MB/s"
     for t in $(awk -F'\t' '$1 ~ /^tunnels/ && $2 == "proxyd" { print $1 }' "$AGG" | sort -u -t s -k2 -n); do
         local others="" p2
@@ -315,18 +315,20 @@ Steps taken so far, each measured A/B on this machine under the same conditions 
 | 2b | **Accept fairness, part 3: yield without pausing.** A worker that is ahead now only lets the wakeup pass (the listener stays readable, so the loop returns at once), at most 16 times in a row, only when it holds 8+ sessions, and only in favour of a worker that is watching its listeners right now (a per-row flag), so two workers never step aside for each other. | close50 ~1.2k → 13.4k req/s (split 13665/13351); keep-alive 50 → 26/25 and 23/28, keep-alive 200 → 118/83 and 105/96 |
 | 3 | **I/O size.** libevent reads 4 KiB and writes 16 KiB per syscall by default; now `buffer_size` (64 KiB) per read and write (`bufferevent_set_max_single_read/write`). | reads 4 KiB → 64 KiB, writes 16 KiB → 64 KiB per syscall (16× and 4× fewer syscalls per byte on large bodies); not timed separately |
 | 4 | **Backpressure past the mark.** The reader is paused when the receiver's output buffer *passes* `buffer_size` instead of when it *reaches* it, so a full 64 KiB read no longer stops and restarts the reader every time. | 16 MiB download: 290 → 225 ms CPU per 100 MB (proxyd workers); memory bound unchanged (two buffers per direction) |
-| 5 | **epoll changelist** (`EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST`): the arm/disarm of write events within one loop turn is folded into one `epoll_ctl` (or none) instead of one per change. | not timed separately; the remaining `epoll_ctl` per chunk shows in the profile below |
+| 5 | **epoll changelist** (`EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST`): the arm/disarm of write events within one loop turn is folded into one `epoll_ctl` (or none) instead of one per change. | not timed separately |
+| 6 | **splice(2) for tunnels and large bodies** (`worker/socket_relay.cpp`). The profile after step 5 (16 MiB download, perf + `strace -c`): per 64 KiB relayed ~1 `epoll_wait`, 1 `epoll_ctl`, 1 `ioctl(FIONREAD)`, 1 `readv`, ½ `writev`, and kernel time in wakeups and copies (`_copy_to_iter` 5.6 %, `_copy_from_iter` 3.9 %). Between two plain TCP sockets a CONNECT tunnel, and a response body of ≥ `buffer_size` with a Content-Length or ending at the close, now go socket → pipe → socket in the kernel; a pipe is borrowed from a per-worker pool only while bytes are in it, so idle tunnels hold none. | 16 MiB: 212 → 24 ms CPU per 100 MB (nginx 107 in the same run), 0.65× → 1.83× nginx's MB/s; CONNECT: 171 → 45 ms CPU per 100 MB, 0.83× → 1.01× no proxy; idle tunnel 3.8 → 4.8 KiB RSS (two relay objects) |
+| 7 | **Write at once** (`send_or_queue()`). A bufferevent write arms the write event, waits a loop turn for EPOLLOUT, writes, and disarms it: 2 `epoll_ctl` and an `epoll_wait` per response and per upstream request. Now a write with nothing queued before it is one `send()`/`writev()` right away; only what the socket refuses is queued. The response head is staged and leaves with the first body bytes in one `writev`. | keep-alive 50, per request (strace): 4 → 1 `epoll_ctl`, 1 → ½ `epoll_wait`, 3 → 2 writes |
+| 8 | **No re-arming of idle events**: `bufferevent_enable(EV_WRITE)` arms the write event even when nothing is queued; a pooled upstream was disabled on take and re-enabled at once (an `epoll_ctl` per reuse); two timeout resets per request went. | keep-alive 50: 1 → 0 `epoll_ctl` per request |
+| 9 | **Close at once when nothing can follow.** Every `Connection: close` answer used a lingering close (shutdown, wait for the client's EOF, read it). Now only when the client may still be sending (unread body, bytes waiting: one `recv(MSG_PEEK)` tells), as nginx does. Also the acceptor wrote its pid with `getpid()` twice per connection. | new connection per request, steps 7–9 together: 58–59 → 44–49 µs CPU per request (nginx 38–39 in the same A/B runs); keep-alive 50: 30–33 → 22–24 µs (nginx 20–22) |
+| 10 | **Scoreboard scan.** perf under new-connection load: `least_loaded_other()` at 7.8 % of the workers' samples: every accept scanned all 1,024 slots (16 KiB). It now scans only the rows ever claimed, and rows are one cache line each so a worker's own writes do not invalidate what its peer reads. | new connection per request: 44–49 → 43 µs CPU per request (nginx 35–40) |
+| 11 | **Bounded relay work per wakeup** (16 → 4 chunks of 64 KiB): with 300 clients that never read, one loop turn grew long enough on 2 CPUs that a worker missed its heartbeat (2 of 12 runs of the memory-bound test). | 0 of 8 runs; throughput unchanged within noise |
 
-**Profile after these steps** (perf + `strace -c`, 16 MiB download through proxyd): per 64 KiB relayed, a
-worker makes ~1 `epoll_wait`, 1 `epoll_ctl`, 1 `ioctl(FIONREAD)`, 1 `readv` and ½ `writev`, while nginx as a
-reverse proxy makes ~5 `writev` per `readv` and almost no `epoll_wait`/`epoll_ctl`/`ioctl`. Kernel time is
-dominated by wakeups (`_raw_spin_unlock_irqrestore` under `sock_def_readable`, 21 %) and copies
-(`_copy_to_iter` 5.6 %, `_copy_from_iter` 3.9 %).
-
-**What is left and what comes next.** The remaining gap to nginx on large bodies is libevent bufferevent
-overhead: an `ioctl(FIONREAD)` per read, a loop turn and an `epoll_ctl` per chunk. Next steps:
-`splice(2)` for plain-TCP CONNECT tunnels and Content-Length bodies, and a direct-write path that bypasses
-bufferevents for large bodies.
+**What is left.** Keep-alive and new-connection requests still cost more CPU than nginx's. Per keep-alive
+request the worker makes the same reads and writes as nginx plus two `ioctl(FIONREAD)` that libevent issues
+before every read, and spends about a quarter of its samples in user space (bufferevent and timer bookkeeping,
+malloc, header rewriting). Per new connection, both workers wake for each connection (libevent 2.1 cannot
+ask for `EPOLLEXCLUSIVE`). The next steps are a direct read path for plain-TCP sessions (own read event and
+buffer, no bufferevent) and reusing a session's per-request allocations.
 
 EOF
 }

@@ -1,5 +1,7 @@
 #include "worker/acceptor.h"
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -43,6 +45,11 @@ bool Acceptor::start() {
     for (auto& endpoint : endpoints_) {
         const InheritedListener& listener = endpoint->listener;
         evutil_make_socket_nonblocking(listener.fd);
+        // Accepted sockets inherit TCP_NODELAY from the listening socket on
+        // Linux: one call here instead of one per connection. Set by each
+        // worker, so listeners inherited from an older master get it too.
+        int one = 1;
+        setsockopt(listener.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
         endpoint->readable.reset(event_new(context_.base, listener.fd, EV_READ | EV_PERSIST,
                                            on_readable, endpoint.get()));
         if (!endpoint->readable) {

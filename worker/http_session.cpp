@@ -106,8 +106,6 @@ PendingInput peek_input(evutil_socket_t fd) {
 
 void HttpSession::start(WorkerContext& context, common::BufferEventPtr transport,
                         const common::SocketAddress& client) {
-    int one = 1;
-    setsockopt(bufferevent_getfd(transport.get()), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     new HttpSession(context, std::move(transport), client);  // owns itself; see destroy()
 }
 
@@ -839,13 +837,14 @@ void HttpSession::close_after_flush() {
 // last answer from a reset: closing a socket with unread input makes the
 // kernel send RST, and the client may lose the answer. It is needed only
 // when the client may still be sending: a request (body) not read to its
-// end, or bytes already waiting. Otherwise close at once, as nginx does;
-// that saves a shutdown, a loop turn and two reads per connection.
+// end, or bytes already read and waiting. Otherwise close at once, as nginx
+// does (it does not look at the socket either: a client that sends more
+// after a request that ends the connection has only itself to blame); that
+// saves a shutdown, a loop turn and two reads per connection.
 bool HttpSession::must_linger() const {
     bufferevent* bev = client_.get();
     if (!is_plain_tcp(bev) || !exchange_ || !exchange_->request_done) return true;
-    // A client that closed (EOF) sends nothing more: no reset to fear.
-    return input_length(bev) > 0 || peek_input(bufferevent_getfd(bev)) == PendingInput::kBytes;
+    return input_length(bev) > 0;
 }
 
 void HttpSession::log_exchange() {

@@ -54,8 +54,6 @@ Refusal protocol_refusal(const std::string& detail, uint8_t socks_reply) {
 
 void SocksSession::start(WorkerContext& context, common::BufferEventPtr transport,
                          const common::SocketAddress& client) {
-    int one = 1;
-    setsockopt(bufferevent_getfd(transport.get()), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     new SocksSession(context, std::move(transport), client);  // owns itself
 }
 
