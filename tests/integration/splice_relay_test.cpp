@@ -223,6 +223,15 @@ struct TunnelOriginRecord {
     bool eof = false;       // the proxy half-closed towards the origin
     bool sent_all = false;  // the origin's own bytes all went out
     std::atomic<bool> done{false};
+
+    // Called once by the origin's thread when it is finished.
+    void finish(std::string got, bool got_eof, bool sent) {
+        std::lock_guard lock(mutex);
+        received = std::move(got);
+        eof = got_eof;
+        sent_all = sent;
+        done = true;
+    }
 };
 
 // --- The fixture -----------------------------------------------------------
@@ -814,11 +823,7 @@ TEST_F(SpliceRelay, ConnectTunnelCarriesEightMiBEachWayConcurrently) {
         bool eof = false;
         std::string got = read_to_eof(fd, stopping, 10s, &eof);
         sender.join();
-        std::lock_guard lock(rec.mutex);
-        rec.received = std::move(got);
-        rec.eof = eof;
-        rec.sent_all = sent;
-        rec.done = true;
+        rec.finish(std::move(got), eof, sent);
     });
     ASSERT_TRUE(start());
     RawClient client;
@@ -859,11 +864,7 @@ TEST_F(SpliceRelay, ConnectTunnelOriginSendsAfterClientHalfClose) {
         std::string got = read_to_eof(fd, stopping, 10s, &eof);
         bool sent = eof && send_all(fd, down, stopping, 10s);
         ::shutdown(fd, SHUT_WR);
-        std::lock_guard lock(rec.mutex);
-        rec.received = std::move(got);
-        rec.eof = eof;
-        rec.sent_all = sent;
-        rec.done = true;
+        rec.finish(std::move(got), eof, sent);
     });
     ASSERT_TRUE(start());
     RawClient client;
@@ -895,11 +896,7 @@ TEST_F(SpliceRelay, ConnectTunnelClientSendsAfterOriginHalfClose) {
         ::shutdown(fd, SHUT_WR);
         bool eof = false;
         std::string got = read_to_eof(fd, stopping, 10s, &eof);
-        std::lock_guard lock(rec.mutex);
-        rec.received = std::move(got);
-        rec.eof = eof;
-        rec.sent_all = sent;
-        rec.done = true;
+        rec.finish(std::move(got), eof, sent);
     });
     ASSERT_TRUE(start());
     RawClient client;
@@ -935,11 +932,7 @@ TEST_F(SpliceRelay, ConnectTunnelEarlyDataAndOriginBannerKeepTheirOrder) {
         std::string got = read_to_eof(fd, stopping, 10s, &eof);
         sent = sent && send_all(fd, bye, stopping);
         ::shutdown(fd, SHUT_WR);
-        std::lock_guard lock(rec.mutex);
-        rec.received = std::move(got);
-        rec.eof = eof;
-        rec.sent_all = sent;
-        rec.done = true;
+        rec.finish(std::move(got), eof, sent);
     });
     ASSERT_TRUE(start());
     RawClient client;
