@@ -175,6 +175,11 @@ TEST_F(SocketRelayTest, ResetSinkEndsWithASinkError) {
 // With every descriptor in use no pipe can be made: the relay copies through
 // its own buffer instead, with the same result.
 TEST_F(SocketRelayTest, CopiesWhenNoPipeCanBeMade) {
+#if defined(__SANITIZE_ADDRESS__)
+    // The sanitizers' runtime itself needs a pipe to check memory (UBSan's
+    // vptr check reports "invalid vptr" when it cannot make one).
+    GTEST_SKIP() << "needs a full descriptor table, which the sanitizer runtime cannot bear";
+#endif
     PipePool empty_pool(64 * 1024, 0);
     rlimit saved{};
     ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &saved), 0);
