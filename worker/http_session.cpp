@@ -91,15 +91,11 @@ size_t output_length(bufferevent* bev) {
     return evbuffer_get_length(bufferevent_get_output(bev));
 }
 
-enum class PendingInput { kNothing, kBytes, kEndOrError };
-
-// What waits to be read on `fd`, without reading it.
-PendingInput peek_input(evutil_socket_t fd) {
+// True when a byte, an EOF or an error waits on `fd`; reads nothing.
+bool socket_has_input(evutil_socket_t fd) {
     char byte;
     ssize_t n = recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
-    if (n > 0) return PendingInput::kBytes;
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return PendingInput::kNothing;
-    return PendingInput::kEndOrError;
+    return n >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK);
 }
 
 }  // namespace
@@ -610,12 +606,9 @@ bool HttpSession::start_body_relay() {
     body_relay_ = std::make_unique<SocketRelay>(
         context_.base, *context_.pipes, bufferevent_getfd(upstream_.get()),
         bufferevent_getfd(client_.get()), length_known ? ex.response_left : UINT64_MAX,
-        [this](size_t n) {
-            Exchange& e = *exchange_;
-            if (e.response_framing.kind == http::BodyKind::kContentLength) e.response_left -= n;
-            e.bytes_to_client += n;
-            context_.counters.bytes_in += n;
-            context_.counters.bytes_out += n;
+        [this, length_known](size_t n) {
+            if (length_known) exchange_->response_left -= n;
+            count_moved(upstream_.get(), n);
         },
         [this](SocketRelay::End end, int error) { on_body_relay_end(end, error); });
     body_relay_->send_first_output_of(client_.get());
@@ -642,9 +635,7 @@ void HttpSession::on_body_relay_end(SocketRelay::End end, int error) {
         case SocketRelay::End::kLimitReached:
             // The relay read no byte past the body; anything the origin sent
             // after it is not a response to anything: never pool it.
-            if (peek_input(bufferevent_getfd(upstream_.get())) != PendingInput::kNothing) {
-                ex.upstream_reusable = false;
-            }
+            if (socket_has_input(bufferevent_getfd(upstream_.get()))) ex.upstream_reusable = false;
             finish_exchange();
             return;
         case SocketRelay::End::kSourceEof:
