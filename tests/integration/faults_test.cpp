@@ -38,14 +38,11 @@ using harness::ConfigBuilder;
 using harness::HttpOrigin;
 using harness::Json;
 using harness::Millis;
+using harness::ms_since;
 using harness::ProxydInstance;
 using harness::RawClient;
 using harness::RawTcpServer;
 using harness::wait_for;
-
-long long ms_since(Clock::time_point start) {
-    return std::chrono::duration_cast<Millis>(Clock::now() - start).count();
-}
 
 struct WorkerView {
     pid_t pid = 0;

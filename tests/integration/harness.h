@@ -51,6 +51,15 @@ using namespace std::chrono_literals;
 using Millis = std::chrono::milliseconds;
 using Clock = std::chrono::steady_clock;
 
+// Time elapsed since `start`, in whole milliseconds.
+inline Millis since(Clock::time_point start) {
+    return std::chrono::duration_cast<Millis>(Clock::now() - start);
+}
+// The same as a plain number, for printf's %lld.
+inline long long ms_since(Clock::time_point start) {
+    return since(start).count();
+}
+
 // ---------------------------------------------------------------------------
 // Small utilities
 

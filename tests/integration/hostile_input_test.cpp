@@ -39,13 +39,10 @@ using harness::HttpOrigin;
 using harness::HttpResponse;
 using harness::Json;
 using harness::Millis;
+using harness::ms_since;
 using harness::ProxydInstance;
 using harness::RawClient;
 using harness::wait_for;
-
-long long ms_since(Clock::time_point start) {
-    return std::chrono::duration_cast<Millis>(Clock::now() - start).count();
-}
 
 // Resident set of a process now, from /proc (fresher than the reports).
 uint64_t rss_of(pid_t pid) {

@@ -28,6 +28,7 @@ using harness::pattern_bytes;
 using harness::ProxydInstance;
 using harness::RawClient;
 using harness::sha256_hex;
+using harness::since;
 
 std::string lower(std::string s) {
     for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
@@ -45,10 +46,6 @@ uint16_t closed_port() {
     ::getsockname(fd, reinterpret_cast<sockaddr*>(&sin), &len);
     ::close(fd);
     return ntohs(sin.sin_port);
-}
-
-Millis since(Clock::time_point start) {
-    return std::chrono::duration_cast<Millis>(Clock::now() - start);
 }
 
 class HttpProxy : public ::testing::Test {

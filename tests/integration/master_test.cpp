@@ -29,12 +29,9 @@ namespace {
 using namespace std::chrono_literals;
 using harness::Clock;
 using harness::Json;
+using harness::ms_since;
 using harness::ProxydInstance;
 using harness::wait_for;
-
-long long ms_since(Clock::time_point start) {
-    return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start).count();
-}
 
 struct WorkerView {
     pid_t pid = 0;

@@ -48,16 +48,13 @@ using harness::ConfigBuilder;
 using harness::HttpOrigin;
 using harness::Json;
 using harness::Millis;
+using harness::ms_since;
 using harness::ProxydInstance;
 using harness::RawClient;
 using harness::wait_for;
 
 constexpr double kKiB = 1024.0;
 constexpr uint64_t kBufferSize = 64 * 1024;  // the default buffer_size
-
-long long ms_since(Clock::time_point start) {
-    return std::chrono::duration_cast<Millis>(Clock::now() - start).count();
-}
 
 uint64_t rss_of(const std::vector<pid_t>& pids) {
     uint64_t sum = 0;

@@ -36,10 +36,12 @@ using harness::CurlResult;
 using harness::HttpOrigin;
 using harness::HttpResponse;
 using harness::Millis;
+using harness::ms_since;
 using harness::pattern_bytes;
 using harness::ProxydInstance;
 using harness::RawClient;
 using harness::sha256_hex;
+using harness::since;
 using harness::TlsOrigin;
 
 // --- Bytes -----------------------------------------------------------------
@@ -106,10 +108,6 @@ std::string read_at_least(RawClient& client, size_t n, Millis timeout = 5s) {
         out += part;
     }
     return out;
-}
-
-Millis since(Clock::time_point start) {
-    return std::chrono::duration_cast<Millis>(Clock::now() - start);
 }
 
 // A loopback port nothing listens on: bound, then closed.
@@ -719,7 +717,7 @@ TEST_F(SocksProxy, StalledGreetingCutByHeaderTimeoutOthersServed) {
         SCOPED_TRACE(stalls[i].name);
         bool closed = false;
         std::string got = clients[i]->read_until_close(4s, &closed);
-        EXPECT_TRUE(closed) << "still open after " << since(started).count() << " ms";
+        EXPECT_TRUE(closed) << "still open after " << ms_since(started) << " ms";
         // A greeting with no-auth gets its 05 00 before the stall.
         if (i == 2) {
             EXPECT_EQ(hex(got), hex(kMethodNoAuth));
@@ -1071,7 +1069,7 @@ TEST_F(TlsListener, StalledHandshakeCutByHeaderTimeout) {
     for (auto& [name, client] : stalled) {
         SCOPED_TRACE(name);
         EXPECT_TRUE(client->wait_closed(4s - since(started)))
-            << "still open after " << since(started).count() << " ms";
+            << "still open after " << ms_since(started) << " ms";
     }
     EXPECT_LT(since(started), 3500ms);
 }

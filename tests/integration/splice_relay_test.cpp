@@ -47,20 +47,18 @@ using harness::CurlResult;
 using harness::HttpOrigin;
 using harness::HttpResponse;
 using harness::Millis;
+using harness::ms_since;
 using harness::pattern_bytes;
 using harness::ProxydInstance;
 using harness::RawClient;
 using harness::RawTcpServer;
 using harness::sha256_hex;
+using harness::since;
 using harness::wait_for;
 
 // limits.buffer_size in every test here (also the binary's default).
 constexpr size_t kBufferSize = 64 * 1024;
 constexpr size_t kMiB = size_t{1} << 20;
-
-Millis since(Clock::time_point start) {
-    return std::chrono::duration_cast<Millis>(Clock::now() - start);
-}
 
 // --- Raw origin plumbing ---------------------------------------------------
 // RawTcpServer hands its handlers blocking sockets; everything here uses
@@ -655,7 +653,7 @@ TEST_F(SpliceRelay, ClientThatStopsReadingIsClosedAfterIdleTimeout) {
         bool gone = false;
         std::string data = response_head(n) + pattern_bytes(n, 6);
         if (!send_all(fd, data, stopping, 10s, &gone) && gone) {
-            origin_cut_at_ms = since(t0).count();
+            origin_cut_at_ms = ms_since(t0);
             origin_cut = true;
         }
     });
@@ -668,7 +666,7 @@ TEST_F(SpliceRelay, ClientThatStopsReadingIsClosedAfterIdleTimeout) {
     ASSERT_TRUE(client.connect(port_));
     int rcvbuf = 16 * 1024;  // and no autotuning: the client's window stays small
     ::setsockopt(client.fd(), SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
-    const int64_t sent_at_ms = since(t0).count();
+    const int64_t sent_at_ms = ms_since(t0);
     ASSERT_TRUE(client.send(get(origin.port(), "/never-read")));
     // While the relay waits for the client its pipe holds bytes; the pipe is
     // closed with them when the session ends, so look now.
@@ -839,7 +837,7 @@ TEST_F(SpliceRelay, ConnectTunnelCarriesEightMiBEachWayConcurrently) {
     std::string got = after + client.read_until_close(10s, &closed);
     sender.join();
     std::printf("[ info     ] 2 x 8 MiB through the tunnel in %lld ms\n",
-                static_cast<long long>(since(started).count()));
+                static_cast<long long>(ms_since(started)));
     EXPECT_TRUE(client_sent.load());
     EXPECT_TRUE(closed) << "no EOF after the origin's half-close";
     EXPECT_EQ(got.size(), down.size());
