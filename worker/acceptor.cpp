@@ -9,7 +9,8 @@
 #include <cstring>
 
 #include "common/log.h"
-#include "worker/http_session.h"
+#include "worker/http_connection.h"
+#include "worker/policy.h"
 #include "worker/socks_session.h"
 #include "worker/transport.h"
 
@@ -156,22 +157,22 @@ void Acceptor::accept_one(Endpoint& endpoint) {
 }
 
 void Acceptor::serve(Endpoint& endpoint, int fd, const common::SocketAddress& client) {
-    if (!common::address_allowed(context_.config->acl.allow_clients, client)) {
+    if (!client_allowed(context_.config->acl, client)) {
         context_.counters.errors[common::channel::kErrDenied]++;
         LOG_INFO("client %s is not in allow_clients: connection closed",
                  client.to_string().c_str());
         ::close(fd);
         return;
     }
-    common::BufferEventPtr transport =
-        make_client_transport(context_.base, fd, endpoint.listener.config);
+    const common::ListenConfig& listener = endpoint.listener.config;
+    common::BufferEventPtr transport = make_client_transport(context_.base, fd, listener);
     if (!transport) return;
-    switch (endpoint.listener.config.protocol) {
+    switch (listener.protocol) {
         case common::ListenProtocol::kHttp:
-            HttpSession::start(context_, std::move(transport), client);
+            HttpConnection::start(context_, listener, std::move(transport), client);
             break;
         case common::ListenProtocol::kSocks5:
-            SocksSession::start(context_, std::move(transport), client);
+            SocksSession::start(context_, listener, std::move(transport), client);
             break;
     }
 }

@@ -1,57 +1,84 @@
-// What every kind of client session (HTTP, SOCKS) is to the worker: an
-// entry in the worker's session list, counted in its reports, that can be
-// asked to drain or to close at once. Sessions own themselves: they are
-// created by the acceptor and delete themselves when the connection ends.
+// What every kind of client session (HTTP, SOCKS) is to the worker, and who
+// owns it: the worker's SessionList, never the session itself. A session
+// that is done calls close(): it leaves the live list at once (its count,
+// the acceptor's limit and a drain see it gone) and goes to the worker's
+// graveyard (deferred_delete.h), so it is freed only after the callback
+// that closed it has returned.
 #pragma once
 
 #include <event2/bufferevent.h>
 
 #include <list>
+#include <memory>
 #include <string>
 
-#include "worker/tunnel.h"
+#include "common/address.h"
+#include "common/config.h"
+#include "worker/deferred_delete.h"
 #include "worker/worker_context.h"
 
 namespace worker {
 
-class ClientSession {
+class ClientSession : public Deferrable {
   public:
-    ClientSession(const ClientSession&) = delete;
-    ClientSession& operator=(const ClientSession&) = delete;
-
     // The worker began draining: finish what is in flight, take nothing new.
     virtual void on_drain() = 0;
-    // Close now and delete this session.
-    void destroy() { delete this; }
+    // Ends the session now; idempotent.
+    void close();
+    bool closed() const { return retired(); }
 
   protected:
-    explicit ClientSession(WorkerContext& context) : context_(context) {
-        entry_ = context_.sessions.insert(context_.sessions.end(), this);
-        context_.counters.active_sessions++;
-        context_.counters.total_sessions++;
-    }
-    virtual ~ClientSession() {
-        context_.sessions.erase(entry_);
-        context_.counters.active_sessions--;
-        if (context_.on_session_closed) context_.on_session_closed(context_.worker);
-    }
+    ClientSession(WorkerContext& context, const common::ListenConfig& listener,
+                  const common::SocketAddress& client)
+        : context_(context),
+          listener_(listener),
+          client_address_(client),
+          client_text_(client.to_string()) {}
+
+    // Runs once as close() begins: let go of helpers that must not act any
+    // more (an HTTP exchange).
+    virtual void on_close() {}
 
     // Counts and logs (at info: it is the client's doing) a TLS failure on
     // the client's transport after an error event; nothing for plain TCP.
-    void note_transport_error(bufferevent* bev, const std::string& client);
-
-    // Adds a finished tunnel's bytes to the worker's counters: every byte
-    // was read on one side and written on the other.
-    void count_tunnel(const TunnelTotals& totals) {
-        uint64_t relayed = totals.client_to_upstream + totals.upstream_to_client;
-        context_.counters.bytes_in += relayed;
-        context_.counters.bytes_out += relayed;
-    }
+    void note_transport_error(bufferevent* bev);
 
     WorkerContext& context_;
+    const common::ListenConfig& listener_;  // the listener that accepted the client
+    const common::SocketAddress client_address_;
+    const std::string client_text_;  // "address:port", for logs
 
   private:
-    std::list<ClientSession*>::iterator entry_;
+    friend class SessionList;
+    std::list<std::unique_ptr<ClientSession>>::iterator entry_;
+};
+
+// The worker's live sessions.
+class SessionList {
+  public:
+    // `on_closed(arg)` runs after each session leaves the list.
+    SessionList(WorkerContext& context, void (*on_closed)(void*), void* arg)
+        : context_(context), on_closed_(on_closed), on_closed_arg_(arg) {}
+    ~SessionList() { close_all(); }
+    SessionList(const SessionList&) = delete;
+    SessionList& operator=(const SessionList&) = delete;
+
+    // Takes ownership of a new session and counts it.
+    void add(std::unique_ptr<ClientSession> session);
+    bool empty() const { return live_.empty(); }
+    // Asks every live session to drain, or closes every one.
+    void drain_all();
+    void close_all();
+
+  private:
+    friend class ClientSession;
+    // From ClientSession::close(): hands the session to the graveyard.
+    void retire(ClientSession& session);
+
+    WorkerContext& context_;
+    void (*on_closed_)(void*);
+    void* on_closed_arg_;
+    std::list<std::unique_ptr<ClientSession>> live_;
 };
 
 }  // namespace worker

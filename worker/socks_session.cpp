@@ -4,20 +4,20 @@
 //   -----------  --------------------------------------  ---------------------------
 //   kGreeting    SOCKS5 greeting offering no-auth        reply 05 00 -> kRequest
 //   kGreeting    SOCKS5 greeting without no-auth         reply 05 FF -> kClosing
+//   kGreeting    not SOCKS at all                        kClosing (no reply)
 //   kGreeting    SOCKS4/4a CONNECT request               kConnecting
 //   kRequest     SOCKS5 CONNECT request                  kConnecting
 //   kGreeting/   malformed, BIND, UDP ASSOCIATE,         failure reply -> kClosing
-//   kRequest     port not in connect_ports
-//   any before   header_timeout                          closed
-//   kTunnel
-//   kConnecting  connected                               success reply with BND -> kTunnel
-//   kConnecting  resolve/deny/refuse/timeout             failure reply -> kClosing
-//   kTunnel      either side ends, error, idle timeout   destroyed
-//   kClosing     reply flushed                           destroyed
+//   kRequest     bad host name
+//   kGreeting/   header_timeout                          closed
+//   kRequest
+//   kConnecting  pipeline: connected                     success reply with BND -> kTunnel
+//   kConnecting  pipeline: refused (ports, loop, DNS,    failure reply -> kClosing
+//                private address, connect error)
+//   kTunnel      either side ends, error, idle timeout   closed
+//   kClosing     reply flushed                           closed
 #include "worker/socks_session.h"
 
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <sys/socket.h>
 
 #include <algorithm>
@@ -26,7 +26,9 @@
 #include "common/log.h"
 #include "common/timeval.h"
 #include "common/uri.h"
-#include "worker/transport.h"
+#include "worker/refusal.h"
+#include "worker/tunnel_start.h"
+#include "worker/worker_context.h"
 
 namespace worker {
 
@@ -46,34 +48,48 @@ common::SocketAddress local_address(bufferevent* bev) {
     return common::SocketAddress::from(reinterpret_cast<sockaddr*>(&storage), length);
 }
 
+// A request SOCKS could not read gets the reply code its parser chose.
 Refusal protocol_refusal(const std::string& detail, uint8_t socks_reply) {
-    return Refusal{400, socks_reply, detail, "http_request_error", channel::kErrClientProtocol};
+    Refusal refusal = make_refusal(RefusalCause::kBadRequest, detail);
+    refusal.socks_reply = socks_reply;
+    return refusal;
+}
+
+// The destination as the pipeline takes it. The request's views point into
+// the input buffer: everything is copied.
+common::ProxyTarget target_of(const socks::Destination& destination) {
+    common::ProxyTarget target;
+    target.host = destination.is_name() ? std::string(destination.host)
+                                        : destination.address.host_string();
+    target.port = destination.port;
+    target.ipv6_literal = !destination.is_name() && destination.address.family() == AF_INET6;
+    return target;
 }
 
 }  // namespace
 
-void SocksSession::start(WorkerContext& context, common::BufferEventPtr transport,
-                         const common::SocketAddress& client) {
-    new SocksSession(context, std::move(transport), client);  // owns itself
+void SocksSession::start(WorkerContext& context, const common::ListenConfig& listener,
+                         common::BufferEventPtr transport, const common::SocketAddress& client) {
+    context.sessions->add(std::unique_ptr<ClientSession>(
+        new SocksSession(context, listener, std::move(transport), client)));
 }
 
-SocksSession::SocksSession(WorkerContext& context, common::BufferEventPtr client,
-                           const common::SocketAddress& address)
-    : ClientSession(context), client_(std::move(client)), client_address_(address.to_string()) {
-    timer_.reset(event_new(context_.base, -1, 0, on_timeout, this));
+SocksSession::SocksSession(WorkerContext& context, const common::ListenConfig& listener,
+                           common::BufferEventPtr transport, const common::SocketAddress& client)
+    : ClientSession(context, listener, client),
+      client_(std::move(transport)),
+      pipeline_(context) {
+    record_.client = client_text_;
+    record_.listener = listener.name;
+    record_.method = "SOCKS5";
+    record_.version_minor = -1;
+    handshake_timer_.reset(event_new(context_.base, -1, 0, on_handshake_timeout, this));
     timeval handshake = to_timeval(context_.config->limits.header_timeout);
-    event_add(timer_.get(), &handshake);
+    event_add(handshake_timer_.get(), &handshake);
     bufferevent_setcb(client_.get(), on_read, on_write, on_event, this);
     // No SOCKS message is longer than this; a client can't make us buffer more.
     bufferevent_setwatermark(client_.get(), EV_READ, 0, socks::kMaxMessageSize);
     bufferevent_enable(client_.get(), EV_READ | EV_WRITE);
-}
-
-SocksSession::~SocksSession() {
-    tunnel_.reset();
-    connect_.reset();
-    client_.reset();
-    timer_.reset();
 }
 
 void SocksSession::read_handshake() {
@@ -93,15 +109,16 @@ void SocksSession::read_handshake() {
 bool SocksSession::read_greeting(std::string_view input) {
     auto version = socks::detect_version(input);
     if (version.status == socks::ParseStatus::kError) {
-        // Not SOCKS at all: there is no reply format to answer in.
-        reason_ = socks::describe(version.error);
+        // Not SOCKS at all: there is no reply format to answer in, and no
+        // request to log.
         context_.counters.errors[channel::kErrClientProtocol]++;
-        LOG_INFO("client %s: %s", client_address_.c_str(), reason_.c_str());
+        LOG_INFO("client %s: %s", client_text_.c_str(), socks::describe(version.error));
         close_after_flush();
         return false;
     }
     if (version.message == socks::Version::kSocks4) {
         socks4_ = true;
+        record_.method = "SOCKS4";
         return read_socks4_request(input);
     }
     auto greeting = socks::parse_greeting(input);
@@ -118,11 +135,12 @@ bool SocksSession::read_greeting(std::string_view input) {
     socks::encode_method_selection(method, reply);
     send(reply);
     if (method == socks::kMethodNoAcceptable) {
-        reason_ = greeting.status == socks::ParseStatus::kError
-                      ? socks::describe(greeting.error)
-                      : "no acceptable SOCKS5 authentication method offered";
-        context_.counters.errors[channel::kErrClientProtocol]++;
-        log_session(400, 0, 0);
+        record_.status = 400;
+        record_.fail(channel::kErrClientProtocol,
+                     greeting.status == socks::ParseStatus::kError
+                         ? socks::describe(greeting.error)
+                         : "no acceptable SOCKS5 authentication method offered");
+        record_.finish(context_);
         close_after_flush();
         return false;
     }
@@ -141,8 +159,8 @@ bool SocksSession::read_socks4_request(std::string_view input) {
 }
 
 // SOCKS5 and SOCKS4 requests end the same way: refused when malformed or not
-// CONNECT, else their destination goes on to the shared checks. Returns
-// false: the handshake is over either way (or needs more bytes).
+// CONNECT, else their destination goes on to the pipeline. Returns false:
+// the handshake is over either way (or needs more bytes).
 template <typename Parsed>
 bool SocksSession::take_request(const Parsed& request, uint8_t malformed_reply) {
     if (request.status == socks::ParseStatus::kNeedMore) return false;
@@ -155,51 +173,39 @@ bool SocksSession::take_request(const Parsed& request, uint8_t malformed_reply) 
                               socks::kRepCommandNotSupported));
         return false;
     }
-    // The request's views point into the input: copy before draining it.
-    Target target = target_of(request.message.destination);
+    common::ProxyTarget destination = target_of(request.message.destination);
+    bool is_name = request.message.destination.is_name();
     evbuffer_drain(bufferevent_get_input(client_.get()), request.consumed);
-    handle_connect(target);
+    context_.counters.requests++;
+    record_.target = destination.authority();
+    std::string error;
+    if (is_name && !common::valid_host_name(destination.host, error)) {
+        fail(protocol_refusal(error, socks::kRepNotAllowed));
+        return false;
+    }
+    state_ = State::kConnecting;
+    event_del(handshake_timer_.get());  // connect_timeout and dns_timeout take over
+    Intent intent;
+    intent.listener = &listener_;
+    intent.client = client_address_;
+    intent.destination = std::move(destination);
+    intent.mode = Intent::Mode::kTunnel;
+    pipeline_.start(intent, false,
+                    [this](PipelineResult&& result) { on_pipeline_done(std::move(result)); });
     return false;
 }
 
-SocksSession::Target SocksSession::target_of(const socks::Destination& destination) {
-    if (destination.is_name()) return {std::string(destination.host), destination.port, true};
-    return {destination.address.host_string(), destination.port, false};
-}
-
-// The destination goes through the same checks as an HTTP CONNECT: host
-// name rules, connect_ports, then (in the connector) the dialled address.
-void SocksSession::handle_connect(const Target& destination) {
-    context_.counters.requests++;
-    const std::string& host = destination.host;
-    target_ = (host.find(':') != std::string::npos ? "[" + host + "]" : host) + ":" +
-              std::to_string(destination.port);
-    std::string error;
-    if (destination.is_name && !common::valid_host_name(host, error)) {
-        fail(Refusal{400, socks::kRepNotAllowed, error, "http_request_error",
-                     channel::kErrClientProtocol});
+void SocksSession::on_pipeline_done(PipelineResult&& result) {
+    if (closed()) return;
+    if (result.refusal) {
+        fail(*result.refusal);
         return;
     }
-    if (auto refusal = check_tunnel_port(context_.config->acl, destination.port)) {
-        fail(*refusal);
-        return;
-    }
-    state_ = State::kConnecting;
-    event_del(timer_.get());  // connect_timeout and dns_timeout take over
-    connect_ = std::make_unique<UpstreamConnect>(context_.base, *context_.resolver,
-                                                 context_.connect_policy);
-    connect_->start(host, destination.port,
-                    [this](ConnectResult&& result) { on_connected(std::move(result)); });
-}
-
-void SocksSession::on_connected(ConnectResult&& result) {
-    if (result.error != ConnectError::kNone) {
-        fail(refusal_for(result.error, result.detail));
-        return;
-    }
-    upstream_address_ = result.peer.to_string();
+    record_.route = result.route.name();
+    record_.upstream = result.peer.to_string();
+    admission_ = std::move(result.admission);
     // BND.ADDR/BND.PORT: the address our upstream socket is bound to.
-    common::SocketAddress bound = local_address(result.connection.get());
+    common::SocketAddress bound = local_address(result.upstream.get());
     std::string reply;
     if (socks4_) {
         socks::encode_socks4_reply(true, bound, reply);
@@ -207,31 +213,15 @@ void SocksSession::on_connected(ConnectResult&& result) {
         socks::encode_reply(socks::kRepSucceeded, bound, reply);
     }
     send(reply);
-    start_tunnel(std::move(result.connection));
-}
-
-void SocksSession::start_tunnel(common::BufferEventPtr upstream) {
     state_ = State::kTunnel;
-    context_.counters.tunnels++;
-    event_del(timer_.get());
-    const common::LimitsConfig& limits = context_.config->limits;
-    tunnel_ = std::make_unique<Tunnel>(
-        context_.base, context_.pipes, std::move(client_), std::move(upstream), limits.buffer_size,
-        limits.tunnel_idle_timeout, [this](const TunnelTotals& totals) {
-            count_tunnel(totals);
-            if (std::string_view(totals.end_reason) != "closed") reason_ = totals.end_reason;
-            log_session(200, totals.client_to_upstream, totals.upstream_to_client);
-            destroy();
-        });
-    tunnel_->start();
+    tunnel_ = start_tunnel(context_, std::move(client_), std::move(result.upstream), record_,
+                           [this] { close(); });
 }
 
 void SocksSession::fail(const Refusal& refusal) {
-    context_.counters.errors[refusal.error_class]++;
-    reason_ = refusal.detail;
     LOG_INFO("SOCKS%s request refused (%s), client: %s, target: %s", socks4_ ? "4" : "5",
-             refusal.detail.c_str(), client_address_.c_str(),
-             target_.empty() ? "-" : target_.c_str());
+             refusal.detail.c_str(), client_text_.c_str(),
+             record_.target.empty() ? "-" : record_.target.c_str());
     std::string reply;
     if (socks4_) {
         socks::encode_socks4_reply(false, reply);
@@ -239,7 +229,8 @@ void SocksSession::fail(const Refusal& refusal) {
         socks::encode_reply(refusal.socks_reply, reply);
     }
     send(reply);
-    log_session(refusal.http_status, 0, 0);
+    record_.refuse(refusal);
+    record_.finish(context_);
     close_after_flush();
 }
 
@@ -250,55 +241,40 @@ void SocksSession::send(const std::string& bytes) {
 
 void SocksSession::close_after_flush() {
     state_ = State::kClosing;
-    connect_.reset();
     bufferevent_disable(client_.get(), EV_READ);
     bufferevent_trigger(client_.get(), EV_WRITE,
                         BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
 }
 
-void SocksSession::log_session(int status, uint64_t bytes_in, uint64_t bytes_out) {
-    if (!context_.access_log->enabled()) return;
-    AccessRecord record;
-    record.client = client_address_;
-    record.method = socks4_ ? "SOCKS4" : "SOCKS5";
-    record.target = target_;
-    record.version_minor = -1;
-    record.status = status;
-    record.bytes_from_client = bytes_in;
-    record.bytes_to_client = bytes_out;
-    record.duration = std::chrono::steady_clock::now() - started_;
-    record.upstream = upstream_address_;
-    record.reason = reason_;
-    context_.access_log->write(record);
-}
-
 void SocksSession::on_read(bufferevent*, void* arg) noexcept {
-    auto* self = static_cast<SocksSession*>(arg);
-    if (self->state_ == State::kGreeting || self->state_ == State::kRequest) {
+    SocksSession* self = live<SocksSession>(arg);
+    if (self && (self->state_ == State::kGreeting || self->state_ == State::kRequest)) {
         self->read_handshake();
     }
     // kConnecting: bytes sent early stay buffered for the tunnel.
 }
 
 void SocksSession::on_write(bufferevent* bev, void* arg) noexcept {
-    auto* self = static_cast<SocksSession*>(arg);
-    if (self->state_ == State::kClosing && evbuffer_get_length(bufferevent_get_output(bev)) == 0) {
-        self->destroy();
+    SocksSession* self = live<SocksSession>(arg);
+    if (self && self->state_ == State::kClosing &&
+        evbuffer_get_length(bufferevent_get_output(bev)) == 0) {
+        self->close();
     }
 }
 
 void SocksSession::on_event(bufferevent* bev, short events, void* arg) noexcept {
-    auto* self = static_cast<SocksSession*>(arg);
-    if (events & BEV_EVENT_CONNECTED) return;  // a TLS handshake completed
-    if (events & BEV_EVENT_ERROR) self->note_transport_error(bev, self->client_address_);
-    self->destroy();
+    SocksSession* self = live<SocksSession>(arg);
+    if (self == nullptr || (events & BEV_EVENT_CONNECTED)) return;  // a TLS handshake completed
+    if (events & BEV_EVENT_ERROR) self->note_transport_error(bev);
+    self->close();
 }
 
-void SocksSession::on_timeout(evutil_socket_t, short, void* arg) noexcept {
-    auto* self = static_cast<SocksSession*>(arg);
+void SocksSession::on_handshake_timeout(evutil_socket_t, short, void* arg) noexcept {
+    SocksSession* self = live<SocksSession>(arg);
+    if (self == nullptr) return;
     self->context_.counters.errors[channel::kErrTimeout]++;
-    LOG_INFO("client %s: SOCKS handshake timed out", self->client_address_.c_str());
-    self->destroy();
+    LOG_INFO("client %s: SOCKS handshake timed out", self->client_text_.c_str());
+    self->close();
 }
 
 }  // namespace worker

@@ -4,10 +4,8 @@
 #include <openssl/err.h>
 #include <sys/socket.h>
 
-#include "common/channel.h"
 #include "common/log.h"
 #include "common/tls.h"
-#include "worker/client_session.h"
 
 namespace worker {
 
@@ -97,17 +95,6 @@ std::string transport_error(bufferevent* bev) {
         text += line;
     }
     return text;
-}
-
-}  // namespace worker
-
-namespace worker {
-
-void ClientSession::note_transport_error(bufferevent* bev, const std::string& client) {
-    std::string tls_error = transport_error(bev);
-    if (tls_error.empty()) return;
-    context_.counters.errors[common::channel::kErrClientProtocol]++;
-    LOG_INFO("TLS error with client %s: %s", client.c_str(), tls_error.c_str());
 }
 
 }  // namespace worker

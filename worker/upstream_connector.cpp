@@ -7,6 +7,7 @@
 
 #include "common/log.h"
 #include "common/timeval.h"
+#include "worker/policy.h"
 
 namespace worker {
 
@@ -31,46 +32,8 @@ void UpstreamConnect::start(const std::string& host, uint16_t port, Callback cal
     callback_ = std::move(callback);
     dns_request_ = resolver_.resolve(host, [this](const Resolution& r) {
         dns_request_ = 0;
-        on_resolved(r);
+        if (!retired()) on_resolved(r);
     });
-}
-
-// What an address means when dialled from this host: an IPv4-mapped IPv6
-// address is its IPv4 address, and the unspecified address reaches the
-// loopback interface.
-common::SocketAddress UpstreamConnect::as_dialled(const common::SocketAddress& address) {
-    common::SocketAddress out = address;
-    if (address.family() == AF_INET6) {
-        const auto* v6 = reinterpret_cast<const sockaddr_in6*>(address.get());
-        if (IN6_IS_ADDR_V4MAPPED(&v6->sin6_addr)) {
-            sockaddr_in v4{};
-            v4.sin_family = AF_INET;
-            v4.sin_port = v6->sin6_port;
-            std::memcpy(&v4.sin_addr, v6->sin6_addr.s6_addr + 12, 4);
-            out = common::SocketAddress::from(reinterpret_cast<sockaddr*>(&v4), sizeof(v4));
-        } else if (IN6_IS_ADDR_UNSPECIFIED(&v6->sin6_addr)) {
-            out = *common::SocketAddress::from_numeric("::1", address.port());
-        }
-    }
-    if (out.family() == AF_INET &&
-        reinterpret_cast<const sockaddr_in*>(out.get())->sin_addr.s_addr == INADDR_ANY) {
-        out = *common::SocketAddress::from_numeric("127.0.0.1", address.port());
-    }
-    return out;
-}
-
-bool UpstreamConnect::is_own_listener(const common::SocketAddress& address) const {
-    common::SocketAddress dialled = as_dialled(address);
-    for (const common::SocketAddress& own : policy_.own_listeners) {
-        if (own == dialled) return true;
-        // A wildcard listener answers on every local address; loopback is
-        // the one a request can name without knowing this host's addresses.
-        bool wildcard = own.host_string() == "0.0.0.0" || own.host_string() == "::";
-        bool loopback =
-            dialled.host_string().rfind("127.", 0) == 0 || dialled.host_string() == "::1";
-        if (wildcard && loopback && own.port() == dialled.port()) return true;
-    }
-    return false;
 }
 
 void UpstreamConnect::on_resolved(const Resolution& resolution) {
@@ -81,12 +44,13 @@ void UpstreamConnect::on_resolved(const Resolution& resolution) {
     std::string denied;
     for (common::SocketAddress address : resolution.addresses) {
         address.set_port(port_);
-        if (is_own_listener(address)) {
+        DialVerdict verdict = check_dialled_address(policy_, address);
+        if (verdict == DialVerdict::kOwnListener) {
             fail(ConnectError::kLoop,
                  "request loops back to the proxy (" + address.to_string() + ")");
             return;
         }
-        if (policy_.deny_private && common::is_private_destination(address)) {
+        if (verdict == DialVerdict::kPrivate) {
             denied = address.host_string();
             continue;
         }
@@ -119,7 +83,8 @@ void UpstreamConnect::try_next() {
 }
 
 void UpstreamConnect::on_event(bufferevent* bev, short events, void* arg) noexcept {
-    auto* self = static_cast<UpstreamConnect*>(arg);
+    auto* self = live<UpstreamConnect>(arg);
+    if (self == nullptr) return;
     const common::SocketAddress& peer = self->candidates_[self->next_ - 1];
     if (events & BEV_EVENT_CONNECTED) {
         int one = 1;
@@ -128,7 +93,7 @@ void UpstreamConnect::on_event(bufferevent* bev, short events, void* arg) noexce
         bufferevent_set_timeouts(bev, nullptr, nullptr);
         ConnectResult result{ConnectError::kNone, "", std::move(self->connecting_), peer};
         Callback callback = std::move(self->callback_);
-        callback(std::move(result));  // may destroy self
+        callback(std::move(result));  // may retire self
         return;
     }
     if (events & BEV_EVENT_TIMEOUT) {
@@ -148,7 +113,7 @@ void UpstreamConnect::fail(ConnectError error, std::string detail) {
     result.error = error;
     result.detail = std::move(detail);
     Callback callback = std::move(callback_);
-    if (callback) callback(std::move(result));  // may destroy this
+    if (callback) callback(std::move(result));  // may retire this
 }
 
 }  // namespace worker

@@ -14,6 +14,7 @@
 
 #include "common/address.h"
 #include "common/libevent_handles.h"
+#include "worker/deferred_delete.h"
 #include "worker/resolver.h"
 
 namespace worker {
@@ -41,15 +42,15 @@ struct ConnectPolicy {
 };
 
 // One connection attempt. Destroying it cancels whatever is in flight; the
-// callback runs at most once and may destroy the attempt.
-class UpstreamConnect {
+// callback runs at most once. Its owner hands it to the graveyard
+// (deferred_delete.h) rather than deleting it, since that may happen from
+// inside the callback; once retired, nothing of it runs.
+class UpstreamConnect final : public Deferrable {
   public:
     using Callback = std::function<void(ConnectResult&&)>;
 
     UpstreamConnect(event_base* base, Resolver& resolver, const ConnectPolicy& policy);
-    ~UpstreamConnect();
-    UpstreamConnect(const UpstreamConnect&) = delete;
-    UpstreamConnect& operator=(const UpstreamConnect&) = delete;
+    ~UpstreamConnect() override;
 
     void start(const std::string& host, uint16_t port, Callback callback);
 
@@ -57,8 +58,6 @@ class UpstreamConnect {
     void on_resolved(const Resolution& resolution);
     void try_next();
     void fail(ConnectError error, std::string detail);
-    bool is_own_listener(const common::SocketAddress& address) const;
-    static common::SocketAddress as_dialled(const common::SocketAddress& address);
     static void on_event(bufferevent* bev, short events, void* arg) noexcept;
 
     event_base* base_;

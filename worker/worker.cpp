@@ -31,6 +31,7 @@
 #include "worker/acceptor.h"
 #include "worker/access_log.h"
 #include "worker/client_session.h"
+#include "worker/deferred_delete.h"
 #include "worker/resolver.h"
 #include "worker/upstream_pool.h"
 #include "worker/worker_context.h"
@@ -103,6 +104,8 @@ class Worker {
     std::unique_ptr<UpstreamPool> pool_;
     std::unique_ptr<PipePool> pipes_;
     std::unique_ptr<AccessLog> access_log_;
+    DeferredDeleter graveyard_;
+    std::unique_ptr<SessionList> sessions_;
     std::unique_ptr<Acceptor> acceptor_;
     common::EventPtr channel_event_;
     common::EventPtr heartbeat_;
@@ -120,9 +123,8 @@ int Worker::run() {
     send_report();  // the first report says "ready"
     event_base_dispatch(base_.get());
     // Fast stop or drained: whatever is left closes now.
-    for (ClientSession* session : std::list<ClientSession*>(context_.sessions)) {
-        session->destroy();
-    }
+    sessions_->close_all();
+    graveyard_.free_now();
     pool_->clear();
     access_log_->flush();
     acceptor_.reset();
@@ -168,8 +170,10 @@ bool Worker::setup() {
     }
     context_.scoreboard = startup_.scoreboard;
     context_.slot = startup_.slot;
-    context_.on_session_closed = on_session_closed;
-    context_.worker = this;
+    if (!graveyard_.start(base_.get())) return false;
+    context_.graveyard = &graveyard_;
+    sessions_ = std::make_unique<SessionList>(context_, on_session_closed, this);
+    context_.sessions = sessions_.get();
     acceptor_ = std::make_unique<Acceptor>(context_, startup_.listeners);
     if (!acceptor_->start() || !setup_signals()) return false;
     channel_event_.reset(
@@ -256,10 +260,8 @@ void Worker::begin_drain() {
     acceptor_->close_listeners();
     LOG_INFO("draining: %llu sessions to finish",
              static_cast<unsigned long long>(context_.counters.active_sessions));
-    for (ClientSession* session : std::list<ClientSession*>(context_.sessions)) {
-        session->on_drain();
-    }
-    if (context_.sessions.empty()) event_base_loopexit(base_.get(), nullptr);
+    sessions_->drain_all();
+    if (sessions_->empty()) event_base_loopexit(base_.get(), nullptr);
     send_report();
 }
 
@@ -269,7 +271,7 @@ void Worker::stop_now() {
 
 void Worker::session_closed() {
     if (acceptor_) acceptor_->on_session_closed();
-    if (context_.draining && context_.sessions.empty()) {
+    if (context_.draining && sessions_->empty()) {
         event_base_loopexit(base_.get(), nullptr);
     }
 }

@@ -1,12 +1,11 @@
 // What every session of a worker shares: the loop, the configuration, the
 // resolver, the upstream pool, the access log, the counters reported to the
-// master, and the list of live sessions (for drain and stop).
+// master, and the list of sessions (client_session.h).
 #pragma once
 
 #include <event2/event.h>
 
 #include <cstdint>
-#include <list>
 
 #include "common/channel.h"
 #include "common/config.h"
@@ -19,7 +18,8 @@
 
 namespace worker {
 
-class ClientSession;
+class DeferredDeleter;
+class SessionList;
 
 struct Counters {
     uint64_t active_sessions = 0;
@@ -44,12 +44,8 @@ struct WorkerContext {
     bool draining = false;
     common::Scoreboard* scoreboard = nullptr;
     int slot = 0;
-    std::list<ClientSession*> sessions;  // see client_session.h
-
-    // Called by a session as it is destroyed; the worker may exit when
-    // draining and this was the last one, or resume accepting.
-    void (*on_session_closed)(void* worker) = nullptr;
-    void* worker = nullptr;
+    SessionList* sessions = nullptr;
+    DeferredDeleter* graveyard = nullptr;  // see deferred_delete.h
 };
 
 }  // namespace worker

@@ -1,0 +1,40 @@
+#include "worker/exchange_record.h"
+
+#include "worker/access_log.h"
+#include "worker/worker_context.h"
+
+namespace worker {
+
+void ExchangeRecord::refuse(const Refusal& r) {
+    status = r.http_status;
+    reason = r.detail;
+    refusal = r.cause;
+    error_class = r.error_class;
+}
+
+void ExchangeRecord::fail(uint32_t why_class, std::string why) {
+    error_class = why_class;
+    reason = std::move(why);
+}
+
+void ExchangeRecord::finish(WorkerContext& context) {
+    if (finished_) return;
+    finished_ = true;
+    if (error_class) context.counters.errors[*error_class]++;
+    if (!context.access_log->enabled()) return;
+    AccessRecord line;
+    line.client = client;
+    line.user = user;
+    line.method = method;
+    line.target = target;
+    line.version_minor = version_minor;
+    line.status = status;
+    line.bytes_from_client = bytes_from_client;
+    line.bytes_to_client = bytes_to_client;
+    line.duration = std::chrono::steady_clock::now() - started;
+    line.upstream = upstream;
+    line.reason = reason;
+    context.access_log->write(line);
+}
+
+}  // namespace worker

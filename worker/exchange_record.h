@@ -1,0 +1,50 @@
+// The exchange record: one per HTTP request, CONNECT or SOCKS connect,
+// filled along the way by the protocol and the pipeline (who asked, on which
+// listener, for what, by which route, what came of it, how many bytes, how
+// long) and consumed once, by finish(), which counts its error class and
+// writes its access-log line. Later outputs (metrics, other log formats)
+// read the same record.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "worker/pipeline_types.h"
+
+namespace worker {
+
+struct WorkerContext;
+
+struct ExchangeRecord {
+    std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
+    std::string client;    // "address:port"
+    std::string user;      // authenticated user; empty: none
+    std::string listener;  // the [listen NAME] that accepted the client
+    std::string method;    // "GET", "CONNECT", "SOCKS5", "SOCKS4"; "-" when unreadable
+    std::string target;    // as the client wrote it (HTTP) or "host:port" (SOCKS)
+    int version_minor = 1;  // -1: not HTTP
+    std::string route;      // Route::name() once routed
+    std::string upstream;   // the peer's address once connected
+    int status = 0;         // HTTP status (or the status the same outcome gets over HTTP)
+    uint64_t bytes_from_client = 0;
+    uint64_t bytes_to_client = 0;
+    std::optional<RefusalCause> refusal;
+    std::string reason;  // why it was refused or ended abnormally
+    std::optional<uint32_t> error_class;
+
+    // Records a refusal: its status, detail and error class.
+    void refuse(const Refusal& refusal);
+    // Records an abnormal end of class `error_class` (common::channel).
+    void fail(uint32_t error_class, std::string why);
+    // Counts the error class (if any) and writes the access-log line, once;
+    // later calls do nothing.
+    void finish(WorkerContext& context);
+    bool finished() const { return finished_; }
+
+  private:
+    bool finished_ = false;
+};
+
+}  // namespace worker

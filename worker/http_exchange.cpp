@@ -1,0 +1,658 @@
+// One HTTP request and its response (or its CONNECT tunnel).
+//
+//   state                  event                                  next
+//   ---------------------  -------------------------------------  -------------------------
+//   begin()                target or framing unreadable           refused (error response)
+//   begin()                valid                                  pipeline
+//   pipeline               refused by policy (ports, Via loop)    refused, connection closes
+//   pipeline               refused by DNS, address, connect       refused (502/403/508/504)
+//   pipeline               pooled or new upstream, forward        forwarding
+//   pipeline               new upstream, CONNECT                  tunnel
+//   forwarding             request body up, response head and     complete (keep-alive or not)
+//                          body down, concurrently
+//   forwarding             body >= buffer_size, plain TCP,        spliced (SocketRelay; a
+//                          length known or until close            timer watches for stalls)
+//   spliced                body done / upstream EOF (until close) complete
+//   spliced                upstream EOF or error mid-body,        aborted (close after flush)
+//                          upstream silent for upstream_timeout
+//   spliced                client write error or not reading      client lost (close now)
+//                          for idle_timeout
+//   forwarding             stale pooled upstream breaks before    pipeline again, once, on a
+//                          any response byte                      new connection
+//   forwarding             upstream broken/silent before the      refused (502/504)
+//                          response head
+//   forwarding             upstream broken mid-response           aborted
+//   forwarding             malformed chunked request body         refused (400), closes
+//   tunnel                 either side ends, error, idle timeout  client lost (record done)
+//
+// The request body goes upstream while the response comes back, each with
+// backpressure (body_pump.h). A response body of at least buffer_size whose
+// end is known (Content-Length) or is the close, between plain TCP sockets,
+// is spliced by a SocketRelay (socket_relay.h); chunked bodies and TLS
+// clients stay on the bufferevents.
+#include "worker/http_exchange.h"
+
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "common/log.h"
+#include "common/timeval.h"
+#include "worker/refusal.h"
+#include "worker/transport.h"
+#include "worker/tunnel_start.h"
+#include "worker/upstream_pool.h"
+
+namespace worker {
+
+using common::to_timeval;
+
+namespace http = common::http;
+namespace channel = common::channel;
+
+namespace {
+
+// How often a spliced body is checked for a stalled side, at most.
+constexpr std::chrono::milliseconds kRelayCheckInterval{1000};
+
+// The parser's head structure is large (room for every field view) and a
+// worker is single-threaded, so one serves every exchange: a head is fully
+// consumed before the callback that parsed it returns.
+http::ResponseHead& scratch_response_head() {
+    static http::ResponseHead head;
+    return head;
+}
+
+// A response head waiting to go out together with the first bytes of its
+// body: one write instead of two for a small response. Shared like the
+// scratch head: it is always empty again before the loop runs.
+evbuffer* staged_response_head() {
+    static common::EvBufferPtr head(evbuffer_new());
+    return head.get();
+}
+
+size_t input_length(bufferevent* bev) {
+    return evbuffer_get_length(bufferevent_get_input(bev));
+}
+
+// True when a byte, an EOF or an error waits on `fd`; reads nothing.
+bool socket_has_input(evutil_socket_t fd) {
+    char byte;
+    ssize_t n = recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    return n >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK);
+}
+
+Refusal refusal_with_status(RefusalCause cause, int status, std::string detail) {
+    Refusal refusal = make_refusal(cause, std::move(detail));
+    refusal.http_status = status;
+    return refusal;
+}
+
+}  // namespace
+
+HttpExchange::HttpExchange(WorkerContext& context, Owner& owner,
+                           const common::ListenConfig& listener,
+                           const common::SocketAddress& client, const std::string& client_text,
+                           const http::Limits& parse_limits)
+    : context_(context),
+      owner_(owner),
+      limits_(context.config->limits),
+      parse_limits_(parse_limits),
+      listener_(listener),
+      client_address_(client),
+      request_chunks_(parse_limits),
+      response_chunks_(parse_limits),
+      pipeline_(context) {
+    record_.client = client_text;
+    record_.listener = listener.name;
+}
+
+HttpExchange::~HttpExchange() {
+    body_relay_.reset();
+    tunnel_.reset();
+    upstream_.reset();
+}
+
+// ---------------------------------------------------------------- requests
+
+void HttpExchange::begin(const http::RequestHead& head) {
+    context_.counters.requests++;
+    record_.method = head.method;
+    record_.target = head.target;
+    record_.version_minor = head.version_minor;
+    record_.bytes_from_client += head.head_length;
+    context_.counters.bytes_in += head.head_length;
+    client_keep_alive_ = client_wants_keep_alive(head);
+    connect_ = head.method == "CONNECT";  // methods are case-sensitive
+    intent_.listener = &listener_;
+    intent_.client = client_address_;
+    intent_.mode = connect_ ? Intent::Mode::kTunnel : Intent::Mode::kForward;
+    intent_.via_names_us = has_our_via(head);
+    std::optional<Refusal> unreadable = connect_ ? prepare_connect(head) : prepare_forward(head);
+    // The head's views die here; everything needed was copied above.
+    evbuffer_drain(bufferevent_get_input(owner_.client()), head.head_length);
+    if (unreadable) {
+        // What follows a head that could not be read (a body, tunnel data)
+        // cannot be told from a next request: close.
+        refuse(*unreadable, true);
+        return;
+    }
+    run_pipeline(true);
+}
+
+std::optional<Refusal> HttpExchange::prepare_forward(const http::RequestHead& head) {
+    http::BodyFraming framing = http::request_body_framing(head);
+    if (framing.error != http::ParseError::kNone) {
+        return refusal_with_status(RefusalCause::kBadRequest, http::status_for(framing.error),
+                                   http::describe(framing.error));
+    }
+    std::string error;
+    common::ProxyTarget& destination = intent_.destination;
+    if (!common::parse_absolute_target(head.target, destination, error)) {
+        return make_refusal(RefusalCause::kBadRequest, error);
+    }
+    // Built now, while the head's views are alive; sent once connected.
+    upstream_head_.reserve(512);
+    build_upstream_request(head, destination, framing, upstream_head_);
+    destination.path = {};  // pointed into the head
+    request_framing_ = framing;
+    request_left_ = framing.kind == http::BodyKind::kContentLength ? framing.length : 0;
+    request_done_ = framing.kind == http::BodyKind::kNone ||
+                    (framing.kind == http::BodyKind::kContentLength && framing.length == 0);
+    return std::nullopt;
+}
+
+std::optional<Refusal> HttpExchange::prepare_connect(const http::RequestHead& head) {
+    std::string error;
+    if (!common::parse_authority_target(head.target, intent_.destination, error)) {
+        return make_refusal(RefusalCause::kBadRequest, error);
+    }
+    request_done_ = true;
+    return std::nullopt;
+}
+
+void HttpExchange::run_pipeline(bool may_reuse) {
+    pipeline_.start(intent_, may_reuse, [this](PipelineResult&& result) {
+        if (!retired()) on_pipeline_done(std::move(result));
+    });
+}
+
+void HttpExchange::on_pipeline_done(PipelineResult&& result) {
+    if (result.refusal) {
+        // A policy refusal closes: after a CONNECT head, anything may be
+        // tunnel data; after a refused request, its body is still coming.
+        refuse(*result.refusal, result.refused_by_policy);
+        return;
+    }
+    admission_ = std::move(result.admission);
+    record_.route = result.route.name();
+    pool_key_ = pool_key(intent_, result.route);
+    upstream_ = std::move(result.upstream);
+    upstream_peer_ = result.peer;
+    record_.upstream = result.peer.to_string();
+    reused_upstream_ = result.reused;
+    if (connect_) {
+        open_tunnel();
+    } else {
+        start_forwarding();
+    }
+}
+
+void HttpExchange::start_forwarding() {
+    bufferevent* up = upstream_.get();
+    bufferevent* client = owner_.client();
+    size_t high = std::max<size_t>(limits_.buffer_size, limits_.max_header_size + 1);
+    bufferevent_setcb(up, on_upstream_read, on_upstream_write, on_upstream_event, this);
+    bufferevent_setwatermark(up, EV_READ, 0, high);
+    set_io_size(up, limits_.buffer_size);
+    bufferevent_setwatermark(up, EV_WRITE, 0, 0);
+    if (!request_done_) {
+        // While a body streams up; pump_request_body() sets the timeouts
+        // for waiting on the response once it is all sent.
+        timeval upstream_timeout = to_timeval(limits_.upstream_timeout);
+        bufferevent_set_timeouts(up, nullptr, &upstream_timeout);
+        timeval idle = to_timeval(limits_.idle_timeout);
+        bufferevent_set_timeouts(client, &idle, &idle);
+    }
+    send_or_queue(up, upstream_head_.data(), upstream_head_.size());
+    context_.counters.bytes_out += upstream_head_.size();
+    // A reused connection may turn out to be closed by the origin; the head
+    // is kept so the request can be retried once on a fresh connection, as
+    // long as no body byte went out (see upstream_failed()).
+    if (!reused_upstream_ || !request_done_) std::string().swap(upstream_head_);
+    bufferevent_enable(up, EV_READ);
+    enable_writing(up);
+    pump_request_body();
+}
+
+BodyPump HttpExchange::pump_to_client() {
+    return BodyPump{upstream_.get(), owner_.client(), record_.bytes_to_client, context_.counters,
+                    limits_.buffer_size};
+}
+
+BodyPump HttpExchange::pump_to_upstream() {
+    return BodyPump{owner_.client(), upstream_.get(), record_.bytes_from_client,
+                    context_.counters, limits_.buffer_size};
+}
+
+void HttpExchange::pump_request_body() {
+    if (!request_done_) {
+        bool done = false;
+        if (request_framing_.kind == http::BodyKind::kContentLength) {
+            request_left_ -= pump_to_upstream().move(request_left_);
+            done = request_left_ == 0;
+        } else if (!pump_to_upstream().move_chunked(request_chunks_, true, done)) {
+            refuse(make_refusal(RefusalCause::kBadRequest, "malformed chunked request body"),
+                   true);
+            return;
+        }
+        if (!done) return;
+        if (request_framing_.kind == http::BodyKind::kChunked) {
+            send_or_queue(upstream_.get(), "0\r\n\r\n", 5);
+        }
+        request_done_ = true;
+    }
+    // Waiting for the response starts once the whole request went out.
+    timeval upstream_timeout = to_timeval(limits_.upstream_timeout);
+    bufferevent_set_timeouts(upstream_.get(), &upstream_timeout, &upstream_timeout);
+    timeval idle = to_timeval(limits_.idle_timeout);
+    bufferevent_set_timeouts(owner_.client(), nullptr, &idle);
+}
+
+void HttpExchange::on_client_readable() {
+    if (upstream_ && !request_done_) pump_request_body();
+}
+
+// The client drained below the low mark: read the upstream again.
+void HttpExchange::on_client_drained() {
+    if (!upstream_ || body_relay_) return;  // not connected yet, or the relay has both sockets
+    bufferevent_setwatermark(owner_.client(), EV_WRITE, 0, 0);
+    bufferevent_enable(upstream_.get(), EV_READ);
+    if (response_started_) pump_response_body();
+}
+
+// ---------------------------------------------------------------- responses
+
+void HttpExchange::read_response() {
+    if (!response_started_) {
+        read_response_head();
+        return;
+    }
+    pump_response_body();
+}
+
+void HttpExchange::read_response_head() {
+    evbuffer* input = bufferevent_get_input(upstream_.get());
+    // Once the upstream answered anything, resending the request elsewhere
+    // could run it twice.
+    if (evbuffer_get_length(input) > 0) std::string().swap(upstream_head_);
+    while (!response_started_) {
+        size_t available = evbuffer_get_length(input);
+        if (available == 0) return;
+        size_t want = std::min<size_t>(available, limits_.max_header_size);
+        const char* data =
+            reinterpret_cast<const char*>(evbuffer_pullup(input, static_cast<ev_ssize_t>(want)));
+        http::ResponseHead& head = scratch_response_head();
+        http::ParseResult result = http::parse_response_head({data, want}, parse_limits_, head);
+        if (result.status == http::ParseStatus::kNeedMore) {
+            if (want < limits_.max_header_size) return;
+            upstream_failed("response head from upstream is too large", false);
+            return;
+        }
+        if (result.status == http::ParseStatus::kError) {
+            upstream_failed(
+                std::string("malformed response from upstream: ") + http::describe(result.error),
+                false);
+            return;
+        }
+        if (head.status < 200) {
+            if (!relay_interim(head)) return;
+            evbuffer_drain(input, head.head_length);
+            continue;
+        }
+        if (!start_response(head)) return;
+        evbuffer_drain(input, head.head_length);
+    }
+    pump_response_body();
+}
+
+bool HttpExchange::relay_interim(const http::ResponseHead& head) {
+    if (head.status == 101) {
+        upstream_failed("upstream switched protocols without being asked", false);
+        return false;
+    }
+    if (record_.version_minor >= 1) {
+        std::string out;
+        build_interim_response(head, out);
+        send_or_queue(owner_.client(), out.data(), out.size());
+        record_.bytes_to_client += out.size();
+        context_.counters.bytes_out += out.size();
+    }
+    return true;
+}
+
+bool HttpExchange::start_response(const http::ResponseHead& head) {
+    http::BodyFraming framing = http::response_body_framing(head, record_.method);
+    if (framing.error != http::ParseError::kNone) {
+        upstream_failed(
+            std::string("invalid response framing from upstream: ") + http::describe(framing.error),
+            false);
+        return false;
+    }
+    response_framing_ = framing;
+    switch (framing.kind) {
+        case http::BodyKind::kNone:
+            client_body_ = OutgoingBody::kNone;
+            break;
+        case http::BodyKind::kContentLength:
+            client_body_ = OutgoingBody::kLength;
+            response_left_ = framing.length;
+            break;
+        case http::BodyKind::kChunked:
+            // An HTTP/1.0 client can't read chunked: it gets the data and a close.
+            client_body_ =
+                record_.version_minor >= 1 ? OutgoingBody::kChunked : OutgoingBody::kUntilClose;
+            break;
+        case http::BodyKind::kUntilClose:
+            client_body_ = OutgoingBody::kUntilClose;
+            break;
+    }
+    response_keep_alive_ = client_keep_alive_ && request_done_ && !context_.draining &&
+                           !owner_.client_eof() && client_body_ != OutgoingBody::kUntilClose;
+    upstream_reusable_ = head.version_minor >= 1 && !connection_info(head).close &&
+                         framing.kind != http::BodyKind::kUntilClose;
+    record_.status = head.status;
+    response_started_ = true;
+    std::string out;
+    out.reserve(head.head_length + 64);
+    build_client_response(head, client_body_, response_left_, response_keep_alive_,
+                          record_.version_minor, out);
+    // Staged until pump_response_body(), which always follows.
+    evbuffer_add(staged_response_head(), out.data(), out.size());
+    record_.bytes_to_client += out.size();
+    context_.counters.bytes_in += head.head_length;
+    context_.counters.bytes_out += out.size();
+    return true;
+}
+
+void HttpExchange::pump_response_body() {
+    bool done = false;
+    http::BodyKind kind = response_framing_.kind;
+    if (kind != http::BodyKind::kContentLength && kind != http::BodyKind::kUntilClose) {
+        send_staged_head();  // move() sends it with the first body bytes
+    }
+    switch (kind) {
+        case http::BodyKind::kNone:
+            done = true;
+            break;
+        case http::BodyKind::kContentLength:
+            response_left_ -= pump_to_client().move(response_left_, staged_response_head());
+            done = response_left_ == 0;
+            if (!done && response_left_ >= limits_.buffer_size) start_body_relay();
+            break;
+        case http::BodyKind::kChunked: {
+            bool reencode = client_body_ == OutgoingBody::kChunked;
+            if (!pump_to_client().move_chunked(response_chunks_, reencode, done)) {
+                abort("malformed chunked response from upstream", channel::kErrUpstreamProtocol);
+                return;
+            }
+            if (done && reencode) {
+                send_or_queue(owner_.client(), "0\r\n\r\n", 5);
+                record_.bytes_to_client += 5;
+            }
+            break;
+        }
+        case http::BodyKind::kUntilClose:
+            pump_to_client().move(UINT64_MAX, staged_response_head());
+            start_body_relay();
+            break;  // done at upstream EOF
+    }
+    if (done) finish();
+}
+
+void HttpExchange::send_staged_head() {
+    evbuffer* head = staged_response_head();
+    size_t n = evbuffer_get_length(head);
+    if (n > 0) send_or_queue(owner_.client(), head, n);
+}
+
+// ---------------------------------------------------------------- spliced bodies
+
+// The upstream's bufferevent stops reading and the client's stops writing
+// (what it still holds, the response head included, goes out first); both
+// keep their sockets. The client's may go on reading: pipelined requests
+// and an EOF are noticed as before.
+bool HttpExchange::start_body_relay() {
+    bufferevent* client = owner_.client();
+    if (body_relay_ || context_.pipes == nullptr || !request_done_ || !is_plain_tcp(client) ||
+        input_length(upstream_.get()) > 0) {
+        return false;
+    }
+    if (!relay_timer_) {
+        relay_timer_.reset(event_new(context_.base, -1, 0, on_relay_check, this));
+        if (!relay_timer_) return false;  // the bufferevents carry on
+    }
+    bool length_known = response_framing_.kind == http::BodyKind::kContentLength;
+    bufferevent_disable(upstream_.get(), EV_READ);
+    bufferevent_disable(client, EV_WRITE);
+    body_relay_ = std::make_unique<SocketRelay>(
+        context_.base, *context_.pipes, bufferevent_getfd(upstream_.get()),
+        bufferevent_getfd(client), length_known ? response_left_ : UINT64_MAX,
+        [this, length_known](size_t n) {
+            if (length_known) response_left_ -= n;
+            context_.counters.bytes_in += n;
+            context_.counters.bytes_out += n;
+            record_.bytes_to_client += n;
+        },
+        [this](SocketRelay::End end, int error) {
+            if (!retired()) on_body_relay_end(end, error);
+        });
+    body_relay_->send_first_output_of(client);
+    body_relay_->start();
+    // The bufferevents' timeouts went with their events: one timer watches
+    // for a stalled upstream (upstream_timeout) or client (idle_timeout).
+    timeval tv = to_timeval(std::min({limits_.idle_timeout, limits_.upstream_timeout,
+                                      std::chrono::milliseconds(kRelayCheckInterval)}));
+    event_add(relay_timer_.get(), &tv);
+    return true;
+}
+
+void HttpExchange::stop_body_relay() {
+    body_relay_.reset();
+    event_del(relay_timer_.get());
+    bufferevent* client = owner_.client();
+    bufferevent_setwatermark(client, EV_WRITE, 0, 0);
+    bufferevent_enable(client, EV_WRITE);
+}
+
+void HttpExchange::on_body_relay_end(SocketRelay::End end, int error) {
+    stop_body_relay();
+    switch (end) {
+        case SocketRelay::End::kLimitReached:
+            // The relay read no byte past the body; anything the origin sent
+            // after it is not a response to anything: never pool it.
+            if (socket_has_input(bufferevent_getfd(upstream_.get()))) upstream_reusable_ = false;
+            finish();
+            return;
+        case SocketRelay::End::kSourceEof:
+            if (response_framing_.kind == http::BodyKind::kUntilClose) {
+                upstream_reusable_ = false;
+                finish();
+                return;
+            }
+            abort("upstream connection closed mid-response", channel::kErrUpstreamProtocol);
+            return;
+        case SocketRelay::End::kSourceError:
+            abort("upstream connection failed mid-response", channel::kErrUpstreamProtocol);
+            return;
+        case SocketRelay::End::kSinkError:
+            lose_client(std::string("client connection failed mid-response (") +
+                        std::strerror(error) + ")");
+            return;
+    }
+}
+
+void HttpExchange::check_body_relay() {
+    bool waiting_for_client = body_relay_->waiting_for_sink();
+    auto limit = waiting_for_client ? limits_.idle_timeout : limits_.upstream_timeout;
+    auto idle = std::chrono::duration_cast<std::chrono::milliseconds>(
+        std::chrono::steady_clock::now() - body_relay_->last_activity());
+    if (idle < limit) {
+        timeval tv = to_timeval(std::min(limit - idle, kRelayCheckInterval));
+        event_add(relay_timer_.get(), &tv);
+        return;
+    }
+    stop_body_relay();
+    if (!waiting_for_client) {
+        abort("upstream timed out mid-response", channel::kErrTimeout);
+        return;
+    }
+    record_.fail(channel::kErrTimeout, "client stopped reading");
+    lose_client(record_.reason);
+}
+
+// ---------------------------------------------------------------- endings
+
+void HttpExchange::finish() {
+    record_.finish(context_);
+    bool reusable = upstream_reusable_ && request_done_ && upstream_ &&
+                    input_length(upstream_.get()) == 0;
+    if (reusable) {
+        context_.pool->put(pool_key_, PooledConnection{std::move(upstream_), upstream_peer_});
+    }
+    release_upstream();
+    owner_.on_exchange_complete();
+}
+
+void HttpExchange::open_tunnel() {
+    static constexpr std::string_view kEstablished = "HTTP/1.1 200 Connection established\r\n\r\n";
+    bufferevent* client = owner_.client();
+    send_or_queue(client, kEstablished.data(), kEstablished.size());
+    context_.counters.bytes_out += kEstablished.size();
+    record_.bytes_to_client += kEstablished.size();
+    bufferevent_set_timeouts(client, nullptr, nullptr);
+    tunnel_ = start_tunnel(context_, owner_.take_client(), std::move(upstream_), record_, [this] {
+        if (!retired()) owner_.on_exchange_lost_client();
+    });
+}
+
+void HttpExchange::release_upstream() {
+    body_relay_.reset();
+    if (relay_timer_) event_del(relay_timer_.get());
+    upstream_.reset();
+    pipeline_.cancel();
+}
+
+void HttpExchange::refuse(const Refusal& refusal, bool close) {
+    release_upstream();
+    owner_.on_exchange_refused(refusal, close);
+}
+
+// Something broke after the response head went out: the client can only
+// learn it from the connection closing before the body is complete.
+void HttpExchange::abort(const char* reason, uint32_t error_class) {
+    record_.fail(error_class, reason);
+    LOG_INFO("%s, client: %s, request: \"%s %s\", upstream: %s", reason, record_.client.c_str(),
+             record_.method.c_str(), record_.target.c_str(), record_.upstream.c_str());
+    record_.finish(context_);
+    release_upstream();
+    owner_.on_exchange_aborted();
+}
+
+void HttpExchange::lose_client(std::string reason) {
+    record_.reason = std::move(reason);
+    record_.finish(context_);
+    release_upstream();
+    owner_.on_exchange_lost_client();
+}
+
+void HttpExchange::upstream_failed(const std::string& what, bool connection_broken) {
+    if (response_started_) {
+        abort(connection_broken ? "upstream connection closed mid-response"
+                                : "malformed response body from upstream",
+              channel::kErrUpstreamProtocol);
+        return;
+    }
+    if (connection_broken && reused_upstream_ && !upstream_head_.empty() && !retried_) {
+        // The origin closed a kept-alive connection as we reused it; nothing
+        // of the request was consumed, so it is safe to send it again.
+        retried_ = true;
+        reused_upstream_ = false;
+        upstream_.reset();
+        run_pipeline(false);
+        return;
+    }
+    refuse(make_refusal(connection_broken ? RefusalCause::kUpstreamIncomplete
+                                          : RefusalCause::kUpstreamProtocol,
+                        what),
+           false);
+}
+
+void HttpExchange::upstream_timed_out() {
+    if (response_started_) {
+        abort("upstream timed out mid-response", channel::kErrTimeout);
+        return;
+    }
+    refuse(make_refusal(RefusalCause::kUpstreamTimeout,
+                        "upstream " + record_.upstream + " did not answer in time"),
+           false);
+}
+
+// EOF or an error on the upstream. Whatever arrived before it is still ours
+// to forward; a body delimited by the close ends here normally.
+void HttpExchange::upstream_closed(short events) {
+    int error = EVUTIL_SOCKET_ERROR();
+    if (response_started_) {
+        pump_response_body();
+    } else {
+        read_response_head();
+    }
+    if (retired() || !upstream_) return;  // finished or failed meanwhile
+    if (response_started_ && response_framing_.kind == http::BodyKind::kUntilClose &&
+        (events & BEV_EVENT_EOF)) {
+        upstream_reusable_ = false;
+        finish();
+        return;
+    }
+    std::string what = "upstream " + record_.upstream;
+    what += (events & BEV_EVENT_EOF)
+                ? " closed the connection"
+                : std::string(" connection failed (") + std::strerror(error) + ")";
+    if (!response_started_) what += " without a response";
+    upstream_failed(what, true);
+}
+
+// ---------------------------------------------------------------- callbacks
+
+void HttpExchange::on_upstream_read(bufferevent*, void* arg) noexcept {
+    if (auto* self = live<HttpExchange>(arg)) self->read_response();
+}
+
+// The upstream drained below the low mark: read the client again.
+void HttpExchange::on_upstream_write(bufferevent* bev, void* arg) noexcept {
+    auto* self = live<HttpExchange>(arg);
+    if (self == nullptr) return;
+    bufferevent_setwatermark(bev, EV_WRITE, 0, 0);
+    if (!self->request_done_) {
+        bufferevent_enable(self->owner_.client(), EV_READ);
+        self->pump_request_body();
+    }
+}
+
+void HttpExchange::on_upstream_event(bufferevent*, short events, void* arg) noexcept {
+    auto* self = live<HttpExchange>(arg);
+    if (self == nullptr) return;
+    if (events & BEV_EVENT_TIMEOUT) {
+        self->upstream_timed_out();
+    } else {
+        self->upstream_closed(events);
+    }
+}
+
+void HttpExchange::on_relay_check(evutil_socket_t, short, void* arg) noexcept {
+    auto* self = live<HttpExchange>(arg);
+    if (self && self->body_relay_) self->check_body_relay();
+}
+
+}  // namespace worker

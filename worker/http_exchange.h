@@ -1,0 +1,148 @@
+// One HTTP request on a client connection (http_connection.h), from its
+// parsed head to the end of its response or tunnel: the request pipeline,
+// the upstream side, both body pumps, the response framing, the splice
+// handover of large bodies, one retry on a stale pooled connection, and
+// the exchange record. See the state table at the top of http_exchange.cpp.
+//
+// The connection owns the client's bufferevent and lends it; the exchange
+// tells the connection how it ended through the Owner interface, and is
+// retired (deferred_delete.h) by the connection afterwards.
+#pragma once
+
+#include <event2/bufferevent.h>
+
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "common/http_parser.h"
+#include "common/libevent_handles.h"
+#include "common/uri.h"
+#include "worker/body_pump.h"
+#include "worker/deferred_delete.h"
+#include "worker/exchange_record.h"
+#include "worker/http_forwarding.h"
+#include "worker/request_pipeline.h"
+#include "worker/socket_relay.h"
+#include "worker/tunnel.h"
+#include "worker/worker_context.h"
+
+namespace worker {
+
+class HttpExchange final : public Deferrable {
+  public:
+    // The connection, as an exchange sees it.
+    class Owner {
+      public:
+        virtual bufferevent* client() = 0;
+        // The client half-closed after its request.
+        virtual bool client_eof() const = 0;
+        // The tunnel takes the client's connection over.
+        virtual common::BufferEventPtr take_client() = 0;
+        // The response is complete and the record finished; keep_alive():
+        // the connection may take another request.
+        virtual void on_exchange_complete() = 0;
+        // Refused before any response byte went out: the connection sends
+        // an error response (and closes when `close`).
+        virtual void on_exchange_refused(const Refusal& refusal, bool close) = 0;
+        // Broke after the response head went out: close once flushed.
+        virtual void on_exchange_aborted() = 0;
+        // The client is gone (or the tunnel ended): close now.
+        virtual void on_exchange_lost_client() = 0;
+
+      protected:
+        ~Owner() = default;
+    };
+
+    HttpExchange(WorkerContext& context, Owner& owner, const common::ListenConfig& listener,
+                 const common::SocketAddress& client, const std::string& client_text,
+                 const common::http::Limits& parse_limits);
+    ~HttpExchange() override;
+
+    // A head the connection could not parse: only the record is used.
+    void record_unreadable_head() { record_.method = "-"; }
+    // Takes a parsed request head and drains it from the client's input.
+    void begin(const common::http::RequestHead& head);
+
+    // From the connection's client callbacks.
+    void on_client_readable();
+    void on_client_drained();
+    // Drops the upstream side (connection, pipeline, relay) at once.
+    void release_upstream();
+
+    ExchangeRecord& record() { return record_; }
+    bool request_done() const { return request_done_; }
+    bool client_keep_alive() const { return client_keep_alive_; }
+    bool keep_alive() const { return response_keep_alive_; }
+
+  private:
+    // Read the target and framing into intent_; a refusal when unreadable.
+    std::optional<Refusal> prepare_forward(const common::http::RequestHead& head);
+    std::optional<Refusal> prepare_connect(const common::http::RequestHead& head);
+    void run_pipeline(bool may_reuse);
+    void on_pipeline_done(PipelineResult&& result);
+    void start_forwarding();
+    void pump_request_body();
+    void read_response();
+    void read_response_head();
+    bool relay_interim(const common::http::ResponseHead& head);
+    bool start_response(const common::http::ResponseHead& head);
+    void pump_response_body();
+    void send_staged_head();
+    bool start_body_relay();
+    void on_body_relay_end(SocketRelay::End end, int error);
+    void stop_body_relay();
+    void check_body_relay();
+    void finish();
+    void open_tunnel();
+    // Endings.
+    void refuse(const Refusal& refusal, bool close);
+    void abort(const char* reason, uint32_t error_class);
+    void lose_client(std::string reason);
+    void upstream_failed(const std::string& what, bool connection_broken);
+    void upstream_timed_out();
+    void upstream_closed(short events);
+    BodyPump pump_to_client();
+    BodyPump pump_to_upstream();
+
+    static void on_upstream_read(bufferevent* bev, void* arg) noexcept;
+    static void on_upstream_write(bufferevent* bev, void* arg) noexcept;
+    static void on_upstream_event(bufferevent* bev, short events, void* arg) noexcept;
+    static void on_relay_check(evutil_socket_t, short, void* arg) noexcept;
+
+    WorkerContext& context_;
+    Owner& owner_;
+    const common::LimitsConfig& limits_;
+    const common::http::Limits& parse_limits_;
+    const common::ListenConfig& listener_;
+    const common::SocketAddress client_address_;
+    ExchangeRecord record_;
+    Intent intent_;
+    bool connect_ = false;
+    bool client_keep_alive_ = false;
+    std::string upstream_head_;  // kept until the first response byte, for a retry
+    bool reused_upstream_ = false;
+    bool retried_ = false;
+    common::http::BodyFraming request_framing_;
+    uint64_t request_left_ = 0;  // Content-Length bytes still to forward
+    common::http::ChunkedDecoder request_chunks_;
+    bool request_done_ = false;
+    bool response_started_ = false;  // response head parsed
+    common::http::BodyFraming response_framing_;
+    OutgoingBody client_body_ = OutgoingBody::kNone;
+    uint64_t response_left_ = 0;
+    common::http::ChunkedDecoder response_chunks_;
+    bool response_keep_alive_ = false;
+    bool upstream_reusable_ = false;
+    std::string pool_key_;
+    common::SocketAddress upstream_peer_;
+    RequestPipeline pipeline_;
+    Admission admission_;
+    common::BufferEventPtr upstream_;
+    std::unique_ptr<SocketRelay> body_relay_;  // upstream -> client, response body
+    common::EventPtr relay_timer_;             // watches a spliced body for stalls
+    std::unique_ptr<Tunnel> tunnel_;
+};
+
+}  // namespace worker

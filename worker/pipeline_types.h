@@ -1,0 +1,71 @@
+// The vocabulary of the request pipeline (see request_pipeline.h): what a
+// protocol hands to it (Intent), the way out it chooses (Route), and the one
+// refusal it may end in (Refusal). Plain types; no libevent.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "common/address.h"
+#include "common/config.h"
+#include "common/uri.h"
+
+namespace worker {
+
+// What a client asked for, in terms every protocol shares: an HTTP request
+// (kForward), an HTTP CONNECT or a SOCKS connect (kTunnel).
+struct Intent {
+    enum class Mode { kForward, kTunnel };
+
+    const common::ListenConfig* listener = nullptr;  // the listener that accepted the client
+    common::SocketAddress client;
+    common::ProxyTarget destination;  // host and port; path unused
+    Mode mode = Mode::kForward;
+    // HTTP: the request carries a Via entry with our pseudonym (a loop).
+    bool via_names_us = false;
+    // Credentials the protocol carried (none yet: the accounts stage reads
+    // Proxy-Authorization and SOCKS5 username/password).
+    std::optional<std::string> user;
+
+    bool tunnel() const { return mode == Mode::kTunnel; }
+};
+
+// How the upstream is reached. Today every route is direct from the
+// kernel's choice of source address; parents and source addresses plug in
+// here (the routing issue) and the pool keys on the route's name.
+struct Route {
+    enum class Kind { kDirect };
+    Kind kind = Kind::kDirect;
+
+    std::string name() const { return "direct"; }
+};
+
+// Every way the pipeline (or a protocol, before it) can refuse a request.
+// One table (refusal.cpp) maps each to what each protocol and the logs say.
+enum class RefusalCause {
+    kBadRequest,          // the protocol could not read what was asked (400)
+    kPortDenied,          // tunnel port not in connect_ports (403)
+    kViaLoop,             // the request names us in Via (508)
+    kAddressLoop,         // the destination is one of our listeners (508)
+    kPrivateDestination,  // every address is private and that is denied (403)
+    kResolve,             // the name did not resolve (502)
+    kConnectRefused,      // refused, unreachable, reset (502)
+    kConnectTimeout,      // connect_timeout (504)
+    kClientTimeout,       // the client did not finish its request head in time (408)
+    kUpstreamProtocol,    // the upstream's response is malformed (502)
+    kUpstreamIncomplete,  // the upstream closed without (a whole) response head (502)
+    kUpstreamTimeout,     // the upstream did not answer in time (504)
+    kInternal,            // out of memory or descriptors (500)
+};
+
+struct Refusal {
+    RefusalCause cause = RefusalCause::kInternal;
+    int http_status = 500;
+    uint8_t socks_reply = 0;      // RFC 1928 REP
+    std::string detail;           // for the error body, the log and the access log
+    const char* error_type = "";  // RFC 9209 Proxy-Status error type
+    uint32_t error_class = 0;     // common::channel::ErrorClass
+};
+
+}  // namespace worker

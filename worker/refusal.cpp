@@ -1,0 +1,80 @@
+#include "worker/refusal.h"
+
+#include "common/channel.h"
+#include "common/socks_parser.h"
+
+namespace worker {
+
+namespace {
+
+namespace channel = common::channel;
+namespace socks = common::socks;
+
+struct CauseRow {
+    const char* name;
+    int http_status;
+    uint8_t socks_reply;
+    const char* error_type;
+    uint32_t error_class;
+};
+
+// Indexed by RefusalCause.
+constexpr CauseRow kCauses[] = {
+    {"bad_request", 400, socks::kRepGeneralFailure, "http_request_error",
+     channel::kErrClientProtocol},
+    {"port_denied", 403, socks::kRepNotAllowed, "destination_ip_prohibited", channel::kErrDenied},
+    {"via_loop", 508, socks::kRepNotAllowed, "http_request_denied", channel::kErrDenied},
+    {"address_loop", 508, socks::kRepNotAllowed, "http_request_denied", channel::kErrDenied},
+    {"private_destination", 403, socks::kRepNotAllowed, "destination_ip_prohibited",
+     channel::kErrDenied},
+    {"dns_error", 502, socks::kRepHostUnreachable, "dns_error", channel::kErrUpstreamConnect},
+    {"connection_refused", 502, socks::kRepConnectionRefused, "connection_refused",
+     channel::kErrUpstreamConnect},
+    {"connection_timeout", 504, socks::kRepTtlExpired, "connection_timeout", channel::kErrTimeout},
+    {"client_timeout", 408, socks::kRepGeneralFailure, "", channel::kErrTimeout},
+    {"upstream_protocol", 502, socks::kRepGeneralFailure, "http_protocol_error",
+     channel::kErrUpstreamProtocol},
+    {"upstream_incomplete", 502, socks::kRepGeneralFailure, "http_response_incomplete",
+     channel::kErrUpstreamProtocol},
+    {"upstream_timeout", 504, socks::kRepTtlExpired, "connection_timeout", channel::kErrTimeout},
+    {"internal_error", 500, socks::kRepGeneralFailure, "proxy_internal_error",
+     channel::kErrInternal},
+};
+static_assert(std::size(kCauses) == static_cast<size_t>(RefusalCause::kInternal) + 1,
+              "one row per RefusalCause");
+
+const CauseRow& row(RefusalCause cause) {
+    return kCauses[static_cast<size_t>(cause)];
+}
+
+}  // namespace
+
+Refusal make_refusal(RefusalCause cause, std::string detail) {
+    const CauseRow& r = row(cause);
+    return Refusal{cause, r.http_status, r.socks_reply, std::move(detail), r.error_type,
+                   r.error_class};
+}
+
+RefusalCause cause_of(ConnectError error) {
+    switch (error) {
+        case ConnectError::kResolve:
+            return RefusalCause::kResolve;
+        case ConnectError::kDenied:
+            return RefusalCause::kPrivateDestination;
+        case ConnectError::kLoop:
+            return RefusalCause::kAddressLoop;
+        case ConnectError::kRefused:
+            return RefusalCause::kConnectRefused;
+        case ConnectError::kTimeout:
+            return RefusalCause::kConnectTimeout;
+        case ConnectError::kNone:
+            break;
+    }
+    return RefusalCause::kInternal;
+}
+
+const char* cause_name(RefusalCause cause) {
+    return row(cause).name;
+}
+
+}  // namespace worker

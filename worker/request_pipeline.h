@@ -1,0 +1,103 @@
+// The request pipeline: one path from "a client asked for host:port" to "an
+// upstream connection, or one refusal", shared by every protocol.
+//
+//   HTTP request ─┐
+//   HTTP CONNECT ─┼─> Intent (listener, client, credentials, host:port, forward | tunnel)
+//   SOCKS connect ┘     │
+//                       ├─ authenticate  who the client is           accounts: users file, cache
+//                       ├─ authorize     connect_ports, Via loops    policy.h (allow_clients ran
+//                       │                                            at accept)
+//                       ├─ admit         per-user limits: leases     accounts: shared table
+//                       ├─ route         direct today                routing: parents, source
+//                       │                                            addresses, rotation, sticky
+//                       ├─ budget        destination rate            routing: shared table
+//                       ├─ (forward)     a pooled connection for (destination, route)
+//                       ├─ resolve       Resolver (async, cached)
+//                       └─ dial          UpstreamConnect: every dialled address checked by
+//                                        policy.h, connect_timeout, next address on failure
+//                       │
+//            Upstream + Admission  |  Refusal (refusal.h: HTTP status, Proxy-Status,
+//                                             SOCKS reply, error class)
+//
+// After it, each protocol relays in its own way: HTTP forwarding
+// (http_exchange.h) or a byte tunnel (tunnel_start.h). The exchange record
+// (exchange_record.h) is filled along the way and consumed once at the end.
+//
+// Each decision is a pure function (authorize() in policy.h, choose_route()
+// and pool_key() here), unit-tested apart from the loop; the pipeline object
+// only sequences them around the asynchronous steps.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "common/address.h"
+#include "common/config.h"
+#include "common/libevent_handles.h"
+#include "worker/pipeline_types.h"
+#include "worker/upstream_connector.h"
+
+namespace worker {
+
+struct WorkerContext;
+
+// What an admitted request holds against the limits (per-user sessions,
+// later), given back by the destructor on every exit path. Nothing is
+// limited yet, so today it holds nothing.
+class Admission {
+  public:
+    Admission() = default;
+    Admission(Admission&&) = default;
+    Admission& operator=(Admission&&) = default;
+};
+
+// The route for `intent`. Pure.
+Route choose_route(const common::Config& config, const Intent& intent);
+
+// The upstream pool's key: the destination and the route, so a connection
+// is only reused for the same way out.
+std::string pool_key(const Intent& intent, const Route& route);
+
+struct PipelineResult {
+    std::optional<Refusal> refusal;  // set: nothing else is
+    bool refused_by_policy = false;  // before anything was resolved or dialled
+    common::BufferEventPtr upstream;
+    common::SocketAddress peer;
+    Route route;
+    Admission admission;
+    bool reused = false;  // taken from the upstream pool
+};
+
+class RequestPipeline {
+  public:
+    using Callback = std::function<void(PipelineResult&&)>;
+
+    explicit RequestPipeline(WorkerContext& context) : context_(context) {}
+    RequestPipeline(const RequestPipeline&) = delete;
+    RequestPipeline& operator=(const RequestPipeline&) = delete;
+
+    // Runs the stages for `intent`. `callback` runs exactly once, possibly
+    // before start() returns (a refusal by policy, a pooled connection), and
+    // may destroy the pipeline. With `may_reuse`, a forward intent takes an
+    // idle pooled connection when there is one. Destroying the pipeline
+    // cancels what is in flight.
+    void start(const Intent& intent, bool may_reuse, Callback callback);
+    // Stops what is in flight; the callback will not run.
+    void cancel();
+
+  private:
+    void dial(const Intent& intent);
+    void on_dialled(ConnectResult&& connected);
+    void finish(PipelineResult&& result);
+    // Hands the connector to the graveyard: it may be the caller.
+    void drop_connector();
+
+    WorkerContext& context_;
+    Callback callback_;
+    PipelineResult pending_;  // route and admission, until the dial ends
+    std::unique_ptr<UpstreamConnect> connect_;
+};
+
+}  // namespace worker
