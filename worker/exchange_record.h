@@ -19,11 +19,11 @@ struct WorkerContext;
 
 struct ExchangeRecord {
     std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
-    std::string client;    // "address:port"
-    std::string user;      // authenticated user; empty: none
-    std::string listener;  // the [listen NAME] that accepted the client
-    std::string method;    // "GET", "CONNECT", "SOCKS5", "SOCKS4"; "-" when unreadable
-    std::string target;    // as the client wrote it (HTTP) or "host:port" (SOCKS)
+    std::string client;     // "address:port"
+    std::string user;       // authenticated user; empty: none
+    std::string listener;   // the [listen NAME] that accepted the client
+    std::string method;     // "GET", "CONNECT", "SOCKS5", "SOCKS4"; "-" when unreadable
+    std::string target;     // as the client wrote it (HTTP) or "host:port" (SOCKS)
     int version_minor = 1;  // -1: not HTTP
     std::string route;      // Route::name() once routed
     std::string upstream;   // the peer's address once connected

@@ -158,8 +158,8 @@ void HttpConnection::read_request_head() {
 }
 
 std::unique_ptr<HttpExchange> HttpConnection::new_exchange() {
-    return std::make_unique<HttpExchange>(context_, *this, listener_, client_address_,
-                                          client_text_, parse_limits_);
+    return std::make_unique<HttpExchange>(context_, *this, listener_, client_address_, client_text_,
+                                          parse_limits_);
 }
 
 common::BufferEventPtr HttpConnection::take_client() {
@@ -200,11 +200,10 @@ void HttpConnection::respond_error(const Refusal& refusal, bool close_after) {
     exchange_->release_upstream();
     ExchangeRecord& record = exchange_->record();
     record.refuse(refusal);
-    LOG_INFO("%d %s, client: %s, request: \"%s %s\"", refusal.http_status,
-             refusal.detail.c_str(), client_text_.c_str(), record.method.c_str(),
-             record.target.c_str());
-    bool close_now = close_after || !exchange_->client_keep_alive() ||
-                     !exchange_->request_done() || client_eof_ || context_.draining;
+    LOG_INFO("%d %s, client: %s, request: \"%s %s\"", refusal.http_status, refusal.detail.c_str(),
+             client_text_.c_str(), record.method.c_str(), record.target.c_str());
+    bool close_now = close_after || !exchange_->client_keep_alive() || !exchange_->request_done() ||
+                     client_eof_ || context_.draining;
     std::string response =
         build_error_response(refusal.http_status, refusal.detail, close_now, refusal.error_type);
     send_or_queue(client_.get(), response.data(), response.size());
@@ -341,8 +340,7 @@ void HttpConnection::on_client_event(bufferevent* bev, short events, void* arg) 
         }
         self->exchange_->record().reason = "client closed the connection mid-request";
         self->exchange_->record().finish(self->context_);
-    } else if ((events & BEV_EVENT_TIMEOUT) && self->exchange_ &&
-               self->state_ != State::kClosing) {
+    } else if ((events & BEV_EVENT_TIMEOUT) && self->exchange_ && self->state_ != State::kClosing) {
         ExchangeRecord& record = self->exchange_->record();
         record.fail(channel::kErrTimeout, (events & BEV_EVENT_READING) ? "client stopped sending"
                                                                        : "client stopped reading");
@@ -357,8 +355,7 @@ void HttpConnection::on_request_timer(evutil_socket_t, short, void* arg) noexcep
     if (self->state_ == State::kReadingHead && self->client_ &&
         input_length(self->client_.get()) > 0) {
         self->respond_error(
-            make_refusal(RefusalCause::kClientTimeout, "timed out reading the request head"),
-            true);
+            make_refusal(RefusalCause::kClientTimeout, "timed out reading the request head"), true);
         return;
     }
     // Idle keep-alive (or idle long enough while draining), or a client

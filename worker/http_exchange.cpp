@@ -102,8 +102,7 @@ HttpExchange::HttpExchange(WorkerContext& context, Owner& owner,
       listener_(listener),
       client_address_(client),
       request_chunks_(parse_limits),
-      response_chunks_(parse_limits),
-      pipeline_(context) {
+      response_chunks_(parse_limits) {
     record_.client = client_text;
     record_.listener = listener.name;
 }
@@ -173,12 +172,18 @@ std::optional<Refusal> HttpExchange::prepare_connect(const http::RequestHead& he
 }
 
 void HttpExchange::run_pipeline(bool may_reuse) {
-    pipeline_.start(intent_, may_reuse, [this](PipelineResult&& result) {
+    pipeline_ = std::make_unique<RequestPipeline>(context_);
+    pipeline_->start(intent_, may_reuse, [this](PipelineResult&& result) {
         if (!retired()) on_pipeline_done(std::move(result));
     });
 }
 
+void HttpExchange::drop_pipeline() {
+    if (pipeline_) context_.graveyard->defer(std::move(pipeline_));
+}
+
 void HttpExchange::on_pipeline_done(PipelineResult&& result) {
+    drop_pipeline();
     if (result.refusal) {
         // A policy refusal closes: after a CONNECT head, anything may be
         // tunnel data; after a refused request, its body is still coming.
@@ -232,8 +237,8 @@ BodyPump HttpExchange::pump_to_client() {
 }
 
 BodyPump HttpExchange::pump_to_upstream() {
-    return BodyPump{owner_.client(), upstream_.get(), record_.bytes_from_client,
-                    context_.counters, limits_.buffer_size};
+    return BodyPump{owner_.client(), upstream_.get(), record_.bytes_from_client, context_.counters,
+                    limits_.buffer_size};
 }
 
 void HttpExchange::pump_request_body() {
@@ -243,8 +248,7 @@ void HttpExchange::pump_request_body() {
             request_left_ -= pump_to_upstream().move(request_left_);
             done = request_left_ == 0;
         } else if (!pump_to_upstream().move_chunked(request_chunks_, true, done)) {
-            refuse(make_refusal(RefusalCause::kBadRequest, "malformed chunked request body"),
-                   true);
+            refuse(make_refusal(RefusalCause::kBadRequest, "malformed chunked request body"), true);
             return;
         }
         if (!done) return;
@@ -516,8 +520,8 @@ void HttpExchange::check_body_relay() {
 
 void HttpExchange::finish() {
     record_.finish(context_);
-    bool reusable = upstream_reusable_ && request_done_ && upstream_ &&
-                    input_length(upstream_.get()) == 0;
+    bool reusable =
+        upstream_reusable_ && request_done_ && upstream_ && input_length(upstream_.get()) == 0;
     if (reusable) {
         context_.pool->put(pool_key_, PooledConnection{std::move(upstream_), upstream_peer_});
     }
@@ -541,7 +545,7 @@ void HttpExchange::release_upstream() {
     body_relay_.reset();
     if (relay_timer_) event_del(relay_timer_.get());
     upstream_.reset();
-    pipeline_.cancel();
+    drop_pipeline();
 }
 
 void HttpExchange::refuse(const Refusal& refusal, bool close) {

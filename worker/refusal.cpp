@@ -51,8 +51,8 @@ const CauseRow& row(RefusalCause cause) {
 
 Refusal make_refusal(RefusalCause cause, std::string detail) {
     const CauseRow& r = row(cause);
-    return Refusal{cause, r.http_status, r.socks_reply, std::move(detail), r.error_type,
-                   r.error_class};
+    return Refusal{cause,        r.http_status, r.socks_reply, std::move(detail),
+                   r.error_type, r.error_class};
 }
 
 RefusalCause cause_of(ConnectError error) {

@@ -16,6 +16,10 @@ std::string pool_key(const Intent& intent, const Route& route) {
     return intent.destination.authority() + " " + route.name();
 }
 
+RequestPipeline::~RequestPipeline() {
+    drop_connector();
+}
+
 void RequestPipeline::start(const Intent& intent, bool may_reuse, Callback callback) {
     drop_connector();
     pending_ = PipelineResult();
@@ -46,7 +50,9 @@ void RequestPipeline::dial(const Intent& intent) {
     connect_ = std::make_unique<UpstreamConnect>(context_.base, *context_.resolver,
                                                  context_.connect_policy);
     connect_->start(intent.destination.host, intent.destination.port,
-                    [this](ConnectResult&& connected) { on_dialled(std::move(connected)); });
+                    [this](ConnectResult&& connected) {
+                        if (!retired()) on_dialled(std::move(connected));
+                    });
 }
 
 void RequestPipeline::cancel() {
@@ -73,7 +79,7 @@ void RequestPipeline::on_dialled(ConnectResult&& connected) {
 
 void RequestPipeline::finish(PipelineResult&& result) {
     Callback callback = std::move(callback_);
-    callback(std::move(result));  // may destroy this
+    if (callback) callback(std::move(result));  // may retire this
 }
 
 }  // namespace worker

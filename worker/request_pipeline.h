@@ -36,6 +36,7 @@
 #include "common/address.h"
 #include "common/config.h"
 #include "common/libevent_handles.h"
+#include "worker/deferred_delete.h"
 #include "worker/pipeline_types.h"
 #include "worker/upstream_connector.h"
 
@@ -70,13 +71,15 @@ struct PipelineResult {
     bool reused = false;  // taken from the upstream pool
 };
 
-class RequestPipeline {
+// One run of the stages. Its owner creates it for a request and hands it
+// to the graveyard (deferred_delete.h) once it called back: it holds only
+// what the stages need in flight, not what a long tunnel keeps.
+class RequestPipeline final : public Deferrable {
   public:
     using Callback = std::function<void(PipelineResult&&)>;
 
     explicit RequestPipeline(WorkerContext& context) : context_(context) {}
-    RequestPipeline(const RequestPipeline&) = delete;
-    RequestPipeline& operator=(const RequestPipeline&) = delete;
+    ~RequestPipeline() override;
 
     // Runs the stages for `intent`. `callback` runs exactly once, possibly
     // before start() returns (a refusal by policy, a pooled connection), and

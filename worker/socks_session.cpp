@@ -26,6 +26,7 @@
 #include "common/log.h"
 #include "common/timeval.h"
 #include "common/uri.h"
+#include "worker/deferred_delete.h"
 #include "worker/refusal.h"
 #include "worker/tunnel_start.h"
 #include "worker/worker_context.h"
@@ -59,8 +60,8 @@ Refusal protocol_refusal(const std::string& detail, uint8_t socks_reply) {
 // the input buffer: everything is copied.
 common::ProxyTarget target_of(const socks::Destination& destination) {
     common::ProxyTarget target;
-    target.host = destination.is_name() ? std::string(destination.host)
-                                        : destination.address.host_string();
+    target.host =
+        destination.is_name() ? std::string(destination.host) : destination.address.host_string();
     target.port = destination.port;
     target.ipv6_literal = !destination.is_name() && destination.address.family() == AF_INET6;
     return target;
@@ -76,9 +77,7 @@ void SocksSession::start(WorkerContext& context, const common::ListenConfig& lis
 
 SocksSession::SocksSession(WorkerContext& context, const common::ListenConfig& listener,
                            common::BufferEventPtr transport, const common::SocketAddress& client)
-    : ClientSession(context, listener, client),
-      client_(std::move(transport)),
-      pipeline_(context) {
+    : ClientSession(context, listener, client), client_(std::move(transport)) {
     record_.client = client_text_;
     record_.listener = listener.name;
     record_.method = "SOCKS5";
@@ -190,13 +189,15 @@ bool SocksSession::take_request(const Parsed& request, uint8_t malformed_reply) 
     intent.client = client_address_;
     intent.destination = std::move(destination);
     intent.mode = Intent::Mode::kTunnel;
-    pipeline_.start(intent, false,
-                    [this](PipelineResult&& result) { on_pipeline_done(std::move(result)); });
+    pipeline_ = std::make_unique<RequestPipeline>(context_);
+    pipeline_->start(intent, false,
+                     [this](PipelineResult&& result) { on_pipeline_done(std::move(result)); });
     return false;
 }
 
 void SocksSession::on_pipeline_done(PipelineResult&& result) {
     if (closed()) return;
+    context_.graveyard->defer(std::move(pipeline_));
     if (result.refusal) {
         fail(*result.refusal);
         return;

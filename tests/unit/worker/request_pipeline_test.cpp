@@ -1,0 +1,262 @@
+// Unit tests for worker/request_pipeline (the route stage's pure functions,
+// and the pipeline sequencing its stages on a real libevent loop against
+// real loopback sockets) and worker/deferred_delete.
+#include "worker/request_pipeline.h"
+
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "common/libevent_handles.h"
+#include "worker/deferred_delete.h"
+#include "worker/resolver.h"
+#include "worker/upstream_pool.h"
+#include "worker/worker_context.h"
+
+namespace worker {
+namespace {
+
+using namespace std::chrono_literals;
+
+Intent intent_for(const std::string& host, uint16_t port, Intent::Mode mode) {
+    Intent out;
+    out.destination.host = host;
+    out.destination.port = port;
+    out.destination.ipv6_literal = host.find(':') != std::string::npos;
+    out.mode = mode;
+    return out;
+}
+
+TEST(Route, DirectAndKeyedByDestinationAndRoute) {
+    common::Config config;
+    Intent forward = intent_for("example.com", 80, Intent::Mode::kForward);
+    Route route = choose_route(config, forward);
+    EXPECT_EQ(route.kind, Route::Kind::kDirect);
+    EXPECT_EQ(route.name(), "direct");
+    EXPECT_EQ(pool_key(forward, route), "example.com:80 direct");
+    EXPECT_EQ(pool_key(intent_for("::1", 8080, Intent::Mode::kForward), route),
+              "[::1]:8080 direct");
+}
+
+// A listening socket on 127.0.0.1, port chosen by the kernel.
+class LoopbackListener {
+  public:
+    LoopbackListener() {
+        fd_ = socket(AF_INET, SOCK_STREAM, 0);
+        sockaddr_in address{};
+        address.sin_family = AF_INET;
+        address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        bind(fd_, reinterpret_cast<sockaddr*>(&address), sizeof(address));
+        listen(fd_, 16);
+        socklen_t length = sizeof(address);
+        getsockname(fd_, reinterpret_cast<sockaddr*>(&address), &length);
+        port_ = ntohs(address.sin_port);
+    }
+    ~LoopbackListener() { close(fd_); }
+    uint16_t port() const { return port_; }
+
+  private:
+    int fd_ = -1;
+    uint16_t port_ = 0;
+};
+
+// A port nothing listens on: bound, then closed.
+uint16_t closed_port() {
+    LoopbackListener listener;
+    return listener.port();
+}
+
+class Pipeline : public ::testing::Test {
+  protected:
+    void SetUp() override {
+        base_.reset(event_base_new());
+        auto config = std::make_shared<common::Config>();
+        std::string error;
+        config->acl.connect_ports.push_back(*common::parse_port_range("443", error));
+        config->acl.connect_ports.push_back(*common::parse_port_range("1024-65535", error));
+        resolver_ = Resolver::create(base_.get(), 2000ms);
+        ASSERT_TRUE(resolver_);
+        pool_ = std::make_unique<UpstreamPool>(30s, 4);
+        ASSERT_TRUE(graveyard_.start(base_.get()));
+        context_.base = base_.get();
+        context_.config = config;
+        context_.resolver = resolver_.get();
+        context_.pool = pool_.get();
+        context_.graveyard = &graveyard_;
+        context_.connect_policy.deny_private = false;
+        context_.connect_policy.connect_timeout = 2000ms;
+    }
+
+    // Runs the pipeline for `intent` until its callback ran (or 3 s).
+    std::optional<PipelineResult> run(const Intent& intent, bool may_reuse, bool* synchronous) {
+        std::optional<PipelineResult> result;
+        RequestPipeline pipeline(context_);
+        pipeline.start(intent, may_reuse,
+                       [&](PipelineResult&& r) { result.emplace(std::move(r)); });
+        if (synchronous) *synchronous = result.has_value();
+        timeval limit{3, 0};
+        event_base_loopexit(base_.get(), &limit);
+        while (!result && event_base_loop(base_.get(), EVLOOP_ONCE) == 0) {
+        }
+        return result;
+    }
+
+    common::EventBasePtr base_;
+    std::unique_ptr<Resolver> resolver_;
+    std::unique_ptr<UpstreamPool> pool_;
+    DeferredDeleter graveyard_;
+    WorkerContext context_;
+};
+
+TEST_F(Pipeline, PolicyRefusesAtOnceBeforeResolving) {
+    bool synchronous = false;
+    auto result =
+        run(intent_for("no-such-host.invalid", 22, Intent::Mode::kTunnel), false, &synchronous);
+    ASSERT_TRUE(result);
+    EXPECT_TRUE(synchronous);
+    ASSERT_TRUE(result->refusal);
+    EXPECT_EQ(result->refusal->cause, RefusalCause::kPortDenied);
+    EXPECT_TRUE(result->refused_by_policy);
+    EXPECT_FALSE(result->upstream);
+}
+
+TEST_F(Pipeline, DialsTheDestinationDirectly) {
+    LoopbackListener origin;
+    bool synchronous = true;
+    auto result =
+        run(intent_for("127.0.0.1", origin.port(), Intent::Mode::kTunnel), false, &synchronous);
+    ASSERT_TRUE(result);
+    EXPECT_FALSE(synchronous);
+    ASSERT_FALSE(result->refusal) << result->refusal->detail;
+    ASSERT_TRUE(result->upstream);
+    EXPECT_EQ(result->peer.to_string(), "127.0.0.1:" + std::to_string(origin.port()));
+    EXPECT_EQ(result->route.name(), "direct");
+    EXPECT_FALSE(result->reused);
+}
+
+TEST_F(Pipeline, RefusedConnectionIsADialRefusal) {
+    auto result =
+        run(intent_for("127.0.0.1", closed_port(), Intent::Mode::kForward), false, nullptr);
+    ASSERT_TRUE(result);
+    ASSERT_TRUE(result->refusal);
+    EXPECT_EQ(result->refusal->cause, RefusalCause::kConnectRefused);
+    EXPECT_EQ(result->refusal->http_status, 502);
+    EXPECT_FALSE(result->refused_by_policy);
+}
+
+TEST_F(Pipeline, PrivateAddressRefusedWhereItIsDialled) {
+    context_.connect_policy.deny_private = true;
+    LoopbackListener origin;
+    auto result =
+        run(intent_for("127.0.0.1", origin.port(), Intent::Mode::kForward), false, nullptr);
+    ASSERT_TRUE(result);
+    ASSERT_TRUE(result->refusal);
+    EXPECT_EQ(result->refusal->cause, RefusalCause::kPrivateDestination);
+    EXPECT_FALSE(result->refused_by_policy);
+}
+
+TEST_F(Pipeline, PooledConnectionServesForwardsOfTheSameRouteOnly) {
+    int pair[2];
+    ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, pair), 0);  // pair[1]: the "origin"
+    Intent forward = intent_for("127.0.0.1", closed_port(), Intent::Mode::kForward);
+    common::SocketAddress peer = *common::SocketAddress::from_numeric("127.0.0.1", 1);
+    pool_->put(pool_key(forward, Route{}),
+               PooledConnection{common::BufferEventPtr(bufferevent_socket_new(
+                                    base_.get(), pair[0], BEV_OPT_CLOSE_ON_FREE)),
+                                peer});
+    // Not without may_reuse (a retry), and never for a tunnel: both dial.
+    auto fresh = run(forward, false, nullptr);
+    ASSERT_TRUE(fresh && fresh->refusal);
+    Intent tunnel = forward;
+    tunnel.mode = Intent::Mode::kTunnel;
+    auto tunnelled = run(tunnel, true, nullptr);
+    ASSERT_TRUE(tunnelled && tunnelled->refusal);
+    EXPECT_EQ(pool_->idle_count(), 1u);
+
+    bool synchronous = false;
+    auto reused = run(forward, true, &synchronous);
+    ASSERT_TRUE(reused);
+    EXPECT_TRUE(synchronous);
+    EXPECT_FALSE(reused->refusal);
+    EXPECT_TRUE(reused->reused);
+    EXPECT_TRUE(reused->upstream);
+    EXPECT_EQ(reused->peer, peer);
+    EXPECT_EQ(pool_->idle_count(), 0u);
+    close(pair[1]);
+}
+
+TEST_F(Pipeline, CancelledPipelineNeverCallsBack) {
+    LoopbackListener origin;
+    bool called = false;
+    {
+        RequestPipeline pipeline(context_);
+        pipeline.start(intent_for("127.0.0.1", origin.port(), Intent::Mode::kTunnel), false,
+                       [&](PipelineResult&&) { called = true; });
+        pipeline.cancel();
+        timeval limit{0, 200 * 1000};
+        event_base_loopexit(base_.get(), &limit);
+        event_base_dispatch(base_.get());
+    }
+    EXPECT_FALSE(called);
+    EXPECT_EQ(graveyard_.pending(), 0u);  // the connector was freed by the loop
+}
+
+// ---------------------------------------------------------------- graveyard
+
+struct Tracked : Deferrable {
+    explicit Tracked(int& alive) : alive_(alive) { ++alive_; }
+    ~Tracked() override { --alive_; }
+    int& alive_;
+};
+
+TEST(DeferredDelete, FreesOnlyAfterTheCallbackReturns) {
+    common::EventBasePtr base(event_base_new());
+    DeferredDeleter graveyard;
+    ASSERT_TRUE(graveyard.start(base.get()));
+    int alive = 0;
+    struct Step {
+        DeferredDeleter* graveyard;
+        int* alive;
+        int alive_after_defer = -1;
+        bool retired = false;
+    } step{&graveyard, &alive};
+    auto callback = [](evutil_socket_t, short, void* arg) {
+        auto* s = static_cast<Step*>(arg);
+        auto object = std::make_unique<Tracked>(*s->alive);
+        Tracked* raw = object.get();
+        s->graveyard->defer(std::move(object));
+        s->alive_after_defer = *s->alive;  // still there inside the callback
+        s->retired = raw->retired();
+    };
+    event_base_once(base.get(), -1, EV_TIMEOUT, callback, &step, nullptr);
+    event_base_loop(base.get(), EVLOOP_ONCE);
+    EXPECT_EQ(step.alive_after_defer, 1);
+    EXPECT_TRUE(step.retired);
+    EXPECT_EQ(alive, 0);  // freed by the loop in the same iteration
+    EXPECT_EQ(graveyard.pending(), 0u);
+}
+
+TEST(DeferredDelete, FreeNowAlsoFreesWhatDestructorsRetire) {
+    DeferredDeleter graveyard;  // not started: only free_now() frees
+    int alive = 0;
+    struct Parent : Tracked {
+        Parent(int& alive, DeferredDeleter& g) : Tracked(alive), graveyard(g) {}
+        ~Parent() override { graveyard.defer(std::make_unique<Tracked>(alive_)); }
+        DeferredDeleter& graveyard;
+    };
+    graveyard.defer(std::make_unique<Parent>(alive, graveyard));
+    EXPECT_EQ(alive, 1);
+    graveyard.free_now();
+    EXPECT_EQ(alive, 0);
+    EXPECT_EQ(graveyard.pending(), 0u);
+}
+
+}  // namespace
+}  // namespace worker
