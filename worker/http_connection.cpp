@@ -45,14 +45,6 @@ namespace {
 constexpr std::chrono::milliseconds kLingerTime{2000};
 constexpr std::chrono::milliseconds kDrainIdleTime{1000};
 
-// The parser's head structure is large (room for every field view) and a
-// worker is single-threaded, so one serves every connection: a head is
-// fully consumed before the callback that parsed it returns.
-http::RequestHead& scratch_request_head() {
-    static http::RequestHead head;
-    return head;
-}
-
 http::Limits parse_limits(const common::LimitsConfig& limits) {
     http::Limits out;
     out.max_header_size = limits.max_header_size;
@@ -61,9 +53,6 @@ http::Limits parse_limits(const common::LimitsConfig& limits) {
     return out;
 }
 
-size_t input_length(bufferevent* bev) {
-    return evbuffer_get_length(bufferevent_get_input(bev));
-}
 size_t output_length(bufferevent* bev) {
     return evbuffer_get_length(bufferevent_get_output(bev));
 }
@@ -138,7 +127,7 @@ void HttpConnection::read_request_head() {
     size_t want = std::min<size_t>(available, limits_.max_header_size);
     const char* data = reinterpret_cast<const char*>(
         evbuffer_pullup(bufferevent_get_input(bev), static_cast<ev_ssize_t>(want)));
-    http::RequestHead& head = scratch_request_head();
+    http::RequestHead& head = scratch_head<http::RequestHead>();
     http::ParseResult result = http::parse_request_head({data, want}, parse_limits_, head);
     if (result.status == http::ParseStatus::kNeedMore && want >= limits_.max_header_size) {
         result = {http::ParseStatus::kError, http::ParseError::kHeadersTooLarge};

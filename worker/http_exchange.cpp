@@ -56,24 +56,12 @@ namespace {
 // How often a spliced body is checked for a stalled side, at most.
 constexpr std::chrono::milliseconds kRelayCheckInterval{1000};
 
-// The parser's head structure is large (room for every field view) and a
-// worker is single-threaded, so one serves every exchange: a head is fully
-// consumed before the callback that parsed it returns.
-http::ResponseHead& scratch_response_head() {
-    static http::ResponseHead head;
-    return head;
-}
-
 // A response head waiting to go out together with the first bytes of its
 // body: one write instead of two for a small response. Shared like the
 // scratch head: it is always empty again before the loop runs.
 evbuffer* staged_response_head() {
     static common::EvBufferPtr head(evbuffer_new());
     return head.get();
-}
-
-size_t input_length(bufferevent* bev) {
-    return evbuffer_get_length(bufferevent_get_input(bev));
 }
 
 // True when a byte, an EOF or an error waits on `fd`; reads nothing.
@@ -297,7 +285,7 @@ void HttpExchange::read_response_head() {
         size_t want = std::min<size_t>(available, limits_.max_header_size);
         const char* data =
             reinterpret_cast<const char*>(evbuffer_pullup(input, static_cast<ev_ssize_t>(want)));
-        http::ResponseHead& head = scratch_response_head();
+        http::ResponseHead& head = scratch_head<http::ResponseHead>();
         http::ParseResult result = http::parse_response_head({data, want}, parse_limits_, head);
         if (result.status == http::ParseStatus::kNeedMore) {
             if (want < limits_.max_header_size) return;

@@ -30,6 +30,19 @@
 
 namespace worker {
 
+// The parser's head structures are large (room for every field view) and a
+// worker is single-threaded, so one of each serves every exchange: a head
+// is fully consumed before the callback that parsed it returns.
+template <typename Head>
+Head& scratch_head() {
+    static Head head;
+    return head;
+}
+
+inline size_t input_length(bufferevent* bev) {
+    return evbuffer_get_length(bufferevent_get_input(bev));
+}
+
 class HttpExchange final : public Deferrable {
   public:
     // The connection, as an exchange sees it.
