@@ -61,8 +61,16 @@ size_t output_length(bufferevent* bev) {
 
 void HttpConnection::start(WorkerContext& context, const common::ListenConfig& listener,
                            common::BufferEventPtr transport, const common::SocketAddress& client) {
-    context.sessions->add(std::unique_ptr<ClientSession>(
-        new HttpConnection(context, listener, std::move(transport), client)));
+    std::unique_ptr<HttpConnection> connection(
+        new HttpConnection(context, listener, std::move(transport), client));
+    if (!connection->request_timer_ || !connection->linger_timer_) {
+        context.counters.errors[channel::kErrInternal]++;
+        LOG_ERROR("event_new() failed for client %s: connection closed",
+                  client.to_string().c_str());
+        return;
+    }
+    connection->serve();
+    context.sessions->add(std::move(connection));
 }
 
 HttpConnection::HttpConnection(WorkerContext& context, const common::ListenConfig& listener,
@@ -74,6 +82,9 @@ HttpConnection::HttpConnection(WorkerContext& context, const common::ListenConfi
       client_(std::move(transport)) {
     request_timer_.reset(event_new(context_.base, -1, 0, on_request_timer, this));
     linger_timer_.reset(event_new(context_.base, -1, 0, on_linger_timer, this));
+}
+
+void HttpConnection::serve() {
     size_t high = std::max<size_t>(limits_.buffer_size, limits_.max_header_size + 1);
     bufferevent_setcb(client_.get(), on_client_read, on_client_write, on_client_event, this);
     bufferevent_setwatermark(client_.get(), EV_READ, 0, high);

@@ -41,6 +41,8 @@ class HttpConnection final : public ClientSession, public HttpExchange::Owner {
     HttpConnection(WorkerContext& context, const common::ListenConfig& listener,
                    common::BufferEventPtr transport, const common::SocketAddress& client);
 
+    void serve();
+
     // HttpExchange::Owner
     bufferevent* client() override { return client_.get(); }
     bool client_eof() const override { return client_eof_; }

@@ -54,12 +54,20 @@ void SocketRelay::send_first_output_of(bufferevent* bev) {
 void SocketRelay::send_first(evbuffer* buffer) {
     if (evbuffer_get_length(buffer) == 0) return;
     if (!copy_buffer_) copy_buffer_.reset(evbuffer_new());
+    if (!copy_buffer_) {
+        out_of_memory_ = true;  // start() ends the relay: these bytes must not be skipped
+        return;
+    }
     evbuffer_add_buffer(copy_buffer_.get(), buffer);
 }
 
 void SocketRelay::start() {
     read_event_.reset(event_new(base_, source_, EV_READ | EV_PERSIST, on_readable_cb, this));
     write_event_.reset(event_new(base_, sink_, EV_WRITE | EV_PERSIST, on_writable_cb, this));
+    if (!read_event_ || !write_event_ || out_of_memory_) {
+        end(End::kSourceError, ENOMEM);  // may destroy this
+        return;
+    }
     if (copy_buffer_ && evbuffer_get_length(copy_buffer_.get()) > 0) {
         wait_for_sink();
     } else {
@@ -106,6 +114,10 @@ ssize_t SocketRelay::fill() {
         return n;
     }
     if (!copy_buffer_) copy_buffer_.reset(evbuffer_new());
+    if (!copy_buffer_) {
+        errno = ENOMEM;
+        return -1;
+    }
     return evbuffer_read(copy_buffer_.get(), source_, static_cast<int>(std::min(want, kCopyChunk)));
 }
 

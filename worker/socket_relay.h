@@ -52,7 +52,9 @@ class SocketRelay {
     // response head), what it read ahead. Call before start().
     void send_first_output_of(bufferevent* bev);
     void send_first_input_of(bufferevent* bev);
-    // Arms the events; everything else happens from the event loop.
+    // Arms the events; everything else happens from the event loop. When
+    // libevent is out of memory the relay ends at once (kSourceError,
+    // ENOMEM).
     void start();
 
     // True while bytes wait for the sink, false while waiting for the source.
@@ -87,6 +89,7 @@ class SocketRelay {
     common::EventPtr write_event_;
     std::optional<Pipe> pipe_;
     size_t in_pipe_ = 0;
+    bool out_of_memory_ = false;
     common::EvBufferPtr copy_buffer_;  // send_first() bytes, or the no-pipe fallback
     bool waiting_for_sink_ = false;
     std::chrono::steady_clock::time_point last_activity_ = std::chrono::steady_clock::now();

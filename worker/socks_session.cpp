@@ -71,8 +71,16 @@ common::ProxyTarget target_of(const socks::Destination& destination) {
 
 void SocksSession::start(WorkerContext& context, const common::ListenConfig& listener,
                          common::BufferEventPtr transport, const common::SocketAddress& client) {
-    context.sessions->add(std::unique_ptr<ClientSession>(
-        new SocksSession(context, listener, std::move(transport), client)));
+    std::unique_ptr<SocksSession> session(
+        new SocksSession(context, listener, std::move(transport), client));
+    if (!session->handshake_timer_) {
+        context.counters.errors[channel::kErrInternal]++;
+        LOG_ERROR("event_new() failed for client %s: connection closed",
+                  client.to_string().c_str());
+        return;
+    }
+    session->serve();
+    context.sessions->add(std::move(session));
 }
 
 SocksSession::SocksSession(WorkerContext& context, const common::ListenConfig& listener,
@@ -83,6 +91,9 @@ SocksSession::SocksSession(WorkerContext& context, const common::ListenConfig& l
     record_.method = "SOCKS5";
     record_.version_minor = -1;
     handshake_timer_.reset(event_new(context_.base, -1, 0, on_handshake_timeout, this));
+}
+
+void SocksSession::serve() {
     timeval handshake = to_timeval(context_.config->limits.header_timeout);
     event_add(handshake_timer_.get(), &handshake);
     bufferevent_setcb(client_.get(), on_read, on_write, on_event, this);

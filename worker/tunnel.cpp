@@ -29,6 +29,10 @@ void Tunnel::start() {
     // read: it wakes every idle_timeout and checks the last activity.
     last_activity_ = std::chrono::steady_clock::now();
     idle_timer_.reset(event_new(base_, -1, 0, on_idle_check, this));
+    if (!idle_timer_) {
+        finish("out of memory");
+        return;
+    }
     timeval tv = to_timeval(idle_timeout_);
     event_add(idle_timer_.get(), &tv);
     if (pipes_ && is_plain_tcp(client_.bev.get()) && is_plain_tcp(upstream_.bev.get())) {
