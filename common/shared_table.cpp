@@ -20,9 +20,9 @@ namespace shared_table_detail {
 // The mapping, in one block:
 //   Region | bucket heads (int32, a power of two) | KeyEntry[keys]
 //          | Holding[leases] | Holder[holders]
-// Entries refer to each other by index (never by pointer: the mapping may
-// sit at different addresses in different processes after exec-less forks,
-// and indexes are easy to check for range during a rebuild).
+// Entries refer to each other by index, never by pointer: an index is easy
+// to check for range during a rebuild, and it means the same thing in any
+// process whatever address the mapping sits at.
 constexpr int32_t kNil = -1;
 constexpr uint8_t kFree = 0;
 constexpr uint8_t kUsed = 1;
