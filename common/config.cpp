@@ -212,6 +212,10 @@ const std::map<std::string, std::map<std::string, KeyRule>>& schema() {
               scalar(&Config::limits, &LimitsConfig::upstream_keepalive_per_destination,
                      parse_count)},
              {"dns_timeout", scalar(&Config::limits, &LimitsConfig::dns_timeout, parse_duration)},
+             {"shared_table_keys",
+              scalar(&Config::limits, &LimitsConfig::shared_table_keys, parse_count)},
+             {"shared_table_leases",
+              scalar(&Config::limits, &LimitsConfig::shared_table_leases, parse_count)},
          }},
         {"acl",
          {
@@ -401,6 +405,14 @@ bool validate(Config& config, std::string& error) {
     }
     if (limits.buffer_size < 4096 || limits.buffer_size > 64 * 1024 * 1024) {
         error = "[limits]: \"buffer_size\" must be from 4k to 64M";
+        return false;
+    }
+    if (limits.shared_table_keys < 16 || limits.shared_table_keys > 1048576) {
+        error = "[limits]: \"shared_table_keys\" must be from 16 to 1048576";
+        return false;
+    }
+    if (limits.shared_table_leases < 16 || limits.shared_table_leases > 4194304) {
+        error = "[limits]: \"shared_table_leases\" must be from 16 to 4194304";
         return false;
     }
     const Duration* positive[] = {

@@ -67,6 +67,9 @@ struct LimitsConfig {
     Duration upstream_keepalive_timeout{30000};
     uint64_t upstream_keepalive_per_destination = 8;
     Duration dns_timeout{5000};
+    // Size of the shared table (common/shared_table.h), fixed at first start.
+    uint64_t shared_table_keys = 16384;    // distinct keys in use at once
+    uint64_t shared_table_leases = 65536;  // leases held at once, all workers
 };
 
 struct AclConfig {

@@ -211,11 +211,34 @@ Supervisor::Supervisor(event_base* base)
 Supervisor::~Supervisor() = default;
 
 void Supervisor::start_generation(GenerationPtr generation) {
+    open_shared_table(*generation->config);
     current_ = std::move(generation);
     target_ = std::clamp(current_->config->master.workers, 1, kMaxWorkers);
     slots_.clear();
     limit_draining_generations();
     reconcile();
+}
+
+// The shared table is mapped once, before the first fork, so that every
+// generation's workers share it; its size cannot change under them.
+void Supervisor::open_shared_table(const common::Config& config) {
+    common::SharedTable::Capacity capacity;
+    capacity.keys = config.limits.shared_table_keys;
+    capacity.leases = config.limits.shared_table_leases;
+    capacity.holders = 4 * kMaxWorkers;  // live and draining workers
+    if (!current_) {
+        shared_table_ = common::SharedTable::create(capacity);
+        if (!shared_table_) {
+            LOG_ERROR("mmap() of the shared table (%zu keys, %zu leases) failed (%d: %s)",
+                      capacity.keys, capacity.leases, errno, std::strerror(errno));
+        }
+    } else if (shared_table_ && (capacity.keys != shared_table_->capacity().keys ||
+                                 capacity.leases != shared_table_->capacity().leases)) {
+        LOG_WARN(
+            "the shared table keeps %zu keys and %zu leases: a new size takes effect after "
+            "a restart or a hot upgrade",
+            shared_table_->capacity().keys, shared_table_->capacity().leases);
+    }
 }
 
 void Supervisor::set_target(int count) {
@@ -407,6 +430,7 @@ void Supervisor::run_child(int slot, int channel_fd, pid_t master_pid) {
     startup.slot = slot;
     startup.generation = current_->number;
     startup.scoreboard = scoreboard_.get();
+    startup.shared_table = shared_table_.get();
     std::vector<int> keep{channel_fd};
     for (const Listener& l : current_->listeners) {
         keep.push_back(l.fd());
@@ -519,6 +543,10 @@ void Supervisor::on_exit(Worker& w, int wait_status) {
     const int pid = w.pid;
     // A dead worker's row must not keep counting: clear it if still its own.
     if (scoreboard_) scoreboard_->release(slot, pid);
+    // Whatever leases it held, however it ended, are given back.
+    if (size_t given = shared_table_ ? shared_table_->reclaim(pid) : 0) {
+        LOG_INFO("worker %d (pid %d) exited holding %zu leases: given back", slot, pid, given);
+    }
     const long long lived = static_cast<long long>(ms_between(w.started, Clock::now()));
     switch (kind) {
         case ExitKind::kClean:

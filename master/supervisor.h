@@ -24,6 +24,7 @@
 #include "common/json.h"
 #include "common/libevent_handles.h"
 #include "common/scoreboard.h"
+#include "common/shared_table.h"
 #include "master/listeners.h"
 
 namespace master {
@@ -177,12 +178,17 @@ class Supervisor {
     bool send_command(Worker& worker, common::channel::CommandCode code);
     void send_signal(Worker& worker, int sig);
     bool slot_filled(int slot) const;
+    void open_shared_table(const common::Config& config);
 
     event_base* base_;
     // Mapped before the first fork, so every worker shares it (see
     // common/scoreboard.h); null if mmap failed (balancing then relies on
     // the reports alone).
     std::unique_ptr<common::Scoreboard> scoreboard_;
+    // Leases and budgets exact across workers (common/shared_table.h): made
+    // by the first start_generation(), before the first fork, and kept by
+    // every reload; null if that failed.
+    std::unique_ptr<common::SharedTable> shared_table_;
     GenerationPtr current_;
     int target_ = 0;
     std::map<pid_t, std::unique_ptr<Worker>> workers_;

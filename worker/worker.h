@@ -9,6 +9,7 @@
 #include "common/address.h"
 #include "common/config.h"
 #include "common/scoreboard.h"
+#include "common/shared_table.h"
 
 namespace worker {
 
@@ -26,6 +27,8 @@ struct WorkerStartup {
     int slot = 0;
     uint32_t generation = 0;
     common::Scoreboard* scoreboard = nullptr;  // shared with the master; may be null
+    // Shared with the master and every worker; may be null (then fail closed).
+    common::SharedTable* shared_table = nullptr;
 };
 
 // Exit statuses of a worker process, read by the master to classify exits.

@@ -221,8 +221,11 @@ TEST_F(ConfigTest, CountKeys) {
     ConfigPtr c = load_with_listener(
         "[master]\nworker_max_sessions = 1000\nmax_draining_generations = 16\n"
         "[limits]\nmax_connections = 5\nmax_headers = 256\n"
-        "upstream_keepalive_per_destination = 0\n");
+        "upstream_keepalive_per_destination = 0\n"
+        "shared_table_keys = 16\nshared_table_leases = 4194304\n");
     ASSERT_NE(c, nullptr);
+    EXPECT_EQ(c->limits.shared_table_keys, 16u);
+    EXPECT_EQ(c->limits.shared_table_leases, 4194304u);
     EXPECT_EQ(c->master.worker_max_sessions, 1000u);
     EXPECT_EQ(c->master.max_draining_generations, 16);
     EXPECT_EQ(c->limits.max_connections, 5u);
@@ -318,6 +321,8 @@ TEST_F(ConfigTest, Defaults) {
     EXPECT_EQ(c->limits.max_header_size, 32u * 1024);
     EXPECT_EQ(c->limits.max_headers, 100u);
     EXPECT_EQ(c->limits.buffer_size, 64u * 1024);
+    EXPECT_EQ(c->limits.shared_table_keys, 16384u);
+    EXPECT_EQ(c->limits.shared_table_leases, 65536u);
     ASSERT_EQ(c->listeners.size(), 1u);
     EXPECT_EQ(c->listeners[0].name, "main");
     EXPECT_EQ(c->listeners[0].address.host, "127.0.0.1");
@@ -615,6 +620,12 @@ TEST_F(ConfigTest, LimitRanges) {
               ": [limits]: \"max_headers\" must be from 1 to 256");
     EXPECT_EQ(error_with_listener("[limits]\nmax_headers = 257\n"),
               ": [limits]: \"max_headers\" must be from 1 to 256");
+    EXPECT_EQ(error_with_listener("[limits]\nshared_table_keys = 15\n"),
+              ": [limits]: \"shared_table_keys\" must be from 16 to 1048576");
+    EXPECT_EQ(error_with_listener("[limits]\nshared_table_keys = 1048577\n"),
+              ": [limits]: \"shared_table_keys\" must be from 16 to 1048576");
+    EXPECT_EQ(error_with_listener("[limits]\nshared_table_leases = 4194305\n"),
+              ": [limits]: \"shared_table_leases\" must be from 16 to 4194304");
     EXPECT_EQ(error_with_listener("[limits]\nbuffer_size = 4095\n"),
               ": [limits]: \"buffer_size\" must be from 4k to 64M");
     EXPECT_EQ(error_with_listener("[limits]\nbuffer_size = 65537k\n"),
