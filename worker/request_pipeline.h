@@ -32,10 +32,12 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "common/address.h"
 #include "common/config.h"
 #include "common/libevent_handles.h"
+#include "common/shared_table.h"
 #include "worker/deferred_delete.h"
 #include "worker/pipeline_types.h"
 #include "worker/upstream_connector.h"
@@ -44,14 +46,21 @@ namespace worker {
 
 struct WorkerContext;
 
-// What an admitted request holds against the limits (per-user sessions,
-// later), given back by the destructor on every exit path. Nothing is
-// limited yet, so today it holds nothing.
+// What an admitted request holds against the limits: leases in the keyed
+// shared table (common/shared_table.h), given back by their destructors on
+// every exit path, so no ending of a session can forget one. The admit
+// stage takes none yet: per-user limits arrive with accounts.
 class Admission {
   public:
     Admission() = default;
     Admission(Admission&&) = default;
     Admission& operator=(Admission&&) = default;
+
+    void hold(common::SharedTable::Lease lease) { leases_.push_back(std::move(lease)); }
+    size_t held() const { return leases_.size(); }
+
+  private:
+    std::vector<common::SharedTable::Lease> leases_;
 };
 
 // The route for `intent`. Pure.

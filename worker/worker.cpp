@@ -169,6 +169,7 @@ bool Worker::setup() {
         context_.connect_policy.own_listeners.push_back(l.bound);
     }
     context_.scoreboard = startup_.scoreboard;
+    context_.shared_table = startup_.shared_table;
     context_.slot = startup_.slot;
     if (!graveyard_.start(base_.get())) return false;
     context_.graveyard = &graveyard_;

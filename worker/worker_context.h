@@ -10,6 +10,7 @@
 #include "common/channel.h"
 #include "common/config.h"
 #include "common/scoreboard.h"
+#include "common/shared_table.h"
 #include "worker/access_log.h"
 #include "worker/pipe_pool.h"
 #include "worker/resolver.h"
@@ -43,6 +44,7 @@ struct WorkerContext {
     Counters counters;
     bool draining = false;
     common::Scoreboard* scoreboard = nullptr;
+    common::SharedTable* shared_table = nullptr;  // may be null (mmap failed)
     int slot = 0;
     SessionList* sessions = nullptr;
     DeferredDeleter* graveyard = nullptr;  // see deferred_delete.h

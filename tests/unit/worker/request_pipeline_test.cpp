@@ -260,3 +260,29 @@ TEST(DeferredDelete, FreeNowAlsoFreesWhatDestructorsRetire) {
 
 }  // namespace
 }  // namespace worker
+
+namespace worker {
+namespace {
+
+// The admission is what makes a limit exact on every exit path: whatever
+// ends the request (a refusal, a tunnel's end, a client gone, a session
+// closed by a stop) destroys it, and its leases go back.
+TEST(Admission, GivesItsLeasesBackWhenDestroyed) {
+    auto table = common::SharedTable::create(common::SharedTable::Capacity{64, 64, 16});
+    ASSERT_TRUE(table);
+    {
+        Admission admission;
+        admission.hold(table->acquire("user alice", 2));
+        admission.hold(table->acquire("user alice", 2));
+        EXPECT_EQ(admission.held(), 2u);
+        EXPECT_EQ(table->count("user alice"), 2u);
+        EXPECT_FALSE(table->acquire("user alice", 2));  // at the limit
+        Admission moved = std::move(admission);
+        EXPECT_EQ(table->count("user alice"), 2u);
+    }
+    EXPECT_EQ(table->count("user alice"), 0u);
+    EXPECT_TRUE(table->acquire("user alice", 2));
+}
+
+}  // namespace
+}  // namespace worker
