@@ -19,6 +19,7 @@
 #include "common/config.h"
 #include "common/json.h"
 #include "common/libevent_handles.h"
+#include "common/metrics.h"
 
 namespace {
 
@@ -112,20 +113,39 @@ std::string human_bytes(int64_t bytes) {
     return buf;
 }
 
+// One cell of a metric column: sizes for *_bytes metrics, a labelled
+// metric as the sum over its label values.
+std::string metric_cell(const common::metrics::Metric& m, const Value& value) {
+    int64_t n = value.as_int();
+    if (value.is_object()) {
+        n = 0;
+        for (const auto& [label, count] : value.members()) n += count.as_int();
+    }
+    if (m.name.ends_with("_bytes")) return human_bytes(n);
+    return std::to_string(n);
+}
+
+// The columns between STATE and LAST are the metrics the table marks with a
+// column (common/metrics.h), so a new one needs no edit here.
 void print_workers(const Value& workers) {
-    std::printf("%-8s %4s %4s %-9s %7s %9s %8s %7s\n", "PID", "SLOT", "GEN", "STATE", "ACTIVE",
-                "TOTAL", "RSS", "LAST");
+    std::printf("%-8s %4s %4s %-9s", "PID", "SLOT", "GEN", "STATE");
+    for (const common::metrics::Metric& m : common::metrics::kMetrics) {
+        if (m.column.heading != nullptr) std::printf(" %*s", m.column.width, m.column.heading);
+    }
+    std::printf(" %7s\n", "LAST");
     for (const Value& w : workers.items()) {
         std::string last = w["last_report_ms"].is_null()
                                ? "-"
                                : std::to_string(w["last_report_ms"].as_int()) + "ms";
-        std::printf(
-            "%-8lld %4lld %4lld %-9s %7lld %9lld %8s %7s\n",
-            static_cast<long long>(w["pid"].as_int()), static_cast<long long>(w["slot"].as_int()),
-            static_cast<long long>(w["generation"].as_int()), w["state"].as_string().c_str(),
-            static_cast<long long>(w["active_sessions"].as_int()),
-            static_cast<long long>(w["total_sessions"].as_int()),
-            human_bytes(w["rss_bytes"].as_int()).c_str(), last.c_str());
+        std::printf("%-8lld %4lld %4lld %-9s", static_cast<long long>(w["pid"].as_int()),
+                    static_cast<long long>(w["slot"].as_int()),
+                    static_cast<long long>(w["generation"].as_int()),
+                    w["state"].as_string().c_str());
+        for (const common::metrics::Metric& m : common::metrics::kMetrics) {
+            if (m.column.heading == nullptr) continue;
+            std::printf(" %*s", m.column.width, metric_cell(m, w[m.name]).c_str());
+        }
+        std::printf(" %7s\n", last.c_str());
     }
 }
 

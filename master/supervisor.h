@@ -23,6 +23,7 @@
 #include "common/config.h"
 #include "common/json.h"
 #include "common/libevent_handles.h"
+#include "common/metrics.h"
 #include "common/scoreboard.h"
 #include "master/listeners.h"
 
@@ -77,6 +78,16 @@ struct BalanceInput {
 };
 enum class BalanceAction { kNone, kPause, kResume };
 std::vector<BalanceAction> plan_balance(const std::vector<BalanceInput>& workers);
+
+// ---- Reporting: the metric table (common/metrics.h) as JSON fields ----------
+
+// Adds every metric of one worker to `item`: a number each, or for a
+// labelled metric an object by label value ("errors": {"denied": 3, ...}).
+void add_worker_metrics(common::json::Value& item, const common::metrics::Counters& counters);
+// Adds the totals `stats` shows: every metric folded by Fold::kSum as a
+// number, and for a labelled one also "<name>_by_<label>" ("errors_by_class")
+// by label value.
+void add_stats_metrics(common::json::Value& out, const common::metrics::Counters& totals);
 
 // ---- The worker table ------------------------------------------------------
 
@@ -192,7 +203,7 @@ class Supervisor {
     Clock::time_point kill_at_{};
     Clock::time_point next_recycle_{};
     Clock::time_point next_balance_{};
-    common::channel::Report retired_{};  // counters of exited workers
+    common::metrics::Counters retired_{};  // what exited workers had counted
 };
 
 }  // namespace master

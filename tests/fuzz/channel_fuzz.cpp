@@ -18,6 +18,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (ch::decode_report(data, size, report) == ch::DecodeStatus::kOk) {
         if (size != sizeof report || std::memcmp(&report, data, size) != 0) std::abort();
         if (report.state > 2 || report.accepting > 1) std::abort();
+        if (report.layout != common::metrics::kLayout) std::abort();
     }
     ch::Command command;
     if (ch::decode_command(data, size, command) == ch::DecodeStatus::kOk) {
