@@ -62,21 +62,21 @@ inline constexpr Column kNoColumn{};
 //   name:   C++ field, channel field and JSON field; snake_case, a valid
 //           Prometheus name; a name ending in _bytes is shown as a size.
 //   help:   one sentence, printed as Prometheus `# HELP`.
-// Order is the order of the JSON fields and of proxyctl's columns.
+// Order is the order of the JSON fields (and so of `proxyctl stats` lines)
+// and of proxyctl's columns.
 #define PROXYD_WORKER_METRICS(X)                                                                 \
     X(active_sessions, kGauge, kSum, kNoLabel, column("ACTIVE", 7),                              \
       "Client connections the worker is serving now.")                                           \
     X(total_sessions, kCounter, kSum, kNoLabel, column("TOTAL", 9),                              \
-      "Client connections the worker has served, from accept to close.")                         \
+      "Client sessions the worker has opened: connections that passed the client ACL.")          \
     X(requests, kCounter, kSum, kNoLabel, kNoColumn,                                             \
       "Requests received from clients: HTTP requests, CONNECT included, and SOCKS connects.")    \
     X(tunnels, kCounter, kSum, kNoLabel, kNoColumn,                                              \
       "Byte tunnels opened to an upstream for HTTP CONNECT or SOCKS.")                           \
+    X(accepts, kCounter, kSum, kNoLabel, kNoColumn,                                              \
+      "Connections accepted on the listeners, including those the client ACL then refused.")     \
     X(bytes_in, kCounter, kSum, kNoLabel, kNoColumn, "Bytes read from clients and upstreams.")   \
     X(bytes_out, kCounter, kSum, kNoLabel, kNoColumn, "Bytes written to clients and upstreams.") \
-    X(accepts, kCounter, kSum, kNoLabel, kNoColumn,                                              \
-      "Connections accepted on the listeners, including those refused at once "                  \
-      "(client ACL, max_connections).")                                                          \
     X(rss_bytes, kGauge, kNone, kNoLabel, column("RSS", 8),                                      \
       "Resident memory of the worker process, read when it reports.")                            \
     X(loop_lag_us, kGauge, kNone, kNoLabel, kNoColumn,                                           \
