@@ -33,6 +33,8 @@
 #include <cstring>
 #include <random>
 
+#include <nlohmann/json.hpp>
+
 #include "common/log.h"
 #include "worker/worker.h"
 
@@ -715,81 +717,80 @@ void Supervisor::limit_draining_generations() {
 
 namespace {
 
-using common::json::Value;
+using common::Json;
 using common::metrics::Counters;
 using common::metrics::Metric;
 
 // One metric's values by label value: {"denied": 3, ...}.
-Value by_label(const Metric& m, const Counters& counters) {
-    Value out = Value::object();
+Json by_label(const Metric& m, const Counters& counters) {
+    Json out = Json::object();
     const uint64_t* values = m.values(counters);
-    for (uint32_t i = 0; i < m.size(); ++i) out.set(m.label.values(i), values[i]);
+    for (uint32_t i = 0; i < m.size(); ++i) out[m.label.values(i)] = values[i];
     return out;
 }
 
 }  // namespace
 
-void add_worker_metrics(Value& item, const Counters& counters) {
+void add_worker_metrics(Json& item, const Counters& counters) {
     for (const Metric& m : common::metrics::kMetrics) {
+        const std::string name(m.name);
         if (m.label.name == nullptr)
-            item.set(m.name, m.values(counters)[0]);
+            item[name] = m.values(counters)[0];
         else
-            item.set(m.name, by_label(m, counters));
+            item[name] = by_label(m, counters);
     }
 }
 
-void add_stats_metrics(Value& out, const Counters& totals) {
+void add_stats_metrics(Json& out, const Counters& totals) {
     for (const Metric& m : common::metrics::kMetrics) {
         if (m.fold != common::metrics::Fold::kSum) continue;
-        out.set(m.name, m.total(totals));
-        if (m.label.name != nullptr) {
-            out.set(std::string(m.name) + "_by_" + m.label.name, by_label(m, totals));
-        }
+        const std::string name(m.name);
+        out[name] = m.total(totals);
+        if (m.label.name != nullptr) out[name + "_by_" + m.label.name] = by_label(m, totals);
     }
 }
 
-Value Supervisor::workers_json() const {
-    Value list = Value::array();
+Json Supervisor::workers_json() const {
+    Json list = Json::array();
     Clock::time_point now = Clock::now();
     for (const auto& [pid, w] : workers_) {
-        Value item = Value::object();
-        item.set("pid", w->pid);
-        item.set("slot", w->slot);
-        item.set("generation", w->generation->number);
-        item.set("state", status_name(w->status));
+        Json item;
+        item["pid"] = w->pid;
+        item["slot"] = w->slot;
+        item["generation"] = w->generation->number;
+        item["state"] = status_name(w->status);
         add_worker_metrics(item, w->report.counters);
-        item.set("accepting", w->has_report && w->report.accepting != 0);
-        item.set("paused", w->paused);
-        item.set("retiring", w->retiring);
-        item.set("last_report_ms",
-                 w->has_report ? Value(ms_between(w->last_report, now)) : Value());
-        item.set("uptime_ms", ms_between(w->started, now));
-        list.push(std::move(item));
+        item["accepting"] = w->has_report && w->report.accepting != 0;
+        item["paused"] = w->paused;
+        item["retiring"] = w->retiring;
+        item["last_report_ms"] = w->has_report ? Json(ms_between(w->last_report, now)) : Json();
+        item["uptime_ms"] = ms_between(w->started, now);
+        list.push_back(std::move(item));
     }
     return list;
 }
 
-Value Supervisor::slots_json() const {
-    Value list = Value::array();
+Json Supervisor::slots_json() const {
+    Json list = Json::array();
     Clock::time_point now = Clock::now();
     for (const auto& [slot, info] : slots_) {
         if (info.failures == 0 && !info.degraded) continue;
-        Value item = Value::object();
-        item.set("slot", slot);
-        item.set("failures", info.failures);
-        item.set("backoff_ms", backoff_delay(info.failures).count());
-        item.set("respawn_in_ms", std::max<int64_t>(0, ms_between(now, info.next_spawn)));
-        item.set("degraded", info.degraded);
-        list.push(std::move(item));
+        Json item;
+        item["slot"] = slot;
+        item["failures"] = info.failures;
+        item["backoff_ms"] = backoff_delay(info.failures).count();
+        item["respawn_in_ms"] = std::max<int64_t>(0, ms_between(now, info.next_spawn));
+        item["degraded"] = info.degraded;
+        list.push_back(std::move(item));
     }
     return list;
 }
 
-Value Supervisor::stats_json() const {
+Json Supervisor::stats_json() const {
     Counters totals = retired_;
     for (const auto& [pid, w] : workers_) common::metrics::add_summed(totals, w->report.counters);
-    Value out = Value::object();
-    out.set("workers", workers_.size());
+    Json out;
+    out["workers"] = workers_.size();
     add_stats_metrics(out, totals);
     return out;
 }

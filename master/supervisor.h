@@ -21,7 +21,7 @@
 
 #include "common/channel.h"
 #include "common/config.h"
-#include "common/json.h"
+#include "common/json_util.h"
 #include "common/libevent_handles.h"
 #include "common/metrics.h"
 #include "common/scoreboard.h"
@@ -83,11 +83,11 @@ std::vector<BalanceAction> plan_balance(const std::vector<BalanceInput>& workers
 
 // Adds every metric of one worker to `item`: a number each, or for a
 // labelled metric an object by label value ("errors": {"denied": 3, ...}).
-void add_worker_metrics(common::json::Value& item, const common::metrics::Counters& counters);
+void add_worker_metrics(common::Json& item, const common::metrics::Counters& counters);
 // Adds the totals `stats` shows: every metric folded by Fold::kSum as a
 // number, and for a labelled one also "<name>_by_<label>" ("errors_by_class")
 // by label value.
-void add_stats_metrics(common::json::Value& out, const common::metrics::Counters& totals);
+void add_stats_metrics(common::Json& out, const common::metrics::Counters& totals);
 
 // ---- The worker table ------------------------------------------------------
 
@@ -163,10 +163,10 @@ class Supervisor {
     bool ready() const;
     bool degraded() const;
 
-    common::json::Value workers_json() const;
-    common::json::Value slots_json() const;
+    common::Json workers_json() const;
+    common::Json slots_json() const;
     // Totals over live workers plus everything exited workers had reported.
-    common::json::Value stats_json() const;
+    common::Json stats_json() const;
 
   private:
     static void on_channel(evutil_socket_t fd, short events, void* arg) noexcept;

@@ -7,6 +7,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <nlohmann/json.hpp>
+
 namespace master {
 namespace {
 
@@ -123,24 +125,25 @@ common::metrics::Counters distinct_counters() {
 
 TEST(Reporting, EveryMetricReachesTheWorkersAnswer) {
     const common::metrics::Counters c = distinct_counters();
-    common::json::Value item = common::json::Value::object();
+    common::Json item = common::Json::object();
     add_worker_metrics(item, c);
+    EXPECT_EQ(item.size(), std::size(common::metrics::kMetrics));
     for (const common::metrics::Metric& m : common::metrics::kMetrics) {
-        const common::json::Value& field = item[m.name];
+        const common::Json& field = item[std::string(m.name)];
         if (m.label.name == nullptr) {
-            EXPECT_EQ(field.as_int(), static_cast<int64_t>(m.values(c)[0])) << m.name;
+            EXPECT_EQ(field, m.values(c)[0]) << m.name;
             continue;
         }
         ASSERT_TRUE(field.is_object()) << m.name;
         EXPECT_EQ(field.size(), m.size()) << m.name;
         for (uint32_t i = 0; i < m.size(); ++i) {
-            EXPECT_EQ(field[m.label.values(i)].as_int(), static_cast<int64_t>(m.values(c)[i]))
+            EXPECT_EQ(field.value(m.label.values(i), uint64_t{0}), m.values(c)[i])
                 << m.name << " " << m.label.values(i);
         }
     }
     // Today's shape, which scripts read.
-    EXPECT_TRUE(item["errors"]["denied"].is_number());
-    EXPECT_TRUE(item["rss_bytes"].is_number());
+    EXPECT_TRUE(item["errors"]["denied"].is_number_unsigned());
+    EXPECT_TRUE(item["rss_bytes"].is_number_unsigned());
 }
 
 TEST(Reporting, StatsSumsEveryFoldedMetricOverWorkers) {
@@ -150,28 +153,29 @@ TEST(Reporting, StatsSumsEveryFoldedMetricOverWorkers) {
     common::metrics::add_counters(totals, c);
     common::metrics::add_summed(totals, c);
     common::metrics::add_summed(totals, c);
-    common::json::Value stats = common::json::Value::object();
+    common::Json stats = common::Json::object();
     add_stats_metrics(stats, totals);
     for (const common::metrics::Metric& m : common::metrics::kMetrics) {
+        const std::string name(m.name);
         if (m.fold != common::metrics::Fold::kSum) {
-            EXPECT_EQ(stats.find(m.name), nullptr) << m.name;
+            EXPECT_FALSE(stats.contains(name)) << name;
             continue;
         }
-        const int64_t live = m.type == common::metrics::Type::kCounter ? 3 : 2;
-        EXPECT_EQ(stats[m.name].as_int(), live * static_cast<int64_t>(m.total(c))) << m.name;
+        const uint64_t live = m.type == common::metrics::Type::kCounter ? 3 : 2;
+        EXPECT_EQ(stats.value(name, uint64_t{0}), live * m.total(c)) << name;
         if (m.label.name == nullptr) continue;
-        const common::json::Value& by = stats[std::string(m.name) + "_by_" + m.label.name];
+        const common::Json& by = stats[name + "_by_" + m.label.name];
         for (uint32_t i = 0; i < m.size(); ++i) {
-            EXPECT_EQ(by[m.label.values(i)].as_int(), live * static_cast<int64_t>(m.values(c)[i]))
-                << m.name << " " << m.label.values(i);
+            EXPECT_EQ(by.value(m.label.values(i), uint64_t{0}), live * m.values(c)[i])
+                << name << " " << m.label.values(i);
         }
     }
     // The contract's fields, in today's shape.
     for (const char* key : {"active_sessions", "total_sessions", "requests", "tunnels", "accepts",
                             "bytes_in", "bytes_out", "errors"}) {
-        EXPECT_TRUE(stats[key].is_number()) << key;
+        EXPECT_TRUE(stats[key].is_number_unsigned()) << key;
     }
-    EXPECT_TRUE(stats["errors_by_class"]["timeout"].is_number());
+    EXPECT_TRUE(stats["errors_by_class"]["timeout"].is_number_unsigned());
 }
 
 TEST(WorkerStatus, Names) {
