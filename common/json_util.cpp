@@ -1,3 +1,6 @@
+// Writing JSON. Parsing is in json_parse.cpp: objects of a static library
+// are linked one by one, so proxyd, which never parses JSON, does not carry
+// nlohmann's lexer and parser (55 KB of its code, measured).
 #include "common/json_util.h"
 
 #include <nlohmann/json.hpp>
@@ -6,21 +9,6 @@ namespace common {
 
 std::string to_line(const Json& value) {
     return value.dump(-1, ' ', false, Json::error_handler_t::replace);
-}
-
-Json parse_untrusted(std::string_view text, int max_depth) {
-    // The callback sees the depth of every value; returning false drops it,
-    // and the flag turns that into a refusal of the whole text. Depth
-    // matters to the code that walks the result recursively (proxyctl's
-    // printer, dump()), not to nlohmann's own parser.
-    bool too_deep = false;
-    Json::parser_callback_t limit = [&too_deep, max_depth](int depth, Json::parse_event_t, Json&) {
-        if (depth > max_depth) too_deep = true;
-        return !too_deep;
-    };
-    Json value = Json::parse(text.begin(), text.end(), limit, /*allow_exceptions=*/false);
-    if (too_deep) return Json(Json::value_t::discarded);
-    return value;
 }
 
 }  // namespace common
