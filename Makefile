@@ -19,10 +19,10 @@ FUZZ_SECONDS ?= 300
 FUZZ_SMOKE_SECONDS ?= 15
 SANITIZE   ?=
 
-# Debian packages: build (compiler, libraries), tests (curl as a real client,
-# openssl to make test certificates, clang + its runtime for libFuzzer and
-# LeakSanitizer), docs (mandoc for lint).
-DEB_PACKAGES := g++ make pkg-config libevent-dev libssl-dev libinih-dev \
+# Debian packages: build (compiler, libraries; nlohmann-json is header-only),
+# tests (curl as a real client, openssl to make test certificates, clang + its
+# runtime for libFuzzer and LeakSanitizer), docs (mandoc for lint).
+DEB_PACKAGES := g++ make pkg-config libevent-dev libssl-dev libinih-dev nlohmann-json3-dev \
                 libgtest-dev libgmock-dev mandoc curl openssl procps \
                 clang libclang-rt-14-dev
 

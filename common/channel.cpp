@@ -38,28 +38,10 @@ DecodeStatus check_header(const void* data, size_t size, RecordType type, size_t
 
 }  // namespace
 
-const char* error_class_name(uint32_t error_class) {
-    switch (error_class) {
-        case kErrClientProtocol:
-            return "client_protocol";
-        case kErrDenied:
-            return "denied";
-        case kErrUpstreamConnect:
-            return "upstream_connect";
-        case kErrUpstreamProtocol:
-            return "upstream_protocol";
-        case kErrTimeout:
-            return "timeout";
-        case kErrInternal:
-            return "internal";
-        default:
-            return "unknown";
-    }
-}
-
 Report make_report() {
     Report report{};
     report.header = make_header(RecordType::kReport, sizeof(Report));
+    report.layout = metrics::kLayout;
     return report;
 }
 
@@ -93,6 +75,8 @@ DecodeStatus decode_report(const void* data, size_t size, Report& out) {
     if (status != DecodeStatus::kOk) return status;
     Report report;
     std::memcpy(&report, data, sizeof report);
+    // Same size, other table (fields renamed or reordered): not readable.
+    if (report.layout != metrics::kLayout) return DecodeStatus::kBadVersion;
     if (report.state > static_cast<uint32_t>(WorkerState::kDraining))
         return DecodeStatus::kBadValue;
     if (report.accepting > 1) return DecodeStatus::kBadValue;

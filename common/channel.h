@@ -10,10 +10,14 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "common/error_class.h"
+#include "common/metrics.h"
+
 namespace common::channel {
 
 constexpr uint32_t kMagic = 0x50524f58;  // "PROX"
-constexpr uint16_t kVersion = 1;
+// 2: the counters are a metrics::Counters, checked by Report::layout.
+constexpr uint16_t kVersion = 2;
 
 enum class RecordType : uint16_t { kReport = 1, kCommand = 2 };
 
@@ -27,36 +31,15 @@ struct RecordHeader {
 
 enum class WorkerState : uint32_t { kStarting = 0, kRunning = 1, kDraining = 2 };
 
-// Error classes counted by workers; the index into Report::errors.
-enum ErrorClass : uint32_t {
-    kErrClientProtocol = 0,  // malformed client input (400, 414, 431, 505)
-    kErrDenied,              // ACL, ports, private destinations (403)
-    kErrUpstreamConnect,     // refused, unreachable, unresolvable (502)
-    kErrUpstreamProtocol,    // garbage or truncated from upstream (502)
-    kErrTimeout,             // header, connect, upstream, idle timeouts (408/504)
-    kErrInternal,            // resource exhaustion, accept errors
-    kErrorClassCount
-};
-const char* error_class_name(uint32_t error_class);
-
 struct Report {
     RecordHeader header;
     int32_t pid;
     uint32_t slot;
     uint32_t generation;
-    uint32_t state;      // WorkerState
-    uint32_t accepting;  // 1 while the worker accepts new connections
-    uint32_t reserved;
-    uint64_t active_sessions;
-    uint64_t total_sessions;
-    uint64_t requests;
-    uint64_t tunnels;
-    uint64_t bytes_in;   // from clients and upstreams
-    uint64_t bytes_out;  // to clients and upstreams
-    uint64_t accepts;
-    uint64_t rss_bytes;
-    uint64_t loop_lag_us;  // how late the last heartbeat timer fired
-    uint64_t errors[kErrorClassCount];
+    uint32_t state;              // WorkerState
+    uint32_t accepting;          // 1 while the worker accepts new connections
+    uint32_t layout;             // metrics::kLayout: which metric table wrote `counters`
+    metrics::Counters counters;  // every metric of common/metrics.h
 };
 
 enum class CommandCode : uint32_t {
@@ -80,8 +63,8 @@ enum class DecodeStatus { kOk, kBadLength, kBadMagic, kBadVersion, kBadType, kBa
 const char* describe(DecodeStatus status);
 
 // Validates `size` bytes received as one record and copies them into `out`.
-// Nothing about the bytes is trusted: length, magic, version, type and enum
-// values are all checked.
+// Nothing about the bytes is trusted: length, magic, version, type, the
+// metric table's fingerprint and enum values are all checked.
 DecodeStatus decode_report(const void* data, size_t size, Report& out);
 DecodeStatus decode_command(const void* data, size_t size, Command& out);
 

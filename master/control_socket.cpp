@@ -8,7 +8,9 @@
 #include <cerrno>
 #include <cstring>
 
-#include "common/json.h"
+#include <nlohmann/json.hpp>
+
+#include "common/json_util.h"
 #include "common/log.h"
 
 namespace master {
@@ -52,10 +54,10 @@ bool printable(std::string_view line) {
 }  // namespace
 
 std::string error_answer(std::string_view message) {
-    common::json::Value v = common::json::Value::object();
-    v.set("ok", false);
-    v.set("error", message);
-    return v.dump();
+    common::Json v;
+    v["ok"] = false;
+    v["error"] = message;
+    return common::to_line(v);
 }
 
 ControlSocket::~ControlSocket() {
@@ -211,7 +213,19 @@ void ControlSocket::read_lines(Client& client) {
             answer(client, error_answer("invalid characters in command"), false);
             continue;
         }
-        answer(client, handler_(line), false);
+        answer(client, handle(line), false);
+    }
+}
+
+// The handler runs inside a noexcept libevent callback: an exception out of
+// it (memory, a JSON type error) costs one answer, never the master.
+std::string ControlSocket::handle(std::string_view line) {
+    try {
+        return handler_(line);
+    } catch (const std::exception& e) {
+        LOG_ERROR("control command \"%.*s\" failed: %s", static_cast<int>(line.size()), line.data(),
+                  e.what());
+        return error_answer("internal error");
     }
 }
 

@@ -68,6 +68,7 @@ class ControlSocket {
 
     void accept_client(int fd);
     void read_lines(Client& client);
+    std::string handle(std::string_view line);
     void answer(Client& client, const std::string& json, bool then_close);
     void close_client(Client& client);
 

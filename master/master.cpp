@@ -11,7 +11,9 @@
 #include <cstdio>
 #include <cstring>
 
-#include "common/json.h"
+#include <nlohmann/json.hpp>
+
+#include "common/json_util.h"
 #include "common/log.h"
 #include "master/pid_file.h"
 #include "master/upgrade.h"
@@ -20,7 +22,7 @@ namespace master {
 
 namespace {
 
-using common::json::Value;
+using common::Json;
 namespace ch = common::channel;
 
 constexpr timeval kTickInterval{0, 100 * 1000};
@@ -372,31 +374,31 @@ void Master::cleanup_files() {
 // ---- control commands ---------------------------------------------------------------
 
 std::string Master::status_answer() const {
-    Value v = Value::object();
-    v.set("ok", true);
-    v.set("master_pid", ::getpid());
-    v.set("generation", generation_);
-    v.set("uptime_s", std::chrono::duration_cast<std::chrono::seconds>(
-                          std::chrono::steady_clock::now() - started_)
-                          .count());
-    v.set("config", options_.config_path);
-    v.set("target_workers", supervisor_->target());
-    v.set("degraded", supervisor_->degraded());
-    v.set("stopping", supervisor_->stopping());
-    v.set("upgrade_child", upgrade_child_);
-    Value listeners = Value::array();
+    Json v;
+    v["ok"] = true;
+    v["master_pid"] = ::getpid();
+    v["generation"] = generation_;
+    v["uptime_s"] = std::chrono::duration_cast<std::chrono::seconds>(
+                        std::chrono::steady_clock::now() - started_)
+                        .count();
+    v["config"] = options_.config_path;
+    v["target_workers"] = supervisor_->target();
+    v["degraded"] = supervisor_->degraded();
+    v["stopping"] = supervisor_->stopping();
+    v["upgrade_child"] = upgrade_child_;
+    Json listeners = Json::array();
     for (const Listener& l : supervisor_->current()->listeners) {
-        Value item = Value::object();
-        item.set("name", l.config.name);
-        item.set("address", l.socket->bound.to_string());
-        item.set("protocol", protocol_name(l.config.protocol));
-        item.set("tls", l.config.tls());
-        listeners.push(std::move(item));
+        Json item;
+        item["name"] = l.config.name;
+        item["address"] = l.socket->bound.to_string();
+        item["protocol"] = protocol_name(l.config.protocol);
+        item["tls"] = l.config.tls();
+        listeners.push_back(std::move(item));
     }
-    v.set("listeners", std::move(listeners));
-    v.set("workers", supervisor_->workers_json());
-    v.set("slots", supervisor_->slots_json());
-    return v.dump();
+    v["listeners"] = std::move(listeners);
+    v["workers"] = supervisor_->workers_json();
+    v["slots"] = supervisor_->slots_json();
+    return common::to_line(v);
 }
 
 std::string Master::handle_command(std::string_view line) {
@@ -408,25 +410,25 @@ std::string Master::handle_command(std::string_view line) {
 
     if (cmd == "status" && no_args()) return status_answer();
     if (cmd == "workers" && no_args()) {
-        Value v = Value::object();
-        v.set("ok", true);
-        v.set("workers", supervisor_->workers_json());
-        return v.dump();
+        Json v;
+        v["ok"] = true;
+        v["workers"] = supervisor_->workers_json();
+        return common::to_line(v);
     }
     if (cmd == "stats" && no_args()) {
-        Value v = supervisor_->stats_json();
-        Value out = Value::object();
-        out.set("ok", true);
-        for (const auto& [key, value] : v.members()) out.set(key, value);
-        return out.dump();
+        Json stats = supervisor_->stats_json();
+        Json out;
+        out["ok"] = true;
+        for (auto& [key, value] : stats.items()) out[key] = std::move(value);
+        return common::to_line(out);
     }
     if (cmd == "reload" && no_args()) {
         std::string error;
         if (!reload(error)) return error_answer(error);
-        Value v = Value::object();
-        v.set("ok", true);
-        v.set("generation", generation_);
-        return v.dump();
+        Json v;
+        v["ok"] = true;
+        v["generation"] = generation_;
+        return common::to_line(v);
     }
     if (cmd == "scale") {
         std::optional<long> n = args == 1 ? parse_integer(words[1], 1, 1024) : std::nullopt;
@@ -434,10 +436,10 @@ std::string Master::handle_command(std::string_view line) {
         if (supervisor_->stopping()) return error_answer("proxyd is shutting down");
         LOG_INFO("scale requested: %ld workers", *n);
         supervisor_->set_target(static_cast<int>(*n));
-        Value v = Value::object();
-        v.set("ok", true);
-        v.set("workers", supervisor_->target());
-        return v.dump();
+        Json v;
+        v["ok"] = true;
+        v["workers"] = supervisor_->target();
+        return common::to_line(v);
     }
     if (cmd == "drain") {
         std::optional<long> pid = args == 1 ? parse_integer(words[1], 1, INT32_MAX) : std::nullopt;
@@ -459,12 +461,12 @@ std::string Master::handle_command(std::string_view line) {
         return ok_answer();
     }
     if (cmd == "help" && no_args()) {
-        Value v = Value::object();
-        v.set("ok", true);
-        Value list = Value::array();
-        for (const char* h : kHelp) list.push(h);
-        v.set("commands", std::move(list));
-        return v.dump();
+        Json v;
+        v["ok"] = true;
+        Json list = Json::array();
+        for (const char* h : kHelp) list.push_back(h);
+        v["commands"] = std::move(list);
+        return common::to_line(v);
     }
     for (const char* known :
          {"status", "workers", "stats", "reload", "reopen", "quit", "stop", "help"}) {

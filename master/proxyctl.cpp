@@ -9,6 +9,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
@@ -16,15 +17,21 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "common/config.h"
-#include "common/json.h"
+#include "common/json_util.h"
 #include "common/libevent_handles.h"
+#include "common/metrics.h"
 
 namespace {
 
-using common::json::Value;
+using common::Json;
 
 constexpr int kTimeoutMs = 10000;
+// Far above any real answer (a status with 1024 workers is ~400 KiB); a peer
+// that sends more without a newline is not proxyd.
+constexpr size_t kMaxAnswer = 16 << 20;
 constexpr const char* kLocalSocket = "run/proxyd.sock";
 constexpr const char* kSystemSocket = "/run/proxyd/proxyd.sock";
 
@@ -90,13 +97,59 @@ bool exchange(const std::string& path, const std::string& command, std::string& 
             return false;
         }
         answer.append(buf, static_cast<size_t>(n));
+        if (answer.size() > kMaxAnswer && answer.find('\n') == std::string::npos) {
+            error = "answer from " + path + " is longer than 16 MiB";
+            return false;
+        }
     }
 }
 
-std::string scalar(const Value& v) {
-    if (v.is_string()) return v.as_string();
+// The answer comes from a socket: it is read without trusting its shape.
+// A missing key, a wrong type or an out-of-range number reads as null, 0,
+// "" or false, never as an exception (nlohmann's own accessors would throw,
+// or assert on a missing key of a const object).
+const Json& null_json() {
+    static const Json kNull;
+    return kNull;
+}
+
+const Json& at(const Json& object, std::string_view key) {
+    if (!object.is_object()) return null_json();
+    auto it = object.find(key);
+    return it == object.end() ? null_json() : *it;
+}
+
+// The elements of an array; nothing for anything else.
+const Json& elements(const Json& array) {
+    static const Json kEmpty = Json::array();
+    return array.is_array() ? array : kEmpty;
+}
+
+int64_t as_int(const Json& v) {
+    if (v.is_number_unsigned()) {
+        return static_cast<int64_t>(std::min<uint64_t>(v.get<uint64_t>(), INT64_MAX));
+    }
+    if (v.is_number_integer()) return v.get<int64_t>();
+    if (v.is_number_float()) {
+        double d = v.get<double>();
+        // Out of range (or NaN) would make the conversion undefined.
+        return d > -9.2e18 && d < 9.2e18 ? static_cast<int64_t>(d) : 0;
+    }
+    return 0;
+}
+
+std::string as_string(const Json& v) {
+    return v.is_string() ? v.get<std::string>() : std::string();
+}
+
+bool as_bool(const Json& v) {
+    return v.is_boolean() && v.get<bool>();
+}
+
+std::string scalar(const Json& v) {
+    if (v.is_string()) return as_string(v);
     if (v.is_null()) return "-";
-    return v.dump();
+    return common::to_line(v);
 }
 
 std::string human_bytes(int64_t bytes) {
@@ -112,34 +165,53 @@ std::string human_bytes(int64_t bytes) {
     return buf;
 }
 
-void print_workers(const Value& workers) {
-    std::printf("%-8s %4s %4s %-9s %7s %9s %8s %7s\n", "PID", "SLOT", "GEN", "STATE", "ACTIVE",
-                "TOTAL", "RSS", "LAST");
-    for (const Value& w : workers.items()) {
-        std::string last = w["last_report_ms"].is_null()
-                               ? "-"
-                               : std::to_string(w["last_report_ms"].as_int()) + "ms";
-        std::printf(
-            "%-8lld %4lld %4lld %-9s %7lld %9lld %8s %7s\n",
-            static_cast<long long>(w["pid"].as_int()), static_cast<long long>(w["slot"].as_int()),
-            static_cast<long long>(w["generation"].as_int()), w["state"].as_string().c_str(),
-            static_cast<long long>(w["active_sessions"].as_int()),
-            static_cast<long long>(w["total_sessions"].as_int()),
-            human_bytes(w["rss_bytes"].as_int()).c_str(), last.c_str());
+// One cell of a metric column: sizes for *_bytes metrics, a labelled
+// metric as the sum over its label values.
+std::string metric_cell(const common::metrics::Metric& m, const Json& value) {
+    int64_t n = as_int(value);
+    if (value.is_object()) {
+        n = 0;
+        for (const Json& count : value) n += as_int(count);
+    }
+    if (m.name.ends_with("_bytes")) return human_bytes(n);
+    return std::to_string(n);
+}
+
+// The columns between STATE and LAST are the metrics the table marks with a
+// column (common/metrics.h), so a new one needs no edit here.
+void print_workers(const Json& workers) {
+    std::printf("%-8s %4s %4s %-9s", "PID", "SLOT", "GEN", "STATE");
+    for (const common::metrics::Metric& m : common::metrics::kMetrics) {
+        if (m.column.heading != nullptr) std::printf(" %*s", m.column.width, m.column.heading);
+    }
+    std::printf(" %7s\n", "LAST");
+    for (const Json& w : elements(workers)) {
+        const Json& last_ms = at(w, "last_report_ms");
+        std::string last = last_ms.is_null() ? "-" : std::to_string(as_int(last_ms)) + "ms";
+        std::printf("%-8lld %4lld %4lld %-9s", static_cast<long long>(as_int(at(w, "pid"))),
+                    static_cast<long long>(as_int(at(w, "slot"))),
+                    static_cast<long long>(as_int(at(w, "generation"))),
+                    as_string(at(w, "state")).c_str());
+        for (const common::metrics::Metric& m : common::metrics::kMetrics) {
+            if (m.column.heading == nullptr) continue;
+            std::printf(" %*s", m.column.width, metric_cell(m, at(w, m.name)).c_str());
+        }
+        std::printf(" %7s\n", last.c_str());
     }
 }
 
-// key: value lines; nested objects flatten to "a.b: value".
-void print_fields(const Value& object, const std::string& prefix) {
-    for (const auto& [key, value] : object.members()) {
+// key: value lines; nested objects flatten to "a.b: value". The recursion is
+// bounded by the depth limit of parse_untrusted().
+void print_fields(const Json& object, const std::string& prefix) {
+    for (const auto& [key, value] : object.items()) {
         if (prefix.empty() && key == "ok") continue;
         if (value.is_object()) {
             print_fields(value, prefix + key + ".");
         } else if (value.is_array()) {
             std::string items;
-            for (const Value& item : value.items()) {
+            for (const Json& item : value) {
                 if (!items.empty()) items += ", ";
-                items += item.is_object() ? item.dump() : scalar(item);
+                items += item.is_object() ? common::to_line(item) : scalar(item);
             }
             std::printf("%s%s: %s\n", prefix.c_str(), key.c_str(), items.c_str());
         } else {
@@ -148,25 +220,25 @@ void print_fields(const Value& object, const std::string& prefix) {
     }
 }
 
-void print_status(const Value& answer) {
-    for (const auto& [key, value] : answer.members()) {
+void print_status(const Json& answer) {
+    for (const auto& [key, value] : answer.items()) {
         if (key == "ok" || key == "workers" || key == "listeners" || key == "slots") continue;
         std::printf("%s: %s\n", key.c_str(), scalar(value).c_str());
     }
-    for (const Value& l : answer["listeners"].items()) {
-        std::printf("listener %s: %s %s%s\n", l["name"].as_string().c_str(),
-                    l["address"].as_string().c_str(), l["protocol"].as_string().c_str(),
-                    l["tls"].as_bool() ? " tls" : "");
+    for (const Json& l : elements(at(answer, "listeners"))) {
+        std::printf("listener %s: %s %s%s\n", as_string(at(l, "name")).c_str(),
+                    as_string(at(l, "address")).c_str(), as_string(at(l, "protocol")).c_str(),
+                    as_bool(at(l, "tls")) ? " tls" : "");
     }
-    for (const Value& s : answer["slots"].items()) {
+    for (const Json& s : elements(at(answer, "slots"))) {
         std::printf("slot %lld: %lld failures, backoff %lld ms%s\n",
-                    static_cast<long long>(s["slot"].as_int()),
-                    static_cast<long long>(s["failures"].as_int()),
-                    static_cast<long long>(s["backoff_ms"].as_int()),
-                    s["degraded"].as_bool() ? ", degraded" : "");
+                    static_cast<long long>(as_int(at(s, "slot"))),
+                    static_cast<long long>(as_int(at(s, "failures"))),
+                    static_cast<long long>(as_int(at(s, "backoff_ms"))),
+                    as_bool(at(s, "degraded")) ? ", degraded" : "");
     }
     std::printf("\n");
-    print_workers(answer["workers"]);
+    print_workers(at(answer, "workers"));
 }
 
 std::string default_socket() {
@@ -238,25 +310,25 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "proxyctl: %s\n", error.c_str());
         return 1;
     }
-    std::optional<Value> answer = common::json::parse(line, error);
+    const Json answer = common::parse_untrusted(line);
     if (json) {
         std::printf("%s\n", line.c_str());
-        return answer && (*answer)["ok"].as_bool() ? 0 : 1;
+        return as_bool(at(answer, "ok")) ? 0 : 1;
     }
-    if (!answer || !answer->is_object()) {
-        std::fprintf(stderr, "proxyctl: malformed answer (%s): %s\n", error.c_str(), line.c_str());
+    if (!answer.is_object()) {
+        std::fprintf(stderr, "proxyctl: malformed answer: %s\n", line.c_str());
         return 1;
     }
-    if (!(*answer)["ok"].as_bool()) {
-        std::fprintf(stderr, "proxyctl: %s\n", (*answer)["error"].as_string().c_str());
+    if (!as_bool(at(answer, "ok"))) {
+        std::fprintf(stderr, "proxyctl: %s\n", as_string(at(answer, "error")).c_str());
         return 1;
     }
     if (command == "status") {
-        print_status(*answer);
+        print_status(answer);
     } else if (command == "workers") {
-        print_workers((*answer)["workers"]);
+        print_workers(at(answer, "workers"));
     } else {
-        print_fields(*answer, "");
+        print_fields(answer, "");
     }
     return 0;
 }

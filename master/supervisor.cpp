@@ -33,6 +33,8 @@
 #include <cstring>
 #include <random>
 
+#include <nlohmann/json.hpp>
+
 #include "common/log.h"
 #include "worker/worker.h"
 
@@ -113,16 +115,6 @@ bool close_inherited_fds(const std::vector<int>& keep) {
     ::closedir(dir);
     for (int fd : to_close) ::close(fd);
     return true;
-}
-
-void add_counters(ch::Report& into, const ch::Report& from) {
-    into.total_sessions += from.total_sessions;
-    into.requests += from.requests;
-    into.tunnels += from.tunnels;
-    into.bytes_in += from.bytes_in;
-    into.bytes_out += from.bytes_out;
-    into.accepts += from.accepts;
-    for (uint32_t i = 0; i < ch::kErrorClassCount; ++i) into.errors[i] += from.errors[i];
 }
 
 }  // namespace
@@ -578,7 +570,7 @@ void Supervisor::on_exit(Worker& w, int wait_status) {
                 LOG_ERROR("worker %d (pid %d) %s", slot, pid, how.c_str());
             break;
     }
-    add_counters(retired_, w.report);
+    common::metrics::add_counters(retired_, w.report.counters);
     if (!expected && !w.retiring) count_failure(w, kind);
 }
 
@@ -677,7 +669,7 @@ void Supervisor::check_recycle(Clock::time_point now) {
         if (w->generation != current_ || w->status != WorkerStatus::kRunning || !w->has_report) {
             continue;
         }
-        const ch::Report& r = w->report;
+        const common::metrics::Counters& r = w->report.counters;
         const bool rss = mc.worker_max_rss != 0 && r.rss_bytes > mc.worker_max_rss;
         const bool sessions =
             mc.worker_max_sessions != 0 && r.total_sessions >= mc.worker_max_sessions;
@@ -706,14 +698,14 @@ void Supervisor::balance(Clock::time_point now) {
             continue;
         }
         members.push_back(w.get());
-        inputs.push_back({w->report.active_sessions, w->paused});
+        inputs.push_back({w->report.counters.active_sessions, w->paused});
     }
     std::vector<BalanceAction> actions = plan_balance(inputs);
     for (size_t i = 0; i < members.size(); ++i) {
         Worker& w = *members[i];
         if (actions[i] == BalanceAction::kPause && send_command(w, ch::CommandCode::kPauseAccept)) {
             LOG_DEBUG("pausing accepts on worker %d (pid %d): %llu active sessions", w.slot, w.pid,
-                      static_cast<unsigned long long>(w.report.active_sessions));
+                      static_cast<unsigned long long>(w.report.counters.active_sessions));
             w.paused = true;
         } else if (actions[i] == BalanceAction::kResume &&
                    send_command(w, ch::CommandCode::kResumeAccept)) {
@@ -751,84 +743,83 @@ void Supervisor::limit_draining_generations() {
 
 // ---- reporting -----------------------------------------------------------------
 
-common::json::Value Supervisor::workers_json() const {
-    using common::json::Value;
-    Value list = Value::array();
+namespace {
+
+using common::Json;
+using common::metrics::Counters;
+using common::metrics::Metric;
+
+// One metric's values by label value: {"denied": 3, ...}.
+Json by_label(const Metric& m, const Counters& counters) {
+    Json out = Json::object();
+    const uint64_t* values = m.values(counters);
+    for (uint32_t i = 0; i < m.size(); ++i) out[m.label.values(i)] = values[i];
+    return out;
+}
+
+}  // namespace
+
+void add_worker_metrics(Json& item, const Counters& counters) {
+    for (const Metric& m : common::metrics::kMetrics) {
+        const std::string name(m.name);
+        if (m.label.name == nullptr)
+            item[name] = m.values(counters)[0];
+        else
+            item[name] = by_label(m, counters);
+    }
+}
+
+void add_stats_metrics(Json& out, const Counters& totals) {
+    for (const Metric& m : common::metrics::kMetrics) {
+        if (m.fold != common::metrics::Fold::kSum) continue;
+        const std::string name(m.name);
+        out[name] = m.total(totals);
+        if (m.label.name != nullptr) out[name + "_by_" + m.label.name] = by_label(m, totals);
+    }
+}
+
+Json Supervisor::workers_json() const {
+    Json list = Json::array();
     Clock::time_point now = Clock::now();
     for (const auto& [pid, w] : workers_) {
-        const ch::Report& r = w->report;
-        Value item = Value::object();
-        item.set("pid", w->pid);
-        item.set("slot", w->slot);
-        item.set("generation", w->generation->number);
-        item.set("state", status_name(w->status));
-        item.set("active_sessions", r.active_sessions);
-        item.set("total_sessions", r.total_sessions);
-        item.set("requests", r.requests);
-        item.set("tunnels", r.tunnels);
-        item.set("bytes_in", r.bytes_in);
-        item.set("bytes_out", r.bytes_out);
-        item.set("accepts", r.accepts);
-        item.set("accepting", w->has_report && r.accepting != 0);
-        item.set("paused", w->paused);
-        item.set("retiring", w->retiring);
-        item.set("rss_bytes", r.rss_bytes);
-        item.set("loop_lag_us", r.loop_lag_us);
-        item.set("last_report_ms",
-                 w->has_report ? Value(ms_between(w->last_report, now)) : Value());
-        item.set("uptime_ms", ms_between(w->started, now));
-        Value errors = Value::object();
-        for (uint32_t i = 0; i < ch::kErrorClassCount; ++i) {
-            errors.set(ch::error_class_name(i), r.errors[i]);
-        }
-        item.set("errors", std::move(errors));
-        list.push(std::move(item));
+        Json item;
+        item["pid"] = w->pid;
+        item["slot"] = w->slot;
+        item["generation"] = w->generation->number;
+        item["state"] = status_name(w->status);
+        add_worker_metrics(item, w->report.counters);
+        item["accepting"] = w->has_report && w->report.accepting != 0;
+        item["paused"] = w->paused;
+        item["retiring"] = w->retiring;
+        item["last_report_ms"] = w->has_report ? Json(ms_between(w->last_report, now)) : Json();
+        item["uptime_ms"] = ms_between(w->started, now);
+        list.push_back(std::move(item));
     }
     return list;
 }
 
-common::json::Value Supervisor::slots_json() const {
-    using common::json::Value;
-    Value list = Value::array();
+Json Supervisor::slots_json() const {
+    Json list = Json::array();
     Clock::time_point now = Clock::now();
     for (const auto& [slot, info] : slots_) {
         if (info.failures == 0 && !info.degraded) continue;
-        Value item = Value::object();
-        item.set("slot", slot);
-        item.set("failures", info.failures);
-        item.set("backoff_ms", backoff_delay(info.failures).count());
-        item.set("respawn_in_ms", std::max<int64_t>(0, ms_between(now, info.next_spawn)));
-        item.set("degraded", info.degraded);
-        list.push(std::move(item));
+        Json item;
+        item["slot"] = slot;
+        item["failures"] = info.failures;
+        item["backoff_ms"] = backoff_delay(info.failures).count();
+        item["respawn_in_ms"] = std::max<int64_t>(0, ms_between(now, info.next_spawn));
+        item["degraded"] = info.degraded;
+        list.push_back(std::move(item));
     }
     return list;
 }
 
-common::json::Value Supervisor::stats_json() const {
-    using common::json::Value;
-    ch::Report total = retired_;
-    uint64_t active = 0;
-    for (const auto& [pid, w] : workers_) {
-        active += w->report.active_sessions;
-        add_counters(total, w->report);
-    }
-    uint64_t errors = 0;
-    Value by_class = Value::object();
-    for (uint32_t i = 0; i < ch::kErrorClassCount; ++i) {
-        errors += total.errors[i];
-        by_class.set(ch::error_class_name(i), total.errors[i]);
-    }
-    Value out = Value::object();
-    out.set("workers", workers_.size());
-    out.set("active_sessions", active);
-    out.set("total_sessions", total.total_sessions);
-    out.set("requests", total.requests);
-    out.set("tunnels", total.tunnels);
-    out.set("accepts", total.accepts);
-    out.set("bytes_in", total.bytes_in);
-    out.set("bytes_out", total.bytes_out);
-    out.set("errors", errors);
-    out.set("errors_by_class", std::move(by_class));
+Json Supervisor::stats_json() const {
+    Counters totals = retired_;
+    for (const auto& [pid, w] : workers_) common::metrics::add_summed(totals, w->report.counters);
+    Json out;
+    out["workers"] = workers_.size();
+    add_stats_metrics(out, totals);
     return out;
 }
 

@@ -21,8 +21,9 @@
 
 #include "common/channel.h"
 #include "common/config.h"
-#include "common/json.h"
+#include "common/json_util.h"
 #include "common/libevent_handles.h"
+#include "common/metrics.h"
 #include "common/scoreboard.h"
 #include "common/shared_table.h"
 #include "master/listeners.h"
@@ -78,6 +79,16 @@ struct BalanceInput {
 };
 enum class BalanceAction { kNone, kPause, kResume };
 std::vector<BalanceAction> plan_balance(const std::vector<BalanceInput>& workers);
+
+// ---- Reporting: the metric table (common/metrics.h) as JSON fields ----------
+
+// Adds every metric of one worker to `item`: a number each, or for a
+// labelled metric an object by label value ("errors": {"denied": 3, ...}).
+void add_worker_metrics(common::Json& item, const common::metrics::Counters& counters);
+// Adds the totals `stats` shows: every metric folded by Fold::kSum as a
+// number, and for a labelled one also "<name>_by_<label>" ("errors_by_class")
+// by label value.
+void add_stats_metrics(common::Json& out, const common::metrics::Counters& totals);
 
 // ---- The worker table ------------------------------------------------------
 
@@ -153,10 +164,10 @@ class Supervisor {
     bool ready() const;
     bool degraded() const;
 
-    common::json::Value workers_json() const;
-    common::json::Value slots_json() const;
+    common::Json workers_json() const;
+    common::Json slots_json() const;
     // Totals over live workers plus everything exited workers had reported.
-    common::json::Value stats_json() const;
+    common::Json stats_json() const;
 
   private:
     static void on_channel(evutil_socket_t fd, short events, void* arg) noexcept;
@@ -198,7 +209,7 @@ class Supervisor {
     Clock::time_point kill_at_{};
     Clock::time_point next_recycle_{};
     Clock::time_point next_balance_{};
-    common::channel::Report retired_{};  // counters of exited workers
+    common::metrics::Counters retired_{};  // what exited workers had counted
 };
 
 }  // namespace master

@@ -211,16 +211,11 @@ void Worker::send_report() {
     report.generation = startup_.generation;
     report.state = static_cast<uint32_t>(state_);
     report.accepting = acceptor_ && acceptor_->accepting() ? 1 : 0;
-    report.active_sessions = c.active_sessions;
-    report.total_sessions = c.total_sessions;
-    report.requests = c.requests;
-    report.tunnels = c.tunnels;
-    report.bytes_in = c.bytes_in;
-    report.bytes_out = c.bytes_out;
-    report.accepts = c.accepts;
-    report.rss_bytes = resident_bytes();
-    report.loop_lag_us = loop_lag_us_;
-    for (uint32_t i = 0; i < channel::kErrorClassCount; ++i) report.errors[i] = c.errors[i];
+    // Every metric of the table travels; the two gauges that are measured
+    // rather than counted are taken now.
+    report.counters = c;
+    report.counters.rss_bytes = resident_bytes();
+    report.counters.loop_lag_us = loop_lag_us_;
     g_active_sessions = static_cast<sig_atomic_t>(c.active_sessions);
     // The channel is a datagram socket: one send is one whole record, and a
     // full socket (a master that is busy) just loses this beat.

@@ -9,6 +9,7 @@
 
 #include "common/channel.h"
 #include "common/config.h"
+#include "common/metrics.h"
 #include "common/scoreboard.h"
 #include "common/shared_table.h"
 #include "worker/access_log.h"
@@ -22,16 +23,9 @@ namespace worker {
 class DeferredDeleter;
 class SessionList;
 
-struct Counters {
-    uint64_t active_sessions = 0;
-    uint64_t total_sessions = 0;
-    uint64_t requests = 0;
-    uint64_t tunnels = 0;
-    uint64_t bytes_in = 0;
-    uint64_t bytes_out = 0;
-    uint64_t accepts = 0;
-    uint64_t errors[common::channel::kErrorClassCount] = {};
-};
+// Declared with the metric table (common/metrics.h): sessions increment its
+// fields, the heartbeat copies it whole into the report.
+using Counters = common::metrics::Counters;
 
 struct WorkerContext {
     event_base* base = nullptr;

@@ -26,7 +26,10 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <sstream>
+
+#include "common/json_util.h"
 
 extern char** environ;
 
@@ -238,170 +241,50 @@ std::vector<pid_t> children_of(pid_t parent) {
 // ===========================================================================
 // Json
 
+// The control socket's answers are parsed by nlohmann-json (through the
+// same untrusted-input entry point proxyctl uses) and copied into this
+// small tree, whose lookups never throw: tests chain them freely.
 class JsonReader {
   public:
-    explicit JsonReader(std::string_view text) : s_(text) {}
-
-    bool parse_document(Json& out) {
-        if (!value(out, 0)) return false;
-        ws();
-        return pos_ == s_.size();
-    }
-
-  private:
-    void ws() {
-        while (pos_ < s_.size() &&
-               (s_[pos_] == ' ' || s_[pos_] == '\t' || s_[pos_] == '\n' || s_[pos_] == '\r'))
-            ++pos_;
-    }
-    bool literal(std::string_view word) {
-        if (s_.substr(pos_, word.size()) != word) return false;
-        pos_ += word.size();
-        return true;
-    }
-    bool value(Json& out, int depth) {
-        if (depth > 64) return false;
-        ws();
-        if (pos_ >= s_.size()) return false;
-        char c = s_[pos_];
-        if (c == '{') return object(out, depth);
-        if (c == '[') return array(out, depth);
-        if (c == '"') {
-            out.type_ = Json::Type::kString;
-            return string(out.string_);
-        }
-        if (literal("true")) {
-            out.type_ = Json::Type::kBool;
-            out.boolean_ = true;
-            return true;
-        }
-        if (literal("false")) {
-            out.type_ = Json::Type::kBool;
-            return true;
-        }
-        if (literal("null")) return true;
-        return number(out);
-    }
-    bool number(Json& out) {
-        size_t start = pos_;
-        while (pos_ < s_.size() && (std::isdigit(static_cast<unsigned char>(s_[pos_])) ||
-                                    std::strchr("+-.eE", s_[pos_]) != nullptr))
-            ++pos_;
-        if (start == pos_) return false;
-        std::string text(s_.substr(start, pos_ - start));
-        char* end = nullptr;
-        out.number_ = std::strtod(text.c_str(), &end);
-        out.type_ = Json::Type::kNumber;
-        return end != nullptr && *end == '\0';
-    }
-    bool string(std::string& out) {
-        ++pos_;  // opening quote
-        while (pos_ < s_.size()) {
-            char c = s_[pos_++];
-            if (c == '"') return true;
-            if (c != '\\') {
-                out += c;
-                continue;
-            }
-            if (pos_ >= s_.size()) return false;
-            char e = s_[pos_++];
-            switch (e) {
-                case 'n':
-                    out += '\n';
-                    break;
-                case 't':
-                    out += '\t';
-                    break;
-                case 'r':
-                    out += '\r';
-                    break;
-                case 'b':
-                    out += '\b';
-                    break;
-                case 'f':
-                    out += '\f';
-                    break;
-                case 'u': {
-                    if (pos_ + 4 > s_.size()) return false;
-                    unsigned code = std::stoul(std::string(s_.substr(pos_, 4)), nullptr, 16);
-                    pos_ += 4;
-                    append_utf8(out, code);
-                    break;
+    static Json convert(const common::Json& in) {
+        Json out;
+        switch (in.type()) {
+            case common::Json::value_t::boolean:
+                out.type_ = Json::Type::kBool;
+                out.boolean_ = in.get<bool>();
+                break;
+            case common::Json::value_t::number_integer:
+            case common::Json::value_t::number_unsigned:
+            case common::Json::value_t::number_float:
+                out.type_ = Json::Type::kNumber;
+                out.number_ = in.get<double>();
+                break;
+            case common::Json::value_t::string:
+                out.type_ = Json::Type::kString;
+                out.string_ = in.get<std::string>();
+                break;
+            case common::Json::value_t::array:
+                out.type_ = Json::Type::kArray;
+                for (const common::Json& item : in) out.values_.push_back(convert(item));
+                break;
+            case common::Json::value_t::object:
+                out.type_ = Json::Type::kObject;
+                for (const auto& [key, value] : in.items()) {
+                    out.keys_.push_back(key);
+                    out.values_.push_back(convert(value));
                 }
-                default:
-                    out += e;
-                    break;
-            }
+                break;
+            default:
+                break;
         }
-        return false;
+        return out;
     }
-    static void append_utf8(std::string& out, unsigned code) {
-        if (code < 0x80) {
-            out += static_cast<char>(code);
-        } else if (code < 0x800) {
-            out += static_cast<char>(0xc0 | (code >> 6));
-            out += static_cast<char>(0x80 | (code & 0x3f));
-        } else {
-            out += static_cast<char>(0xe0 | (code >> 12));
-            out += static_cast<char>(0x80 | ((code >> 6) & 0x3f));
-            out += static_cast<char>(0x80 | (code & 0x3f));
-        }
-    }
-    bool array(Json& out, int depth) {
-        ++pos_;
-        out.type_ = Json::Type::kArray;
-        ws();
-        if (pos_ < s_.size() && s_[pos_] == ']') {
-            ++pos_;
-            return true;
-        }
-        for (;;) {
-            Json item;
-            if (!value(item, depth + 1)) return false;
-            out.values_.push_back(std::move(item));
-            ws();
-            if (pos_ >= s_.size()) return false;
-            char c = s_[pos_++];
-            if (c == ']') return true;
-            if (c != ',') return false;
-        }
-    }
-    bool object(Json& out, int depth) {
-        ++pos_;
-        out.type_ = Json::Type::kObject;
-        ws();
-        if (pos_ < s_.size() && s_[pos_] == '}') {
-            ++pos_;
-            return true;
-        }
-        for (;;) {
-            ws();
-            if (pos_ >= s_.size() || s_[pos_] != '"') return false;
-            std::string key;
-            if (!string(key)) return false;
-            ws();
-            if (pos_ >= s_.size() || s_[pos_++] != ':') return false;
-            Json item;
-            if (!value(item, depth + 1)) return false;
-            out.keys_.push_back(std::move(key));
-            out.values_.push_back(std::move(item));
-            ws();
-            if (pos_ >= s_.size()) return false;
-            char c = s_[pos_++];
-            if (c == '}') return true;
-            if (c != ',') return false;
-        }
-    }
-
-    std::string_view s_;
-    size_t pos_ = 0;
 };
 
 std::optional<Json> Json::parse(std::string_view text) {
-    Json out;
-    JsonReader reader(text);
-    if (!reader.parse_document(out)) return std::nullopt;
-    return out;
+    common::Json parsed = common::parse_untrusted(text);
+    if (parsed.is_discarded()) return std::nullopt;
+    return JsonReader::convert(parsed);
 }
 
 namespace {

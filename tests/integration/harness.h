@@ -91,9 +91,11 @@ bool process_alive(pid_t pid);
 std::vector<pid_t> children_of(pid_t parent);
 
 // ---------------------------------------------------------------------------
-// JSON: a minimal reader for the control socket's answers. Missing keys and
-// out-of-range indexes yield a null value, so chains like
-// j["workers"][0]["state"].str() never throw.
+// JSON: the control socket's answers, parsed by nlohmann-json and held in a
+// tree whose lookups never throw: missing keys and out-of-range indexes
+// yield a null value, so chains like j["workers"][0]["state"].str() are safe
+// in any assertion. (nlohmann's own operator[] asserts on a missing key of a
+// const object; this keeps every test's reading of answers as it was.)
 class Json {
   public:
     enum class Type { kNull, kBool, kNumber, kString, kArray, kObject };

@@ -17,8 +17,8 @@ Report sample_report() {
     r.generation = 7;
     r.state = static_cast<uint32_t>(WorkerState::kRunning);
     r.accepting = 1;
-    r.active_sessions = 5;
-    r.errors[kErrDenied] = 3;
+    r.counters.active_sessions = 5;
+    r.counters.errors[kErrDenied] = 3;
     return r;
 }
 
@@ -29,8 +29,8 @@ TEST(Channel, ReportRoundTrips) {
     EXPECT_EQ(out.pid, 1234);
     EXPECT_EQ(out.slot, 2u);
     EXPECT_EQ(out.generation, 7u);
-    EXPECT_EQ(out.active_sessions, 5u);
-    EXPECT_EQ(out.errors[kErrDenied], 3u);
+    EXPECT_EQ(out.counters.active_sessions, 5u);
+    EXPECT_EQ(out.counters.errors[kErrDenied], 3u);
     EXPECT_EQ(std::memcmp(&in, &out, sizeof in), 0);
 }
 
@@ -65,6 +65,10 @@ TEST(Channel, RejectsBadHeaders) {
     EXPECT_EQ(decode_report(&r, sizeof r, out), DecodeStatus::kBadMagic);
     r = sample_report();
     r.header.version = 99;
+    EXPECT_EQ(decode_report(&r, sizeof r, out), DecodeStatus::kBadVersion);
+    // Same size, written against another metric table.
+    r = sample_report();
+    r.layout ^= 1;
     EXPECT_EQ(decode_report(&r, sizeof r, out), DecodeStatus::kBadVersion);
     Command c = make_command(CommandCode::kDrain);
     EXPECT_EQ(decode_report(&c, sizeof c, out), DecodeStatus::kBadType);

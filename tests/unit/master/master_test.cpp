@@ -9,7 +9,9 @@
 
 #include <cstdlib>
 
-#include "common/json.h"
+#include <nlohmann/json.hpp>
+
+#include "common/json_util.h"
 #include "master/control_socket.h"
 #include "master/master.h"
 #include "master/pid_file.h"
@@ -52,11 +54,26 @@ TEST(Commands, ParsesBoundedIntegers) {
 }
 
 TEST(Commands, ErrorAnswerIsJson) {
-    std::string error;
-    auto v = common::json::parse(error_answer("unknown command \"x\""), error);
-    ASSERT_TRUE(v) << error;
-    EXPECT_FALSE((*v)["ok"].as_bool());
-    EXPECT_EQ((*v)["error"].as_string(), "unknown command \"x\"");
+    std::string line = error_answer("unknown command \"x\"");
+    EXPECT_EQ(line, R"({"ok":false,"error":"unknown command \"x\""})");
+    common::Json v = common::parse_untrusted(line);
+    ASSERT_TRUE(v.is_object()) << line;
+    EXPECT_EQ(v["ok"], false);
+    EXPECT_EQ(v["error"], "unknown command \"x\"");
+}
+
+// The protocol is one answer per line: whatever a message holds (a config
+// error quoting a line, a path that is not UTF-8), the answer stays one
+// line, and building it never throws.
+TEST(Commands, ErrorAnswerIsOneLineWhateverTheMessage) {
+    const std::string message = "line 3: \"a\nb\"\r\t\x01 \xff\xfe";
+    std::string line;
+    ASSERT_NO_THROW(line = error_answer(message));
+    EXPECT_EQ(line.find('\n'), std::string::npos) << line;
+    EXPECT_EQ(line.find('\r'), std::string::npos) << line;
+    common::Json v = common::parse_untrusted(line);
+    ASSERT_TRUE(v.is_object()) << line;
+    EXPECT_EQ(v["error"].get<std::string>().rfind("line 3: \"a\nb\"\r\t\x01 ", 0), 0u);
 }
 
 using PidFile = TempDir;

@@ -1,10 +1,13 @@
-// The supervisor's pure policy: exit classification, backoff, balancing.
+// The supervisor's pure policy: exit classification, backoff, balancing; and
+// the metric table's way into the `workers` and `stats` answers.
 #include "master/supervisor.h"
 
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include <nlohmann/json.hpp>
 
 namespace master {
 namespace {
@@ -107,6 +110,72 @@ TEST(Balance, NeverPausesEveryWorker) {
         if (!p) ++accepting;
     }
     EXPECT_GE(accepting, 1);
+}
+
+// Metric k, label value i holds 1000 * (k + 1) + i: every field distinct.
+common::metrics::Counters distinct_counters() {
+    common::metrics::Counters c;
+    uint64_t k = 0;
+    for (const common::metrics::Metric& m : common::metrics::kMetrics) {
+        ++k;
+        for (uint32_t i = 0; i < m.size(); ++i) m.values(c)[i] = 1000 * k + i;
+    }
+    return c;
+}
+
+TEST(Reporting, EveryMetricReachesTheWorkersAnswer) {
+    const common::metrics::Counters c = distinct_counters();
+    common::Json item = common::Json::object();
+    add_worker_metrics(item, c);
+    EXPECT_EQ(item.size(), std::size(common::metrics::kMetrics));
+    for (const common::metrics::Metric& m : common::metrics::kMetrics) {
+        const common::Json& field = item[std::string(m.name)];
+        if (m.label.name == nullptr) {
+            EXPECT_EQ(field, m.values(c)[0]) << m.name;
+            continue;
+        }
+        ASSERT_TRUE(field.is_object()) << m.name;
+        EXPECT_EQ(field.size(), m.size()) << m.name;
+        for (uint32_t i = 0; i < m.size(); ++i) {
+            EXPECT_EQ(field.value(m.label.values(i), uint64_t{0}), m.values(c)[i])
+                << m.name << " " << m.label.values(i);
+        }
+    }
+    // Today's shape, which scripts read.
+    EXPECT_TRUE(item["errors"]["denied"].is_number_unsigned());
+    EXPECT_TRUE(item["rss_bytes"].is_number_unsigned());
+}
+
+TEST(Reporting, StatsSumsEveryFoldedMetricOverWorkers) {
+    const common::metrics::Counters c = distinct_counters();
+    // What stats_json() does with one exited and two live workers.
+    common::metrics::Counters totals;
+    common::metrics::add_counters(totals, c);
+    common::metrics::add_summed(totals, c);
+    common::metrics::add_summed(totals, c);
+    common::Json stats = common::Json::object();
+    add_stats_metrics(stats, totals);
+    for (const common::metrics::Metric& m : common::metrics::kMetrics) {
+        const std::string name(m.name);
+        if (m.fold != common::metrics::Fold::kSum) {
+            EXPECT_FALSE(stats.contains(name)) << name;
+            continue;
+        }
+        const uint64_t live = m.type == common::metrics::Type::kCounter ? 3 : 2;
+        EXPECT_EQ(stats.value(name, uint64_t{0}), live * m.total(c)) << name;
+        if (m.label.name == nullptr) continue;
+        const common::Json& by = stats[name + "_by_" + m.label.name];
+        for (uint32_t i = 0; i < m.size(); ++i) {
+            EXPECT_EQ(by.value(m.label.values(i), uint64_t{0}), live * m.values(c)[i])
+                << name << " " << m.label.values(i);
+        }
+    }
+    // The contract's fields, in today's shape.
+    for (const char* key : {"active_sessions", "total_sessions", "requests", "tunnels", "accepts",
+                            "bytes_in", "bytes_out", "errors"}) {
+        EXPECT_TRUE(stats[key].is_number_unsigned()) << key;
+    }
+    EXPECT_TRUE(stats["errors_by_class"]["timeout"].is_number_unsigned());
 }
 
 TEST(WorkerStatus, Names) {
