@@ -88,11 +88,11 @@ HttpExchange::HttpExchange(WorkerContext& context, Owner& owner,
       limits_(context.config->limits),
       parse_limits_(parse_limits),
       listener_(listener),
-      client_address_(client),
       request_chunks_(parse_limits),
       response_chunks_(parse_limits) {
     record_.client = client_text;
     record_.listener = listener.name;
+    intent_.client = &client;  // the connection's, which outlives the exchange
 }
 
 HttpExchange::~HttpExchange() {
@@ -113,7 +113,6 @@ void HttpExchange::begin(const http::RequestHead& head) {
     client_keep_alive_ = client_wants_keep_alive(head);
     connect_ = head.method == "CONNECT";  // methods are case-sensitive
     intent_.listener = &listener_;
-    intent_.client = client_address_;
     intent_.mode = connect_ ? Intent::Mode::kTunnel : Intent::Mode::kForward;
     intent_.via_names_us = has_our_via(head);
     std::optional<Refusal> unreadable = connect_ ? prepare_connect(head) : prepare_forward(head);

@@ -130,7 +130,6 @@ class HttpExchange final : public Deferrable {
     const common::LimitsConfig& limits_;
     const common::http::Limits& parse_limits_;
     const common::ListenConfig& listener_;
-    const common::SocketAddress client_address_;
     ExchangeRecord record_;
     Intent intent_;
     bool connect_ = false;

@@ -197,7 +197,7 @@ bool SocksSession::take_request(const Parsed& request, uint8_t malformed_reply) 
     event_del(handshake_timer_.get());  // connect_timeout and dns_timeout take over
     Intent intent;
     intent.listener = &listener_;
-    intent.client = client_address_;
+    intent.client = &client_address_;
     intent.destination = std::move(destination);
     intent.mode = Intent::Mode::kTunnel;
     pipeline_ = std::make_unique<RequestPipeline>(context_);
