@@ -19,8 +19,8 @@ struct Intent {
     enum class Mode { kForward, kTunnel };
 
     const common::ListenConfig* listener = nullptr;  // the listener that accepted the client
-    const common::SocketAddress* client = nullptr;  // the session's; outlives the intent
-    common::ProxyTarget destination;  // host and port; path unused
+    const common::SocketAddress* client = nullptr;   // the session's; outlives the intent
+    common::ProxyTarget destination;                 // host and port; path unused
     Mode mode = Mode::kForward;
     // HTTP: the request carries a Via entry with our pseudonym (a loop).
     bool via_names_us = false;
