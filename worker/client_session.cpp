@@ -21,7 +21,14 @@ void ClientSession::note_transport_error(bufferevent* bev) {
     LOG_INFO("TLS error with client %s: %s", client_text_.c_str(), tls_error.c_str());
 }
 
-void SessionList::add(std::unique_ptr<ClientSession> session) {
+void SessionList::open(std::unique_ptr<ClientSession> session) {
+    if (!session->ready()) {
+        context_.counters.errors[common::channel::kErrInternal]++;
+        LOG_ERROR("event_new() failed for client %s: connection closed",
+                  session->client_text_.c_str());
+        return;  // its destructor closes the connection
+    }
+    session->serve();
     ClientSession& added = *session;
     added.entry_ = live_.insert(live_.end(), std::move(session));
     context_.counters.active_sessions++;

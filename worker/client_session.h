@@ -23,6 +23,11 @@ class ClientSession : public Deferrable {
   public:
     // The worker began draining: finish what is in flight, take nothing new.
     virtual void on_drain() = 0;
+    // Whether construction got every timer it needs (libevent may be out of
+    // memory); only a ready session is served.
+    virtual bool ready() const = 0;
+    // Starts reading and arms the session's first timeout.
+    virtual void serve() = 0;
     // Ends the session now; idempotent.
     void close();
     bool closed() const { return retired(); }
@@ -63,8 +68,9 @@ class SessionList {
     SessionList(const SessionList&) = delete;
     SessionList& operator=(const SessionList&) = delete;
 
-    // Takes ownership of a new session and counts it.
-    void add(std::unique_ptr<ClientSession> session);
+    // Takes a new session: serves and counts it when it is ready, else
+    // closes its connection at once (counted as an internal error).
+    void open(std::unique_ptr<ClientSession> session);
     bool empty() const { return live_.empty(); }
     // Asks every live session to drain, or closes every one.
     void drain_all();

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "worker/pipeline_types.h"
 
@@ -19,15 +20,17 @@ struct WorkerContext;
 
 struct ExchangeRecord {
     std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
-    std::string client;     // "address:port"
-    std::string user;       // authenticated user; empty: none
-    std::string listener;   // the [listen NAME] that accepted the client
-    std::string method;     // "GET", "CONNECT", "SOCKS5", "SOCKS4"; "-" when unreadable
-    std::string target;     // as the client wrote it (HTTP) or "host:port" (SOCKS)
-    int version_minor = 1;  // -1: not HTTP
-    std::string route;      // Route::name() once routed
-    std::string upstream;   // the peer's address once connected
-    int status = 0;         // HTTP status (or the status the same outcome gets over HTTP)
+    // The session's text and its listener's name, which outlive the record:
+    // views, not a copy per request.
+    std::string_view client;    // "address:port"
+    std::string_view listener;  // the [listen NAME] that accepted the client
+    std::string user;           // authenticated user; empty: none
+    std::string method;         // "GET", "CONNECT", "SOCKS5", "SOCKS4"; "-" when unreadable
+    std::string target;         // as the client wrote it (HTTP) or "host:port" (SOCKS)
+    int version_minor = 1;      // -1: not HTTP
+    std::string route;          // Route::name() once routed
+    std::string upstream;       // the peer's address once connected
+    int status = 0;             // HTTP status (or the status the same outcome gets over HTTP)
     uint64_t bytes_from_client = 0;
     uint64_t bytes_to_client = 0;
     std::optional<RefusalCause> refusal;
@@ -41,7 +44,6 @@ struct ExchangeRecord {
     // Counts the error class (if any) and writes the access-log line, once;
     // later calls do nothing.
     void finish(WorkerContext& context);
-    bool finished() const { return finished_; }
 
   private:
     bool finished_ = false;

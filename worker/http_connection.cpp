@@ -61,16 +61,12 @@ size_t output_length(bufferevent* bev) {
 
 void HttpConnection::start(WorkerContext& context, const common::ListenConfig& listener,
                            common::BufferEventPtr transport, const common::SocketAddress& client) {
-    std::unique_ptr<HttpConnection> connection(
-        new HttpConnection(context, listener, std::move(transport), client));
-    if (!connection->request_timer_ || !connection->linger_timer_) {
-        context.counters.errors[channel::kErrInternal]++;
-        LOG_ERROR("event_new() failed for client %s: connection closed",
-                  client.to_string().c_str());
-        return;
-    }
-    connection->serve();
-    context.sessions->add(std::move(connection));
+    context.sessions->open(std::unique_ptr<ClientSession>(
+        new HttpConnection(context, listener, std::move(transport), client)));
+}
+
+bool HttpConnection::ready() const {
+    return request_timer_ && linger_timer_;
 }
 
 HttpConnection::HttpConnection(WorkerContext& context, const common::ListenConfig& listener,
@@ -148,9 +144,9 @@ void HttpConnection::read_request_head() {
     exchange_ = new_exchange();
     if (result.status == http::ParseStatus::kError) {
         exchange_->record_unreadable_head();
-        Refusal refusal = make_refusal(RefusalCause::kBadRequest, http::describe(result.error));
-        refusal.http_status = http::status_for(result.error);
-        respond_error(refusal, true);
+        respond_error(make_refusal(RefusalCause::kBadRequest, http::status_for(result.error),
+                                   http::describe(result.error)),
+                      true);
         return;
     }
     state_ = State::kExchange;

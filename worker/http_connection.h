@@ -41,7 +41,8 @@ class HttpConnection final : public ClientSession, public HttpExchange::Owner {
     HttpConnection(WorkerContext& context, const common::ListenConfig& listener,
                    common::BufferEventPtr transport, const common::SocketAddress& client);
 
-    void serve();
+    bool ready() const override;
+    void serve() override;
 
     // HttpExchange::Owner
     bufferevent* client() override { return client_.get(); }

@@ -71,12 +71,6 @@ bool socket_has_input(evutil_socket_t fd) {
     return n >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK);
 }
 
-Refusal refusal_with_status(RefusalCause cause, int status, std::string detail) {
-    Refusal refusal = make_refusal(cause, std::move(detail));
-    refusal.http_status = status;
-    return refusal;
-}
-
 }  // namespace
 
 HttpExchange::HttpExchange(WorkerContext& context, Owner& owner,
@@ -87,12 +81,13 @@ HttpExchange::HttpExchange(WorkerContext& context, Owner& owner,
       owner_(owner),
       limits_(context.config->limits),
       parse_limits_(parse_limits),
-      listener_(listener),
       request_chunks_(parse_limits),
       response_chunks_(parse_limits) {
     record_.client = client_text;
     record_.listener = listener.name;
-    intent_.client = &client;  // the connection's, which outlives the exchange
+    // The connection's, which outlive the exchange.
+    intent_.listener = &listener;
+    intent_.client = &client;
 }
 
 HttpExchange::~HttpExchange() {
@@ -112,7 +107,6 @@ void HttpExchange::begin(const http::RequestHead& head) {
     context_.counters.bytes_in += head.head_length;
     client_keep_alive_ = client_wants_keep_alive(head);
     connect_ = head.method == "CONNECT";  // methods are case-sensitive
-    intent_.listener = &listener_;
     intent_.mode = connect_ ? Intent::Mode::kTunnel : Intent::Mode::kForward;
     intent_.via_names_us = has_our_via(head);
     std::optional<Refusal> unreadable = connect_ ? prepare_connect(head) : prepare_forward(head);
@@ -130,8 +124,8 @@ void HttpExchange::begin(const http::RequestHead& head) {
 std::optional<Refusal> HttpExchange::prepare_forward(const http::RequestHead& head) {
     http::BodyFraming framing = http::request_body_framing(head);
     if (framing.error != http::ParseError::kNone) {
-        return refusal_with_status(RefusalCause::kBadRequest, http::status_for(framing.error),
-                                   http::describe(framing.error));
+        return make_refusal(RefusalCause::kBadRequest, http::status_for(framing.error),
+                            http::describe(framing.error));
     }
     std::string error;
     common::ProxyTarget& destination = intent_.destination;
@@ -544,8 +538,9 @@ void HttpExchange::refuse(const Refusal& refusal, bool close) {
 // learn it from the connection closing before the body is complete.
 void HttpExchange::abort(const char* reason, uint32_t error_class) {
     record_.fail(error_class, reason);
-    LOG_INFO("%s, client: %s, request: \"%s %s\", upstream: %s", reason, record_.client.c_str(),
-             record_.method.c_str(), record_.target.c_str(), record_.upstream.c_str());
+    LOG_INFO("%s, client: %.*s, request: \"%s %s\", upstream: %s", reason,
+             static_cast<int>(record_.client.size()), record_.client.data(), record_.method.c_str(),
+             record_.target.c_str(), record_.upstream.c_str());
     record_.finish(context_);
     release_upstream();
     owner_.on_exchange_aborted();

@@ -129,7 +129,6 @@ class HttpExchange final : public Deferrable {
     Owner& owner_;
     const common::LimitsConfig& limits_;
     const common::http::Limits& parse_limits_;
-    const common::ListenConfig& listener_;
     ExchangeRecord record_;
     Intent intent_;
     bool connect_ = false;

@@ -55,6 +55,12 @@ Refusal make_refusal(RefusalCause cause, std::string detail) {
                    r.error_type, r.error_class};
 }
 
+Refusal make_refusal(RefusalCause cause, int http_status, std::string detail) {
+    Refusal refusal = make_refusal(cause, std::move(detail));
+    refusal.http_status = http_status;
+    return refusal;
+}
+
 RefusalCause cause_of(ConnectError error) {
     switch (error) {
         case ConnectError::kResolve:

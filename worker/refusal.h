@@ -13,6 +13,9 @@ namespace worker {
 // The refusal for `cause`, with its HTTP status, SOCKS reply, Proxy-Status
 // error type and error class from the table.
 Refusal make_refusal(RefusalCause cause, std::string detail);
+// The same with the HTTP status the protocol chose for it (a 400-class
+// parse error: 414, 431, 501, 505...).
+Refusal make_refusal(RefusalCause cause, int http_status, std::string detail);
 
 // The cause of a failed connection attempt.
 RefusalCause cause_of(ConnectError error);

@@ -71,16 +71,12 @@ common::ProxyTarget target_of(const socks::Destination& destination) {
 
 void SocksSession::start(WorkerContext& context, const common::ListenConfig& listener,
                          common::BufferEventPtr transport, const common::SocketAddress& client) {
-    std::unique_ptr<SocksSession> session(
-        new SocksSession(context, listener, std::move(transport), client));
-    if (!session->handshake_timer_) {
-        context.counters.errors[channel::kErrInternal]++;
-        LOG_ERROR("event_new() failed for client %s: connection closed",
-                  client.to_string().c_str());
-        return;
-    }
-    session->serve();
-    context.sessions->add(std::move(session));
+    context.sessions->open(std::unique_ptr<ClientSession>(
+        new SocksSession(context, listener, std::move(transport), client)));
+}
+
+bool SocksSession::ready() const {
+    return handshake_timer_ != nullptr;
 }
 
 SocksSession::SocksSession(WorkerContext& context, const common::ListenConfig& listener,

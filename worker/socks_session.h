@@ -42,7 +42,8 @@ class SocksSession final : public ClientSession {
     SocksSession(WorkerContext& context, const common::ListenConfig& listener,
                  common::BufferEventPtr transport, const common::SocketAddress& client);
 
-    void serve();
+    bool ready() const override;
+    void serve() override;
     void read_handshake();
     // Each returns false when it needs more bytes or the session ended.
     bool read_greeting(std::string_view input);
