@@ -82,7 +82,8 @@ HttpExchange::HttpExchange(WorkerContext& context, Owner& owner,
       limits_(context.config->limits),
       parse_limits_(parse_limits),
       request_chunks_(parse_limits),
-      response_chunks_(parse_limits) {
+      response_chunks_(parse_limits),
+      pipeline_(context) {
     record_.client = client_text;
     record_.listener = listener.name;
     // The connection's, which outlive the exchange.
@@ -153,18 +154,12 @@ std::optional<Refusal> HttpExchange::prepare_connect(const http::RequestHead& he
 }
 
 void HttpExchange::run_pipeline(bool may_reuse) {
-    pipeline_ = std::make_unique<RequestPipeline>(context_);
-    pipeline_->start(intent_, may_reuse, [this](PipelineResult&& result) {
+    pipeline_.start(intent_, may_reuse, [this](PipelineResult&& result) {
         if (!retired()) on_pipeline_done(std::move(result));
     });
 }
 
-void HttpExchange::drop_pipeline() {
-    if (pipeline_) context_.graveyard->defer(std::move(pipeline_));
-}
-
 void HttpExchange::on_pipeline_done(PipelineResult&& result) {
-    drop_pipeline();
     if (result.refusal) {
         // A policy refusal closes: after a CONNECT head, anything may be
         // tunnel data; after a refused request, its body is still coming.
@@ -526,7 +521,7 @@ void HttpExchange::release_upstream() {
     body_relay_.reset();
     if (relay_timer_) event_del(relay_timer_.get());
     upstream_.reset();
-    drop_pipeline();
+    pipeline_.cancel();
 }
 
 void HttpExchange::refuse(const Refusal& refusal, bool close) {

@@ -95,7 +95,6 @@ class HttpExchange final : public Deferrable {
     std::optional<Refusal> prepare_connect(const common::http::RequestHead& head);
     void run_pipeline(bool may_reuse);
     void on_pipeline_done(PipelineResult&& result);
-    void drop_pipeline();
     void start_forwarding();
     void pump_request_body();
     void read_response();
@@ -149,7 +148,7 @@ class HttpExchange final : public Deferrable {
     bool upstream_reusable_ = false;
     std::string pool_key_;
     common::SocketAddress upstream_peer_;
-    std::unique_ptr<RequestPipeline> pipeline_;  // while routing and dialling
+    RequestPipeline pipeline_;
     Admission admission_;
     common::BufferEventPtr upstream_;
     std::unique_ptr<SocketRelay> body_relay_;  // upstream -> client, response body

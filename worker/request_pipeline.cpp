@@ -22,7 +22,6 @@ RequestPipeline::~RequestPipeline() {
 
 void RequestPipeline::start(const Intent& intent, bool may_reuse, Callback callback) {
     drop_connector();
-    pending_ = PipelineResult();
     callback_ = std::move(callback);
     // authenticate: every listener is auth = none until accounts exist.
     if (auto refusal = authorize(context_.config->acl, intent)) {
@@ -32,14 +31,17 @@ void RequestPipeline::start(const Intent& intent, bool may_reuse, Callback callb
         finish(std::move(refused));
         return;
     }
-    pending_.admission = Admission();
-    pending_.route = choose_route(*context_.config, intent);
+    admission_ = Admission();
+    route_ = choose_route(*context_.config, intent);
     if (may_reuse && !intent.tunnel()) {
-        if (auto pooled = context_.pool->take(pool_key(intent, pending_.route))) {
-            pending_.upstream = std::move(pooled->connection);
-            pending_.peer = pooled->peer;
-            pending_.reused = true;
-            finish(std::move(pending_));
+        if (auto pooled = context_.pool->take(pool_key(intent, route_))) {
+            PipelineResult reused;
+            reused.upstream = std::move(pooled->connection);
+            reused.peer = pooled->peer;
+            reused.route = route_;
+            reused.admission = std::move(admission_);
+            reused.reused = true;
+            finish(std::move(reused));
             return;
         }
     }
@@ -50,9 +52,7 @@ void RequestPipeline::dial(const Intent& intent) {
     connect_ = std::make_unique<UpstreamConnect>(context_.base, *context_.resolver,
                                                  context_.connect_policy);
     connect_->start(intent.destination.host, intent.destination.port,
-                    [this](ConnectResult&& connected) {
-                        if (!retired()) on_dialled(std::move(connected));
-                    });
+                    [this](ConnectResult&& connected) { on_dialled(std::move(connected)); });
 }
 
 void RequestPipeline::cancel() {
@@ -66,20 +66,22 @@ void RequestPipeline::drop_connector() {
 
 void RequestPipeline::on_dialled(ConnectResult&& connected) {
     drop_connector();
-    PipelineResult result = std::move(pending_);
+    PipelineResult result;
     if (connected.error != ConnectError::kNone) {
-        result = PipelineResult();
         result.refusal = make_refusal(cause_of(connected.error), std::move(connected.detail));
+        admission_ = Admission();  // a refused request holds nothing
     } else {
         result.upstream = std::move(connected.connection);
         result.peer = connected.peer;
+        result.route = route_;
+        result.admission = std::move(admission_);
     }
     finish(std::move(result));
 }
 
 void RequestPipeline::finish(PipelineResult&& result) {
     Callback callback = std::move(callback_);
-    if (callback) callback(std::move(result));  // may retire this
+    if (callback) callback(std::move(result));  // may cancel this
 }
 
 }  // namespace worker

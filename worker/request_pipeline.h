@@ -38,7 +38,6 @@
 #include "common/config.h"
 #include "common/libevent_handles.h"
 #include "common/shared_table.h"
-#include "worker/deferred_delete.h"
 #include "worker/pipeline_types.h"
 #include "worker/upstream_connector.h"
 
@@ -80,19 +79,21 @@ struct PipelineResult {
     bool reused = false;  // taken from the upstream pool
 };
 
-// One run of the stages. Its owner creates it for a request and hands it
-// to the graveyard (deferred_delete.h) once it called back: it holds only
-// what the stages need in flight, not what a long tunnel keeps.
-class RequestPipeline final : public Deferrable {
+// The stages for one request at a time. Small (it keeps only the callback,
+// the route and admission while dialling, and the connector), so a session
+// embeds it: no allocation per request, little weight in a held tunnel.
+class RequestPipeline {
   public:
     using Callback = std::function<void(PipelineResult&&)>;
 
     explicit RequestPipeline(WorkerContext& context) : context_(context) {}
-    ~RequestPipeline() override;
+    ~RequestPipeline();
+    RequestPipeline(const RequestPipeline&) = delete;
+    RequestPipeline& operator=(const RequestPipeline&) = delete;
 
     // Runs the stages for `intent`. `callback` runs exactly once, possibly
     // before start() returns (a refusal by policy, a pooled connection), and
-    // may destroy the pipeline. With `may_reuse`, a forward intent takes an
+    // may cancel the pipeline. With `may_reuse`, a forward intent takes an
     // idle pooled connection when there is one. Destroying the pipeline
     // cancels what is in flight.
     void start(const Intent& intent, bool may_reuse, Callback callback);
@@ -108,7 +109,8 @@ class RequestPipeline final : public Deferrable {
 
     WorkerContext& context_;
     Callback callback_;
-    PipelineResult pending_;  // route and admission, until the dial ends
+    Route route_;  // while dialling
+    Admission admission_;
     std::unique_ptr<UpstreamConnect> connect_;
 };
 

@@ -26,7 +26,6 @@
 #include "common/log.h"
 #include "common/timeval.h"
 #include "common/uri.h"
-#include "worker/deferred_delete.h"
 #include "worker/refusal.h"
 #include "worker/tunnel_start.h"
 #include "worker/worker_context.h"
@@ -81,7 +80,7 @@ bool SocksSession::ready() const {
 
 SocksSession::SocksSession(WorkerContext& context, const common::ListenConfig& listener,
                            common::BufferEventPtr transport, const common::SocketAddress& client)
-    : ClientSession(context, listener, client), client_(std::move(transport)) {
+    : ClientSession(context, listener, client), client_(std::move(transport)), pipeline_(context) {
     record_.client = client_text_;
     record_.listener = listener.name;
     record_.method = "SOCKS5";
@@ -196,15 +195,13 @@ bool SocksSession::take_request(const Parsed& request, uint8_t malformed_reply) 
     intent.client = &client_address_;
     intent.destination = std::move(destination);
     intent.mode = Intent::Mode::kTunnel;
-    pipeline_ = std::make_unique<RequestPipeline>(context_);
-    pipeline_->start(intent, false,
-                     [this](PipelineResult&& result) { on_pipeline_done(std::move(result)); });
+    pipeline_.start(intent, false,
+                    [this](PipelineResult&& result) { on_pipeline_done(std::move(result)); });
     return false;
 }
 
 void SocksSession::on_pipeline_done(PipelineResult&& result) {
     if (closed()) return;
-    context_.graveyard->defer(std::move(pipeline_));
     if (result.refusal) {
         fail(*result.refusal);
         return;

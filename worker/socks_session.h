@@ -64,7 +64,7 @@ class SocksSession final : public ClientSession {
 
     common::BufferEventPtr client_;
     common::EventPtr handshake_timer_;
-    std::unique_ptr<RequestPipeline> pipeline_;  // while connecting
+    RequestPipeline pipeline_;
     std::unique_ptr<Tunnel> tunnel_;
     Admission admission_;  // held for the tunnel's life
     ExchangeRecord record_;
