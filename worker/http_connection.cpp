@@ -158,10 +158,15 @@ std::unique_ptr<HttpExchange> HttpConnection::new_exchange() {
                                           parse_limits_);
 }
 
-common::BufferEventPtr HttpConnection::take_client() {
+// The exchange is done with: the tunnel keeps only its record and
+// admission, not the request's state.
+void HttpConnection::on_exchange_tunnel(common::BufferEventPtr upstream, ExchangeRecord record,
+                                        Admission admission) {
     state_ = State::kTunnel;
     event_del(request_timer_.get());
-    return std::move(client_);
+    retire_exchange();
+    tunnel_ = OpenTunnel::start(context_, std::move(client_), std::move(upstream),
+                                std::move(record), std::move(admission), [this] { close(); });
 }
 
 // ---------------------------------------------------------------- endings

@@ -15,6 +15,7 @@
 #include "common/libevent_handles.h"
 #include "worker/client_session.h"
 #include "worker/http_exchange.h"
+#include "worker/tunnel_start.h"
 #include "worker/worker_context.h"
 
 namespace worker {
@@ -34,7 +35,7 @@ class HttpConnection final : public ClientSession, public HttpExchange::Owner {
     enum class State {
         kReadingHead,  // waiting for (more of) a request head
         kExchange,     // a request in flight (exchange_)
-        kTunnel,       // CONNECT established: the exchange's tunnel has the client
+        kTunnel,       // CONNECT established: tunnel_ has the client
         kClosing,      // flushing our last bytes, then (maybe) lingering
     };
 
@@ -47,7 +48,8 @@ class HttpConnection final : public ClientSession, public HttpExchange::Owner {
     // HttpExchange::Owner
     bufferevent* client() override { return client_.get(); }
     bool client_eof() const override { return client_eof_; }
-    common::BufferEventPtr take_client() override;
+    void on_exchange_tunnel(common::BufferEventPtr upstream, ExchangeRecord record,
+                            Admission admission) override;
     void on_exchange_complete() override;
     void on_exchange_refused(const Refusal& refusal, bool close) override;
     void on_exchange_aborted() override;
@@ -78,6 +80,7 @@ class HttpConnection final : public ClientSession, public HttpExchange::Owner {
     common::EventPtr request_timer_;
     common::EventPtr linger_timer_;  // the lingering close's limit
     std::unique_ptr<HttpExchange> exchange_;
+    std::unique_ptr<OpenTunnel> tunnel_;  // kTunnel
     State state_ = State::kReadingHead;
     bool first_request_ = true;
     bool timer_is_idle_ = false;

@@ -41,7 +41,6 @@
 #include "common/timeval.h"
 #include "worker/refusal.h"
 #include "worker/transport.h"
-#include "worker/tunnel_start.h"
 #include "worker/upstream_pool.h"
 
 namespace worker {
@@ -93,7 +92,6 @@ HttpExchange::HttpExchange(WorkerContext& context, Owner& owner,
 
 HttpExchange::~HttpExchange() {
     body_relay_.reset();
-    tunnel_.reset();
     upstream_.reset();
 }
 
@@ -512,9 +510,7 @@ void HttpExchange::open_tunnel() {
     context_.counters.bytes_out += kEstablished.size();
     record_.bytes_to_client += kEstablished.size();
     bufferevent_set_timeouts(client, nullptr, nullptr);
-    tunnel_ = start_tunnel(context_, owner_.take_client(), std::move(upstream_), record_, [this] {
-        if (!retired()) owner_.on_exchange_lost_client();
-    });
+    owner_.on_exchange_tunnel(std::move(upstream_), std::move(record_), std::move(admission_));
 }
 
 void HttpExchange::release_upstream() {

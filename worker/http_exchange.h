@@ -25,7 +25,6 @@
 #include "worker/http_forwarding.h"
 #include "worker/request_pipeline.h"
 #include "worker/socket_relay.h"
-#include "worker/tunnel.h"
 #include "worker/worker_context.h"
 
 namespace worker {
@@ -51,8 +50,10 @@ class HttpExchange final : public Deferrable {
         virtual bufferevent* client() = 0;
         // The client half-closed after its request.
         virtual bool client_eof() const = 0;
-        // The tunnel takes the client's connection over.
-        virtual common::BufferEventPtr take_client() = 0;
+        // CONNECT established (the 200 is queued): the connection runs the
+        // tunnel, with the record and admission it keeps for its life.
+        virtual void on_exchange_tunnel(common::BufferEventPtr upstream, ExchangeRecord record,
+                                        Admission admission) = 0;
         // The response is complete and the record finished; keep_alive():
         // the connection may take another request.
         virtual void on_exchange_complete() = 0;
@@ -61,7 +62,7 @@ class HttpExchange final : public Deferrable {
         virtual void on_exchange_refused(const Refusal& refusal, bool close) = 0;
         // Broke after the response head went out: close once flushed.
         virtual void on_exchange_aborted() = 0;
-        // The client is gone (or the tunnel ended): close now.
+        // The client is gone: close now.
         virtual void on_exchange_lost_client() = 0;
 
       protected:
@@ -153,7 +154,6 @@ class HttpExchange final : public Deferrable {
     common::BufferEventPtr upstream_;
     std::unique_ptr<SocketRelay> body_relay_;  // upstream -> client, response body
     common::EventPtr relay_timer_;             // watches a spliced body for stalls
-    std::unique_ptr<Tunnel> tunnel_;
 };
 
 }  // namespace worker

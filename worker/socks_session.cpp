@@ -81,10 +81,10 @@ bool SocksSession::ready() const {
 SocksSession::SocksSession(WorkerContext& context, const common::ListenConfig& listener,
                            common::BufferEventPtr transport, const common::SocketAddress& client)
     : ClientSession(context, listener, client), client_(std::move(transport)), pipeline_(context) {
-    record_.client = client_text_;
-    record_.listener = listener.name;
-    record_.method = "SOCKS5";
-    record_.version_minor = -1;
+    record_->client = client_text_;
+    record_->listener = listener.name;
+    record_->method = "SOCKS5";
+    record_->version_minor = -1;
     handshake_timer_.reset(event_new(context_.base, -1, 0, on_handshake_timeout, this));
 }
 
@@ -123,7 +123,7 @@ bool SocksSession::read_greeting(std::string_view input) {
     }
     if (version.message == socks::Version::kSocks4) {
         socks4_ = true;
-        record_.method = "SOCKS4";
+        record_->method = "SOCKS4";
         return read_socks4_request(input);
     }
     auto greeting = socks::parse_greeting(input);
@@ -140,12 +140,12 @@ bool SocksSession::read_greeting(std::string_view input) {
     socks::encode_method_selection(method, reply);
     send(reply);
     if (method == socks::kMethodNoAcceptable) {
-        record_.status = 400;
-        record_.fail(channel::kErrClientProtocol,
-                     greeting.status == socks::ParseStatus::kError
-                         ? socks::describe(greeting.error)
-                         : "no acceptable SOCKS5 authentication method offered");
-        record_.finish(context_);
+        record_->status = 400;
+        record_->fail(channel::kErrClientProtocol,
+                      greeting.status == socks::ParseStatus::kError
+                          ? socks::describe(greeting.error)
+                          : "no acceptable SOCKS5 authentication method offered");
+        record_->finish(context_);
         close_after_flush();
         return false;
     }
@@ -182,7 +182,7 @@ bool SocksSession::take_request(const Parsed& request, uint8_t malformed_reply) 
     bool is_name = request.message.destination.is_name();
     evbuffer_drain(bufferevent_get_input(client_.get()), request.consumed);
     context_.counters.requests++;
-    record_.target = destination.authority();
+    record_->target = destination.authority();
     std::string error;
     if (is_name && !common::valid_host_name(destination.host, error)) {
         fail(protocol_refusal(error, socks::kRepNotAllowed));
@@ -206,9 +206,8 @@ void SocksSession::on_pipeline_done(PipelineResult&& result) {
         fail(*result.refusal);
         return;
     }
-    record_.route = result.route.name();
-    record_.upstream = result.peer.to_string();
-    admission_ = std::move(result.admission);
+    record_->route = result.route.name();
+    record_->upstream = result.peer.to_string();
     // BND.ADDR/BND.PORT: the address our upstream socket is bound to.
     common::SocketAddress bound = local_address(result.upstream.get());
     std::string reply;
@@ -219,14 +218,17 @@ void SocksSession::on_pipeline_done(PipelineResult&& result) {
     }
     send(reply);
     state_ = State::kTunnel;
-    tunnel_ = start_tunnel(context_, std::move(client_), std::move(result.upstream), record_,
-                           [this] { close(); });
+    ExchangeRecord record = std::move(*record_);
+    record_.reset();
+    tunnel_ =
+        OpenTunnel::start(context_, std::move(client_), std::move(result.upstream),
+                          std::move(record), std::move(result.admission), [this] { close(); });
 }
 
 void SocksSession::fail(const Refusal& refusal) {
     LOG_INFO("SOCKS%s request refused (%s), client: %s, target: %s", socks4_ ? "4" : "5",
              refusal.detail.c_str(), client_text_.c_str(),
-             record_.target.empty() ? "-" : record_.target.c_str());
+             record_->target.empty() ? "-" : record_->target.c_str());
     std::string reply;
     if (socks4_) {
         socks::encode_socks4_reply(false, reply);
@@ -234,8 +236,8 @@ void SocksSession::fail(const Refusal& refusal) {
         socks::encode_reply(refusal.socks_reply, reply);
     }
     send(reply);
-    record_.refuse(refusal);
-    record_.finish(context_);
+    record_->refuse(refusal);
+    record_->finish(context_);
     close_after_flush();
 }
 

@@ -16,7 +16,7 @@
 #include "worker/client_session.h"
 #include "worker/exchange_record.h"
 #include "worker/request_pipeline.h"
-#include "worker/tunnel.h"
+#include "worker/tunnel_start.h"
 
 namespace worker {
 
@@ -65,9 +65,9 @@ class SocksSession final : public ClientSession {
     common::BufferEventPtr client_;
     common::EventPtr handshake_timer_;
     RequestPipeline pipeline_;
-    std::unique_ptr<Tunnel> tunnel_;
-    Admission admission_;  // held for the tunnel's life
-    ExchangeRecord record_;
+    // Until the tunnel runs; then the OpenTunnel keeps it.
+    std::unique_ptr<ExchangeRecord> record_ = std::make_unique<ExchangeRecord>();
+    std::unique_ptr<OpenTunnel> tunnel_;
     State state_ = State::kGreeting;
     bool socks4_ = false;
 };

@@ -6,28 +6,32 @@
 
 namespace worker {
 
-std::unique_ptr<Tunnel> start_tunnel(WorkerContext& context, common::BufferEventPtr client,
-                                     common::BufferEventPtr upstream, ExchangeRecord& record,
-                                     std::function<void()> done) {
+std::unique_ptr<OpenTunnel> OpenTunnel::start(WorkerContext& context, common::BufferEventPtr client,
+                                              common::BufferEventPtr upstream,
+                                              ExchangeRecord record, Admission admission,
+                                              std::function<void()> done) {
     context.counters.tunnels++;
     record.status = 200;
+    std::unique_ptr<OpenTunnel> open(new OpenTunnel(std::move(record), std::move(admission)));
+    OpenTunnel* self = open.get();
     const common::LimitsConfig& limits = context.config->limits;
-    auto tunnel = std::make_unique<Tunnel>(
+    open->tunnel_ = std::make_unique<Tunnel>(
         context.base, context.pipes, std::move(client), std::move(upstream), limits.buffer_size,
         limits.tunnel_idle_timeout,
-        [&context, &record, done = std::move(done)](const TunnelTotals& totals) {
+        [&context, self, done = std::move(done)](const TunnelTotals& totals) {
             // Every byte was read on one side and written on the other.
             uint64_t relayed = totals.client_to_upstream + totals.upstream_to_client;
             context.counters.bytes_in += relayed;
             context.counters.bytes_out += relayed;
-            record.bytes_from_client += totals.client_to_upstream;
-            record.bytes_to_client += totals.upstream_to_client;
-            if (std::string_view(totals.end_reason) != "closed") record.reason = totals.end_reason;
-            record.finish(context);
+            ExchangeRecord& r = self->record_;
+            r.bytes_from_client += totals.client_to_upstream;
+            r.bytes_to_client += totals.upstream_to_client;
+            if (std::string_view(totals.end_reason) != "closed") r.reason = totals.end_reason;
+            r.finish(context);
             done();
         });
-    tunnel->start();
-    return tunnel;
+    open->tunnel_->start();
+    return open;
 }
 
 }  // namespace worker
