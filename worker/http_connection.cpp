@@ -66,7 +66,7 @@ void HttpConnection::start(WorkerContext& context, const common::ListenConfig& l
 }
 
 bool HttpConnection::ready() const {
-    return request_timer_ && linger_timer_;
+    return request_timer_ != nullptr;
 }
 
 HttpConnection::HttpConnection(WorkerContext& context, const common::ListenConfig& listener,
@@ -77,7 +77,6 @@ HttpConnection::HttpConnection(WorkerContext& context, const common::ListenConfi
       parse_limits_(parse_limits(limits_)),
       client_(std::move(transport)) {
     request_timer_.reset(event_new(context_.base, -1, 0, on_request_timer, this));
-    linger_timer_.reset(event_new(context_.base, -1, 0, on_linger_timer, this));
 }
 
 void HttpConnection::serve() {
@@ -269,7 +268,15 @@ bool HttpConnection::must_linger() const {
     return input_length(bev) > 0;
 }
 
+// The linger timer is made here, not with the connection: most
+// connections close without lingering, and an event costs an allocation
+// and its release per connection.
 void HttpConnection::linger() {
+    linger_timer_.reset(event_new(context_.base, -1, 0, on_linger_timer, this));
+    if (!linger_timer_) {
+        close();  // no bound on the wait: close now rather than linger forever
+        return;
+    }
     shutdown(bufferevent_getfd(client_.get()), SHUT_WR);
     shut_down_ = true;
     timeval tv = to_timeval(kLingerTime);

@@ -78,7 +78,7 @@ class HttpConnection final : public ClientSession, public HttpExchange::Owner {
     // Waiting for a request head: header_timeout once a byte of it came,
     // idle_timeout between requests (shortened while draining).
     common::EventPtr request_timer_;
-    common::EventPtr linger_timer_;  // the lingering close's limit
+    common::EventPtr linger_timer_;  // the lingering close's limit, made when it begins
     std::unique_ptr<HttpExchange> exchange_;
     std::unique_ptr<OpenTunnel> tunnel_;  // kTunnel
     State state_ = State::kReadingHead;
