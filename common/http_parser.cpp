@@ -381,14 +381,19 @@ BodyFraming request_body_framing(const RequestHead& head) {
     return {BodyKind::kNone, 0, ParseError::kNone};
 }
 
-// RFC 9112 §6.3 for responses. Codings before a final chunked are content
-// we forward untouched, so "gzip, chunked" is simply chunked; without a final
-// chunked the body runs until close (rule 4).
+// RFC 9112 §6.3 for responses. 1xx, 204 and a 2xx to CONNECT have no
+// content and their framing fields are dropped unread. A response to HEAD
+// and a 304 have no content either, but their Content-Length is passed on,
+// so it must be valid. Any transfer coding other than a single chunked is
+// refused when there is a body, as nginx does: the proxy decodes chunked
+// and frames the body anew, so "gzip, chunked" would reach the client as
+// gzip data without its name, and a coding without chunked cannot be told
+// to an HTTP/1.0 client.
 BodyFraming response_body_framing(const ResponseHead& head, std::string_view request_method) {
     const int s = head.status;
-    const bool bodiless = request_method == "HEAD" || (s >= 100 && s < 200) || s == 204 ||
-                          s == 304 || (request_method == "CONNECT" && s >= 200 && s < 300);
-    if (bodiless) return {BodyKind::kNone, 0, ParseError::kNone};
+    const bool no_content =
+        (s >= 100 && s < 200) || s == 204 || (request_method == "CONNECT" && s >= 200 && s < 300);
+    if (no_content) return {BodyKind::kNone, 0, ParseError::kNone};
     bool has_length = false;
     uint64_t length = 0;
     const ParseError cl_error =
@@ -400,10 +405,19 @@ BodyFraming response_body_framing(const ResponseHead& head, std::string_view req
             e != ParseError::kNone) {
             return framing_error(e);
         }
-        if (tc.chunked_final) return {BodyKind::kChunked, 0, ParseError::kNone};
-        return {BodyKind::kUntilClose, 0, ParseError::kNone};
     }
     if (cl_error != ParseError::kNone) return framing_error(cl_error);
+    if (request_method == "HEAD" || s == 304) {
+        BodyFraming framing{BodyKind::kNone, length, ParseError::kNone};
+        framing.length_declared = has_length;
+        return framing;
+    }
+    if (tc.present) {
+        if (tc.other || !tc.chunked_final) {
+            return framing_error(ParseError::kUnsupportedTransferCoding);
+        }
+        return {BodyKind::kChunked, 0, ParseError::kNone};
+    }
     if (has_length) return {BodyKind::kContentLength, length, ParseError::kNone};
     return {BodyKind::kUntilClose, 0, ParseError::kNone};
 }

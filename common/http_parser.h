@@ -111,6 +111,9 @@ struct BodyFraming {
     BodyKind kind = BodyKind::kNone;
     uint64_t length = 0;
     ParseError error = ParseError::kNone;  // kNone unless framing is invalid
+    // kNone with a valid Content-Length of `length` that describes the
+    // representation, not this message (a response to HEAD, a 304).
+    bool length_declared = false;
 };
 
 // Body framing of a parsed request, or an error for every ambiguous case:
@@ -118,7 +121,10 @@ struct BodyFraming {
 // Transfer-Encoding in an HTTP/1.0 message. Also checks the Host rules.
 BodyFraming request_body_framing(const RequestHead& head);
 // Body framing of a response to a request with `request_method`: HEAD, 1xx,
-// 204, 304 and 2xx-to-CONNECT have no body.
+// 204, 304 and 2xx-to-CONNECT have no body. The Content-Length of a response
+// to HEAD and of a 304 is validated like any other (it is passed on). Only
+// the chunked coding is accepted: a body re-framed by a proxy cannot keep
+// another coding's name, so any other is kUnsupportedTransferCoding.
 BodyFraming response_body_framing(const ResponseHead& head, std::string_view request_method);
 
 // Case-insensitive ASCII comparison for field names and tokens.

@@ -144,12 +144,7 @@ bool parse_absolute_target(std::string_view target, ProxyTarget& out, std::strin
         return false;
     }
     if (!parse_host_and_port(authority, 80, false, out, error)) return false;
-    out.path = path.empty() ? std::string_view("/") : path;
-    if (out.path.front() == '?') {
-        // "http://host?q" has an empty path: origin-form needs the "/".
-        error = "request target has a query but no path";
-        return false;
-    }
+    out.path = path;
     return true;
 }
 

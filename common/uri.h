@@ -13,7 +13,10 @@ struct ProxyTarget {
     std::string host;  // lowercased; IPv6 without brackets
     uint16_t port = 0;
     bool ipv6_literal = false;
-    std::string_view path;  // origin-form to send upstream: "/path?query" ("/" if empty)
+    // Path and query as received: "/p?q", or "" or "?q" when the path is
+    // empty (append_origin_form() in worker/http_forwarding.h sends those
+    // as RFC 9112 §3.2 says).
+    std::string_view path;
 
     // "host[:port]" for the Host header: brackets for IPv6, port only when
     // it is not the scheme's default.

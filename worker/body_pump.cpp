@@ -22,7 +22,7 @@ void BodyPump::count(size_t n) const {
     recorded += n;
 }
 
-bool BodyPump::past_high_mark() const {
+bool BodyPump::hold_if_receiver_full() const {
     if (evbuffer_get_length(bufferevent_get_output(to)) <= high_mark) return false;
     bufferevent_disable(from, EV_READ);
     bufferevent_setwatermark(to, EV_WRITE, high_mark / 2, 0);
@@ -40,7 +40,7 @@ size_t BodyPump::move(uint64_t limit, evbuffer* prefix) const {
     }
     if (n == 0) return 0;
     count(n);
-    past_high_mark();
+    hold_if_receiver_full();
     return n;
 }
 
@@ -61,7 +61,7 @@ bool BodyPump::move_chunked(http::ChunkedDecoder& decoder, bool reencode, bool& 
             if (reencode) evbuffer_add(output, "\r\n", 2);
             decoder.consume_data(n);
             count(n);
-            if (past_high_mark()) return true;
+            if (hold_if_receiver_full()) return true;
             continue;
         }
         // Framing lines are short; peek a little first, more only if needed.

@@ -31,9 +31,12 @@ struct BodyPump {
     // chunk; returns false on bad framing.
     bool move_chunked(common::http::ChunkedDecoder& decoder, bool reencode, bool& done) const;
 
+    // When the receiver's output is past the high mark: stops reading the
+    // sender, sets the receiver's write watermark, and returns true.
+    bool hold_if_receiver_full() const;
+
   private:
     void count(size_t n) const;
-    bool past_high_mark() const;
 };
 
 }  // namespace worker

@@ -6,13 +6,18 @@
 //   kReadingHead   malformed head                          error response -> kClosing
 //   kReadingHead   header_timeout with bytes               408 -> kClosing
 //   kReadingHead   idle_timeout, or idle while draining    closed
+//   kReadingHead   client EOF                              kClosing (answers still queued
+//                                                          go out; a pipelined request
+//                                                          already read is served first)
 //   kExchange      response complete, keep-alive           kReadingHead (next request)
 //   kExchange      response complete, no keep-alive        kClosing
 //   kExchange      refused before the response             error response -> kReadingHead,
 //                                                          or kClosing when it must close
 //   kExchange      broken after the response head          kClosing (truncated: close)
 //   kExchange      CONNECT established                     kTunnel
-//   kExchange      client EOF after its request            kExchange (answer it, then close)
+//   kExchange      client EOF after its request            kExchange (answer it and the
+//                                                          requests pipelined before the
+//                                                          EOF, then close)
 //   kExchange      client EOF mid-request, client timeout  closed
 //   kTunnel        the tunnel ended                        closed
 //   kClosing       output flushed, nothing more can come   closed
@@ -138,7 +143,11 @@ void HttpConnection::read_request_head() {
     if (result.status == http::ParseStatus::kNeedMore && want >= limits_.max_header_size) {
         result = {http::ParseStatus::kError, http::ParseError::kHeadersTooLarge};
     }
-    if (result.status == http::ParseStatus::kNeedMore) return;
+    if (result.status == http::ParseStatus::kNeedMore) {
+        // The client half-closed in the middle of a head: nothing to answer.
+        if (client_eof_) close_after_flush();
+        return;
+    }
     event_del(request_timer_.get());
     exchange_ = new_exchange();
     if (result.status == http::ParseStatus::kError) {
@@ -174,7 +183,7 @@ void HttpConnection::on_exchange_complete() {
     // While draining, a connection whose response promised keep-alive still
     // takes one more request (answered with "Connection: close"): the client
     // may have sent it already. It closes after a short idle time otherwise.
-    if (!exchange_->keep_alive() || client_eof_) {
+    if (!exchange_->keep_alive() || no_more_requests()) {
         close_after_flush();
         return;
     }
@@ -203,7 +212,7 @@ void HttpConnection::respond_error(const Refusal& refusal, bool close_after) {
     LOG_INFO("%d %s, client: %s, request: \"%s %s\"", refusal.http_status, refusal.detail.c_str(),
              client_text_.c_str(), record.method.c_str(), record.target.c_str());
     bool close_now = close_after || !exchange_->client_keep_alive() || !exchange_->request_done() ||
-                     client_eof_ || context_.draining;
+                     no_more_requests() || context_.draining;
     std::string response =
         build_error_response(refusal.http_status, refusal.detail, close_now, refusal.error_type);
     send_or_queue(client_.get(), response.data(), response.size());
@@ -229,13 +238,20 @@ void HttpConnection::reset_for_next_request() {
     bufferevent* bev = client_.get();
     bufferevent_set_timeouts(bev, nullptr, nullptr);
     bufferevent_setwatermark(bev, EV_WRITE, 0, 0);
-    bufferevent_enable(bev, EV_READ);
+    // After an EOF reading again would only report it again, and close
+    // under the requests still to be answered.
+    if (!client_eof_) bufferevent_enable(bev, EV_READ);
     arm_request_timer();
     if (input_length(bev) > 0) {
         // A pipelined request is waiting. Parse it from the loop, not from
         // here, so a long pipeline never deepens the stack.
         bufferevent_trigger(bev, EV_READ, BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
     }
+}
+
+// The client half-closed, and every request it sent before has been taken.
+bool HttpConnection::no_more_requests() const {
+    return client_eof_ && (!client_ || input_length(client_.get()) == 0);
 }
 
 void HttpConnection::close_after_flush() {
@@ -340,6 +356,17 @@ void HttpConnection::on_client_event(bufferevent* bev, short events, void* arg) 
         return;
     }
     if (events & BEV_EVENT_ERROR) self->note_transport_error(bev);
+    if (events == (BEV_EVENT_EOF | BEV_EVENT_READING) && self->state_ == State::kReadingHead) {
+        // A half-close between requests: what was sent before it is still
+        // answered (a pipelined request, a response not yet flushed).
+        self->client_eof_ = true;
+        if (input_length(bev) > 0) {
+            self->read_request_head();
+        } else {
+            self->close_after_flush();
+        }
+        return;
+    }
     if ((events & BEV_EVENT_EOF) && self->state_ == State::kExchange) {
         // A client may half-close after sending its request; answer it.
         if (self->exchange_->request_done()) {

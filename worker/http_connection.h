@@ -47,7 +47,7 @@ class HttpConnection final : public ClientSession, public HttpExchange::Owner {
 
     // HttpExchange::Owner
     bufferevent* client() override { return client_.get(); }
-    bool client_eof() const override { return client_eof_; }
+    bool client_eof() const override { return no_more_requests(); }
     void on_exchange_tunnel(common::BufferEventPtr upstream, ExchangeRecord record,
                             Admission admission) override;
     void on_exchange_complete() override;
@@ -64,6 +64,7 @@ class HttpConnection final : public ClientSession, public HttpExchange::Owner {
     void arm_request_timer();
     void close_after_flush();
     bool must_linger() const;
+    bool no_more_requests() const;
     void linger();
 
     static void on_client_read(bufferevent* bev, void* arg) noexcept;

@@ -5,7 +5,8 @@
 //   begin()                target or framing unreadable           refused (error response)
 //   begin()                valid                                  pipeline
 //   pipeline               refused by policy (ports, Via loop)    refused, connection closes
-//   pipeline               refused by DNS, address, connect       refused (502/403/508/504)
+//   pipeline               refused by DNS, address, connect       refused (502/403/508/504);
+//                                                                 a CONNECT closes
 //   pipeline               pooled or new upstream, forward        forwarding
 //   pipeline               new upstream, CONNECT                  tunnel
 //   forwarding             request body up, response head and     complete (keep-alive or not)
@@ -18,9 +19,14 @@
 //   spliced                client write error or not reading      client lost (close now)
 //                          for idle_timeout
 //   forwarding             stale pooled upstream breaks before    pipeline again, once, on a
-//                          any response byte                      new connection
-//   forwarding             upstream broken/silent before the      refused (502/504)
-//                          response head
+//                          any response byte (idempotent method,  new connection
+//                          no body)
+//   forwarding             upstream broken/silent/malformed       refused (502/504)
+//                          before the final response head
+//   forwarding             1xx heads fill the client's output     upstream paused until the
+//                                                                 client drains
+//   forwarding             more than 8 1xx heads, or bigger       refused (502)
+//                          than max_header_size together
 //   forwarding             upstream broken mid-response           aborted
 //   forwarding             malformed chunked request body         refused (400), closes
 //   tunnel                 either side ends, error, idle timeout  client lost (record done)
@@ -54,6 +60,21 @@ namespace {
 
 // How often a spliced body is checked for a stalled side, at most.
 constexpr std::chrono::milliseconds kRelayCheckInterval{1000};
+
+// Interim (1xx) responses one request may get before its final response;
+// their heads together must also fit in max_header_size. An origin that
+// sends more is broken or hostile.
+constexpr int kMaxInterimResponses = 8;
+
+// RFC 9110 §9.2.2. Only these may be sent again on another connection
+// without the client asking (RFC 9112 §9.3.1.1): a proxy must not retry
+// the others, whose effect may already have happened.
+bool is_idempotent(std::string_view method) {
+    for (std::string_view m : {"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"}) {
+        if (method == m) return true;
+    }
+    return false;
+}
 
 // A response head waiting to go out together with the first bytes of its
 // body: one write instead of two for a small response. Shared like the
@@ -142,7 +163,19 @@ std::optional<Refusal> HttpExchange::prepare_forward(const http::RequestHead& he
     return std::nullopt;
 }
 
+// The head rules are the same as for any request (Host, framing fields);
+// a CONNECT request has no content (RFC 9110 §9.3.6), so a body length
+// other than zero is refused: those bytes could only be tunnel data.
 std::optional<Refusal> HttpExchange::prepare_connect(const http::RequestHead& head) {
+    http::BodyFraming framing = http::request_body_framing(head);
+    if (framing.error != http::ParseError::kNone) {
+        return make_refusal(RefusalCause::kBadRequest, http::status_for(framing.error),
+                            http::describe(framing.error));
+    }
+    if (framing.kind != http::BodyKind::kNone &&
+        !(framing.kind == http::BodyKind::kContentLength && framing.length == 0)) {
+        return make_refusal(RefusalCause::kBadRequest, "CONNECT request with content");
+    }
     std::string error;
     if (!common::parse_authority_target(head.target, intent_.destination, error)) {
         return make_refusal(RefusalCause::kBadRequest, error);
@@ -197,9 +230,10 @@ void HttpExchange::start_forwarding() {
     send_or_queue(up, upstream_head_.data(), upstream_head_.size());
     context_.counters.bytes_out += upstream_head_.size();
     // A reused connection may turn out to be closed by the origin; the head
-    // is kept so the request can be retried once on a fresh connection, as
-    // long as no body byte went out (see upstream_failed()).
-    if (!reused_upstream_ || !request_done_) std::string().swap(upstream_head_);
+    // is kept so an idempotent request can be retried once on a fresh
+    // connection, as long as it has no body (see upstream_broke()).
+    bool may_retry = reused_upstream_ && request_done_ && is_idempotent(record_.method);
+    if (!may_retry) std::string().swap(upstream_head_);
     bufferevent_enable(up, EV_READ);
     enable_writing(up);
     pump_request_body();
@@ -247,7 +281,7 @@ void HttpExchange::on_client_drained() {
     if (!upstream_ || body_relay_) return;  // not connected yet, or the relay has both sockets
     bufferevent_setwatermark(owner_.client(), EV_WRITE, 0, 0);
     bufferevent_enable(upstream_.get(), EV_READ);
-    if (response_started_) pump_response_body();
+    read_response();  // what the upstream sent meanwhile: a body or more heads
 }
 
 // ---------------------------------------------------------------- responses
@@ -275,18 +309,23 @@ void HttpExchange::read_response_head() {
         http::ParseResult result = http::parse_response_head({data, want}, parse_limits_, head);
         if (result.status == http::ParseStatus::kNeedMore) {
             if (want < limits_.max_header_size) return;
-            upstream_failed("response head from upstream is too large", false);
+            upstream_malformed(RefusalCause::kUpstreamHeadTooLarge,
+                               "response head from upstream is too large");
             return;
         }
         if (result.status == http::ParseStatus::kError) {
-            upstream_failed(
-                std::string("malformed response from upstream: ") + http::describe(result.error),
-                false);
+            upstream_malformed(
+                RefusalCause::kUpstreamProtocol,
+                std::string("malformed response from upstream: ") + http::describe(result.error));
             return;
         }
         if (head.status < 200) {
             if (!relay_interim(head)) return;
             evbuffer_drain(input, head.head_length);
+            // Interim heads obey the client's mark like bodies do: an origin
+            // streaming 1xx heads to a client that does not read would grow
+            // its output without bound. on_client_drained() resumes.
+            if (pump_to_client().hold_if_receiver_full()) return;
             continue;
         }
         if (!start_response(head)) return;
@@ -297,7 +336,14 @@ void HttpExchange::read_response_head() {
 
 bool HttpExchange::relay_interim(const http::ResponseHead& head) {
     if (head.status == 101) {
-        upstream_failed("upstream switched protocols without being asked", false);
+        upstream_malformed(RefusalCause::kUpstreamProtocol,
+                           "upstream switched protocols without being asked");
+        return false;
+    }
+    interim_bytes_ += head.head_length;
+    if (++interim_count_ > kMaxInterimResponses || interim_bytes_ > limits_.max_header_size) {
+        upstream_malformed(RefusalCause::kUpstreamProtocol,
+                           "too many interim responses from upstream");
         return false;
     }
     if (record_.version_minor >= 1) {
@@ -313,15 +359,18 @@ bool HttpExchange::relay_interim(const http::ResponseHead& head) {
 bool HttpExchange::start_response(const http::ResponseHead& head) {
     http::BodyFraming framing = http::response_body_framing(head, record_.method);
     if (framing.error != http::ParseError::kNone) {
-        upstream_failed(
-            std::string("invalid response framing from upstream: ") + http::describe(framing.error),
-            false);
+        upstream_malformed(framing.error == http::ParseError::kUnsupportedTransferCoding
+                               ? RefusalCause::kUpstreamTransferCoding
+                               : RefusalCause::kUpstreamProtocol,
+                           std::string("invalid response framing from upstream: ") +
+                               http::describe(framing.error));
         return false;
     }
     response_framing_ = framing;
     switch (framing.kind) {
         case http::BodyKind::kNone:
-            client_body_ = OutgoingBody::kNone;
+            client_body_ =
+                framing.length_declared ? OutgoingBody::kNoneButLength : OutgoingBody::kNone;
             break;
         case http::BodyKind::kContentLength:
             client_body_ = OutgoingBody::kLength;
@@ -344,8 +393,9 @@ bool HttpExchange::start_response(const http::ResponseHead& head) {
     response_started_ = true;
     std::string out;
     out.reserve(head.head_length + 64);
-    build_client_response(head, client_body_, response_left_, response_keep_alive_,
-                          record_.version_minor, out);
+    uint64_t length = framing.kind == http::BodyKind::kNone ? framing.length : response_left_;
+    build_client_response(head, client_body_, length, response_keep_alive_, record_.version_minor,
+                          out);
     // Staged until pump_response_body(), which always follows.
     evbuffer_add(staged_response_head(), out.data(), out.size());
     record_.bytes_to_client += out.size();
@@ -520,9 +570,11 @@ void HttpExchange::release_upstream() {
     pipeline_.cancel();
 }
 
+// A refused CONNECT always closes, whatever refused it: the client may have
+// sent tunnel data after its head, which must never be read as a request.
 void HttpExchange::refuse(const Refusal& refusal, bool close) {
     release_upstream();
-    owner_.on_exchange_refused(refusal, close);
+    owner_.on_exchange_refused(refusal, close || connect_);
 }
 
 // Something broke after the response head went out: the client can only
@@ -544,26 +596,32 @@ void HttpExchange::lose_client(std::string reason) {
     owner_.on_exchange_lost_client();
 }
 
-void HttpExchange::upstream_failed(const std::string& what, bool connection_broken) {
+// The upstream's answer cannot be read (`cause` says how).
+void HttpExchange::upstream_malformed(RefusalCause cause, const std::string& what) {
     if (response_started_) {
-        abort(connection_broken ? "upstream connection closed mid-response"
-                                : "malformed response body from upstream",
-              channel::kErrUpstreamProtocol);
+        abort("malformed response body from upstream", channel::kErrUpstreamProtocol);
         return;
     }
-    if (connection_broken && reused_upstream_ && !upstream_head_.empty() && !retried_) {
-        // The origin closed a kept-alive connection as we reused it; nothing
-        // of the request was consumed, so it is safe to send it again.
+    refuse(make_refusal(cause, what), false);
+}
+
+// The upstream connection broke (EOF or error).
+void HttpExchange::upstream_broke(const std::string& what) {
+    if (response_started_) {
+        abort("upstream connection closed mid-response", channel::kErrUpstreamProtocol);
+        return;
+    }
+    if (reused_upstream_ && !upstream_head_.empty() && !retried_) {
+        // The origin closed a kept-alive connection as we reused it, before
+        // any byte of an answer: an idempotent request without a body (the
+        // only kind whose head is kept) is sent once more on a new one.
         retried_ = true;
         reused_upstream_ = false;
         upstream_.reset();
         run_pipeline(false);
         return;
     }
-    refuse(make_refusal(connection_broken ? RefusalCause::kUpstreamIncomplete
-                                          : RefusalCause::kUpstreamProtocol,
-                        what),
-           false);
+    refuse(make_refusal(RefusalCause::kUpstreamIncomplete, what), false);
 }
 
 void HttpExchange::upstream_timed_out() {
@@ -597,7 +655,7 @@ void HttpExchange::upstream_closed(short events) {
                 ? " closed the connection"
                 : std::string(" connection failed (") + std::strerror(error) + ")";
     if (!response_started_) what += " without a response";
-    upstream_failed(what, true);
+    upstream_broke(what);
 }
 
 // ---------------------------------------------------------------- callbacks

@@ -48,7 +48,7 @@ class HttpExchange final : public Deferrable {
     class Owner {
       public:
         virtual bufferevent* client() = 0;
-        // The client half-closed after its request.
+        // The client half-closed and sent no other request after this one.
         virtual bool client_eof() const = 0;
         // CONNECT established (the 200 is queued): the connection runs the
         // tunnel, with the record and admission it keeps for its life.
@@ -114,7 +114,8 @@ class HttpExchange final : public Deferrable {
     void refuse(const Refusal& refusal, bool close);
     void abort(const char* reason, uint32_t error_class);
     void lose_client(std::string reason);
-    void upstream_failed(const std::string& what, bool connection_broken);
+    void upstream_malformed(RefusalCause cause, const std::string& what);
+    void upstream_broke(const std::string& what);
     void upstream_timed_out();
     void upstream_closed(short events);
     BodyPump pump_to_client();
@@ -141,6 +142,8 @@ class HttpExchange final : public Deferrable {
     common::http::ChunkedDecoder request_chunks_;
     bool request_done_ = false;
     bool response_started_ = false;  // response head parsed
+    int interim_count_ = 0;          // 1xx heads relayed
+    size_t interim_bytes_ = 0;
     common::http::BodyFraming response_framing_;
     OutgoingBody client_body_ = OutgoingBody::kNone;
     uint64_t response_left_ = 0;

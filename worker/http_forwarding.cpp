@@ -2,6 +2,7 @@
 
 #include <array>
 #include <cstdio>
+#include <ctime>
 
 namespace worker {
 
@@ -66,7 +67,42 @@ void append_via(std::string& out, int received_minor) {
         .append("\r\n");
 }
 
+bool has_field(const common::http::ResponseHead& head, std::string_view name) {
+    for (size_t i = 0; i < head.header_count; ++i) {
+        if (iequals(head.headers[i].name, name)) return true;
+    }
+    return false;
+}
+
+// RFC 8941 §3.3.3 sf-string: printable ASCII, with '"' and '\' escaped.
+// Anything else (there should be nothing else in a detail) becomes '?'.
+void append_sf_string(std::string& out, std::string_view text) {
+    out.push_back('"');
+    for (char c : text) {
+        if (c == '"' || c == '\\') out.push_back('\\');
+        out.push_back(c >= 0x20 && c <= 0x7e ? c : '?');
+    }
+    out.push_back('"');
+}
+
 }  // namespace
+
+std::string_view http_date_now() {
+    static constexpr const char* kDays[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
+    static constexpr const char* kMonths[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                              "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+    static time_t cached = -1;
+    static char text[32];
+    time_t now = time(nullptr);
+    if (now != cached) {
+        tm t{};
+        gmtime_r(&now, &t);
+        snprintf(text, sizeof(text), "%s, %02d %s %04d %02d:%02d:%02d GMT", kDays[t.tm_wday],
+                 t.tm_mday, kMonths[t.tm_mon], t.tm_year + 1900, t.tm_hour, t.tm_min, t.tm_sec);
+        cached = now;
+    }
+    return text;
+}
 
 bool has_our_via(const common::http::RequestHead& head) {
     for (size_t i = 0; i < head.header_count; ++i) {
@@ -98,10 +134,24 @@ bool client_wants_keep_alive(const common::http::RequestHead& head) {
     return head.version_minor >= 1 || info.keep_alive;
 }
 
+// RFC 9112 §3.2.1: an empty path is sent as "/" ("?q" as "/?q"); §3.2.4:
+// OPTIONS to an absolute URI with neither path nor query asks about the
+// server as a whole, which the origin is asked as "*".
+void append_origin_form(std::string_view method, std::string_view path, std::string& out) {
+    if (path.empty() && method == "OPTIONS") {
+        out.push_back('*');
+        return;
+    }
+    if (path.empty() || path.front() != '/') out.push_back('/');
+    out.append(path);
+}
+
 void build_upstream_request(const common::http::RequestHead& head,
                             const common::ProxyTarget& target,
                             const common::http::BodyFraming& framing, std::string& out) {
-    out.append(head.method).append(" ").append(target.path).append(" HTTP/1.1\r\n");
+    out.append(head.method).append(" ");
+    append_origin_form(head.method, target.path, out);
+    out.append(" HTTP/1.1\r\n");
     out.append("Host: ").append(target.host_header(80)).append("\r\n");
     append_end_to_end_fields(head, out);
     if (framing.kind == common::http::BodyKind::kContentLength) {
@@ -119,20 +169,14 @@ void build_client_response(const common::http::ResponseHead& head, OutgoingBody 
     out.append(head.reason).append("\r\n");
     append_end_to_end_fields(head, out);
     // A bodiless response to HEAD or a 304 still tells the size of the
-    // representation; Content-Length is passed on for those as received.
-    bool bodiless_with_length =
-        body == OutgoingBody::kNone && head.status != 204 && head.status >= 200;
-    for (size_t i = 0; bodiless_with_length && i < head.header_count; ++i) {
-        if (iequals(head.headers[i].name, "content-length")) {
-            out.append("Content-Length: ").append(head.headers[i].value).append("\r\n");
-            break;
-        }
-    }
-    if (body == OutgoingBody::kLength) {
+    // representation: the length the parser validated, never the raw field.
+    if (body == OutgoingBody::kLength || body == OutgoingBody::kNoneButLength) {
         out.append("Content-Length: ").append(std::to_string(length)).append("\r\n");
     } else if (body == OutgoingBody::kChunked) {
         out.append("Transfer-Encoding: chunked\r\n");
     }
+    // RFC 9110 §6.6.1: a recipient with a clock adds the Date an origin left out.
+    if (!has_field(head, "date")) out.append("Date: ").append(http_date_now()).append("\r\n");
     append_via(out, head.version_minor);
     if (!keep_alive) {
         out.append("Connection: close\r\n");
@@ -154,10 +198,15 @@ std::string build_error_response(int status, std::string_view detail, bool close
     std::string body = "proxyd: ";
     body.append(detail).append("\n");
     std::string out = "HTTP/1.1 " + std::to_string(status) + " " + reason_phrase(status) + "\r\n";
+    out.append("Date: ").append(http_date_now()).append("\r\n");
     out.append("Content-Type: text/plain; charset=utf-8\r\n");
     out.append("Content-Length: ").append(std::to_string(body.size())).append("\r\n");
     if (!error_type.empty()) {
         out.append("Proxy-Status: ").append(kViaPseudonym).append("; error=").append(error_type);
+        if (!detail.empty()) {
+            out.append("; details=");
+            append_sf_string(out, detail);
+        }
         out.append("\r\n");
     }
     if (close) out.append("Connection: close\r\n");

@@ -19,8 +19,9 @@ namespace worker {
 // carries it has looped back to us.
 inline constexpr std::string_view kViaPseudonym = "proxyd";
 
-// How a body is framed on the outgoing side of the proxy.
-enum class OutgoingBody { kNone, kLength, kChunked, kUntilClose };
+// How a body is framed on the outgoing side of the proxy. kNoneButLength:
+// no body, but the head declares the representation's length (HEAD, 304).
+enum class OutgoingBody { kNone, kNoneButLength, kLength, kChunked, kUntilClose };
 
 struct ConnectionInfo {
     bool close = false;       // Connection: close
@@ -46,6 +47,14 @@ bool has_our_via(const common::http::RequestHead& head);
 // this one (HTTP/1.1 unless "close"; HTTP/1.0 only with "keep-alive").
 bool client_wants_keep_alive(const common::http::RequestHead& head);
 
+// The current time as an IMF-fixdate (RFC 9110 §5.6.7), for Date fields;
+// formatted at most once a second.
+std::string_view http_date_now();
+
+// Appends the request-target to send upstream for an absolute-form target
+// whose path (and query) is `path`, as received.
+void append_origin_form(std::string_view method, std::string_view path, std::string& out);
+
 // Appends the request head to send upstream.
 void build_upstream_request(const common::http::RequestHead& head,
                             const common::ProxyTarget& target,
@@ -60,9 +69,9 @@ void build_client_response(const common::http::ResponseHead& head, OutgoingBody 
 // An interim (1xx) response relayed to an HTTP/1.1 client.
 void build_interim_response(const common::http::ResponseHead& head, std::string& out);
 
-// A complete response made by the proxy itself: a short plain-text body
-// naming the cause, and a Proxy-Status field (RFC 9209) when `error_type`
-// is given.
+// A complete response made by the proxy itself: a Date, a short plain-text
+// body naming the cause, and a Proxy-Status field (RFC 9209) with the
+// error type and the detail when `error_type` is given.
 std::string build_error_response(int status, std::string_view detail, bool close,
                                  std::string_view error_type);
 

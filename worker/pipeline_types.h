@@ -44,19 +44,23 @@ struct Route {
 // Every way the pipeline (or a protocol, before it) can refuse a request.
 // One table (refusal.cpp) maps each to what each protocol and the logs say.
 enum class RefusalCause {
-    kBadRequest,          // the protocol could not read what was asked (400)
-    kPortDenied,          // tunnel port not in connect_ports (403)
-    kViaLoop,             // the request names us in Via (508)
-    kAddressLoop,         // the destination is one of our listeners (508)
-    kPrivateDestination,  // every address is private and that is denied (403)
-    kResolve,             // the name did not resolve (502)
-    kConnectRefused,      // refused, unreachable, reset (502)
-    kConnectTimeout,      // connect_timeout (504)
-    kClientTimeout,       // the client did not finish its request head in time (408)
-    kUpstreamProtocol,    // the upstream's response is malformed (502)
-    kUpstreamIncomplete,  // the upstream closed without (a whole) response head (502)
-    kUpstreamTimeout,     // the upstream did not answer in time (504)
-    kInternal,            // out of memory or descriptors (500)
+    kBadRequest,              // the protocol could not read what was asked (400)
+    kPortDenied,              // tunnel port not in connect_ports (403)
+    kViaLoop,                 // the request names us in Via (508)
+    kAddressLoop,             // the destination is one of our listeners (508)
+    kPrivateDestination,      // every address is private and that is denied (403)
+    kResolve,                 // the name did not resolve (502)
+    kResolveTimeout,          // no DNS answer within dns_timeout (504)
+    kUnreachable,             // no route to the destination (502)
+    kConnectRefused,          // refused or reset while connecting (502)
+    kConnectTimeout,          // connect_timeout (504)
+    kClientTimeout,           // the client did not finish its request head in time (408)
+    kUpstreamProtocol,        // the upstream's response is malformed (502)
+    kUpstreamHeadTooLarge,    // the upstream's response head is over max_header_size (502)
+    kUpstreamTransferCoding,  // a response transfer coding other than chunked (502)
+    kUpstreamIncomplete,      // the upstream closed without (a whole) response head (502)
+    kUpstreamTimeout,         // the upstream did not answer in time (504)
+    kInternal,                // out of memory or descriptors (500)
 };
 
 struct Refusal {

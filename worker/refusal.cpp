@@ -18,25 +18,36 @@ struct CauseRow {
     uint32_t error_class;
 };
 
-// Indexed by RefusalCause.
+// Indexed by RefusalCause. The error types are RFC 9209's (§2.3): a
+// refusal by configuration is http_request_denied, except the destination
+// address checks (destination_ip_prohibited) and loops (proxy_loop_detected);
+// a request the proxy could not read is http_request_error, whatever its
+// status (400, 408, 414, 431, 501, 505).
 constexpr CauseRow kCauses[] = {
     {"bad_request", 400, socks::kRepGeneralFailure, "http_request_error",
      channel::kErrClientProtocol},
-    {"port_denied", 403, socks::kRepNotAllowed, "destination_ip_prohibited", channel::kErrDenied},
-    {"via_loop", 508, socks::kRepNotAllowed, "http_request_denied", channel::kErrDenied},
-    {"address_loop", 508, socks::kRepNotAllowed, "http_request_denied", channel::kErrDenied},
+    {"port_denied", 403, socks::kRepNotAllowed, "http_request_denied", channel::kErrDenied},
+    {"via_loop", 508, socks::kRepNotAllowed, "proxy_loop_detected", channel::kErrDenied},
+    {"address_loop", 508, socks::kRepNotAllowed, "proxy_loop_detected", channel::kErrDenied},
     {"private_destination", 403, socks::kRepNotAllowed, "destination_ip_prohibited",
      channel::kErrDenied},
     {"dns_error", 502, socks::kRepHostUnreachable, "dns_error", channel::kErrUpstreamConnect},
+    {"dns_timeout", 504, socks::kRepHostUnreachable, "dns_timeout", channel::kErrTimeout},
+    {"unreachable", 502, socks::kRepNetworkUnreachable, "destination_ip_unroutable",
+     channel::kErrUpstreamConnect},
     {"connection_refused", 502, socks::kRepConnectionRefused, "connection_refused",
      channel::kErrUpstreamConnect},
     {"connection_timeout", 504, socks::kRepTtlExpired, "connection_timeout", channel::kErrTimeout},
-    {"client_timeout", 408, socks::kRepGeneralFailure, "", channel::kErrTimeout},
+    {"client_timeout", 408, socks::kRepGeneralFailure, "http_request_error", channel::kErrTimeout},
     {"upstream_protocol", 502, socks::kRepGeneralFailure, "http_protocol_error",
+     channel::kErrUpstreamProtocol},
+    {"upstream_head_too_large", 502, socks::kRepGeneralFailure, "http_response_header_section_size",
+     channel::kErrUpstreamProtocol},
+    {"upstream_transfer_coding", 502, socks::kRepGeneralFailure, "http_response_transfer_coding",
      channel::kErrUpstreamProtocol},
     {"upstream_incomplete", 502, socks::kRepGeneralFailure, "http_response_incomplete",
      channel::kErrUpstreamProtocol},
-    {"upstream_timeout", 504, socks::kRepTtlExpired, "connection_timeout", channel::kErrTimeout},
+    {"upstream_timeout", 504, socks::kRepTtlExpired, "http_response_timeout", channel::kErrTimeout},
     {"internal_error", 500, socks::kRepGeneralFailure, "proxy_internal_error",
      channel::kErrInternal},
 };
@@ -65,6 +76,10 @@ RefusalCause cause_of(ConnectError error) {
     switch (error) {
         case ConnectError::kResolve:
             return RefusalCause::kResolve;
+        case ConnectError::kResolveTimeout:
+            return RefusalCause::kResolveTimeout;
+        case ConnectError::kUnreachable:
+            return RefusalCause::kUnreachable;
         case ConnectError::kDenied:
             return RefusalCause::kPrivateDestination;
         case ConnectError::kLoop:

@@ -35,6 +35,7 @@ struct Resolver::Lookup {
     int ttl = kMaxTtlSeconds;
     std::vector<common::SocketAddress> v4, v6;
     std::string error;
+    bool timed_out = false;  // the error is a timeout
     std::vector<RequestId> waiters;
 };
 
@@ -191,6 +192,7 @@ void Resolver::on_dns_answer(int result, char type, int count, int ttl, void* ad
         }
         lookup.ttl = std::min(lookup.ttl, ttl);
     } else if (result != DNS_ERR_NONE && lookup.error.empty()) {
+        lookup.timed_out = result == DNS_ERR_TIMEOUT;
         lookup.error = result == DNS_ERR_NOTEXIST  ? "host not found"
                        : result == DNS_ERR_TIMEOUT ? "DNS timeout"
                                                    : evdns_err_to_string(result);
@@ -205,6 +207,7 @@ void Resolver::finish(Lookup& lookup) {
     result.addresses.insert(result.addresses.end(), lookup.v6.begin(), lookup.v6.end());
     result.ok = !result.addresses.empty();
     result.error = result.ok ? "" : (lookup.error.empty() ? "host not found" : lookup.error);
+    result.timed_out = !result.ok && lookup.timed_out;
     if (result.ok) {
         if (cache_.size() >= kMaxCacheEntries) cache_.clear();
         int ttl = std::clamp(lookup.ttl, kMinTtlSeconds, kMaxTtlSeconds);

@@ -23,6 +23,7 @@ struct Resolution {
     bool ok = false;
     std::string error;                             // "host not found", "DNS timeout", ...
     std::vector<common::SocketAddress> addresses;  // port 0; IPv4 first, then IPv6
+    bool timed_out = false;                        // no answer within the DNS timeout
 };
 
 class Resolver {

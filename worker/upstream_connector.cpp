@@ -38,7 +38,8 @@ void UpstreamConnect::start(const std::string& host, uint16_t port, Callback cal
 
 void UpstreamConnect::on_resolved(const Resolution& resolution) {
     if (!resolution.ok) {
-        fail(ConnectError::kResolve, "cannot resolve \"" + host_ + "\": " + resolution.error);
+        fail(resolution.timed_out ? ConnectError::kResolveTimeout : ConnectError::kResolve,
+             "cannot resolve \"" + host_ + "\": " + resolution.error);
         return;
     }
     std::string denied;
@@ -74,9 +75,7 @@ void UpstreamConnect::try_next() {
         if (bufferevent_socket_connect(connecting_.get(), address.get(), address.length) == 0) {
             return;  // on_event tells how it went
         }
-        last_error_ = "connect() to " + address.to_string() + " failed (" + std::to_string(errno) +
-                      ": " + std::strerror(errno) + ")";
-        last_kind_ = ConnectError::kRefused;
+        note_failure(address, errno);
     }
     connecting_.reset();
     fail(last_kind_, last_error_.empty() ? "cannot connect to " + host_ : last_error_);
@@ -100,12 +99,18 @@ void UpstreamConnect::on_event(bufferevent* bev, short events, void* arg) noexce
         self->last_kind_ = ConnectError::kTimeout;
         self->last_error_ = "connect to " + peer.to_string() + " timed out";
     } else {
-        int error = EVUTIL_SOCKET_ERROR();
-        self->last_kind_ = ConnectError::kRefused;
-        self->last_error_ = "connect() to " + peer.to_string() + " failed (" +
-                            std::to_string(error) + ": " + std::strerror(error) + ")";
+        self->note_failure(peer, EVUTIL_SOCKET_ERROR());
     }
     self->try_next();
+}
+
+// Unreachable is told apart from refused: RFC 9209 names them differently
+// (destination_ip_unroutable, connection_refused), and so do SOCKS replies.
+void UpstreamConnect::note_failure(const common::SocketAddress& address, int error) {
+    bool unreachable = error == ENETUNREACH || error == EHOSTUNREACH || error == ENETDOWN;
+    last_kind_ = unreachable ? ConnectError::kUnreachable : ConnectError::kRefused;
+    last_error_ = "connect() to " + address.to_string() + " failed (" + std::to_string(error) +
+                  ": " + std::strerror(error) + ")";
 }
 
 void UpstreamConnect::fail(ConnectError error, std::string detail) {

@@ -21,11 +21,13 @@ namespace worker {
 
 enum class ConnectError {
     kNone,
-    kResolve,  // name did not resolve (502)
-    kDenied,   // every address is forbidden by policy (403)
-    kLoop,     // the address is one of our own listeners (508)
-    kRefused,  // refused, unreachable, reset (502)
-    kTimeout,  // connect_timeout (504)
+    kResolve,         // name did not resolve (502)
+    kResolveTimeout,  // no DNS answer within dns_timeout (504)
+    kDenied,          // every address is forbidden by policy (403)
+    kLoop,            // the address is one of our own listeners (508)
+    kUnreachable,     // no route to the host or network (502)
+    kRefused,         // refused or reset while connecting (502)
+    kTimeout,         // connect_timeout (504)
 };
 
 struct ConnectResult {
@@ -57,6 +59,7 @@ class UpstreamConnect final : public Deferrable {
   private:
     void on_resolved(const Resolution& resolution);
     void try_next();
+    void note_failure(const common::SocketAddress& address, int error);
     void fail(ConnectError error, std::string detail);
     static void on_event(bufferevent* bev, short events, void* arg) noexcept;
 

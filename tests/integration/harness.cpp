@@ -238,6 +238,25 @@ std::vector<pid_t> children_of(pid_t parent) {
     return out;
 }
 
+uint16_t closed_port() {
+    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in sin{};
+    sin.sin_family = AF_INET;
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ::bind(fd, reinterpret_cast<sockaddr*>(&sin), sizeof sin);
+    socklen_t len = sizeof sin;
+    ::getsockname(fd, reinterpret_cast<sockaddr*>(&sin), &len);
+    ::close(fd);
+    return ntohs(sin.sin_port);
+}
+
+uint64_t resident_bytes(pid_t pid) {
+    std::string statm = read_file("/proc/" + std::to_string(pid) + "/statm");
+    unsigned long long size = 0, resident = 0;
+    if (std::sscanf(statm.c_str(), "%llu %llu", &size, &resident) != 2) return 0;
+    return resident * static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
+}
+
 // ===========================================================================
 // Json
 

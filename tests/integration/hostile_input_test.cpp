@@ -34,6 +34,7 @@ namespace {
 
 using namespace std::chrono_literals;
 using harness::Clock;
+using harness::closed_port;
 using harness::ConfigBuilder;
 using harness::HttpOrigin;
 using harness::HttpResponse;
@@ -44,17 +45,10 @@ using harness::ProxydInstance;
 using harness::RawClient;
 using harness::wait_for;
 
-// Resident set of a process now, from /proc (fresher than the reports).
-uint64_t rss_of(pid_t pid) {
-    std::string statm = harness::read_file("/proc/" + std::to_string(pid) + "/statm");
-    unsigned long long size = 0, resident = 0;
-    if (std::sscanf(statm.c_str(), "%llu %llu", &size, &resident) != 2) return 0;
-    return resident * static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
-}
-
+// Resident set of the workers now, from /proc (fresher than the reports).
 uint64_t rss_of(const std::vector<pid_t>& pids) {
     uint64_t sum = 0;
-    for (pid_t p : pids) sum += rss_of(p);
+    for (pid_t p : pids) sum += harness::resident_bytes(p);
     return sum;
 }
 
@@ -276,6 +270,46 @@ TEST_F(Hostile, MalformedRequestsGetTheirRequiredAnswer) {
     rows.push_back(answer("CONNECT with an empty host", connect(":" + P), 400));
     rows.push_back(answer("CONNECT with an unbracketed IPv6", connect("::1:" + P), 400));
     rows.push_back(answer("CONNECT with an asterisk", connect("*"), 400));
+    // The head rules apply to CONNECT as to every method (RFC 9112 §3.2,
+    // §6.3), and a CONNECT has no content (RFC 9110 §9.3.6): what follows
+    // its head could only be tunnel data, here a request to smuggle.
+    const std::string authority = "127.0.0.1:" + P;
+    const std::string connect_line = "CONNECT " + authority + " HTTP/1.1\r\n";
+    const std::string connect_host = "Host: " + authority + "\r\n";
+    rows.push_back(
+        answer("CONNECT without Host in HTTP/1.1", connect_line + "\r\n" + smuggled, 400));
+    rows.push_back(answer("CONNECT with two Host fields",
+                          connect_line + connect_host + connect_host + "\r\n" + smuggled, 400));
+    rows.push_back(answer("CONNECT with Content-Length and Transfer-Encoding",
+                          connect_line + connect_host +
+                              "Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n" + smuggled,
+                          400));
+    rows.push_back(answer("CONNECT with an invalid Content-Length",
+                          connect_line + connect_host + "Content-Length: 5x\r\n\r\n" + smuggled,
+                          400));
+    rows.push_back(answer("CONNECT with content",
+                          connect_line + connect_host + "Content-Length: 5\r\n\r\nhello" + smuggled,
+                          400));
+    rows.push_back(answer(
+        "CONNECT with a chunked body",
+        connect_line + connect_host + "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n" + smuggled,
+        400));
+    // A refused CONNECT closes, whatever stage refused it: the bytes behind
+    // its head were meant for the tunnel, never to be read as a request.
+    rows.push_back(answer("refused CONNECT (nothing listens), then a request",
+                          connect("127.0.0.1:" + std::to_string(closed_port())) + smuggled, 502));
+    rows.push_back(answer("refused CONNECT (host not found), then a request",
+                          connect("no-such-host.invalid:80") + smuggled, 502));
+    // Request-target forms (RFC 9112 §3.2): a forward proxy takes the
+    // absolute form (and CONNECT's authority form) only.
+    rows.push_back(
+        answer("asterisk form to a proxy", "OPTIONS * HTTP/1.1\r\n" + host + "\r\n", 400, false));
+    rows.push_back(answer("authority form without CONNECT",
+                          "GET " + origin_.host_port() + " HTTP/1.1\r\n" + host + "\r\n", 400,
+                          false));
+    rows.push_back(answer("fragment in the target",
+                          "GET " + origin_.url("/#frag") + " HTTP/1.1\r\n" + host + "\r\n", 400,
+                          false));
 
     const int accepted_before = origin_.connections_accepted();
     for (const Row& row : rows) {

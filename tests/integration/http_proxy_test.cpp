@@ -19,6 +19,7 @@ namespace {
 
 using namespace std::chrono_literals;
 using harness::Clock;
+using harness::closed_port;
 using harness::ConfigBuilder;
 using harness::CurlResult;
 using harness::HttpOrigin;
@@ -33,19 +34,6 @@ using harness::since;
 std::string lower(std::string s) {
     for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
     return s;
-}
-
-// A loopback port nothing listens on: bound, then closed.
-uint16_t closed_port() {
-    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in sin{};
-    sin.sin_family = AF_INET;
-    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ::bind(fd, reinterpret_cast<sockaddr*>(&sin), sizeof sin);
-    socklen_t len = sizeof sin;
-    ::getsockname(fd, reinterpret_cast<sockaddr*>(&sin), &len);
-    ::close(fd);
-    return ntohs(sin.sin_port);
 }
 
 class HttpProxy : public ::testing::Test {
@@ -493,6 +481,114 @@ TEST_F(HttpProxy, AnswersLoopingRequestLocally) {
         EXPECT_TRUE(resp->status == 508 || resp->status == 400) << resp->status;
     }
     EXPECT_EQ(origin_.request_count(), 0u);
+}
+
+// RFC 9112 §3.2.1 and §3.2.4: an absolute URI with an empty path goes to
+// the origin as "/" ("/?q" with a query), and as "*" for OPTIONS.
+TEST_F(HttpProxy, RewritesEmptyPathsAsTheRfcSays) {
+    ASSERT_TRUE(start());
+    const std::string host = "Host: " + origin_.host_port() + "\r\n";
+    struct Case {
+        std::string method, target, expected;
+    };
+    for (const Case& c : std::vector<Case>{
+             {"OPTIONS", "http://" + origin_.host_port(), "*"},
+             {"OPTIONS", "http://" + origin_.host_port() + "?q=1", "/?q=1"},
+             {"GET", "http://" + origin_.host_port() + "?q=1", "/?q=1"},
+             {"GET", "http://" + origin_.host_port(), "/"},
+         }) {
+        SCOPED_TRACE(c.method + " " + c.target);
+        origin_.clear();
+        auto resp = exchange(c.method + " " + c.target + " HTTP/1.1\r\n" + host + "\r\n");
+        ASSERT_TRUE(resp);
+        EXPECT_EQ(resp->status, 200);
+        auto req = origin_.last_request();
+        ASSERT_TRUE(req);
+        EXPECT_EQ(req->method, c.method);
+        EXPECT_EQ(req->target, c.expected);
+    }
+}
+
+// A half-close after pipelined requests ends the client's sending, not the
+// requests it sent: each is answered, then the connection closes.
+TEST_F(HttpProxy, AnswersPipelinedRequestsBeforeAHalfClose) {
+    ASSERT_TRUE(start());
+    for (bool wait_first : {false, true}) {
+        SCOPED_TRACE(wait_first ? "EOF while idle, one request still buffered"
+                                : "EOF right behind the requests");
+        RawClient client;
+        ASSERT_TRUE(client.connect(port_));
+        ASSERT_TRUE(client.send(get("/bytes/10") + get("/bytes/20") + get("/chunked/30")));
+        if (wait_first) {
+            auto r = client.read_response();
+            ASSERT_TRUE(r);
+            EXPECT_EQ(r->body, pattern_bytes(10));
+        }
+        client.shutdown_write();
+        std::vector<std::string> bodies;
+        for (int i = wait_first ? 1 : 0; i < 3; ++i) {
+            auto r = client.read_response();
+            ASSERT_TRUE(r) << "response " << i + 1
+                           << " lost; buffered: " << client.buffered().substr(0, 200);
+            bodies.push_back(r->body);
+        }
+        EXPECT_EQ(bodies.back(), pattern_bytes(30));
+        EXPECT_TRUE(client.wait_closed(3s));
+    }
+}
+
+// RFC 9209 error types, each with its details, and a Date on every answer
+// (RFC 9110 §6.6.1), made by the proxy or passed on.
+TEST_F(HttpProxy, AnswersCarryProxyStatusAndDate) {
+    ConfigBuilder config;
+    config.set("acl", "connect_ports", "443");
+    config.set("limits", "upstream_timeout", "1s");
+    config.set("limits", "header_timeout", "1s");
+    ASSERT_TRUE(start(config));
+    auto expect_status = [](const std::optional<HttpResponse>& r, int status,
+                            const std::string& type) {
+        ASSERT_TRUE(r);
+        EXPECT_EQ(r->status, status) << r->body;
+        EXPECT_EQ(r->header("Proxy-Status")
+                      .value_or("")
+                      .rfind("proxyd; error=" + type + "; details=\"", 0),
+                  0u)
+            << r->header("Proxy-Status").value_or("(none)");
+        EXPECT_TRUE(r->has_header("Date"));
+    };
+    expect_status(exchange("CONNECT " + origin_.host_port() +
+                           " HTTP/1.1\r\nHost: " + origin_.host_port() + "\r\n\r\n"),
+                  403, "http_request_denied");
+    expect_status(exchange(get("/silent")), 504, "http_response_timeout");
+    expect_status(exchange("GET http://127.0.0.1:" + std::to_string(closed_port()) +
+                           "/ HTTP/1.1\r\nHost: x\r\n\r\n"),
+                  502, "connection_refused");
+    expect_status(exchange(get("/", "Via: 1.1 proxyd\r\n")), 508, "proxy_loop_detected");
+    expect_status(exchange("GET " + origin_.url("/") + " HTTP/1.1\r\nHost: x\r\n", 4s), 408,
+                  "http_request_error");
+    auto passed_on = exchange(get("/bytes/10"));
+    ASSERT_TRUE(passed_on);
+    EXPECT_EQ(passed_on->status, 200);
+    EXPECT_TRUE(passed_on->has_header("Date"));
+    EXPECT_FALSE(passed_on->has_header("Proxy-Status"));
+}
+
+// A refused CONNECT closes the connection whatever refused it; here the
+// private-address check, after the name was resolved.
+TEST_F(HttpProxy, RefusedConnectClosesTheConnection) {
+    ConfigBuilder config;
+    config.set("acl", "deny_private_destinations", "yes");
+    ASSERT_TRUE(start(config));
+    RawClient client;
+    ASSERT_TRUE(client.connect(port_));
+    ASSERT_TRUE(client.send("CONNECT localhost:" + std::to_string(origin_.port()) +
+                            " HTTP/1.1\r\nHost: localhost\r\n\r\n" + get("/smuggled")));
+    auto r = client.read_response();
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 403);
+    EXPECT_TRUE(client.wait_closed(3s)) << "the tunnel's bytes were read as a request";
+    EXPECT_EQ(client.buffered(), "");
+    EXPECT_EQ(origin_.connections_accepted(), 0);
 }
 
 TEST_F(HttpProxy, RejectsOriginFormRequest) {

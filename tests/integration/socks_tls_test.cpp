@@ -31,6 +31,7 @@ namespace {
 
 using namespace std::chrono_literals;
 using harness::Clock;
+using harness::closed_port;
 using harness::ConfigBuilder;
 using harness::CurlResult;
 using harness::HttpOrigin;
@@ -108,19 +109,6 @@ std::string read_at_least(RawClient& client, size_t n, Millis timeout = 5s) {
         out += part;
     }
     return out;
-}
-
-// A loopback port nothing listens on: bound, then closed.
-uint16_t closed_port() {
-    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in sin{};
-    sin.sin_family = AF_INET;
-    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ::bind(fd, reinterpret_cast<sockaddr*>(&sin), sizeof sin);
-    socklen_t len = sizeof sin;
-    ::getsockname(fd, reinterpret_cast<sockaddr*>(&sin), &len);
-    ::close(fd);
-    return ntohs(sin.sin_port);
 }
 
 std::string http_get(const std::string& path, const std::string& host_port) {

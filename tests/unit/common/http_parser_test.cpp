@@ -671,17 +671,38 @@ TEST(HttpFraming, ResponseChunked) {
               BodyKind::kChunked);
 }
 
-TEST(HttpFraming, ResponseGzipThenChunkedIsChunked) {
-    const BodyFraming f = response_framing("200 OK\r\nTransfer-Encoding: gzip, chunked\r\n");
-    EXPECT_EQ(f.kind, BodyKind::kChunked);
-    EXPECT_EQ(f.error, ParseError::kNone);
+// The proxy re-frames bodies: a coding other than chunked would reach the
+// client without its name, so it is refused (as nginx does).
+TEST(HttpFraming, ResponseCodingsOtherThanChunkedAreRefused) {
+    for (const char* te : {"gzip, chunked", "gzip", "chunked, gzip", "identity", "x-custom"}) {
+        const BodyFraming f =
+            response_framing(std::string("200 OK\r\nTransfer-Encoding: ") + te + "\r\n");
+        EXPECT_EQ(f.error, ParseError::kUnsupportedTransferCoding) << te;
+    }
 }
 
-TEST(HttpFraming, ResponseWithoutFinalChunkedRunsUntilClose) {
-    EXPECT_EQ(response_framing("200 OK\r\nTransfer-Encoding: gzip\r\n").kind,
-              BodyKind::kUntilClose);
-    EXPECT_EQ(response_framing("200 OK\r\nTransfer-Encoding: chunked, gzip\r\n").kind,
-              BodyKind::kUntilClose);
+// A response to HEAD and a 304 pass their Content-Length on: it is checked.
+TEST(HttpFraming, BodilessResponseLengthIsValidated) {
+    const BodyFraming head = response_framing("200 OK\r\nContent-Length: 42\r\n", "HEAD");
+    EXPECT_EQ(head.kind, BodyKind::kNone);
+    EXPECT_TRUE(head.length_declared);
+    EXPECT_EQ(head.length, 42u);
+    const BodyFraming none = response_framing("304 Not Modified\r\n");
+    EXPECT_EQ(none.kind, BodyKind::kNone);
+    EXPECT_FALSE(none.length_declared);
+    for (const char* fields :
+         {"Content-Length: 1, 2\r\n", "Content-Length: 5\r\nContent-Length: 6\r\n",
+          "Content-Length: -1\r\n", "Content-Length: 0x10\r\n",
+          "Content-Length: 5\r\nTransfer-Encoding: chunked\r\n"}) {
+        EXPECT_NE(response_framing(std::string("200 OK\r\n") + fields, "HEAD").error,
+                  ParseError::kNone)
+            << fields;
+        EXPECT_NE(response_framing(std::string("304 Not Modified\r\n") + fields).error,
+                  ParseError::kNone)
+            << fields;
+    }
+    // No content at all: the fields are dropped unread.
+    EXPECT_EQ(response_framing("204 No Content\r\nContent-Length: x\r\n").error, ParseError::kNone);
 }
 
 TEST(HttpFraming, RejectsResponseWithLengthAndChunked) {

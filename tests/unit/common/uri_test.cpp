@@ -44,7 +44,7 @@ TEST(UriAbsolute, HostOnly) {
     EXPECT_EQ(t.host, "example.com");
     EXPECT_EQ(t.port, 80);
     EXPECT_FALSE(t.ipv6_literal);
-    EXPECT_EQ(t.path, "/");
+    EXPECT_EQ(t.path, "");  // sent as "/" (or "*" for OPTIONS): append_origin_form()
     EXPECT_EQ(t.host_header(80), "example.com");
     EXPECT_EQ(t.authority(), "example.com:80");
 }
@@ -131,8 +131,11 @@ TEST(UriAbsolute, FragmentRefused) {
     EXPECT_EQ(absolute_error("http://example.com/?q#f"), "fragment in request target");
 }
 
-TEST(UriAbsolute, QueryWithoutPathRefused) {
-    EXPECT_EQ(absolute_error("http://example.com?q=1"), "request target has a query but no path");
+// RFC 9112 §3.2.1: the path is empty; the request goes upstream as "/?q=1".
+TEST(UriAbsolute, QueryWithoutPathIsKeptForTheOriginForm) {
+    ProxyTarget t = absolute("http://example.com:81?q=1");
+    EXPECT_EQ(t.port, 81);
+    EXPECT_EQ(t.path, "?q=1");
 }
 
 TEST(UriAbsolute, BadPort) {

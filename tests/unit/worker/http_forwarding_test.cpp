@@ -57,12 +57,28 @@ std::string upstream_request(const std::string& text) {
     return out.substr(7);
 }
 
+// Takes out the one Date line a response holds, so the rest compares byte
+// for byte (the Date itself is tested on its own below).
+std::string without_date(std::string out) {
+    size_t at = out.find("\r\nDate: ");
+    EXPECT_NE(at, std::string::npos) << out;
+    if (at == std::string::npos) return out;
+    out.erase(at + 2, out.find("\r\n", at + 2) - at);
+    EXPECT_EQ(out.find("\r\nDate: "), std::string::npos) << "two Date fields";
+    return out;
+}
+
 std::string client_response(const std::string& text, OutgoingBody body, uint64_t length,
                             bool keep_alive, int client_minor) {
     auto r = response(text);
     std::string out;
     build_client_response(*r->head, body, length, keep_alive, client_minor, out);
-    return out;
+    return without_date(out);
+}
+
+std::string error_response(int status, std::string_view detail, bool close,
+                           std::string_view error_type) {
+    return without_date(build_error_response(status, detail, close, error_type));
 }
 
 // --- build_upstream_request -----------------------------------------------
@@ -84,6 +100,22 @@ TEST(ForwardingUpstream, OriginFormAndHostFromTarget) {
 TEST(ForwardingUpstream, DefaultPortAndEmptyPath) {
     EXPECT_EQ(upstream_request("HEAD http://example.com HTTP/1.1\r\nHost: example.com\r\n\r\n"),
               "HEAD / HTTP/1.1\r\nHost: example.com\r\nVia: 1.1 proxyd\r\n\r\n");
+}
+
+// RFC 9112 §3.2.1: an empty path is sent as "/", also before a query.
+TEST(ForwardingUpstream, QueryWithEmptyPathGetsSlash) {
+    EXPECT_EQ(upstream_request("GET http://example.com?a=1 HTTP/1.1\r\nHost: example.com\r\n\r\n"),
+              "GET /?a=1 HTTP/1.1\r\nHost: example.com\r\nVia: 1.1 proxyd\r\n\r\n");
+}
+
+// RFC 9112 §3.2.4: OPTIONS to a URI without path or query is asked as "*".
+TEST(ForwardingUpstream, OptionsWithEmptyPathIsAsteriskForm) {
+    EXPECT_EQ(upstream_request("OPTIONS http://example.com:8001 HTTP/1.1\r\nHost: x\r\n\r\n"),
+              "OPTIONS * HTTP/1.1\r\nHost: example.com:8001\r\nVia: 1.1 proxyd\r\n\r\n");
+    EXPECT_EQ(upstream_request("OPTIONS http://example.com/ HTTP/1.1\r\nHost: x\r\n\r\n"),
+              "OPTIONS / HTTP/1.1\r\nHost: example.com\r\nVia: 1.1 proxyd\r\n\r\n");
+    EXPECT_EQ(upstream_request("OPTIONS http://example.com?q HTTP/1.1\r\nHost: x\r\n\r\n"),
+              "OPTIONS /?q HTTP/1.1\r\nHost: example.com\r\nVia: 1.1 proxyd\r\n\r\n");
 }
 
 TEST(ForwardingUpstream, Ipv6HostHeader) {
@@ -310,13 +342,14 @@ TEST(ForwardingClientResponse, UntilCloseFromHttp10Upstream) {
 }
 
 TEST(ForwardingClientResponse, BodilessKeepsContentLength) {
-    // Response to HEAD: no body, but the representation's size is passed on.
+    // Response to HEAD: no body, but the representation's size is passed on
+    // (the length the parser validated, not the field's text).
     EXPECT_EQ(client_response("HTTP/1.1 200 OK\r\nContent-Length: 1234\r\n\r\n",
-                              OutgoingBody::kNone, 0, true, 1),
+                              OutgoingBody::kNoneButLength, 1234, true, 1),
               "HTTP/1.1 200 OK\r\nContent-Length: 1234\r\nVia: 1.1 proxyd\r\n\r\n");
     EXPECT_EQ(
         client_response("HTTP/1.1 304 Not Modified\r\nContent-Length: 10\r\nETag: \"e\"\r\n\r\n",
-                        OutgoingBody::kNone, 0, true, 1),
+                        OutgoingBody::kNoneButLength, 10, true, 1),
         "HTTP/1.1 304 Not Modified\r\nETag: \"e\"\r\nContent-Length: 10\r\nVia: 1.1 "
         "proxyd\r\n\r\n");
 }
@@ -335,6 +368,32 @@ TEST(ForwardingClientResponse, ReasonPhraseKept) {
               "HTTP/1.1 404 Not Here\r\nContent-Length: 0\r\nVia: 1.1 proxyd\r\n\r\n");
 }
 
+TEST(ForwardingClientResponse, DateAddedOnlyWhenMissing) {
+    auto dated = response("HTTP/1.1 200 OK\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\n\r\n");
+    std::string out;
+    build_client_response(*dated->head, OutgoingBody::kLength, 0, true, 1, out);
+    EXPECT_EQ(out,
+              "HTTP/1.1 200 OK\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\nContent-Length: 0\r\n"
+              "Via: 1.1 proxyd\r\n\r\n");
+    auto undated = response("HTTP/1.1 200 OK\r\n\r\n");
+    out.clear();
+    build_client_response(*undated->head, OutgoingBody::kLength, 0, true, 1, out);
+    EXPECT_NE(out.find("\r\nDate: "), std::string::npos) << out;
+}
+
+// IMF-fixdate, RFC 9110 §5.6.7: "Sun, 06 Nov 1994 08:49:37 GMT".
+TEST(ForwardingDate, ImfFixdate) {
+    std::string date(http_date_now());
+    ASSERT_EQ(date.size(), 29u) << date;
+    EXPECT_EQ(date.substr(3, 2), ", ");
+    EXPECT_EQ(date.substr(25), " GMT");
+    EXPECT_EQ(date[7], ' ');
+    EXPECT_EQ(date[11], ' ');
+    EXPECT_EQ(date[16], ' ');
+    EXPECT_EQ(date[19], ':');
+    EXPECT_EQ(date[22], ':');
+}
+
 TEST(ForwardingInterim, Continue) {
     auto r = response("HTTP/1.1 100 Continue\r\nX-Hop: 1\r\nConnection: X-Hop\r\nX-E: 2\r\n\r\n");
     std::string out;
@@ -346,27 +405,37 @@ TEST(ForwardingInterim, Continue) {
 
 TEST(ForwardingError, WithProxyStatusAndClose) {
     const std::string body = "proxyd: CONNECT to port 25 is not allowed\n";
-    EXPECT_EQ(build_error_response(403, "CONNECT to port 25 is not allowed", true,
-                                   "destination_ip_prohibited"),
+    EXPECT_EQ(error_response(403, "CONNECT to port 25 is not allowed", true, "http_request_denied"),
               "HTTP/1.1 403 Forbidden\r\n"
               "Content-Type: text/plain; charset=utf-8\r\n"
               "Content-Length: " +
                   std::to_string(body.size()) +
                   "\r\n"
-                  "Proxy-Status: proxyd; error=destination_ip_prohibited\r\n"
+                  "Proxy-Status: proxyd; error=http_request_denied; "
+                  "details=\"CONNECT to port 25 is not allowed\"\r\n"
                   "Connection: close\r\n"
                   "\r\n" +
                   body);
 }
 
 TEST(ForwardingError, WithoutTypeOrClose) {
-    std::string out = build_error_response(502, "host not found", false, "");
+    std::string out = error_response(502, "host not found", false, "");
     EXPECT_EQ(out,
               "HTTP/1.1 502 Bad Gateway\r\n"
               "Content-Type: text/plain; charset=utf-8\r\n"
               "Content-Length: 23\r\n"
               "\r\n"
               "proxyd: host not found\n");
+}
+
+// details is an RFC 8941 sf-string: quotes and backslashes escaped, and
+// nothing outside printable ASCII.
+TEST(ForwardingError, DetailsAreAStructuredFieldString) {
+    std::string out = error_response(502, "a \"b\" c\\d\x01\xc3\xa9", false, "dns_error");
+    EXPECT_NE(out.find("Proxy-Status: proxyd; error=dns_error; details=\"a \\\"b\\\" "
+                       "c\\\\d???\"\r\n"),
+              std::string::npos)
+        << out;
 }
 
 TEST(ForwardingError, ContentLengthMatchesBody) {

@@ -68,7 +68,7 @@ TEST(Policy, ViaLoopRefusedForEveryMode) {
         ASSERT_TRUE(refused);
         EXPECT_EQ(refused->cause, RefusalCause::kViaLoop);
         EXPECT_EQ(refused->http_status, 508);
-        EXPECT_STREQ(refused->error_type, "http_request_denied");
+        EXPECT_STREQ(refused->error_type, "proxy_loop_detected");
     }
 }
 
@@ -128,8 +128,12 @@ TEST(Refusal, EveryConnectErrorHasItsCause) {
          channel::kErrUpstreamConnect},
         {ConnectError::kDenied, 403, common::socks::kRepNotAllowed, "destination_ip_prohibited",
          channel::kErrDenied},
-        {ConnectError::kLoop, 508, common::socks::kRepNotAllowed, "http_request_denied",
+        {ConnectError::kResolveTimeout, 504, common::socks::kRepHostUnreachable, "dns_timeout",
+         channel::kErrTimeout},
+        {ConnectError::kLoop, 508, common::socks::kRepNotAllowed, "proxy_loop_detected",
          channel::kErrDenied},
+        {ConnectError::kUnreachable, 502, common::socks::kRepNetworkUnreachable,
+         "destination_ip_unroutable", channel::kErrUpstreamConnect},
         {ConnectError::kRefused, 502, common::socks::kRepConnectionRefused, "connection_refused",
          channel::kErrUpstreamConnect},
         {ConnectError::kTimeout, 504, common::socks::kRepTtlExpired, "connection_timeout",
@@ -157,9 +161,56 @@ TEST(Refusal, CauseNamesAreUniqueAndEveryCauseHasARow) {
         names.insert(cause_name(cause));
     }
     EXPECT_EQ(names.size(), static_cast<size_t>(RefusalCause::kInternal) + 1);
-    // The request-head timeout carries no Proxy-Status: the proxy itself
-    // gave up on the client.
-    EXPECT_STREQ(make_refusal(RefusalCause::kClientTimeout, "").error_type, "");
+}
+
+// Every refusal carries a Proxy-Status error type from RFC 9209's registry
+// (§2.3), and the one that says what happened.
+TEST(Refusal, ProxyStatusTypesAreRfc9209s) {
+    const std::set<std::string> registry = {"dns_timeout",
+                                            "dns_error",
+                                            "destination_not_found",
+                                            "destination_unavailable",
+                                            "destination_ip_prohibited",
+                                            "destination_ip_unroutable",
+                                            "connection_refused",
+                                            "connection_terminated",
+                                            "connection_timeout",
+                                            "connection_read_timeout",
+                                            "connection_write_timeout",
+                                            "connection_limit_reached",
+                                            "tls_protocol_error",
+                                            "tls_certificate_error",
+                                            "tls_alert_received",
+                                            "http_request_error",
+                                            "http_request_denied",
+                                            "http_response_incomplete",
+                                            "http_response_header_section_size",
+                                            "http_response_header_size",
+                                            "http_response_body_size",
+                                            "http_response_trailer_section_size",
+                                            "http_response_trailer_size",
+                                            "http_response_transfer_coding",
+                                            "http_response_content_coding",
+                                            "http_response_timeout",
+                                            "http_upgrade_failed",
+                                            "http_protocol_error",
+                                            "proxy_internal_response",
+                                            "proxy_internal_error",
+                                            "proxy_configuration_error",
+                                            "proxy_loop_detected"};
+    for (int i = 0; i <= static_cast<int>(RefusalCause::kInternal); ++i) {
+        auto cause = static_cast<RefusalCause>(i);
+        EXPECT_EQ(registry.count(make_refusal(cause, "").error_type), 1u) << cause_name(cause);
+    }
+    auto type = [](RefusalCause cause) { return std::string(make_refusal(cause, "").error_type); };
+    EXPECT_EQ(type(RefusalCause::kPortDenied), "http_request_denied");
+    EXPECT_EQ(type(RefusalCause::kViaLoop), "proxy_loop_detected");
+    EXPECT_EQ(type(RefusalCause::kAddressLoop), "proxy_loop_detected");
+    EXPECT_EQ(type(RefusalCause::kUpstreamTimeout), "http_response_timeout");
+    EXPECT_EQ(type(RefusalCause::kConnectTimeout), "connection_timeout");
+    EXPECT_EQ(type(RefusalCause::kClientTimeout), "http_request_error");
+    EXPECT_EQ(type(RefusalCause::kUpstreamHeadTooLarge), "http_response_header_section_size");
+    EXPECT_EQ(type(RefusalCause::kUpstreamTransferCoding), "http_response_transfer_coding");
 }
 
 }  // namespace
