@@ -14,6 +14,8 @@
 //   kConnecting  pipeline: connected                     success reply with BND -> kTunnel
 //   kConnecting  pipeline: refused (ports, loop, DNS,    failure reply -> kClosing
 //                private address, connect error)
+//   kConnecting  client half-close                       kConnecting (the tunnel passes
+//                                                        the EOF on after the payload)
 //   kTunnel      either side ends, error, idle timeout   closed
 //   kClosing     reply flushed                           closed
 #include "worker/socks_session.h"
@@ -273,6 +275,12 @@ void SocksSession::on_event(bufferevent* bev, short events, void* arg) noexcept 
     SocksSession* self = live<SocksSession>(arg);
     if (self == nullptr || (events & BEV_EVENT_CONNECTED)) return;  // a TLS handshake completed
     if (events & BEV_EVENT_ERROR) self->note_transport_error(bev);
+    if (events == (BEV_EVENT_EOF | BEV_EVENT_READING) && self->state_ == State::kConnecting) {
+        // A half-close behind a complete request ends the client's sending,
+        // not the request: the tunnel reads the EOF again once it runs and
+        // passes it on after the bytes sent before it.
+        return;
+    }
     self->close();
 }
 

@@ -11,6 +11,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/time.h>
@@ -552,6 +553,66 @@ TEST_F(SocksProxy, PipelinedGreetingRequestAndPayload) {
     ASSERT_TRUE(response) << rest.substr(0, 200);
     EXPECT_EQ(response->status, 200);
     EXPECT_EQ(response->body, pattern_bytes(2000));
+}
+
+// The same, with a half-close right behind the payload: the EOF ends the
+// client's sending, not the request. It reaches the origin after the
+// payload, and the origin's answer comes back. Before, an EOF that arrived
+// while the proxy was still connecting closed the session unanswered. The
+// origin's accept queue is kept full at first, so the proxy's SYN is
+// dropped and its connect lasts until the retransmission (about 1 s): the
+// EOF surely arrives while it connects. (The payload is short: a longer one
+// would fill the read buffer of the handshake, and the proxy would read no
+// further, nor see the EOF, before the tunnel starts.)
+TEST_F(SocksProxy, HalfCloseWhileConnectingIsPassedOnAfterThePayload) {
+    ASSERT_TRUE(start(config_with({"socks"})));
+    int listener = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in sin{};
+    sin.sin_family = AF_INET;
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof sin;
+    ASSERT_EQ(::bind(listener, reinterpret_cast<sockaddr*>(&sin), sizeof sin), 0);
+    ASSERT_EQ(::listen(listener, 0), 0);  // room for one connection not yet accepted
+    ::getsockname(listener, reinterpret_cast<sockaddr*>(&sin), &len);
+    std::vector<RawClient> fillers(2);
+    for (RawClient& f : fillers) f.connect(ntohs(sin.sin_port), 1s);
+
+    RawClient client;
+    ASSERT_TRUE(client.connect(port("socks")));
+    ASSERT_TRUE(client.send(kGreetingNoAuth + socks5_connect_ipv4(ntohs(sin.sin_port)) +
+                            std::string(10, 'x')));
+    client.shutdown_write();
+    std::this_thread::sleep_for(300ms);  // the proxy has read the EOF by now
+    for (RawClient& f : fillers) f.close();
+    // Serve every queued connection: each reads to EOF and answers the count.
+    std::thread origin([listener] {
+        for (int served = 0; served < 3; ++served) {
+            pollfd p{listener, POLLIN, 0};
+            if (::poll(&p, 1, 3000) <= 0) return;
+            int fd = ::accept(listener, nullptr, nullptr);
+            if (fd < 0) return;
+            size_t total = 0;
+            char buf[4096];
+            for (;;) {
+                pollfd q{fd, POLLIN, 0};
+                if (::poll(&q, 1, 3000) <= 0) break;
+                ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+                if (n <= 0) break;
+                total += static_cast<size_t>(n);
+            }
+            std::string answer = "got " + std::to_string(total) + "\n";
+            ::send(fd, answer.data(), answer.size(), MSG_NOSIGNAL);
+            ::close(fd);
+        }
+    });
+    bool closed = false;
+    std::string all = client.read_until_close(8s, &closed);
+    origin.join();
+    ::close(listener);
+    EXPECT_TRUE(closed);
+    ASSERT_GE(all.size(), 12u) << "the session closed unanswered: " << hex(all);
+    EXPECT_EQ(hex(all.substr(0, 4)), hex(bytes({5, 0, 5, 0})));
+    EXPECT_EQ(all.substr(12), "got 10\n");
 }
 
 // --- Malformed greetings and requests -------------------------------------------
