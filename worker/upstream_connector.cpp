@@ -17,10 +17,15 @@ namespace {
 
 constexpr size_t kMaxAddressesTried = 4;
 
+bool out_of_descriptors(int error) {
+    return error == EMFILE || error == ENFILE;
+}
+
 }  // namespace
 
-UpstreamConnect::UpstreamConnect(event_base* base, Resolver& resolver, const ConnectPolicy& policy)
-    : base_(base), resolver_(resolver), policy_(policy) {}
+UpstreamConnect::UpstreamConnect(event_base* base, Resolver& resolver, const ConnectPolicy& policy,
+                                 UpstreamPool* idle_pool)
+    : base_(base), resolver_(resolver), policy_(policy), idle_pool_(idle_pool) {}
 
 UpstreamConnect::~UpstreamConnect() {
     if (dns_request_) resolver_.cancel(dns_request_);
@@ -65,21 +70,41 @@ void UpstreamConnect::on_resolved(const Resolution& resolution) {
 
 void UpstreamConnect::try_next() {
     while (next_ < candidates_.size()) {
-        const common::SocketAddress& address = candidates_[next_++];
+        if (dial(candidates_[next_++])) return;  // on_event tells how it went
+    }
+    connecting_.reset();
+    fail(last_kind_, last_error_.empty() ? "cannot connect to " + host_ : last_error_);
+}
+
+// Starts connecting to `address`. False, with last_error_ set, when that
+// failed at once. An idle pooled connection is a descriptor nobody is using:
+// when the socket cannot be made for want of one, the oldest idle connection
+// is closed and the socket made again, once.
+bool UpstreamConnect::dial(const common::SocketAddress& address) {
+    for (bool retried = false;; retried = true) {
         connecting_.reset(bufferevent_socket_new(base_, -1, BEV_OPT_CLOSE_ON_FREE));
-        if (!connecting_) break;
+        if (!connecting_) {
+            last_error_ = "bufferevent_socket_new() failed";
+            return false;
+        }
         bufferevent_setcb(connecting_.get(), nullptr, nullptr, on_event, this);
         timeval timeout = to_timeval(policy_.connect_timeout);
         bufferevent_set_timeouts(connecting_.get(), nullptr, &timeout);
         if (bufferevent_socket_connect(connecting_.get(), address.get(), address.length) == 0) {
-            return;  // on_event tells how it went
+            return true;
         }
-        last_error_ = "connect() to " + address.to_string() + " failed (" + std::to_string(errno) +
-                      ": " + std::strerror(errno) + ")";
+        int error = errno;
+        if (!retried && out_of_descriptors(error) && idle_pool_ &&
+            idle_pool_->evict_oldest(1) > 0) {
+            LOG_INFO("out of descriptors connecting to %s: closed an idle upstream connection",
+                     address.to_string().c_str());
+            continue;
+        }
+        last_error_ = "connect() to " + address.to_string() + " failed (" + std::to_string(error) +
+                      ": " + std::strerror(error) + ")";
         last_kind_ = ConnectError::kRefused;
+        return false;
     }
-    connecting_.reset();
-    fail(last_kind_, last_error_.empty() ? "cannot connect to " + host_ : last_error_);
 }
 
 void UpstreamConnect::on_event(bufferevent* bev, short events, void* arg) noexcept {
