@@ -172,8 +172,6 @@ int Acceptor::accept_client(int listen_fd, sockaddr_storage& address, socklen_t&
             errno = error;
             return -1;
         }
-        LOG_INFO("out of descriptors at accept: closed %zu idle upstream connections or pipes",
-                 freed);
     }
 }
 

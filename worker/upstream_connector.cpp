@@ -96,8 +96,6 @@ bool UpstreamConnect::dial(const common::SocketAddress& address) {
         int error = errno;
         if (!retried && out_of_descriptors(error) && idle_pool_ &&
             idle_pool_->evict_oldest(1) > 0) {
-            LOG_INFO("out of descriptors connecting to %s: closed an idle upstream connection",
-                     address.to_string().c_str());
             continue;
         }
         last_error_ = "connect() to " + address.to_string() + " failed (" + std::to_string(error) +

@@ -61,7 +61,22 @@ size_t UpstreamPool::evict_oldest(size_t count) {
         remove(&oldest);
         ++closed;
     }
+    if (closed > 0) note_eviction(closed);
     return closed;
+}
+
+// Running out of descriptors is a state of the host that lasts (a hard
+// limit below the budget): a line a second tells it, not one per client.
+void UpstreamPool::note_eviction(size_t closed) {
+    evicted_unlogged_ += closed;
+    auto now = std::chrono::steady_clock::now();
+    if (now - last_eviction_log_ < std::chrono::seconds(1)) return;
+    LOG_WARN(
+        "out of descriptors: closed %zu idle upstream connections to make room (the limit of "
+        "open files is below what max_connections needs, see proxyd.conf(5))",
+        evicted_unlogged_);
+    evicted_unlogged_ = 0;
+    last_eviction_log_ = now;
 }
 
 void UpstreamPool::remove(Entry* entry) {

@@ -59,6 +59,7 @@ class UpstreamPool {
         Position self;  // this entry in lru_, for removal by address
     };
     void remove(Entry* entry);
+    void note_eviction(size_t closed);
     static void on_idle_read(bufferevent* bev, void* arg) noexcept;
     static void on_idle_event(bufferevent* bev, short events, void* arg) noexcept;
 
@@ -70,6 +71,8 @@ class UpstreamPool {
     std::list<Entry> lru_;
     // The entries of each key, least recently pooled first (at most per_key_).
     std::unordered_map<std::string, std::vector<Entry*>> by_key_;
+    size_t evicted_unlogged_ = 0;
+    std::chrono::steady_clock::time_point last_eviction_log_{};
 };
 
 }  // namespace worker
