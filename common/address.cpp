@@ -69,13 +69,30 @@ bool is_private_v4(const uint8_t* a) {
     return in_ranges(a, kRanges, sizeof(kRanges) / sizeof(kRanges[0]));
 }
 
+// IPv6 forms that carry an IPv4 address, and what is checked of each: a
+// translator or tunnel on the path would take the connection to that IPv4
+// address, so a private one is as private as itself.
+//
+//   ::ffff:0:0/96      IPv4-mapped (RFC 4291): the host dials the IPv4 address
+//   ::ffff:0:0:0/96    IPv4-translated (RFC 2765, SIIT): the last 32 bits
+//   64:ff9b::/96       NAT64 well-known prefix (RFC 6052): the last 32 bits
+//   2002::/16          6to4 (RFC 3056): bits 16-47
+//   2001::/32          Teredo (RFC 4380): the server, bits 32-63, and the
+//                      client, the last 32 bits inverted; either private refuses
+//
+// Refused whole, in the ranges above: ::/96 (IPv4-compatible, deprecated, and
+// Linux's sit0 still tunnels it) and 64:ff9b:1::/48 (local-use NAT64, RFC
+// 8215: not globally reachable, and where its IPv4 address sits depends on
+// the prefix length each network chose). Not read as IPv4: ISATAP interface
+// identifiers (::5efe:a.b.c.d under any prefix, RFC 5214), whose IPv4 address
+// is reached only from the same ISATAP link and is private as a rule, and
+// prefixes a network picks for itself (NAT64 network-specific prefixes, 6rd),
+// which no address shows.
 bool is_private_v6(const uint8_t* a) {
     static const Range kRanges[] = {
-        {{0}, 96},  // ::/96: unspecified, loopback, v4-compatible
-        {{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}, 128},
+        {{0}, 96},                             // ::/96: unspecified, loopback, v4-compatible
         {{0x00, 0x64, 0xff, 0x9b, 0, 1}, 48},  // local-use NAT64
         {{0x01, 0x00}, 64},                    // discard-only
-        {{0x20, 0x01, 0x00, 0x00}, 32},        // Teredo: tunnels to anywhere
         {{0x20, 0x01, 0x00, 0x02, 0, 0}, 48},  // benchmarking
         {{0x20, 0x01, 0x00, 0x10}, 28},        // ORCHID
         {{0x20, 0x01, 0x0d, 0xb8}, 32},        // documentation
@@ -85,13 +102,19 @@ bool is_private_v6(const uint8_t* a) {
         {{0xff}, 8},                           // multicast
     };
     if (in_ranges(a, kRanges, sizeof(kRanges) / sizeof(kRanges[0]))) return true;
-    // Forms that embed an IPv4 address: judge the embedded address.
     static const uint8_t kMapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    static const uint8_t kTranslated[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0};
     static const uint8_t kNat64[12] = {0x00, 0x64, 0xff, 0x9b};
-    if (std::memcmp(a, kMapped, 12) == 0 || std::memcmp(a, kNat64, 12) == 0) {
+    if (std::memcmp(a, kMapped, 12) == 0 || std::memcmp(a, kTranslated, 12) == 0 ||
+        std::memcmp(a, kNat64, 12) == 0) {
         return is_private_v4(a + 12);
     }
     if (a[0] == 0x20 && a[1] == 0x02) return is_private_v4(a + 2);  // 6to4
+    if (a[0] == 0x20 && a[1] == 0x01 && a[2] == 0 && a[3] == 0) {   // Teredo
+        uint8_t client[4];
+        for (int i = 0; i < 4; ++i) client[i] = static_cast<uint8_t>(~a[12 + i]);
+        return is_private_v4(a + 4) || is_private_v4(client);
+    }
     return false;
 }
 

@@ -82,7 +82,10 @@ bool address_allowed(const std::vector<Cidr>& ranges, const SocketAddress& addre
 // True for every address a forward proxy must not dial on behalf of a client
 // when private destinations are denied: unspecified, loopback, RFC 1918,
 // CGNAT, link-local, multicast, broadcast, reserved, documentation, ULA,
-// site-local, and IPv4-mapped/compatible/NAT64/6to4 forms of those.
+// site-local, and IPv6 forms that carry such an IPv4 address: IPv4-mapped,
+// IPv4-translated, NAT64 (64:ff9b::/96), 6to4, Teredo (server or client).
+// IPv4-compatible (::/96) and local-use NAT64 (64:ff9b:1::/48) addresses are
+// refused whatever they carry. address.cpp tells what is checked of each.
 bool is_private_destination(const SocketAddress& address);
 
 }  // namespace common

@@ -3,6 +3,7 @@
 #include <ini.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
@@ -211,6 +212,8 @@ const std::map<std::string, std::map<std::string, KeyRule>>& schema() {
              {"upstream_keepalive_per_destination",
               scalar(&Config::limits, &LimitsConfig::upstream_keepalive_per_destination,
                      parse_count)},
+             {"upstream_keepalive_max_idle",
+              scalar(&Config::limits, &LimitsConfig::upstream_keepalive_max_idle, parse_count)},
              {"dns_timeout", scalar(&Config::limits, &LimitsConfig::dns_timeout, parse_duration)},
              {"shared_table_keys",
               scalar(&Config::limits, &LimitsConfig::shared_table_keys, parse_count)},
@@ -597,6 +600,20 @@ ConfigPtr load_config(const std::string& path, std::string& error) {
     }
     loader.config.path = path;
     return std::make_shared<const Config>(std::move(loader.config));
+}
+
+uint64_t idle_upstream_limit(const LimitsConfig& limits) {
+    return std::min(limits.upstream_keepalive_max_idle, limits.max_connections);
+}
+
+DescriptorBudget descriptor_budget(const Config& config) {
+    DescriptorBudget budget;
+    budget.sessions = config.limits.max_connections * 2;
+    budget.idle_upstreams = idle_upstream_limit(config.limits);
+    budget.splice_pipes = kMaxSplicePipes * 2;
+    budget.listeners = config.listeners.size();
+    budget.fixed = kFixedDescriptors;
+    return budget;
 }
 
 }  // namespace common

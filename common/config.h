@@ -66,6 +66,9 @@ struct LimitsConfig {
     Duration upstream_timeout{60000};  // waiting for a response from upstream
     Duration upstream_keepalive_timeout{30000};
     uint64_t upstream_keepalive_per_destination = 8;
+    // Idle upstream connections per worker, all destinations together; the
+    // pool keeps at most idle_upstream_limit() of them.
+    uint64_t upstream_keepalive_max_idle = 1024;
     Duration dns_timeout{5000};
     // Size of the shared table (common/shared_table.h), fixed at first start.
     uint64_t shared_table_keys = 16384;    // distinct keys in use at once
@@ -88,6 +91,34 @@ struct Config {
 };
 
 using ConfigPtr = std::shared_ptr<const Config>;
+
+// Splice pipes (worker/pipe_pool.h) one worker holds at once, busy or idle,
+// two descriptors each; a relay that finds none copies through user space.
+constexpr uint64_t kMaxSplicePipes = 64;
+// Descriptors a worker holds whatever its traffic, with room to spare:
+// standard streams, error and access logs, the event loop (epoll and its
+// signal pipe), the channel to the master, the resolver's sockets (one per
+// nameserver), and files opened for a moment (/proc/self/statm, a log
+// being reopened). The listening sockets are counted apart.
+constexpr uint64_t kFixedDescriptors = 64;
+
+// The idle upstream connections one worker keeps: upstream_keepalive_max_idle,
+// but never more than max_connections.
+uint64_t idle_upstream_limit(const LimitsConfig& limits);
+
+// The descriptors one worker may hold at once, by holder. Every holder that
+// grows with traffic is capped, so the sum is a bound; the master raises
+// RLIMIT_NOFILE to total() (and workers inherit it).
+struct DescriptorBudget {
+    uint64_t sessions = 0;        // max_connections * 2: a client and its upstream
+    uint64_t idle_upstreams = 0;  // idle_upstream_limit()
+    uint64_t splice_pipes = 0;    // kMaxSplicePipes * 2
+    uint64_t listeners = 0;       // inherited from the master, one per [listen]
+    uint64_t fixed = 0;           // kFixedDescriptors
+
+    uint64_t total() const { return sessions + idle_upstreams + splice_pipes + listeners + fixed; }
+};
+DescriptorBudget descriptor_budget(const Config& config);
 
 // Loads and validates `path`. On failure returns nullptr and sets `error` to
 // one line naming the file and line ("proxyd.conf:3: unknown key \"x\" in

@@ -12,7 +12,10 @@ bool is_name_char(char c) {
     return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '.' || c == '_';
 }
 
+// One trailing dot ("127.1.") makes the name absolute and changes nothing
+// of what it means, so the label before it is the last one.
 bool last_label_numeric(std::string_view host) {
+    if (!host.empty() && host.back() == '.') host.remove_suffix(1);
     size_t dot = host.rfind('.');
     std::string_view label = dot == std::string_view::npos ? host : host.substr(dot + 1);
     if (label.empty()) return false;

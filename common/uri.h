@@ -36,8 +36,9 @@ bool parse_authority_target(std::string_view target, ProxyTarget& out, std::stri
 
 // Host validation shared by both forms, and by SOCKS: letters, digits,
 // hyphens, underscores and dots (a DNS name), or a canonical IPv4 literal.
-// A name whose last label is numeric ("127.1", "2130706433", "0x7f.1") is
-// refused, because resolvers disagree on what it means.
+// A name whose last label is numeric ("127.1", "2130706433", "0x7f.1", also
+// with a trailing dot: "127.0.0.1.") is refused, because resolvers disagree
+// on what it means.
 bool valid_host_name(std::string_view host, std::string& error);
 
 }  // namespace common

@@ -71,8 +71,11 @@ std::optional<long> parse_integer(std::string_view text, long min, long max) {
     return value;
 }
 
+// Workers inherit the limit: it must cover everything one worker may hold
+// at once (common::descriptor_budget(), which the worker's pools respect).
 void raise_nofile_limit(const common::Config& config) {
-    const rlim_t wanted = static_cast<rlim_t>(config.limits.max_connections) * 2 + 64;
+    const common::DescriptorBudget budget = common::descriptor_budget(config);
+    const rlim_t wanted = static_cast<rlim_t>(budget.total());
     rlimit limit{};
     if (::getrlimit(RLIMIT_NOFILE, &limit) != 0) {
         LOG_WARN("getrlimit(RLIMIT_NOFILE) failed (%d: %s)", errno, std::strerror(errno));
@@ -89,10 +92,16 @@ void raise_nofile_limit(const common::Config& config) {
     rlim_t target = wanted;
     if (limit.rlim_max != RLIM_INFINITY && limit.rlim_max < wanted) {
         LOG_WARN(
-            "the hard limit of open files (%llu) is below max_connections * 2 + 64 = %llu; "
-            "workers may run out of descriptors (raise it with ulimit -Hn or LimitNOFILE=)",
+            "the hard limit of open files (%llu) is below what a worker may hold, %llu "
+            "(max_connections * 2 + upstream keep-alive %llu + splice pipes %llu + listeners "
+            "%llu + %llu); workers may run out of descriptors and then close idle upstream "
+            "connections first (raise it with ulimit -Hn or LimitNOFILE=)",
             static_cast<unsigned long long>(limit.rlim_max),
-            static_cast<unsigned long long>(wanted));
+            static_cast<unsigned long long>(wanted),
+            static_cast<unsigned long long>(budget.idle_upstreams),
+            static_cast<unsigned long long>(budget.splice_pipes),
+            static_cast<unsigned long long>(budget.listeners),
+            static_cast<unsigned long long>(budget.fixed));
         target = limit.rlim_max;
     }
     if (target <= limit.rlim_cur) return;

@@ -83,8 +83,9 @@ std::vector<std::string_view> split_command(std::string_view line);
 // A decimal integer in [min, max]; nullopt for anything else.
 std::optional<long> parse_integer(std::string_view text, long min, long max);
 
-// Raises RLIMIT_NOFILE's soft limit to max_connections * 2 + 64 (capped by
-// the hard limit, with a warning when the hard limit is lower).
+// Raises RLIMIT_NOFILE's soft limit to a worker's descriptor budget,
+// common::descriptor_budget() (capped by the hard limit, with a warning when
+// the hard limit is lower).
 void raise_nofile_limit(const common::Config& config);
 
 // Switches to the configured user/group (only when running as root; when not

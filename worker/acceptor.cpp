@@ -137,8 +137,7 @@ void Acceptor::accept_one(Endpoint& endpoint) {
     skipped_wakeups_ = 0;
     sockaddr_storage address{};
     socklen_t length = sizeof(address);
-    int fd = ::accept4(endpoint.listener.fd, reinterpret_cast<sockaddr*>(&address), &length,
-                       SOCK_NONBLOCK | SOCK_CLOEXEC);
+    int fd = accept_client(endpoint.listener.fd, address, length);
     if (fd < 0) {
         // EAGAIN: another worker took it. ECONNABORTED: the client gave up.
         if (errno != EAGAIN && errno != EWOULDBLOCK && errno != ECONNABORTED && errno != EINTR) {
@@ -153,6 +152,26 @@ void Acceptor::accept_one(Endpoint& endpoint) {
         LOG_WARN("%llu connections reached max_connections: accepting paused",
                  static_cast<unsigned long long>(context_.counters.active_sessions));
         pause(kPausedAtLimit);
+    }
+}
+
+// Idle descriptors go before a client is turned away: when the table is
+// full, the oldest idle pooled upstream connections (and idle splice pipes)
+// are closed and the accept tried once more. Two pooled connections, since
+// the client will want an upstream of its own.
+int Acceptor::accept_client(int listen_fd, sockaddr_storage& address, socklen_t& length) {
+    for (bool retried = false;; retried = true) {
+        length = sizeof(address);
+        int fd = ::accept4(listen_fd, reinterpret_cast<sockaddr*>(&address), &length,
+                           SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd >= 0 || retried || (errno != EMFILE && errno != ENFILE)) return fd;
+        int error = errno;
+        size_t freed = context_.pool ? context_.pool->evict_oldest(2) : 0;
+        if (freed == 0 && context_.pipes) freed = context_.pipes->drop_idle();
+        if (freed == 0) {
+            errno = error;
+            return -1;
+        }
     }
 }
 

@@ -16,10 +16,12 @@
 //
 // Accepting pauses for any of these reasons and resumes only when none is
 // left: the master asked (accept balancing), the worker is at
-// max_connections, descriptors ran out (EMFILE/ENFILE: retried after a short
-// pause), or it is draining (permanent).
+// max_connections, descriptors ran out (EMFILE/ENFILE, with no idle pooled
+// upstream connection or pipe left to close: retried after a short pause),
+// or it is draining (permanent).
 #pragma once
 
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -68,6 +70,9 @@ class Acceptor {
 
     void apply();
     void accept_one(Endpoint& endpoint);
+    // accept4(), once more after closing idle descriptors when the table
+    // is full. The descriptor, or -1 with errno set.
+    int accept_client(int listen_fd, sockaddr_storage& address, socklen_t& length);
     void accept_failed(int error);
     bool should_yield() const;
     void publish_load();

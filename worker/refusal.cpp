@@ -88,6 +88,8 @@ RefusalCause cause_of(ConnectError error) {
             return RefusalCause::kConnectRefused;
         case ConnectError::kTimeout:
             return RefusalCause::kConnectTimeout;
+        case ConnectError::kNoResources:
+            return RefusalCause::kInternal;
         case ConnectError::kNone:
             break;
     }

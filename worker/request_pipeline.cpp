@@ -50,7 +50,7 @@ void RequestPipeline::start(const Intent& intent, bool may_reuse, Callback callb
 
 void RequestPipeline::dial(const Intent& intent) {
     connect_ = std::make_unique<UpstreamConnect>(context_.base, *context_.resolver,
-                                                 context_.connect_policy);
+                                                 context_.connect_policy, context_.pool);
     connect_->start(intent.destination.host, intent.destination.port,
                     [this](ConnectResult&& connected) { on_dialled(std::move(connected)); });
 }

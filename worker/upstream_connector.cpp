@@ -17,10 +17,15 @@ namespace {
 
 constexpr size_t kMaxAddressesTried = 4;
 
+bool out_of_descriptors(int error) {
+    return error == EMFILE || error == ENFILE;
+}
+
 }  // namespace
 
-UpstreamConnect::UpstreamConnect(event_base* base, Resolver& resolver, const ConnectPolicy& policy)
-    : base_(base), resolver_(resolver), policy_(policy) {}
+UpstreamConnect::UpstreamConnect(event_base* base, Resolver& resolver, const ConnectPolicy& policy,
+                                 UpstreamPool* idle_pool)
+    : base_(base), resolver_(resolver), policy_(policy), idle_pool_(idle_pool) {}
 
 UpstreamConnect::~UpstreamConnect() {
     if (dns_request_) resolver_.cancel(dns_request_);
@@ -66,19 +71,37 @@ void UpstreamConnect::on_resolved(const Resolution& resolution) {
 
 void UpstreamConnect::try_next() {
     while (next_ < candidates_.size()) {
-        const common::SocketAddress& address = candidates_[next_++];
+        if (dial(candidates_[next_++])) return;  // on_event tells how it went
+    }
+    connecting_.reset();
+    fail(last_kind_, last_error_.empty() ? "cannot connect to " + host_ : last_error_);
+}
+
+// Starts connecting to `address`. False, with last_error_ set, when that
+// failed at once. An idle pooled connection is a descriptor nobody is using:
+// when the socket cannot be made for want of one, the oldest idle connection
+// is closed and the socket made again, once.
+bool UpstreamConnect::dial(const common::SocketAddress& address) {
+    for (bool retried = false;; retried = true) {
         connecting_.reset(bufferevent_socket_new(base_, -1, BEV_OPT_CLOSE_ON_FREE));
-        if (!connecting_) break;
+        if (!connecting_) {
+            last_error_ = "bufferevent_socket_new() failed";
+            return false;
+        }
         bufferevent_setcb(connecting_.get(), nullptr, nullptr, on_event, this);
         timeval timeout = to_timeval(policy_.connect_timeout);
         bufferevent_set_timeouts(connecting_.get(), nullptr, &timeout);
         if (bufferevent_socket_connect(connecting_.get(), address.get(), address.length) == 0) {
-            return;  // on_event tells how it went
+            return true;
         }
-        note_failure(address, errno);
+        int error = errno;
+        if (!retried && out_of_descriptors(error) && idle_pool_ &&
+            idle_pool_->evict_oldest(1) > 0) {
+            continue;
+        }
+        note_failure(address, error);
+        return false;
     }
-    connecting_.reset();
-    fail(last_kind_, last_error_.empty() ? "cannot connect to " + host_ : last_error_);
 }
 
 void UpstreamConnect::on_event(bufferevent* bev, short events, void* arg) noexcept {
@@ -104,11 +127,17 @@ void UpstreamConnect::on_event(bufferevent* bev, short events, void* arg) noexce
     self->try_next();
 }
 
-// Unreachable is told apart from refused: RFC 9209 names them differently
-// (destination_ip_unroutable, connection_refused), and so do SOCKS replies.
+// Unreachable is told apart from refused, and a want of our own resources
+// from both: RFC 9209 names them differently (destination_ip_unroutable,
+// connection_refused, proxy_internal_error), and so do SOCKS replies.
 void UpstreamConnect::note_failure(const common::SocketAddress& address, int error) {
-    bool unreachable = error == ENETUNREACH || error == EHOSTUNREACH || error == ENETDOWN;
-    last_kind_ = unreachable ? ConnectError::kUnreachable : ConnectError::kRefused;
+    if (error == ENETUNREACH || error == EHOSTUNREACH || error == ENETDOWN) {
+        last_kind_ = ConnectError::kUnreachable;
+    } else if (out_of_descriptors(error) || error == ENOBUFS || error == ENOMEM) {
+        last_kind_ = ConnectError::kNoResources;
+    } else {
+        last_kind_ = ConnectError::kRefused;
+    }
     last_error_ = "connect() to " + address.to_string() + " failed (" + std::to_string(error) +
                   ": " + std::strerror(error) + ")";
 }

@@ -16,6 +16,7 @@
 #include "common/libevent_handles.h"
 #include "worker/deferred_delete.h"
 #include "worker/resolver.h"
+#include "worker/upstream_pool.h"
 
 namespace worker {
 
@@ -28,6 +29,7 @@ enum class ConnectError {
     kUnreachable,     // no route to the host or network (502)
     kRefused,         // refused or reset while connecting (502)
     kTimeout,         // connect_timeout (504)
+    kNoResources,     // no descriptor or memory for the socket (500)
 };
 
 struct ConnectResult {
@@ -51,7 +53,10 @@ class UpstreamConnect final : public Deferrable {
   public:
     using Callback = std::function<void(ConnectResult&&)>;
 
-    UpstreamConnect(event_base* base, Resolver& resolver, const ConnectPolicy& policy);
+    // `idle_pool`, when given, is where descriptors are taken back from
+    // when none is left for the socket.
+    UpstreamConnect(event_base* base, Resolver& resolver, const ConnectPolicy& policy,
+                    UpstreamPool* idle_pool = nullptr);
     ~UpstreamConnect() override;
 
     void start(const std::string& host, uint16_t port, Callback callback);
@@ -59,6 +64,7 @@ class UpstreamConnect final : public Deferrable {
   private:
     void on_resolved(const Resolution& resolution);
     void try_next();
+    bool dial(const common::SocketAddress& address);
     void note_failure(const common::SocketAddress& address, int error);
     void fail(ConnectError error, std::string detail);
     static void on_event(bufferevent* bev, short events, void* arg) noexcept;
@@ -66,6 +72,7 @@ class UpstreamConnect final : public Deferrable {
     event_base* base_;
     Resolver& resolver_;
     const ConnectPolicy& policy_;
+    UpstreamPool* idle_pool_;
     Resolver::RequestId dns_request_ = 0;
     std::string host_;
     uint16_t port_ = 0;

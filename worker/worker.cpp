@@ -44,9 +44,10 @@ namespace {
 
 namespace channel = common::channel;
 
-// Empty splice pipes kept for the next chunk (two descriptors each). A pipe
-// is busy only while a sink is slower than its source, so a few cover a
-// busy worker; more would sit on descriptors the sessions need.
+// Empty splice pipes kept for the next chunk (two descriptors each), out of
+// common::kMaxSplicePipes busy or idle. A pipe is busy only while a sink is
+// slower than its source, so a few cover a busy worker; more would sit on
+// descriptors the sessions need.
 constexpr size_t kIdlePipes = 32;
 
 uint64_t resident_bytes() {
@@ -148,9 +149,13 @@ bool Worker::setup() {
     }
     resolver_ = Resolver::create(base_.get(), config.limits.dns_timeout);
     if (!resolver_) return false;
+    // Both pools are lines of the descriptor budget the master sized
+    // RLIMIT_NOFILE for (common::descriptor_budget()).
     pool_ = std::make_unique<UpstreamPool>(config.limits.upstream_keepalive_timeout,
-                                           config.limits.upstream_keepalive_per_destination);
-    pipes_ = std::make_unique<PipePool>(config.limits.buffer_size, kIdlePipes);
+                                           config.limits.upstream_keepalive_per_destination,
+                                           common::idle_upstream_limit(config.limits));
+    pipes_ =
+        std::make_unique<PipePool>(config.limits.buffer_size, kIdlePipes, common::kMaxSplicePipes);
     access_log_ = std::make_unique<AccessLog>(config.log.access_log);
     std::string error;
     if (!access_log_->open(error)) {

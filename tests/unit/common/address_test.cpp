@@ -361,5 +361,101 @@ TEST(AddressPrivate, UnknownFamilyIsPrivate) {
     EXPECT_TRUE(is_private_destination(none));
 }
 
+// --- IPv6 forms that carry an IPv4 address -----------------------------------
+//
+// Each form is judged by the IPv4 address a translator or tunnel would reach,
+// so a private IPv4 address cannot be reached by spelling it in IPv6.
+
+TEST(AddressEmbeddedIpv4, TranslatedFormJudgesItsIpv4) {
+    // ::ffff:0:a.b.c.d, RFC 2765 (SIIT).
+    for (const char* host :
+         {"::ffff:0:127.0.0.1", "::ffff:0:7f00:1", "::ffff:0:10.0.0.1", "::ffff:0:192.168.1.1",
+          "::ffff:0:169.254.169.254", "0:0:0:0:ffff:0:a9fe:a9fe", "::ffff:0:0.0.0.0"}) {
+        EXPECT_TRUE(is_private_destination(numeric(host))) << host;
+    }
+    EXPECT_FALSE(is_private_destination(numeric("::ffff:0:8.8.8.8")));
+}
+
+TEST(AddressEmbeddedIpv4, MappedFormJudgesItsIpv4) {
+    for (const char* host : {"::ffff:127.0.0.1", "::ffff:7f00:1", "::ffff:172.16.0.1",
+                             "::ffff:100.64.0.1", "0:0:0:0:0:ffff:c0a8:1"}) {
+        EXPECT_TRUE(is_private_destination(numeric(host))) << host;
+    }
+    EXPECT_FALSE(is_private_destination(numeric("::ffff:1.1.1.1")));
+}
+
+TEST(AddressEmbeddedIpv4, CompatibleFormIsRefusedWhole) {
+    // ::a.b.c.d is deprecated (RFC 4291) and Linux's sit0 still tunnels it:
+    // refused whatever it embeds.
+    for (const char* host : {"::127.0.0.1", "::10.0.0.1", "::8.8.8.8", "::1.1.1.1"}) {
+        EXPECT_TRUE(is_private_destination(numeric(host))) << host;
+    }
+}
+
+TEST(AddressEmbeddedIpv4, Nat64WellKnownPrefixJudgesItsIpv4) {
+    // 64:ff9b::/96, RFC 6052: the IPv4 address is the last 32 bits.
+    for (const char* host :
+         {"64:ff9b::127.0.0.1", "64:ff9b::10.1.2.3", "64:ff9b::c0a8:101",
+          "64:ff9b::169.254.169.254", "64:ff9b::100.64.0.1", "64:ff9b::224.0.0.1"}) {
+        EXPECT_TRUE(is_private_destination(numeric(host))) << host;
+    }
+    for (const char* host : {"64:ff9b::8.8.8.8", "64:ff9b::1.1.1.1"}) {
+        EXPECT_FALSE(is_private_destination(numeric(host))) << host;
+    }
+    // Outside the /96 the prefix is no NAT64 address: an ordinary address.
+    EXPECT_FALSE(is_private_destination(numeric("64:ff9b:0:1::7f00:1")));
+}
+
+TEST(AddressEmbeddedIpv4, Nat64LocalUsePrefixIsRefusedWhole) {
+    // 64:ff9b:1::/48, RFC 8215: not globally reachable, and where the IPv4
+    // address sits depends on the prefix length the operator chose.
+    for (const char* host : {"64:ff9b:1::8.8.8.8", "64:ff9b:1::127.0.0.1",
+                             "64:ff9b:1:ffff:ffff:ffff:ffff:ffff", "64:ff9b:1:0:808:808::"}) {
+        EXPECT_TRUE(is_private_destination(numeric(host))) << host;
+    }
+    EXPECT_FALSE(is_private_destination(numeric("64:ff9b:2::8.8.8.8")));
+}
+
+TEST(AddressEmbeddedIpv4, SixToFourJudgesItsIpv4) {
+    // 2002:AABB:CCDD::/48, RFC 3056: the IPv4 address is bits 16-47.
+    for (const char* host : {"2002:7f00:1::", "2002:7f00:1:ffff::1", "2002:a00:1::1",
+                             "2002:ac10:1::", "2002:a9fe:a9fe::", "2002:6440:1::",
+                             "2002:c058:6301::" /* 6to4 relay anycast itself */, "2002::"}) {
+        EXPECT_TRUE(is_private_destination(numeric(host))) << host;
+    }
+    for (const char* host : {"2002:808:808::1", "2002:101:101:1::1"}) {
+        EXPECT_FALSE(is_private_destination(numeric(host))) << host;
+    }
+}
+
+TEST(AddressEmbeddedIpv4, TeredoJudgesServerAndClient) {
+    // 2001:0:SSSS:SSSS:flags:port:CCCC:CCCC, RFC 4380: the server's IPv4 is
+    // bits 32-63, the client's the last 32 bits inverted. A private one of
+    // either refuses.
+    // Client 127.0.0.1 (inverted: 80ff:fffe), public server 65.54.227.120.
+    EXPECT_TRUE(is_private_destination(numeric("2001:0:4136:e378:8000:63bf:80ff:fffe")));
+    // Client 10.0.0.1 (f5ff:fffe), client 192.168.1.1 (3f57:fefe).
+    EXPECT_TRUE(is_private_destination(numeric("2001:0:4136:e378:8000:63bf:f5ff:fffe")));
+    EXPECT_TRUE(is_private_destination(numeric("2001:0:4136:e378:8000:63bf:3f57:fefe")));
+    // Server 127.0.0.1 or 10.0.0.1, public client 8.8.8.8 (f7f7:f7f7).
+    EXPECT_TRUE(is_private_destination(numeric("2001:0:7f00:1:8000:63bf:f7f7:f7f7")));
+    EXPECT_TRUE(is_private_destination(numeric("2001:0:a00:1:8000:63bf:f7f7:f7f7")));
+    // Both public: a Teredo host on the Internet.
+    EXPECT_FALSE(is_private_destination(numeric("2001:0:4136:e378:8000:63bf:f7f7:f7f7")));
+    // Not inverted, the client 8.8.8.8 would read 247.247.247.247 (reserved).
+    EXPECT_TRUE(is_private_destination(numeric("2001:0:4136:e378:8000:63bf:808:808")));
+}
+
+TEST(AddressEmbeddedIpv4, OtherIpv6IsNotReadAsIpv4) {
+    // An interface identifier that happens to hold the bytes of 127.0.0.1,
+    // and an ISATAP identifier (RFC 5214: ::5efe:a.b.c.d under any prefix,
+    // where a private IPv4 address is the usual case and is reached only from
+    // the same ISATAP link), are ordinary global addresses.
+    for (const char* host : {"2606:4700::7f00:1", "2606:4700::5efe:10.0.0.1",
+                             "2606:4700::200:5efe:127.0.0.1", "2001:4860::ffff:0:7f00:1"}) {
+        EXPECT_FALSE(is_private_destination(numeric(host))) << host;
+    }
+}
+
 }  // namespace
 }  // namespace common

@@ -217,6 +217,32 @@ TEST_F(ConfigTest, BooleanKey) {
               "boolean (yes or no)");
 }
 
+// What one worker may hold at once: the master raises RLIMIT_NOFILE to it.
+TEST_F(ConfigTest, DescriptorBudgetCountsEveryHolder) {
+    ConfigPtr c = load_with_listener("[limits]\nmax_connections = 100\n");
+    ASSERT_NE(c, nullptr);
+    EXPECT_EQ(c->limits.upstream_keepalive_max_idle, 1024u);
+    EXPECT_EQ(idle_upstream_limit(c->limits), 100u);  // never above max_connections
+    DescriptorBudget budget = descriptor_budget(*c);
+    EXPECT_EQ(budget.sessions, 200u);
+    EXPECT_EQ(budget.idle_upstreams, 100u);
+    EXPECT_EQ(budget.splice_pipes, 2 * kMaxSplicePipes);
+    EXPECT_EQ(budget.listeners, 1u);
+    EXPECT_EQ(budget.fixed, kFixedDescriptors);
+    EXPECT_EQ(budget.total(), 200u + 100u + 128u + 1u + 64u);
+
+    c = load_with_listener("[limits]\nupstream_keepalive_max_idle = 50\n");
+    ASSERT_NE(c, nullptr);
+    EXPECT_EQ(c->limits.upstream_keepalive_max_idle, 50u);
+    EXPECT_EQ(descriptor_budget(*c).total(), 20000u + 50u + 128u + 1u + 64u);
+    c = load_with_listener("[limits]\nupstream_keepalive_max_idle = 0\n");
+    ASSERT_NE(c, nullptr);
+    EXPECT_EQ(idle_upstream_limit(c->limits), 0u);
+    EXPECT_EQ(error_with_listener("[limits]\nupstream_keepalive_max_idle = many\n"),
+              ":2: invalid value for \"upstream_keepalive_max_idle\" in [limits]: \"many\" is not "
+              "a whole number");
+}
+
 TEST_F(ConfigTest, CountKeys) {
     ConfigPtr c = load_with_listener(
         "[master]\nworker_max_sessions = 1000\nmax_draining_generations = 16\n"

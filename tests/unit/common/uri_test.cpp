@@ -246,5 +246,22 @@ TEST(UriHostName, Valid) {
     EXPECT_TRUE(valid_host_name(std::string(253, 'a'), error));
 }
 
+// A trailing dot makes a name absolute, not a different name: a numeric
+// spelling of an IPv4 address with one is as ambiguous as without.
+TEST(UriHostName, NumericHostsWithTrailingDotRefused) {
+    for (const char* host : {"127.0.0.1.", "127.1.", "2130706433.", "0x7f.1.", "0x7f000001.",
+                             "0177.0.0.1.", "127.000.000.001.", "example.123."}) {
+        std::string error;
+        EXPECT_FALSE(valid_host_name(host, error)) << host;
+        EXPECT_EQ(error, "ambiguous numeric host \"" + std::string(host) + "\"");
+    }
+    EXPECT_EQ(absolute_error("http://127.1./"), "ambiguous numeric host \"127.1.\"");
+    EXPECT_EQ(authority_error("127.0.0.1.:443"), "ambiguous numeric host \"127.0.0.1.\"");
+    std::string error;
+    EXPECT_TRUE(valid_host_name("example.com.", error)) << error;
+    EXPECT_TRUE(valid_host_name("localhost.", error)) << error;
+    EXPECT_FALSE(valid_host_name(".", error));
+}
+
 }  // namespace
 }  // namespace common

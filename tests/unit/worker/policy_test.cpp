@@ -108,6 +108,20 @@ TEST(Policy, DialledAddressPrivateOnlyWhenDenied) {
     EXPECT_EQ(check_dialled_address(policy, address("10.1.2.3", 80)), DialVerdict::kAllowed);
 }
 
+// Each dialled address is judged by the IPv4 address an IPv6 form carries.
+TEST(Policy, DialledIpv6CarryingAPrivateIpv4IsPrivate) {
+    ConnectPolicy policy;
+    policy.deny_private = true;
+    for (const char* host : {"::ffff:0:127.0.0.1", "64:ff9b::10.0.0.1", "64:ff9b:1::8.8.8.8",
+                             "2002:c0a8:101::1", "2001:0:4136:e378:8000:63bf:80ff:fffe"}) {
+        EXPECT_EQ(check_dialled_address(policy, address(host, 80)), DialVerdict::kPrivate) << host;
+    }
+    for (const char* host : {"::ffff:0:8.8.8.8", "64:ff9b::8.8.8.8", "2002:808:808::1",
+                             "2001:0:4136:e378:8000:63bf:f7f7:f7f7"}) {
+        EXPECT_EQ(check_dialled_address(policy, address(host, 80)), DialVerdict::kAllowed) << host;
+    }
+}
+
 TEST(Policy, AsDialledMapsV4MappedAndUnspecified) {
     EXPECT_EQ(as_dialled(address("::ffff:10.0.0.1", 80)).to_string(), "10.0.0.1:80");
     EXPECT_EQ(as_dialled(address("::", 80)).to_string(), "[::1]:80");

@@ -83,7 +83,7 @@ class Pipeline : public ::testing::Test {
         config->acl.connect_ports.push_back(*common::parse_port_range("1024-65535", error));
         resolver_ = Resolver::create(base_.get(), 2000ms);
         ASSERT_TRUE(resolver_);
-        pool_ = std::make_unique<UpstreamPool>(30s, 4);
+        pool_ = std::make_unique<UpstreamPool>(30s, 4, 16);
         ASSERT_TRUE(graveyard_.start(base_.get()));
         context_.base = base_.get();
         context_.config = config;

@@ -87,7 +87,9 @@ class SocketRelayTest : public ::testing::Test {
   protected:
     // Like a worker, the test ignores SIGPIPE: a splice or write to a
     // closed connection then fails with EPIPE instead of killing us.
-    SocketRelayTest() : base_(event_base_new()), pipes_(64 * 1024, 4) { signal(SIGPIPE, SIG_IGN); }
+    SocketRelayTest() : base_(event_base_new()), pipes_(64 * 1024, 4, 64) {
+        signal(SIGPIPE, SIG_IGN);
+    }
 
     // Starts a relay from source_ to sink_ and runs the loop until it ends
     // (or 10 s pass). Returns how it ended.
@@ -180,7 +182,7 @@ TEST_F(SocketRelayTest, CopiesWhenNoPipeCanBeMade) {
     // vptr check reports "invalid vptr" when it cannot make one).
     GTEST_SKIP() << "needs a full descriptor table, which the sanitizer runtime cannot bear";
 #endif
-    PipePool empty_pool(64 * 1024, 0);
+    PipePool empty_pool(64 * 1024, 0, 64);
     rlimit saved{};
     ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &saved), 0);
     rlimit lowered = saved;
@@ -212,7 +214,7 @@ TEST_F(SocketRelayTest, CopiesWhenNoPipeCanBeMade) {
 }
 
 TEST(PipePool, KeepsAtMostMaxIdleEmptyPipes) {
-    PipePool pool(64 * 1024, 2);
+    PipePool pool(64 * 1024, 2, 64);
     std::vector<Pipe> taken;
     for (int i = 0; i < 3; ++i) {
         auto pipe = pool.take();
