@@ -294,7 +294,7 @@ TEST_F(DialTest, WithNothingIdleTheDescriptorLimitIsTheFailure) {
         FullDescriptorTable full;
         result = dial(&pool);
     }
-    EXPECT_EQ(result.error, ConnectError::kRefused);
+    EXPECT_EQ(result.error, ConnectError::kNoResources);
     EXPECT_NE(result.detail.find("Too many open files"), std::string::npos) << result.detail;
 }
 
