@@ -141,7 +141,7 @@ asan: deps
 # suites that carry client and upstream bytes through the data path
 # (HTTP, CONNECT, SOCKS, TLS, hostile input, splice relay). The load and supervision
 # suites, whose timings ASan stretches, run under `make asan`.
-ASAN_CI_FILTER := HttpProxy*:Sizes/*:Socks*:Tls*:Hostile*:SpliceRelay*:Cli*:Harness*
+ASAN_CI_FILTER := HttpProxy*:Sizes/*:Socks*:Tls*:Hostile*:SpliceRelay*:Cli*:Harness*:EmbeddedIpv4*
 asan-ci: deps
 	$(Q)$(MAKE) --no-print-directory BUILD=build/asan SANITIZE=1 CXXFLAGS="-O1 -g" FUZZ_SMOKE_SECONDS=0 \
 	    INTEGRATION_FILTER='$(ASAN_CI_FILTER)' test
