@@ -42,6 +42,7 @@ using harness::ms_since;
 using harness::ProxydInstance;
 using harness::RawClient;
 using harness::RawTcpServer;
+using harness::send_all;
 using harness::wait_for;
 
 struct WorkerView {
@@ -126,15 +127,6 @@ bool read_head(int fd, const std::atomic<bool>& stopping) {
         in.append(buf, static_cast<size_t>(n));
     }
     return true;
-}
-
-void send_all(int fd, const std::string& data) {
-    size_t off = 0;
-    while (off < data.size()) {
-        ssize_t n = ::send(fd, data.data() + off, data.size() - off, MSG_NOSIGNAL);
-        if (n <= 0) return;
-        off += static_cast<size_t>(n);
-    }
 }
 
 // Waits (up to 10 s or stop) for the proxy to close its upstream end; true

@@ -238,6 +238,14 @@ std::vector<pid_t> children_of(pid_t parent) {
     return out;
 }
 
+void send_all(int fd, std::string_view data) {
+    while (!data.empty()) {
+        ssize_t n = ::send(fd, data.data(), data.size(), MSG_NOSIGNAL);
+        if (n <= 0) return;
+        data.remove_prefix(static_cast<size_t>(n));
+    }
+}
+
 uint16_t closed_port() {
     int fd = ::socket(AF_INET, SOCK_STREAM, 0);
     sockaddr_in sin{};

@@ -89,6 +89,9 @@ bool make_self_signed_cert(const std::string& cert_path, const std::string& key_
 bool process_alive(pid_t pid);
 // Pids whose parent is `parent` (read from /proc), zombies excluded.
 std::vector<pid_t> children_of(pid_t parent);
+// Blocking send of all of `data` on a socket (a RawTcpServer handler's);
+// stops at the first error.
+void send_all(int fd, std::string_view data);
 // A loopback port nothing listens on: bound, then closed.
 uint16_t closed_port();
 // The resident set of `pid` now, from /proc/PID/statm; 0 when it is gone.

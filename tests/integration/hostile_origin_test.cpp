@@ -32,6 +32,7 @@ using harness::HttpResponse;
 using harness::ProxydInstance;
 using harness::RawClient;
 using harness::RawTcpServer;
+using harness::send_all;
 
 constexpr uint64_t kMiB = 1024 * 1024;
 
@@ -49,15 +50,6 @@ std::string read_head(int fd, const std::atomic<bool>& stopping) {
         head.append(buf, static_cast<size_t>(n));
     }
     return head.find("\r\n\r\n") == std::string::npos ? "" : head;
-}
-
-void send_all(int fd, const std::string& data) {
-    size_t off = 0;
-    while (off < data.size()) {
-        ssize_t n = ::send(fd, data.data() + off, data.size() - off, MSG_NOSIGNAL);
-        if (n <= 0) return;
-        off += static_cast<size_t>(n);
-    }
 }
 
 // A request through the proxy to the origin on 127.0.0.1:`origin_port`.
