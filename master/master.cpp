@@ -384,6 +384,7 @@ std::string Master::status_answer() const {
     v["config"] = options_.config_path;
     v["target_workers"] = supervisor_->target();
     v["degraded"] = supervisor_->degraded();
+    v["starved_total"] = supervisor_->starved_total();
     v["stopping"] = supervisor_->stopping();
     v["upgrade_child"] = upgrade_child_;
     Json listeners = Json::array();

@@ -5,10 +5,15 @@
 // The harness config has heartbeat_interval = 200ms, heartbeat_timeout = 2s,
 // graceful_timeout = 5s and two workers unless a test says otherwise.
 #include <gtest/gtest.h>
+#include <sched.h>
 #include <signal.h>
+#include <sys/ptrace.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
+#include <sys/user.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -85,6 +90,47 @@ std::string proxyctl_bin() {
     return (slash == std::string::npos ? std::string() : bin.substr(0, slash + 1)) + "proxyctl";
 }
 
+// Makes worker `pid` spin in user space for good, as a worker caught in a
+// loop that never returns to its event loop: attaches with ptrace, writes
+// "jmp ." at its instruction pointer (in its own copy of the page) and
+// detaches. If it was inside a system call (epoll_wait), it spins once that
+// returns, within a heartbeat interval. False when ptrace is not possible.
+bool make_spin(pid_t pid) {
+#if defined(__x86_64__)
+    if (ptrace(PTRACE_ATTACH, pid, nullptr, nullptr) != 0) return false;
+    int status = 0;
+    if (waitpid(pid, &status, __WALL) != pid || !WIFSTOPPED(status)) return false;
+    user_regs_struct regs{};
+    bool ok = ptrace(PTRACE_GETREGS, pid, nullptr, &regs) == 0;
+    if (ok) {
+        errno = 0;
+        long word = ptrace(PTRACE_PEEKTEXT, pid, reinterpret_cast<void*>(regs.rip), nullptr);
+        ok = errno == 0;
+        word = static_cast<long>((static_cast<unsigned long>(word) & ~0xffffUL) | 0xfeebUL);
+        ok = ok && ptrace(PTRACE_POKETEXT, pid, reinterpret_cast<void*>(regs.rip),
+                          reinterpret_cast<void*>(word)) == 0;
+    }
+    ptrace(PTRACE_DETACH, pid, nullptr, nullptr);
+    return ok;
+#else
+    (void)pid;
+    return false;
+#endif
+}
+
+// Starves the calling thread's CPU of everyone else: pinned to `cpu` at nice
+// -20, it spins until `stop` (or `limit` passes).
+void hog_cpu(int cpu, const std::atomic<bool>& stop, std::chrono::milliseconds limit) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cpu, &set);
+    sched_setaffinity(0, sizeof set, &set);
+    setpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid)), -20);
+    auto until = Clock::now() + limit;
+    volatile uint64_t spin = 0;
+    while (!stop && Clock::now() < until) spin = spin + 1;
+}
+
 harness::ConfigBuilder with_workers(int n) {
     harness::ConfigBuilder config;
     config.set("master", "workers", std::to_string(n));
@@ -106,6 +152,9 @@ TEST(MasterWorkers, KilledWorkerIsReplaced) {
     EXPECT_TRUE(proxy.wait_for_log("killed by signal 9"));
 }
 
+// A stopped worker neither runs nor waits to run, like one asleep in a call
+// that never returns: it is blocked, and aborted (SIGABRT stays pending while
+// it is stopped; the SIGKILL a second later ends it).
 TEST(MasterWorkers, StoppedWorkerIsKilledAfterHeartbeatTimeout) {
     ProxydInstance proxy;
     ASSERT_TRUE(proxy.start());
@@ -113,13 +162,83 @@ TEST(MasterWorkers, StoppedWorkerIsKilledAfterHeartbeatTimeout) {
     ASSERT_EQ(before.size(), 2u);
     auto start = Clock::now();
     ASSERT_EQ(kill(before[0], SIGSTOP), 0);
-    EXPECT_TRUE(
-        wait_for([&] { return !listed(proxy, before[0]) && exactly_running(proxy, 2); }, 8s));
+    // heartbeat_timeout (2 s) + 2 s
+    EXPECT_TRUE(wait_for([&] { return !harness::process_alive(before[0]); }, 4s));
     long long took = ms_since(start);
-    std::printf("[ info     ] stopped worker replaced after %lld ms\n", took);
+    std::printf("[ info     ] stopped worker ended after %lld ms\n", took);
     EXPECT_GE(took, 1500);  // heartbeat_timeout is 2 s
-    EXPECT_TRUE(wait_for([&] { return !harness::process_alive(before[0]); }, 3s));
+    EXPECT_TRUE(
+        wait_for([&] { return !listed(proxy, before[0]) && exactly_running(proxy, 2); }, 5s));
     EXPECT_TRUE(proxy.wait_for_log("sent no report"));
+    EXPECT_TRUE(proxy.wait_for_log("(blocked: ")) << proxy.error_log();
+    EXPECT_FALSE(proxy.log_lines_with("to run, state T)").empty()) << proxy.error_log();
+}
+
+TEST(MasterWorkers, SpinningWorkerIsAbortedAfterHeartbeatTimeout) {
+    ProxydInstance proxy;
+    ASSERT_TRUE(proxy.start());
+    std::vector<pid_t> before = pids_of(proxy);
+    ASSERT_EQ(before.size(), 2u);
+    auto start = Clock::now();
+    if (!make_spin(before[0])) GTEST_SKIP() << "cannot ptrace a worker here";
+    // heartbeat_timeout (2 s) + 2 s, though the spinning worker shares the
+    // CPUs with whatever else runs.
+    EXPECT_TRUE(wait_for([&] { return !harness::process_alive(before[0]); }, 4s));
+    long long took = ms_since(start);
+    std::printf("[ info     ] spinning worker ended after %lld ms\n", took);
+    EXPECT_GE(took, 1500);
+    EXPECT_TRUE(proxy.wait_for_log("(spinning: ran ")) << proxy.error_log();
+    EXPECT_TRUE(proxy.wait_for_log("killed by signal 6"));
+    EXPECT_TRUE(
+        wait_for([&] { return !listed(proxy, before[0]) && exactly_running(proxy, 2); }, 5s));
+    EXPECT_EQ(proxy.status()["starved_total"].as_int(), 0);
+}
+
+// A worker that cannot get a CPU is working, not hung: pinned to one CPU at
+// the lowest priority (SCHED_IDLE) beside a nice -20 hog, it sends no report
+// for longer than heartbeat_timeout, and is left alone.
+TEST(MasterWorkers, StarvedWorkerIsNotAborted) {
+    ProxydInstance proxy;
+    ASSERT_TRUE(proxy.start());
+    std::vector<pid_t> before = pids_of(proxy);
+    ASSERT_EQ(before.size(), 2u);
+    const pid_t victim = before[0];
+    cpu_set_t mine;
+    ASSERT_EQ(sched_getaffinity(0, sizeof mine, &mine), 0);
+    int cpu = 0;
+    while (cpu < CPU_SETSIZE && !CPU_ISSET(cpu, &mine)) ++cpu;
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(cpu, &one);
+    sched_param idle{};
+    ASSERT_EQ(sched_setaffinity(victim, sizeof one, &one), 0);
+    ASSERT_EQ(sched_setscheduler(victim, SCHED_IDLE, &idle), 0);
+    if (setpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid)), -1) != 0) {
+        GTEST_SKIP() << "needs the right to raise a thread's priority";
+    }
+    setpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid)), 0);
+    std::atomic<bool> stop{false};
+    auto start = Clock::now();
+    // Until the master has judged the silence (or the worker got through).
+    std::thread hog([&] { hog_cpu(cpu, stop, 7s); });
+    bool judged = proxy.wait_for_log("but is starved of CPU", 7s);
+    stop = true;
+    hog.join();
+    std::printf("[ info     ] starved worker judged after %lld ms\n", ms_since(start));
+    ASSERT_TRUE(harness::process_alive(victim)) << proxy.error_log();
+    if (!judged) GTEST_SKIP() << "the worker was never starved for heartbeat_timeout here";
+    sched_param normal{};
+    sched_setscheduler(victim, SCHED_OTHER, &normal);
+    EXPECT_TRUE(proxy.wait_for_log("reports again after being starved of CPU"));
+    EXPECT_TRUE(listed(proxy, victim));
+    Json s = proxy.status();
+    EXPECT_GE(s["starved_total"].as_int(), 1);
+    for (const Json& w : s["workers"].items()) {
+        if (w["pid"].as_int() == victim) {
+            EXPECT_GE(w["starved"].as_int(), 1);
+        }
+    }
+    EXPECT_TRUE(proxy.log_lines_with("SIGABRT").empty()) << proxy.error_log();
 }
 
 TEST(MasterWorkers, CrashLoopBacksOffAndShowsDegraded) {
