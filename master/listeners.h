@@ -20,7 +20,9 @@
 namespace master {
 
 struct ListenSocket {
-    common::UniqueFd fd;
+    // Mutable: a stop closes the master's copy through every generation that
+    // shares the socket (Supervisor::close_listeners()); fd() is -1 after.
+    mutable common::UniqueFd fd;
     common::SocketAddress bound;  // read back with getsockname(): port 0 resolved
 };
 

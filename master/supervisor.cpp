@@ -281,6 +281,26 @@ void Supervisor::stop(bool graceful) {
             send_command(*w, ch::CommandCode::kStop);
         }
     }
+    close_listeners();
+}
+
+// The kernel keeps a listening socket, and queues new connections on it,
+// while any process holds a copy: the master's must go at once, or a new
+// client connects into a backlog nobody accepts from until the drain ends.
+// close(), never shutdown(): shutdown() would end the socket for every
+// holder, and the new master of a hot upgrade (which stops this one with
+// SIGQUIT) holds copies of its own and keeps serving on them.
+void Supervisor::close_listeners() {
+    bool closed = false;
+    auto close_all = [&closed](const Generation& generation) {
+        for (const Listener& l : generation.listeners) {
+            closed = closed || l.socket->fd;
+            l.socket->fd.reset();
+        }
+    };
+    if (current_) close_all(*current_);
+    for (auto& [pid, w] : workers_) close_all(*w->generation);
+    if (closed) LOG_INFO("listening sockets closed: new connections are refused");
 }
 
 bool Supervisor::slot_filled(int slot) const {

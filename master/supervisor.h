@@ -163,7 +163,9 @@ class Supervisor {
 
     // Stops everything: graceful drains every worker (SIGKILL at
     // graceful_timeout), otherwise workers get kStop and SIGKILL after 1 s.
-    // No worker is spawned afterwards.
+    // Either way the master's copies of the listening sockets close at once
+    // (the workers close theirs as they drain or stop), so new clients are
+    // refused. No worker is spawned afterwards.
     void stop(bool graceful);
     bool stopping() const { return stopping_; }
     bool empty() const { return workers_.empty(); }
@@ -199,6 +201,7 @@ class Supervisor {
     void check_stable(Clock::time_point now);
     void balance(Clock::time_point now);
     void limit_draining_generations();
+    void close_listeners();
     bool send_command(Worker& worker, common::channel::CommandCode code);
     void send_signal(Worker& worker, int sig);
     bool slot_filled(int slot) const;

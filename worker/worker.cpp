@@ -256,7 +256,10 @@ void Worker::begin_drain() {
     send_report();
 }
 
+// The listening sockets close first: a connection accepted now would only
+// be cut, and one queued for us would wait for the master to exit.
 void Worker::stop_now() {
+    if (acceptor_) acceptor_->close_listeners();
     event_base_loopexit(base_.get(), nullptr);
 }
 

@@ -5,6 +5,7 @@
 // The harness config has heartbeat_interval = 200ms, heartbeat_timeout = 2s,
 // graceful_timeout = 5s and two workers unless a test says otherwise.
 #include <gtest/gtest.h>
+#include <netinet/in.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/ptrace.h>
@@ -21,6 +22,7 @@
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <future>
 #include <set>
 #include <string>
@@ -129,6 +131,40 @@ void hog_cpu(int cpu, const std::atomic<bool>& stop, std::chrono::milliseconds l
     auto until = Clock::now() + limit;
     volatile uint64_t spin = 0;
     while (!stop && Clock::now() < until) spin = spin + 1;
+}
+
+// connect() to 127.0.0.1:`port`: 0 when it connected (accepted or only
+// queued in the backlog), else the errno, ECONNREFUSED once no process holds
+// the listening socket.
+int connect_error(uint16_t port) {
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return errno;
+    sockaddr_in sin{};
+    sin.sin_family = AF_INET;
+    sin.sin_port = htons(port);
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    int rc = connect(fd, reinterpret_cast<sockaddr*>(&sin), sizeof sin);
+    int err = rc == 0 ? 0 : errno;
+    close(fd);
+    return err;
+}
+
+// An origin that answers "slow\n" 1.5 s after the request's head.
+harness::RawTcpServer::Handler slow_origin() {
+    return [](int fd, const std::atomic<bool>& stopping) {
+        std::string request;
+        char buf[4096];
+        while (request.find("\r\n\r\n") == std::string::npos && !stopping) {
+            ssize_t n = recv(fd, buf, sizeof buf, 0);
+            if (n <= 0) return;
+            request.append(buf, static_cast<size_t>(n));
+        }
+        for (int i = 0; i < 15 && !stopping; ++i) std::this_thread::sleep_for(100ms);
+        const char* answer =
+            "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\nslow\n";
+        (void)send(fd, answer, std::strlen(answer), MSG_NOSIGNAL);
+        shutdown(fd, SHUT_WR);
+    };
 }
 
 harness::ConfigBuilder with_workers(int n) {
@@ -378,6 +414,63 @@ TEST(MasterLifecycle, SigquitLetsASlowRequestFinish) {
     std::printf("[ info     ] graceful stop took %lld ms with a 1.5 s request in flight\n",
                 ms_since(start));
     EXPECT_NE(access(proxy.pid_file_path().c_str(), F_OK), 0);
+}
+
+// A graceful stop closes the listening sockets at once, in the master and in
+// every draining worker: a new client is refused rather than left waiting in
+// the backlog until the drain ends, while the request in flight completes.
+void graceful_stop_refuses_new_clients(const std::function<void(ProxydInstance&)>& quit) {
+    harness::RawTcpServer slow(slow_origin());
+    ProxydInstance proxy;
+    ASSERT_TRUE(proxy.start());
+    uint16_t port = proxy.listener_port();
+    ASSERT_EQ(connect_error(port), 0);
+    std::string url = "http://127.0.0.1:" + std::to_string(slow.port()) + "/slow";
+    auto request = std::async(std::launch::async, [&] { return harness::curl_via(port, {url}); });
+    ASSERT_TRUE(wait_for([&] { return slow.connections_accepted() >= 1; }, 5s));
+    auto start = Clock::now();
+    quit(proxy);
+    bool refused = wait_for([&] { return connect_error(port) == ECONNREFUSED; }, 500ms, 10ms);
+    long long took = ms_since(start);
+    std::printf("[ info     ] new connections refused %lld ms into the graceful stop\n", took);
+    EXPECT_TRUE(refused) << "a new client could still connect " << took << " ms into the stop";
+    harness::CurlResult r = request.get();
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(r.out, "slow\n");
+    EXPECT_GE(ms_since(start), 1000);  // the stop did wait for it
+    EXPECT_EQ(proxy.wait_exit_code(8s), 0);
+}
+
+TEST(MasterLifecycle, SigquitClosesTheListeningSocketsAtOnce) {
+    graceful_stop_refuses_new_clients([](ProxydInstance& p) { ASSERT_TRUE(p.signal(SIGQUIT)); });
+}
+
+TEST(MasterLifecycle, QuitCommandClosesTheListeningSocketsAtOnce) {
+    graceful_stop_refuses_new_clients(
+        [](ProxydInstance& p) { ASSERT_TRUE(p.control_json("quit")["ok"].boolean()); });
+}
+
+// A fast stop too: the master's copy closes with the stop, not as the
+// master exits (its loop ends 100 ms after its last worker, and the log says
+// "master exited"), so new clients are refused while it still runs.
+TEST(MasterLifecycle, SigtermClosesTheListeningSocketsAtOnce) {
+    harness::RawTcpServer slow(slow_origin());
+    ProxydInstance proxy;
+    ASSERT_TRUE(proxy.start());
+    uint16_t port = proxy.listener_port();
+    std::string url = "http://127.0.0.1:" + std::to_string(slow.port()) + "/slow";
+    auto request = std::async(std::launch::async, [&] { return harness::curl_via(port, {url}); });
+    ASSERT_TRUE(wait_for([&] { return slow.connections_accepted() >= 1; }, 5s));
+    auto start = Clock::now();
+    ASSERT_TRUE(proxy.signal(SIGTERM));
+    bool refused = wait_for([&] { return connect_error(port) == ECONNREFUSED; }, 500ms, 2ms);
+    bool master_running = proxy.log_lines_with("master exited").empty();
+    std::printf("[ info     ] new connections refused %lld ms into the fast stop\n",
+                ms_since(start));
+    EXPECT_TRUE(refused);
+    EXPECT_TRUE(master_running) << "refused only once the master had exited";
+    EXPECT_NE(request.get().exit_code, 0);  // a fast stop cuts it
+    EXPECT_EQ(proxy.wait_exit_code(5s), 0);
 }
 
 TEST(MasterScaling, TtinAndTtouChangeTheWorkerCount) {
