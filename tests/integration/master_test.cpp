@@ -6,6 +6,7 @@
 // graceful_timeout = 5s and two workers unless a test says otherwise.
 #include <gtest/gtest.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/ptrace.h>
@@ -26,6 +27,7 @@
 #include <future>
 #include <set>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -658,6 +660,91 @@ TEST(MasterControl, GarbageAndOversizedLinesAreRefused) {
     EXPECT_TRUE(stats.has("bytes_in"));
     EXPECT_TRUE(stats.has("errors"));
     close(idle);
+}
+
+// Resident memory of `pid` in KiB (VmRSS), 0 when unreadable.
+long rss_kib(pid_t pid) {
+    std::string text = harness::read_file("/proc/" + std::to_string(pid) + "/status");
+    size_t at = text.find("VmRSS:");
+    return at == std::string::npos ? 0 : std::atol(text.c_str() + at + 6);
+}
+
+// A client that sends commands and never reads the answers costs the master
+// a bounded amount of memory: the master stops reading that client's
+// commands while its answers wait. Once the client reads, every command gets
+// its answer, in order.
+TEST(MasterControl, ClientThatNeverReadsCannotGrowTheMaster) {
+    ProxydInstance proxy;
+    ASSERT_TRUE(proxy.start());
+    const size_t answer_size = proxy.control("status").value_or("").size();
+    const long rss_before = rss_kib(proxy.master_pid());
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_un sun{};
+    sun.sun_family = AF_UNIX;
+    std::memcpy(sun.sun_path, proxy.control_socket_path().data(),
+                proxy.control_socket_path().size());
+    ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&sun), sizeof sun), 0);
+    // 20000 commands: some 50 MB of answers, were they all queued.
+    const std::string line = "status\n";
+    const std::string commands = [&] {
+        std::string all;
+        for (int i = 0; i < 20000; ++i) all += line;
+        return all;
+    }();
+    size_t sent = 0;
+    auto deadline = Clock::now() + 3s;
+    while (sent < commands.size() && Clock::now() < deadline) {
+        ssize_t n =
+            send(fd, commands.data() + sent, commands.size() - sent, MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (n > 0) {
+            sent += static_cast<size_t>(n);
+        } else {
+            std::this_thread::sleep_for(10ms);
+        }
+    }
+    // Complete the last line, so every command sent gets an answer.
+    while (sent % line.size() != 0) {
+        ssize_t n =
+            send(fd, commands.data() + sent, line.size() - sent % line.size(), MSG_NOSIGNAL);
+        ASSERT_GT(n, 0);
+        sent += static_cast<size_t>(n);
+    }
+    const size_t count = sent / line.size();
+    std::this_thread::sleep_for(500ms);  // let the master do what it will
+    const long rss_after = rss_kib(proxy.master_pid());
+    std::printf(
+        "[ info     ] %zu commands sent unread (answers of %zu bytes); master rss %ld -> %ld "
+        "KiB\n",
+        count, answer_size, rss_before, rss_after);
+    EXPECT_GT(count * answer_size, 16u << 20) << "the kernel took too few commands to tell";
+    EXPECT_LT(rss_after - rss_before, 8 * 1024);
+    // Everyone else is still served.
+    EXPECT_TRUE(proxy.status()["ok"].boolean());
+    // And the patient client gets all its answers.
+    size_t answers = 0;
+    std::string tail;
+    char buf[65536];
+    deadline = Clock::now() + 30s;
+    while (answers < count && Clock::now() < deadline) {
+        pollfd pfd{fd, POLLIN, 0};
+        if (poll(&pfd, 1, 1000) <= 0) continue;
+        ssize_t n = recv(fd, buf, sizeof buf, 0);
+        if (n <= 0) break;
+        tail.append(buf, static_cast<size_t>(n));
+        size_t start = 0, nl;
+        while ((nl = tail.find('\n', start)) != std::string::npos) {
+            std::string_view answer(tail.data() + start, nl - start);
+            if (answer.find("\"master_pid\":") == std::string_view::npos) {
+                ADD_FAILURE() << "not a status answer: " << answer.substr(0, 200);
+                break;
+            }
+            ++answers;
+            start = nl + 1;
+        }
+        tail.erase(0, start);
+    }
+    close(fd);
+    EXPECT_EQ(answers, count);
 }
 
 TEST(MasterControl, StatusNamesTheBoundListener) {
