@@ -110,6 +110,23 @@ bool ControlSocket::open(const std::string& path, bool takeover, std::string& er
     return true;
 }
 
+bool ControlSocket::check(const std::string& path, bool in_use_ok, std::string& error) {
+    sockaddr_un addr;
+    if (!make_address(path, addr, error)) return false;
+    struct stat st;
+    if (::lstat(path.c_str(), &st) == 0) {
+        if (!S_ISSOCK(st.st_mode)) {
+            error = "control socket \"" + path + "\" exists and is not a socket";
+            return false;
+        }
+        if (!in_use_ok && socket_in_use(addr)) {
+            error = "control socket \"" + path + "\" is in use by another process";
+            return false;
+        }
+    }
+    return true;
+}
+
 bool ControlSocket::start(event_base* base, Handler handler, std::string& error) {
     base_ = base;
     handler_ = std::move(handler);

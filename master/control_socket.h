@@ -45,6 +45,12 @@ class ControlSocket {
     // asking: the old master keeps its own descriptor. False with `error`.
     bool open(const std::string& path, bool takeover, std::string& error);
 
+    // What open() would refuse, found without creating or removing anything
+    // (proxyd -t): a path too long, a file there that is not a socket, a
+    // socket a live process accepts on (unless `in_use_ok`). The messages are
+    // open()'s. False with `error`. (Its directory: see master/preflight.h.)
+    static bool check(const std::string& path, bool in_use_ok, std::string& error);
+
     // Starts accepting clients on `base`. False with `error`.
     bool start(event_base* base, Handler handler, std::string& error);
 

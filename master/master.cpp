@@ -71,8 +71,18 @@ std::optional<long> parse_integer(std::string_view text, long min, long max) {
     return value;
 }
 
+rlim_t wanted_nofile(const common::Config& config) {
+    return static_cast<rlim_t>(config.limits.max_connections) * 2 + 64;
+}
+
+std::string nofile_shortfall(rlim_t hard_limit, rlim_t wanted) {
+    return "the hard limit of open files (" + std::to_string(hard_limit) +
+           ") is below max_connections * 2 + 64 = " + std::to_string(wanted) +
+           "; workers may run out of descriptors (raise it with ulimit -Hn or LimitNOFILE=)";
+}
+
 void raise_nofile_limit(const common::Config& config) {
-    const rlim_t wanted = static_cast<rlim_t>(config.limits.max_connections) * 2 + 64;
+    const rlim_t wanted = wanted_nofile(config);
     rlimit limit{};
     if (::getrlimit(RLIMIT_NOFILE, &limit) != 0) {
         LOG_WARN("getrlimit(RLIMIT_NOFILE) failed (%d: %s)", errno, std::strerror(errno));
@@ -88,11 +98,7 @@ void raise_nofile_limit(const common::Config& config) {
     }
     rlim_t target = wanted;
     if (limit.rlim_max != RLIM_INFINITY && limit.rlim_max < wanted) {
-        LOG_WARN(
-            "the hard limit of open files (%llu) is below max_connections * 2 + 64 = %llu; "
-            "workers may run out of descriptors (raise it with ulimit -Hn or LimitNOFILE=)",
-            static_cast<unsigned long long>(limit.rlim_max),
-            static_cast<unsigned long long>(wanted));
+        LOG_WARN("%s", nofile_shortfall(limit.rlim_max, wanted).c_str());
         target = limit.rlim_max;
     }
     if (target <= limit.rlim_cur) return;

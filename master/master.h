@@ -3,6 +3,7 @@
 // touches client traffic.
 #pragma once
 
+#include <sys/resource.h>
 #include <sys/types.h>
 
 #include <chrono>
@@ -86,6 +87,10 @@ std::optional<long> parse_integer(std::string_view text, long min, long max);
 // Raises RLIMIT_NOFILE's soft limit to max_connections * 2 + 64 (capped by
 // the hard limit, with a warning when the hard limit is lower).
 void raise_nofile_limit(const common::Config& config);
+// max_connections * 2 + 64: the descriptors a worker may need.
+rlim_t wanted_nofile(const common::Config& config);
+// The warning for a hard limit of open files below `wanted`.
+std::string nofile_shortfall(rlim_t hard_limit, rlim_t wanted);
 
 // Switches to the configured user/group (only when running as root; when not
 // root and they are set, warns and ignores them). The control socket is
