@@ -345,6 +345,11 @@ int on_ini_value(void* user, const char* section, const char* key, const char* v
     return static_cast<Loader*>(user)->on_value(section, key, value) ? 1 : 0;
 }
 
+bool is_wildcard(const SocketAddress& address) {
+    const std::string host = address.host_string();
+    return host == "0.0.0.0" || host == "::";
+}
+
 // Checks that need the whole file: required keys and relations between keys.
 // Errors name the section and key, since they belong to no single line.
 bool validate(Config& config, std::string& error) {
@@ -352,7 +357,7 @@ bool validate(Config& config, std::string& error) {
         error = "no [listen NAME] section: nothing to serve";
         return false;
     }
-    std::vector<SocketAddress> addresses;
+    std::vector<std::pair<SocketAddress, std::string>> addresses;  // and the listener's name
     for (ListenConfig& l : config.listeners) {
         std::string where = "[listen " + l.name + "]: ";
         if (l.address.host.empty()) {
@@ -362,14 +367,22 @@ bool validate(Config& config, std::string& error) {
         // Compared as addresses, so "[::1]:80" and "[0:0::1]:80" are one.
         auto address = SocketAddress::from_numeric(l.address.host, l.address.port);
         if (address && l.address.port != 0) {
-            for (const SocketAddress& other : addresses) {
+            for (const auto& [other, other_name] : addresses) {
                 if (other == *address) {
                     error =
                         where + "address " + address->to_string() + " is used by another listener";
                     return false;
                 }
+                // A wildcard address takes the port on every address of its
+                // family: binding both fails (IPv6 sockets are V6ONLY).
+                if (other.family() == address->family() && other.port() == address->port() &&
+                    (is_wildcard(other) || is_wildcard(*address))) {
+                    error = where + "address " + address->to_string() + " overlaps " +
+                            other.to_string() + " of [listen " + other_name + "]";
+                    return false;
+                }
             }
-            addresses.push_back(*address);
+            addresses.emplace_back(*address, l.name);
         }
         if (l.tls_certificate.empty() != l.tls_key.empty()) {
             error = where + "\"tls_certificate\" and \"tls_key\" must be set together";

@@ -110,6 +110,23 @@ bool ControlSocket::open(const std::string& path, bool takeover, std::string& er
     return true;
 }
 
+bool ControlSocket::check(const std::string& path, bool in_use_ok, std::string& error) {
+    sockaddr_un addr;
+    if (!make_address(path, addr, error)) return false;
+    struct stat st;
+    if (::lstat(path.c_str(), &st) == 0) {
+        if (!S_ISSOCK(st.st_mode)) {
+            error = "control socket \"" + path + "\" exists and is not a socket";
+            return false;
+        }
+        if (!in_use_ok && socket_in_use(addr)) {
+            error = "control socket \"" + path + "\" is in use by another process";
+            return false;
+        }
+    }
+    return true;
+}
+
 bool ControlSocket::start(event_base* base, Handler handler, std::string& error) {
     base_ = base;
     handler_ = std::move(handler);
@@ -190,9 +207,18 @@ void ControlSocket::on_read(bufferevent*, void* arg) noexcept {
     client->owner->read_lines(*client);
 }
 
+// Answers every complete line, until the answers waiting to be written
+// reach kOutputHighMark: then it stops reading (and answering) this client
+// until they are written (on_write resumes it).
 void ControlSocket::read_lines(Client& client) {
     evbuffer* input = bufferevent_get_input(client.bev.get());
+    evbuffer* output = bufferevent_get_output(client.bev.get());
     while (!client.closing) {
+        if (evbuffer_get_length(output) >= kOutputHighMark) {
+            client.paused = true;
+            bufferevent_disable(client.bev.get(), EV_READ);
+            return;
+        }
         evbuffer_ptr eol = evbuffer_search_eol(input, nullptr, nullptr, EVBUFFER_EOL_LF);
         if (eol.pos < 0) {
             if (evbuffer_get_length(input) > kMaxLineLength) {
@@ -239,15 +265,29 @@ void ControlSocket::answer(Client& client, const std::string& json, bool then_cl
     }
 }
 
+// Called once the answers are all written.
 void ControlSocket::on_write(bufferevent* bev, void* arg) noexcept {
     Client* client = static_cast<Client*>(arg);
     if (client->closing && evbuffer_get_length(bufferevent_get_output(bev)) == 0) {
         client->owner->close_client(*client);
+    } else if (client->paused) {
+        client->paused = false;
+        bufferevent_enable(bev, EV_READ);
+        client->owner->read_lines(*client);  // the lines read before the pause
     }
 }
 
 void ControlSocket::on_event(bufferevent* bev, short events, void* arg) noexcept {
     Client* client = static_cast<Client*>(arg);
+    if ((events & BEV_EVENT_TIMEOUT) && (events & BEV_EVENT_WRITING)) {
+        LOG_WARN(
+            "control connection closed: it read none of its answers for %lld s (%zu bytes "
+            "queued)",
+            static_cast<long long>(kWriteTimeout.tv_sec),
+            evbuffer_get_length(bufferevent_get_output(bev)));
+        client->owner->close_client(*client);
+        return;
+    }
     // The client closed its side after its last command: finish answering.
     bool pending = evbuffer_get_length(bufferevent_get_output(bev)) > 0;
     if ((events & BEV_EVENT_EOF) && pending && !(events & BEV_EVENT_ERROR)) {

@@ -5,7 +5,10 @@
 //
 // Clients are bufferevents with timeouts, so a client that connects and
 // says nothing (or never reads) costs a descriptor for a while, never the
-// master's attention.
+// master's attention. Nor its memory: a client's commands are read only
+// while fewer than kOutputHighMark bytes of answers wait for it, so one that
+// sends commands and never reads its answers holds at most that plus one
+// answer, and is closed when its write timeout passes.
 #pragma once
 
 #include <sys/types.h>
@@ -28,6 +31,7 @@ class ControlSocket {
 
     static constexpr size_t kMaxLineLength = 1024;
     static constexpr size_t kMaxClients = 64;
+    static constexpr size_t kOutputHighMark = 256 * 1024;
 
     ControlSocket() = default;
     ~ControlSocket();
@@ -40,6 +44,12 @@ class ControlSocket {
     // process"). With `takeover` (hot upgrade) the file is replaced without
     // asking: the old master keeps its own descriptor. False with `error`.
     bool open(const std::string& path, bool takeover, std::string& error);
+
+    // What open() would refuse, found without creating or removing anything
+    // (proxyd -t): a path too long, a file there that is not a socket, a
+    // socket a live process accepts on (unless `in_use_ok`). The messages are
+    // open()'s. False with `error`. (Its directory: see master/preflight.h.)
+    static bool check(const std::string& path, bool in_use_ok, std::string& error);
 
     // Starts accepting clients on `base`. False with `error`.
     bool start(event_base* base, Handler handler, std::string& error);
@@ -58,6 +68,7 @@ class ControlSocket {
         ControlSocket* owner = nullptr;
         common::BufferEventPtr bev;
         bool closing = false;  // close once the answer is written
+        bool paused = false;   // not reading: too many answers are queued
     };
 
     static void on_accept(evconnlistener* listener, evutil_socket_t fd, sockaddr* addr, int len,

@@ -41,8 +41,15 @@ bool same_endpoint(const common::ListenConfig& a, const common::ListenConfig& b)
 }
 
 std::shared_ptr<const ListenSocket> bind_socket(const common::ListenConfig& config,
-                                                std::string& error) {
+                                                std::string& error, int* error_number) {
     const std::string where = " to " + display(config.address);
+    if (error_number != nullptr) *error_number = 0;
+    auto fail = [&](const char* call) {
+        const int err = errno;
+        if (error_number != nullptr) *error_number = err;
+        error = failure(call, where, config.name, err);
+        return nullptr;
+    };
     std::optional<common::SocketAddress> address =
         common::SocketAddress::from_numeric(config.address.host, config.address.port);
     if (!address) {
@@ -53,31 +60,25 @@ std::shared_ptr<const ListenSocket> bind_socket(const common::ListenConfig& conf
     auto sock = std::make_shared<ListenSocket>();
     sock->fd.reset(::socket(address->family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
     if (!sock->fd) {
-        error = failure("socket()", where, config.name, errno);
-        return nullptr;
+        return fail("socket()");
     }
     int fd = sock->fd.get();
     if (!set_int_option(fd, SOL_SOCKET, SO_REUSEADDR, 1)) {
-        error = failure("setsockopt(SO_REUSEADDR)", where, config.name, errno);
-        return nullptr;
+        return fail("setsockopt(SO_REUSEADDR)");
     }
     if (address->family() == AF_INET6 && !set_int_option(fd, IPPROTO_IPV6, IPV6_V6ONLY, 1)) {
-        error = failure("setsockopt(IPV6_V6ONLY)", where, config.name, errno);
-        return nullptr;
+        return fail("setsockopt(IPV6_V6ONLY)");
     }
     if (::bind(fd, address->get(), address->length) != 0) {
-        error = failure("bind()", where, config.name, errno);
-        return nullptr;
+        return fail("bind()");
     }
     if (::listen(fd, config.backlog) != 0) {
-        error = failure("listen()", where, config.name, errno);
-        return nullptr;
+        return fail("listen()");
     }
     sockaddr_storage ss{};
     socklen_t len = sizeof ss;
     if (::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) {
-        error = failure("getsockname()", where, config.name, errno);
-        return nullptr;
+        return fail("getsockname()");
     }
     sock->bound = common::SocketAddress::from(reinterpret_cast<sockaddr*>(&ss), len);
     return sock;

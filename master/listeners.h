@@ -20,7 +20,9 @@
 namespace master {
 
 struct ListenSocket {
-    common::UniqueFd fd;
+    // Mutable: a stop closes the master's copy through every generation that
+    // shares the socket (Supervisor::close_listeners()); fd() is -1 after.
+    mutable common::UniqueFd fd;
     common::SocketAddress bound;  // read back with getsockname(): port 0 resolved
 };
 
@@ -39,9 +41,10 @@ bool same_endpoint(const common::ListenConfig& a, const common::ListenConfig& b)
 // Binds and listens for `config`: SO_REUSEADDR, IPV6_V6ONLY on v6,
 // nonblocking, close-on-exec (workers are forked, not exec'ed; the hot
 // upgrade clears the flag on purpose). nullptr with `error` like
-// `bind() to 127.0.0.1:3128 failed (98: Address already in use) for listener "main"`.
+// `bind() to 127.0.0.1:3128 failed (98: Address already in use) for listener "main"`,
+// and the errno in `*error_number` when given (0 for an invalid address).
 std::shared_ptr<const ListenSocket> bind_socket(const common::ListenConfig& config,
-                                                std::string& error);
+                                                std::string& error, int* error_number = nullptr);
 
 // Takes over an inherited descriptor (hot upgrade) when it is a listening
 // TCP socket bound to what `config` asks for; nullptr otherwise (the caller

@@ -23,6 +23,7 @@
 #include "master/listeners.h"
 #include "master/master.h"
 #include "master/pid_file.h"
+#include "master/preflight.h"
 #include "master/upgrade.h"
 
 namespace {
@@ -204,8 +205,48 @@ void redirect_stdio_to_null() {
     if (null_fd > STDERR_FILENO) ::close(null_fd);
 }
 
+// The worker opens the access log after the master dropped its privileges:
+// the master tries first, as that user, so a log the workers could not open
+// stops the start instead of sending every worker into a crash loop.
+bool access_log_opens(const common::Config& config, std::string& error) {
+    const std::string& path = config.log.access_log;
+    if (path.empty()) return true;
+    common::UniqueFd fd(::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644));
+    if (fd) return true;
+    error = config.path + ": [log] \"access_log\": cannot open access log \"" + path +
+            "\": " + std::strerror(errno);
+    return false;
+}
+
+// proxyd -t: the file, then what a start would refuse (master/preflight.h).
+int test_config(const std::string& path, const common::Config& config) {
+    master::PreflightReport report = master::preflight(config);
+    for (const std::string& w : report.warnings)
+        std::fprintf(stderr, "proxyd: warning: %s\n", w.c_str());
+    for (const std::string& e : report.errors) std::fprintf(stderr, "proxyd: %s\n", e.c_str());
+    if (!report.errors.empty()) {
+        std::fprintf(stderr, "proxyd: configuration file %s test failed\n", path.c_str());
+        return kExitConfig;
+    }
+    std::fprintf(stderr, "proxyd: configuration file %s test is successful\n", path.c_str());
+    return kExitOk;
+}
+
 int run(const CommandLine& cl, common::ConfigPtr config, int argc, char** argv) {
     std::string error;
+    // The checks proxyd -t makes too, with the same messages, before
+    // anything is opened or bound.
+    master::PreflightReport report = master::check_files(*config);
+    if (!report.errors.empty()) {
+        for (const std::string& e : report.errors) std::fprintf(stderr, "proxyd: %s\n", e.c_str());
+        return kExitConfig;
+    }
+    for (const std::string* file : {&config->master.pid_file, &config->master.control_socket}) {
+        if (!master::make_runtime_directory(*file, error)) {
+            std::fprintf(stderr, "proxyd: %s\n", error.c_str());
+            return kExitConfig;
+        }
+    }
     common::log::set_role("master");
     if (!common::log::open(config->log.error_log, config->log.level, error)) {
         std::fprintf(stderr, "proxyd: %s\n", error.c_str());
@@ -241,8 +282,10 @@ int run(const CommandLine& cl, common::ConfigPtr config, int argc, char** argv) 
     common::UniqueFd notify;
     if (cl.daemonize && handover.old_master == 0) notify = daemonize();
     if (!master::write_pid_file(config->master.pid_file, ::getpid(), error) ||
-        !master::drop_privileges(config->master, *control, error)) {
+        !master::drop_privileges(config->master, *control, error) ||
+        !access_log_opens(*config, error)) {
         control->remove();
+        master::remove_pid_file_if_ours(config->master.pid_file, ::getpid());
         notify_parent(notify, error);
         return fail_start(*config, error);
     }
@@ -271,11 +314,7 @@ int main(int argc, char** argv) {
         }
         return kExitConfig;
     }
-    if (cl.test_only) {
-        std::fprintf(stderr, "proxyd: configuration file %s test is successful\n",
-                     cl.config_path.c_str());
-        return kExitOk;
-    }
+    if (cl.test_only) return test_config(cl.config_path, *config);
     if (!cl.signal_name.empty()) return send_signal(*config, cl.signal_name);
     return run(cl, std::move(config), argc, argv);
 }

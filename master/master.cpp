@@ -73,9 +73,23 @@ std::optional<long> parse_integer(std::string_view text, long min, long max) {
 
 // Workers inherit the limit: it must cover everything one worker may hold
 // at once (common::descriptor_budget(), which the worker's pools respect).
-void raise_nofile_limit(const common::Config& config) {
+rlim_t wanted_nofile(const common::Config& config) {
+    return static_cast<rlim_t>(common::descriptor_budget(config).total());
+}
+
+std::string nofile_shortfall(rlim_t hard_limit, const common::Config& config) {
     const common::DescriptorBudget budget = common::descriptor_budget(config);
-    const rlim_t wanted = static_cast<rlim_t>(budget.total());
+    return "the hard limit of open files (" + std::to_string(hard_limit) +
+           ") is below what a worker may hold, " + std::to_string(budget.total()) +
+           " (max_connections * 2 + upstream keep-alive " + std::to_string(budget.idle_upstreams) +
+           " + splice pipes " + std::to_string(budget.splice_pipes) + " + listeners " +
+           std::to_string(budget.listeners) + " + " + std::to_string(budget.fixed) +
+           "); workers may run out of descriptors and then close idle upstream connections "
+           "first (raise it with ulimit -Hn or LimitNOFILE=)";
+}
+
+void raise_nofile_limit(const common::Config& config) {
+    const rlim_t wanted = wanted_nofile(config);
     rlimit limit{};
     if (::getrlimit(RLIMIT_NOFILE, &limit) != 0) {
         LOG_WARN("getrlimit(RLIMIT_NOFILE) failed (%d: %s)", errno, std::strerror(errno));
@@ -91,17 +105,7 @@ void raise_nofile_limit(const common::Config& config) {
     }
     rlim_t target = wanted;
     if (limit.rlim_max != RLIM_INFINITY && limit.rlim_max < wanted) {
-        LOG_WARN(
-            "the hard limit of open files (%llu) is below what a worker may hold, %llu "
-            "(max_connections * 2 + upstream keep-alive %llu + splice pipes %llu + listeners "
-            "%llu + %llu); workers may run out of descriptors and then close idle upstream "
-            "connections first (raise it with ulimit -Hn or LimitNOFILE=)",
-            static_cast<unsigned long long>(limit.rlim_max),
-            static_cast<unsigned long long>(wanted),
-            static_cast<unsigned long long>(budget.idle_upstreams),
-            static_cast<unsigned long long>(budget.splice_pipes),
-            static_cast<unsigned long long>(budget.listeners),
-            static_cast<unsigned long long>(budget.fixed));
+        LOG_WARN("%s", nofile_shortfall(limit.rlim_max, config).c_str());
         target = limit.rlim_max;
     }
     if (target <= limit.rlim_cur) return;
@@ -393,6 +397,7 @@ std::string Master::status_answer() const {
     v["config"] = options_.config_path;
     v["target_workers"] = supervisor_->target();
     v["degraded"] = supervisor_->degraded();
+    v["starved_total"] = supervisor_->starved_total();
     v["stopping"] = supervisor_->stopping();
     v["upgrade_child"] = upgrade_child_;
     Json listeners = Json::array();

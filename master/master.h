@@ -3,6 +3,7 @@
 // touches client traffic.
 #pragma once
 
+#include <sys/resource.h>
 #include <sys/types.h>
 
 #include <chrono>
@@ -87,6 +88,11 @@ std::optional<long> parse_integer(std::string_view text, long min, long max);
 // common::descriptor_budget() (capped by the hard limit, with a warning when
 // the hard limit is lower).
 void raise_nofile_limit(const common::Config& config);
+// The descriptors a worker may need: common::descriptor_budget()'s total.
+rlim_t wanted_nofile(const common::Config& config);
+// The warning for a hard limit of open files below that budget, naming
+// its parts.
+std::string nofile_shortfall(rlim_t hard_limit, const common::Config& config);
 
 // Switches to the configured user/group (only when running as root; when not
 // root and they are set, warns and ignores them). The control socket is

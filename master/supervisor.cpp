@@ -4,9 +4,12 @@
 //   ---------  -------------------------------------  ---------------------------------
 //   (none)     slot empty and its backoff expired     starting   (fork)
 //   starting   first report                           running
-//   starting   no report for heartbeat_timeout        SIGABRT, SIGKILL 1 s later
+//   starting   no report for heartbeat_timeout        as running, below
 //   running    report                                 running    (heartbeat)
-//   running    no report for heartbeat_timeout        SIGABRT, SIGKILL 1 s later
+//   running    no report for heartbeat_timeout,       SIGABRT, SIGKILL 1 s later
+//              spinning or blocked (master/silence.h)
+//   running    no report for heartbeat_timeout, but   running (warned, counted); SIGABRT
+//              starved of CPU                         at 4 x heartbeat_timeout all the same
 //   running    over worker_max_rss / _sessions,       running + retiring: a replacement
 //              `drain PID`                            starts in the same slot
 //   running    replacement (same slot) reported       draining   (kDrain)
@@ -278,6 +281,26 @@ void Supervisor::stop(bool graceful) {
             send_command(*w, ch::CommandCode::kStop);
         }
     }
+    close_listeners();
+}
+
+// The kernel keeps a listening socket, and queues new connections on it,
+// while any process holds a copy: the master's must go at once, or a new
+// client connects into a backlog nobody accepts from until the drain ends.
+// close(), never shutdown(): shutdown() would end the socket for every
+// holder, and the new master of a hot upgrade (which stops this one with
+// SIGQUIT) holds copies of its own and keeps serving on them.
+void Supervisor::close_listeners() {
+    bool closed = false;
+    auto close_all = [&closed](const Generation& generation) {
+        for (const Listener& l : generation.listeners) {
+            closed = closed || l.socket->fd;
+            l.socket->fd.reset();
+        }
+    };
+    if (current_) close_all(*current_);
+    for (auto& [pid, w] : workers_) close_all(*w->generation);
+    if (closed) LOG_INFO("listening sockets closed: new connections are refused");
 }
 
 bool Supervisor::slot_filled(int slot) const {
@@ -396,6 +419,8 @@ bool Supervisor::spawn(int slot) {
     w->slot = slot;
     w->generation = current_;
     w->started = Clock::now();
+    w->sched = start_track(read_sched_sample(pid));
+    w->sched_read = w->started;
     w->channel = std::move(ours);
     w->channel_event.reset(
         event_new(base_, w->channel.get(), EV_READ | EV_PERSIST, on_channel, w.get()));
@@ -487,6 +512,12 @@ void Supervisor::on_report(Worker& w, const ch::Report& report) {
     w.report = report;
     w.has_report = true;
     w.last_report = Clock::now();
+    w.sched = start_track(read_sched_sample(w.pid));
+    w.sched_read = w.last_report;
+    if (w.starved) {
+        w.starved = false;
+        LOG_INFO("worker %d (pid %d) reports again after being starved of CPU", w.slot, w.pid);
+    }
     if (report.state == static_cast<uint32_t>(ch::WorkerState::kDraining) &&
         w.status != WorkerStatus::kDraining) {
         // The worker decided to drain on its own (e.g. it lost a resource).
@@ -634,12 +665,53 @@ void Supervisor::check_hung(Worker& w, Clock::time_point now) {
         }
         return;
     }
-    const common::Duration timeout = w.generation->config->master.heartbeat_timeout;
-    Clock::time_point seen = w.has_report ? w.last_report : w.started;
-    if (now - seen < timeout) return;
-    LOG_ERROR("worker %d (pid %d) sent no report for %lld ms, sending SIGABRT", w.slot, w.pid,
-              static_cast<long long>(ms_between(seen, now)));
+    const common::MasterConfig& mc = w.generation->config->master;
+    const Clock::time_point seen = w.has_report ? w.last_report : w.started;
+    const common::Duration silent = duration_cast<milliseconds>(now - seen);
+    // Once a report is overdue, every check reads the scheduler's view.
+    if (silent * 2 > mc.heartbeat_interval * 3) {
+        add_reading(w.sched, read_sched_sample(w.pid),
+                    duration_cast<milliseconds>(now - w.sched_read));
+        w.sched_read = now;
+    }
+    if (silent < mc.heartbeat_timeout) return;
+    // A missed heartbeat is not yet a hang: the scheduler's counters tell a
+    // worker that could not get a CPU from one that spins or sleeps.
+    const Silence why = classify_silence(w.sched, silent, mc.heartbeat_interval);
+    const std::string counters = describe_track(w.sched);
+    if (forgive_starved(w, why, silent, counters)) return;
+    LOG_ERROR("worker %d (pid %d) sent no report for %lld ms (%s: %s), sending SIGABRT", w.slot,
+              w.pid, static_cast<long long>(silent.count()), silence_name(why), counters.c_str());
     send_signal(w, SIGABRT);
+}
+
+// A starved worker is working, only slowly: warned about and counted once
+// per silence, and left alone up to kStarvedTimeoutFactor heartbeat_timeouts.
+// False when it must be aborted after all.
+bool Supervisor::forgive_starved(Worker& w, Silence why, common::Duration silent,
+                                 const std::string& counters) {
+    if (why != Silence::kStarved) return false;
+    const common::Duration limit =
+        w.generation->config->master.heartbeat_timeout * kStarvedTimeoutFactor;
+    if (silent >= limit) {
+        LOG_ERROR(
+            "worker %d (pid %d) has been starved of CPU for %lld ms (%s), longer than "
+            "%d heartbeat_timeouts",
+            w.slot, w.pid, static_cast<long long>(silent.count()), counters.c_str(),
+            kStarvedTimeoutFactor);
+        return false;
+    }
+    if (!w.starved) {
+        w.starved = true;
+        ++w.starved_count;
+        ++starved_total_;
+        LOG_WARN(
+            "worker %d (pid %d) sent no report for %lld ms but is starved of CPU (%s): "
+            "not aborting it before %lld ms",
+            w.slot, w.pid, static_cast<long long>(silent.count()), counters.c_str(),
+            static_cast<long long>(limit.count()));
+    }
+    return true;
 }
 
 void Supervisor::check_stable(Clock::time_point now) {
@@ -791,6 +863,7 @@ Json Supervisor::workers_json() const {
         item["accepting"] = w->has_report && w->report.accepting != 0;
         item["paused"] = w->paused;
         item["retiring"] = w->retiring;
+        item["starved"] = w->starved_count;
         item["last_report_ms"] = w->has_report ? Json(ms_between(w->last_report, now)) : Json();
         item["uptime_ms"] = ms_between(w->started, now);
         list.push_back(std::move(item));

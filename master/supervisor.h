@@ -16,6 +16,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -27,6 +28,7 @@
 #include "common/scoreboard.h"
 #include "common/shared_table.h"
 #include "master/listeners.h"
+#include "master/silence.h"
 
 namespace master {
 
@@ -108,9 +110,15 @@ struct Worker {
     Clock::time_point last_report;
     Clock::time_point drain_deadline;
     Clock::time_point signal_time;
-    int signal_sent = 0;    // the last signal we sent, 0 if none
-    bool retiring = false;  // a replacement is starting; drain once it is ready
-    bool paused = false;    // told to stop accepting (balancing)
+    // The scheduler's view of it since its last report (master/silence.h),
+    // and when it was last read.
+    SchedTrack sched;
+    Clock::time_point sched_read;
+    bool starved = false;        // silent past heartbeat_timeout, but starved
+    uint64_t starved_count = 0;  // such silences so far
+    int signal_sent = 0;         // the last signal we sent, 0 if none
+    bool retiring = false;       // a replacement is starting; drain once it is ready
+    bool paused = false;         // told to stop accepting (balancing)
     bool channel_closed = false;
 };
 
@@ -155,7 +163,9 @@ class Supervisor {
 
     // Stops everything: graceful drains every worker (SIGKILL at
     // graceful_timeout), otherwise workers get kStop and SIGKILL after 1 s.
-    // No worker is spawned afterwards.
+    // Either way the master's copies of the listening sockets close at once
+    // (the workers close theirs as they drain or stop), so new clients are
+    // refused. No worker is spawned afterwards.
     void stop(bool graceful);
     bool stopping() const { return stopping_; }
     bool empty() const { return workers_.empty(); }
@@ -163,6 +173,9 @@ class Supervisor {
     // Every slot of the current generation has a running worker.
     bool ready() const;
     bool degraded() const;
+    // Silences past heartbeat_timeout forgiven because the worker was
+    // starved of CPU, since the master started.
+    uint64_t starved_total() const { return starved_total_; }
 
     common::Json workers_json() const;
     common::Json slots_json() const;
@@ -182,10 +195,13 @@ class Supervisor {
     void reconcile();
     void drain(Worker& worker, const char* why);
     void check_hung(Worker& worker, Clock::time_point now);
+    bool forgive_starved(Worker& worker, Silence why, common::Duration silent,
+                         const std::string& counters);
     void check_recycle(Clock::time_point now);
     void check_stable(Clock::time_point now);
     void balance(Clock::time_point now);
     void limit_draining_generations();
+    void close_listeners();
     bool send_command(Worker& worker, common::channel::CommandCode code);
     void send_signal(Worker& worker, int sig);
     bool slot_filled(int slot) const;
@@ -210,6 +226,7 @@ class Supervisor {
     Clock::time_point next_recycle_{};
     Clock::time_point next_balance_{};
     common::metrics::Counters retired_{};  // what exited workers had counted
+    uint64_t starved_total_ = 0;
 };
 
 }  // namespace master

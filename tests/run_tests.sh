@@ -19,13 +19,53 @@ count_gtest() {  # $1 = log file, $2 = exit status
     f=$(sed -n 's/^\[  FAILED  \] \([0-9]*\) test.*listed below.*/\1/p' "$1" | tail -1)
     s=$(sed -n 's/^\[  SKIPPED \] \([0-9]*\) test.*/\1/p' "$1" | tail -1)
     if [ -z "$p" ] && [ -z "$f" ]; then
+        # The tests that ended before it died still count, and it as one more failure.
+        p=$(grep -c '^\[       OK \] ' "$1"); f=$(grep -cE '^\[  FAILED  \] .* \([0-9]+ ms\)$' "$1")
         echo "  suite died before its summary (exit $2): see $1"
-        failed=$((failed + 1)); return
+        passed=$((passed + p)); failed=$((failed + f + 1)); return
     fi
     passed=$((passed + ${p:-0})); failed=$((failed + ${f:-0})); skipped=$((skipped + ${s:-0}))
     if [ "${f:-0}" = 0 ] && [ "$2" != 0 ]; then
-        echo "  suite exited $2 after its summary: see $1"; failed=$((failed + 1))
+        echo "  suite exited $2 after its summary: see $1"; tail -n 10 "$1" | sed 's/^/      /'
+        failed=$((failed + 1))
     fi
+}
+
+# Names every test of a gtest log that failed, each with the first lines of
+# its failure output (from gtest's first "Failure" line; the last lines it
+# printed when there is none), and a test that was running when the suite
+# died. Tests that failed outside any test body (SetUpTestSuite, a global
+# environment) are named from gtest's closing list.
+report_failures() {  # $1 = log file
+    awk -v keep=10 '
+        function flush_tail(   i, n) {
+            n = tail_n < keep ? tail_n : keep
+            for (i = tail_n - n; i < tail_n; i++) print "      " tail[i % keep]
+        }
+        function report(name, why) {
+            print "  FAILED " name why
+            if (captured > 0) { for (i = 0; i < captured; i++) print "      " block[i] }
+            else flush_tail()
+            reported[name] = 1
+        }
+        /^\[ RUN      \] / { name = substr($0, 14); running = 1; captured = 0; tail_n = 0; next }
+        running && /^\[       OK \] / { running = 0; next }
+        running && /^\[  SKIPPED \] / { running = 0; next }
+        running && /^\[  FAILED  \] / { running = 0; report(name, ""); next }
+        running {
+            if (captured > 0 && captured < keep) block[captured++] = $0
+            else if (captured == 0 && /(^|: )Failure$/) block[captured++] = $0
+            tail[tail_n % keep] = $0; tail_n++
+            next
+        }
+        /^\[  FAILED  \] [0-9]+ tests?, listed below/ { listing = 1; next }
+        listing && /^\[  FAILED  \] / {
+            listed = substr($0, 14); sub(/ \([0-9]+ ms\)$/, "", listed); sub(/, where .*$/, "", listed)
+            if (!(listed in reported)) { captured = 0; tail_n = 0; report(listed, " (outside a test body: see the log)") }
+            next
+        }
+        END { if (running) report(name, " (did not finish: the suite died)") }
+    ' "$1"
 }
 
 run_gtest() {  # $1 = name, $2 = binary, $3 = optional --gtest_filter
@@ -33,7 +73,8 @@ run_gtest() {  # $1 = name, $2 = binary, $3 = optional --gtest_filter
     echo "== $1${3:+ ($3)}"
     "$2" --gtest_color=no ${3:+--gtest_filter="$3"} >"$out" 2>&1
     local rc=$?
-    grep -E '^\[  (FAILED|SKIPPED) \] [A-Za-z]|^\[       OK \]' "$out" | sed -n '/FAILED\|SKIPPED/p' | sort -u | sed 's/^/  /'
+    report_failures "$out"
+    grep -E '^\[  SKIPPED \] [A-Za-z]' "$out" | sort -u | sed 's/^/  /'
     grep -E '^\[==========\] [0-9]+ tests? from .* ran' "$out" | sed 's/^/  /'
     count_gtest "$out" $rc
 }

@@ -135,18 +135,8 @@ int Worker::run() {
 bool Worker::setup() {
     const common::Config& config = *startup_.config;
     common::route_libevent_logs();
-    event_config* event_cfg = event_config_new();
-    // One thread per worker: libevent needs no locks. The changelist folds
-    // the add/remove pairs of a loop turn (a write event armed and disarmed
-    // around each response) into at most one epoll_ctl per descriptor.
-    event_config_set_flag(event_cfg, EVENT_BASE_FLAG_NOLOCK);
-    event_config_set_flag(event_cfg, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
-    base_.reset(event_base_new_with_config(event_cfg));
-    event_config_free(event_cfg);
-    if (!base_) {
-        LOG_ERROR("event_base_new() failed while starting the worker");
-        return false;
-    }
+    base_ = make_worker_base();
+    if (!base_) return false;
     resolver_ = Resolver::create(base_.get(), config.limits.dns_timeout);
     if (!resolver_) return false;
     // Both pools are lines of the descriptor budget the master sized
@@ -186,6 +176,8 @@ bool Worker::setup() {
         event_new(base_.get(), startup_.channel_fd, EV_READ | EV_PERSIST, on_channel, this));
     heartbeat_.reset(event_new(base_.get(), -1, EV_PERSIST, on_heartbeat, this));
     if (!channel_event_ || !heartbeat_) return false;
+    event_priority_set(channel_event_.get(), kOwnPriority);
+    event_priority_set(heartbeat_.get(), kOwnPriority);
     event_add(channel_event_.get(), nullptr);
     timeval interval = to_timeval(config.master.heartbeat_interval);
     event_add(heartbeat_.get(), &interval);
@@ -202,8 +194,11 @@ bool Worker::setup_signals() {
     signal(SIGABRT, on_abort_signal);
     for (int handled : {SIGTERM, SIGINT, SIGQUIT, SIGUSR1}) {
         event* ev = evsignal_new(base_.get(), handled, on_signal, this);
-        if (ev == nullptr || event_add(ev, nullptr) != 0) return false;
+        if (ev == nullptr) return false;
         signals_.emplace_back(ev);
+        if (event_priority_set(ev, kOwnPriority) != 0 || event_add(ev, nullptr) != 0) {
+            return false;
+        }
     }
     return true;
 }
@@ -266,7 +261,10 @@ void Worker::begin_drain() {
     send_report();
 }
 
+// The listening sockets close first: a connection accepted now would only
+// be cut, and one queued for us would wait for the master to exit.
 void Worker::stop_now() {
+    if (acceptor_) acceptor_->close_listeners();
     event_base_loopexit(base_.get(), nullptr);
 }
 
@@ -284,6 +282,10 @@ void Worker::on_channel(evutil_socket_t fd, short, void* arg) noexcept {
     if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
     if (n <= 0) {
         LOG_INFO("channel to the master closed: exiting");
+        // Ready for good now, and first in priority: left in the loop, it
+        // would run on every turn and starve everything else, the loop's
+        // own exit included.
+        event_del(self->channel_event_.get());
         self->stop_now();
         return;
     }
@@ -331,6 +333,34 @@ void Worker::on_session_closed(void* arg) noexcept {
 }
 
 }  // namespace
+
+common::EventBasePtr make_worker_base() {
+    event_config* event_cfg = event_config_new();
+    if (event_cfg == nullptr) {
+        LOG_ERROR("event_config_new() failed while starting the worker");
+        return nullptr;
+    }
+    // One thread per worker: libevent needs no locks. The changelist folds
+    // the add/remove pairs of a loop turn (a write event armed and disarmed
+    // around each response) into at most one epoll_ctl per descriptor.
+    event_config_set_flag(event_cfg, EVENT_BASE_FLAG_NOLOCK);
+    event_config_set_flag(event_cfg, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+    event_config_set_max_dispatch_interval(event_cfg, &kMaxTurn, -1, kSessionPriority);
+    common::EventBasePtr base(event_base_new_with_config(event_cfg));
+    event_config_free(event_cfg);
+    if (!base) {
+        LOG_ERROR("event_base_new() failed while starting the worker");
+        return nullptr;
+    }
+    // Before any event exists: each event made from here on takes the
+    // number of priorities / 2, that is kSessionPriority.
+    static_assert(kSessionPriority == 1 && kOwnPriority == 0);
+    if (event_base_priority_init(base.get(), 2) != 0) {
+        LOG_ERROR("event_base_priority_init() failed while starting the worker");
+        return nullptr;
+    }
+    return base;
+}
 
 int run_worker(const WorkerStartup& startup) {
     Worker worker(startup);

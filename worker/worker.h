@@ -8,6 +8,7 @@
 
 #include "common/address.h"
 #include "common/config.h"
+#include "common/libevent_handles.h"
 #include "common/scoreboard.h"
 #include "common/shared_table.h"
 
@@ -36,6 +37,23 @@ enum WorkerExit : int {
     kWorkerExitClean = 0,
     kWorkerExitFatal = 3,  // cannot run with this configuration (e.g. TLS key)
 };
+
+// The worker's event loop has two priorities. Its own events (heartbeat, the
+// master's channel, signals) take kOwnPriority and run first; sessions,
+// listeners and the resolver take the default, kSessionPriority. A loop turn
+// runs second-priority callbacks for at most kMaxTurn, then polls and runs its
+// timers again, whatever is still pending: no burst of session work (hundreds
+// of relays ready at once) holds back a heartbeat, so a worker that reports
+// late was starved of CPU or is hung, never merely busy (master/silence.h).
+// An own event must never stay ready (a channel at EOF is deleted): it would
+// run on every turn, and no second-priority event would run again.
+constexpr int kOwnPriority = 0;
+constexpr int kSessionPriority = 1;
+constexpr timeval kMaxTurn{0, 10 * 1000};
+
+// Makes such an event loop, single-threaded (no locks); nullptr (logged) on
+// failure. Every event made on it takes kSessionPriority unless set otherwise.
+common::EventBasePtr make_worker_base();
 
 // Runs the worker in the forked child until it is told to stop, drains, or
 // loses its master. Returns the process exit status (WorkerExit).

@@ -5,10 +5,17 @@
 // The harness config has heartbeat_interval = 200ms, heartbeat_timeout = 2s,
 // graceful_timeout = 5s and two workers unless a test says otherwise.
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sched.h>
 #include <signal.h>
+#include <sys/ptrace.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
+#include <sys/user.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -16,9 +23,11 @@
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <future>
 #include <set>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -85,6 +94,81 @@ std::string proxyctl_bin() {
     return (slash == std::string::npos ? std::string() : bin.substr(0, slash + 1)) + "proxyctl";
 }
 
+// Makes worker `pid` spin in user space for good, as a worker caught in a
+// loop that never returns to its event loop: attaches with ptrace, writes
+// "jmp ." at its instruction pointer (in its own copy of the page) and
+// detaches. If it was inside a system call (epoll_wait), it spins once that
+// returns, within a heartbeat interval. False when ptrace is not possible.
+bool make_spin(pid_t pid) {
+#if defined(__x86_64__)
+    if (ptrace(PTRACE_ATTACH, pid, nullptr, nullptr) != 0) return false;
+    int status = 0;
+    if (waitpid(pid, &status, __WALL) != pid || !WIFSTOPPED(status)) return false;
+    user_regs_struct regs{};
+    bool ok = ptrace(PTRACE_GETREGS, pid, nullptr, &regs) == 0;
+    if (ok) {
+        errno = 0;
+        long word = ptrace(PTRACE_PEEKTEXT, pid, reinterpret_cast<void*>(regs.rip), nullptr);
+        ok = errno == 0;
+        word = static_cast<long>((static_cast<unsigned long>(word) & ~0xffffUL) | 0xfeebUL);
+        ok = ok && ptrace(PTRACE_POKETEXT, pid, reinterpret_cast<void*>(regs.rip),
+                          reinterpret_cast<void*>(word)) == 0;
+    }
+    ptrace(PTRACE_DETACH, pid, nullptr, nullptr);
+    return ok;
+#else
+    (void)pid;
+    return false;
+#endif
+}
+
+// Starves the calling thread's CPU of everyone else: pinned to `cpu` at nice
+// -20, it spins until `stop` (or `limit` passes).
+void hog_cpu(int cpu, const std::atomic<bool>& stop, std::chrono::milliseconds limit) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cpu, &set);
+    sched_setaffinity(0, sizeof set, &set);
+    setpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid)), -20);
+    auto until = Clock::now() + limit;
+    volatile uint64_t spin = 0;
+    while (!stop && Clock::now() < until) spin = spin + 1;
+}
+
+// connect() to 127.0.0.1:`port`: 0 when it connected (accepted or only
+// queued in the backlog), else the errno, ECONNREFUSED once no process holds
+// the listening socket.
+int connect_error(uint16_t port) {
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return errno;
+    sockaddr_in sin{};
+    sin.sin_family = AF_INET;
+    sin.sin_port = htons(port);
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    int rc = connect(fd, reinterpret_cast<sockaddr*>(&sin), sizeof sin);
+    int err = rc == 0 ? 0 : errno;
+    close(fd);
+    return err;
+}
+
+// An origin that answers "slow\n" 1.5 s after the request's head.
+harness::RawTcpServer::Handler slow_origin() {
+    return [](int fd, const std::atomic<bool>& stopping) {
+        std::string request;
+        char buf[4096];
+        while (request.find("\r\n\r\n") == std::string::npos && !stopping) {
+            ssize_t n = recv(fd, buf, sizeof buf, 0);
+            if (n <= 0) return;
+            request.append(buf, static_cast<size_t>(n));
+        }
+        for (int i = 0; i < 15 && !stopping; ++i) std::this_thread::sleep_for(100ms);
+        const char* answer =
+            "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\nslow\n";
+        (void)send(fd, answer, std::strlen(answer), MSG_NOSIGNAL);
+        shutdown(fd, SHUT_WR);
+    };
+}
+
 harness::ConfigBuilder with_workers(int n) {
     harness::ConfigBuilder config;
     config.set("master", "workers", std::to_string(n));
@@ -106,6 +190,9 @@ TEST(MasterWorkers, KilledWorkerIsReplaced) {
     EXPECT_TRUE(proxy.wait_for_log("killed by signal 9"));
 }
 
+// A stopped worker neither runs nor waits to run, like one asleep in a call
+// that never returns: it is blocked, and aborted (SIGABRT stays pending while
+// it is stopped; the SIGKILL a second later ends it).
 TEST(MasterWorkers, StoppedWorkerIsKilledAfterHeartbeatTimeout) {
     ProxydInstance proxy;
     ASSERT_TRUE(proxy.start());
@@ -113,13 +200,83 @@ TEST(MasterWorkers, StoppedWorkerIsKilledAfterHeartbeatTimeout) {
     ASSERT_EQ(before.size(), 2u);
     auto start = Clock::now();
     ASSERT_EQ(kill(before[0], SIGSTOP), 0);
-    EXPECT_TRUE(
-        wait_for([&] { return !listed(proxy, before[0]) && exactly_running(proxy, 2); }, 8s));
+    // heartbeat_timeout (2 s) + 2 s
+    EXPECT_TRUE(wait_for([&] { return !harness::process_alive(before[0]); }, 4s));
     long long took = ms_since(start);
-    std::printf("[ info     ] stopped worker replaced after %lld ms\n", took);
+    std::printf("[ info     ] stopped worker ended after %lld ms\n", took);
     EXPECT_GE(took, 1500);  // heartbeat_timeout is 2 s
-    EXPECT_TRUE(wait_for([&] { return !harness::process_alive(before[0]); }, 3s));
+    EXPECT_TRUE(
+        wait_for([&] { return !listed(proxy, before[0]) && exactly_running(proxy, 2); }, 5s));
     EXPECT_TRUE(proxy.wait_for_log("sent no report"));
+    EXPECT_TRUE(proxy.wait_for_log("(blocked: ")) << proxy.error_log();
+    EXPECT_FALSE(proxy.log_lines_with("to run, state T)").empty()) << proxy.error_log();
+}
+
+TEST(MasterWorkers, SpinningWorkerIsAbortedAfterHeartbeatTimeout) {
+    ProxydInstance proxy;
+    ASSERT_TRUE(proxy.start());
+    std::vector<pid_t> before = pids_of(proxy);
+    ASSERT_EQ(before.size(), 2u);
+    auto start = Clock::now();
+    if (!make_spin(before[0])) GTEST_SKIP() << "cannot ptrace a worker here";
+    // heartbeat_timeout (2 s) + 2 s, though the spinning worker shares the
+    // CPUs with whatever else runs.
+    EXPECT_TRUE(wait_for([&] { return !harness::process_alive(before[0]); }, 4s));
+    long long took = ms_since(start);
+    std::printf("[ info     ] spinning worker ended after %lld ms\n", took);
+    EXPECT_GE(took, 1500);
+    EXPECT_TRUE(proxy.wait_for_log("(spinning: ran ")) << proxy.error_log();
+    EXPECT_TRUE(proxy.wait_for_log("killed by signal 6"));
+    EXPECT_TRUE(
+        wait_for([&] { return !listed(proxy, before[0]) && exactly_running(proxy, 2); }, 5s));
+    EXPECT_EQ(proxy.status()["starved_total"].as_int(), 0);
+}
+
+// A worker that cannot get a CPU is working, not hung: pinned to one CPU at
+// the lowest priority (SCHED_IDLE) beside a nice -20 hog, it sends no report
+// for longer than heartbeat_timeout, and is left alone.
+TEST(MasterWorkers, StarvedWorkerIsNotAborted) {
+    ProxydInstance proxy;
+    ASSERT_TRUE(proxy.start());
+    std::vector<pid_t> before = pids_of(proxy);
+    ASSERT_EQ(before.size(), 2u);
+    const pid_t victim = before[0];
+    cpu_set_t mine;
+    ASSERT_EQ(sched_getaffinity(0, sizeof mine, &mine), 0);
+    int cpu = 0;
+    while (cpu < CPU_SETSIZE && !CPU_ISSET(cpu, &mine)) ++cpu;
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(cpu, &one);
+    sched_param idle{};
+    ASSERT_EQ(sched_setaffinity(victim, sizeof one, &one), 0);
+    ASSERT_EQ(sched_setscheduler(victim, SCHED_IDLE, &idle), 0);
+    if (setpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid)), -1) != 0) {
+        GTEST_SKIP() << "needs the right to raise a thread's priority";
+    }
+    setpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid)), 0);
+    std::atomic<bool> stop{false};
+    auto start = Clock::now();
+    // Until the master has judged the silence (or the worker got through).
+    std::thread hog([&] { hog_cpu(cpu, stop, 7s); });
+    bool judged = proxy.wait_for_log("but is starved of CPU", 7s);
+    stop = true;
+    hog.join();
+    std::printf("[ info     ] starved worker judged after %lld ms\n", ms_since(start));
+    ASSERT_TRUE(harness::process_alive(victim)) << proxy.error_log();
+    if (!judged) GTEST_SKIP() << "the worker was never starved for heartbeat_timeout here";
+    sched_param normal{};
+    sched_setscheduler(victim, SCHED_OTHER, &normal);
+    EXPECT_TRUE(proxy.wait_for_log("reports again after being starved of CPU"));
+    EXPECT_TRUE(listed(proxy, victim));
+    Json s = proxy.status();
+    EXPECT_GE(s["starved_total"].as_int(), 1);
+    for (const Json& w : s["workers"].items()) {
+        if (w["pid"].as_int() == victim) {
+            EXPECT_GE(w["starved"].as_int(), 1);
+        }
+    }
+    EXPECT_TRUE(proxy.log_lines_with("SIGABRT").empty()) << proxy.error_log();
 }
 
 TEST(MasterWorkers, CrashLoopBacksOffAndShowsDegraded) {
@@ -259,6 +416,63 @@ TEST(MasterLifecycle, SigquitLetsASlowRequestFinish) {
     std::printf("[ info     ] graceful stop took %lld ms with a 1.5 s request in flight\n",
                 ms_since(start));
     EXPECT_NE(access(proxy.pid_file_path().c_str(), F_OK), 0);
+}
+
+// A graceful stop closes the listening sockets at once, in the master and in
+// every draining worker: a new client is refused rather than left waiting in
+// the backlog until the drain ends, while the request in flight completes.
+void graceful_stop_refuses_new_clients(const std::function<void(ProxydInstance&)>& quit) {
+    harness::RawTcpServer slow(slow_origin());
+    ProxydInstance proxy;
+    ASSERT_TRUE(proxy.start());
+    uint16_t port = proxy.listener_port();
+    ASSERT_EQ(connect_error(port), 0);
+    std::string url = "http://127.0.0.1:" + std::to_string(slow.port()) + "/slow";
+    auto request = std::async(std::launch::async, [&] { return harness::curl_via(port, {url}); });
+    ASSERT_TRUE(wait_for([&] { return slow.connections_accepted() >= 1; }, 5s));
+    auto start = Clock::now();
+    quit(proxy);
+    bool refused = wait_for([&] { return connect_error(port) == ECONNREFUSED; }, 500ms, 10ms);
+    long long took = ms_since(start);
+    std::printf("[ info     ] new connections refused %lld ms into the graceful stop\n", took);
+    EXPECT_TRUE(refused) << "a new client could still connect " << took << " ms into the stop";
+    harness::CurlResult r = request.get();
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(r.out, "slow\n");
+    EXPECT_GE(ms_since(start), 1000);  // the stop did wait for it
+    EXPECT_EQ(proxy.wait_exit_code(8s), 0);
+}
+
+TEST(MasterLifecycle, SigquitClosesTheListeningSocketsAtOnce) {
+    graceful_stop_refuses_new_clients([](ProxydInstance& p) { ASSERT_TRUE(p.signal(SIGQUIT)); });
+}
+
+TEST(MasterLifecycle, QuitCommandClosesTheListeningSocketsAtOnce) {
+    graceful_stop_refuses_new_clients(
+        [](ProxydInstance& p) { ASSERT_TRUE(p.control_json("quit")["ok"].boolean()); });
+}
+
+// A fast stop too: the master's copy closes with the stop, not as the
+// master exits (its loop ends 100 ms after its last worker, and the log says
+// "master exited"), so new clients are refused while it still runs.
+TEST(MasterLifecycle, SigtermClosesTheListeningSocketsAtOnce) {
+    harness::RawTcpServer slow(slow_origin());
+    ProxydInstance proxy;
+    ASSERT_TRUE(proxy.start());
+    uint16_t port = proxy.listener_port();
+    std::string url = "http://127.0.0.1:" + std::to_string(slow.port()) + "/slow";
+    auto request = std::async(std::launch::async, [&] { return harness::curl_via(port, {url}); });
+    ASSERT_TRUE(wait_for([&] { return slow.connections_accepted() >= 1; }, 5s));
+    auto start = Clock::now();
+    ASSERT_TRUE(proxy.signal(SIGTERM));
+    bool refused = wait_for([&] { return connect_error(port) == ECONNREFUSED; }, 500ms, 2ms);
+    bool master_running = proxy.log_lines_with("master exited").empty();
+    std::printf("[ info     ] new connections refused %lld ms into the fast stop\n",
+                ms_since(start));
+    EXPECT_TRUE(refused);
+    EXPECT_TRUE(master_running) << "refused only once the master had exited";
+    EXPECT_NE(request.get().exit_code, 0);  // a fast stop cuts it
+    EXPECT_EQ(proxy.wait_exit_code(5s), 0);
 }
 
 TEST(MasterScaling, TtinAndTtouChangeTheWorkerCount) {
@@ -446,6 +660,91 @@ TEST(MasterControl, GarbageAndOversizedLinesAreRefused) {
     EXPECT_TRUE(stats.has("bytes_in"));
     EXPECT_TRUE(stats.has("errors"));
     close(idle);
+}
+
+// Resident memory of `pid` in KiB (VmRSS), 0 when unreadable.
+long rss_kib(pid_t pid) {
+    std::string text = harness::read_file("/proc/" + std::to_string(pid) + "/status");
+    size_t at = text.find("VmRSS:");
+    return at == std::string::npos ? 0 : std::atol(text.c_str() + at + 6);
+}
+
+// A client that sends commands and never reads the answers costs the master
+// a bounded amount of memory: the master stops reading that client's
+// commands while its answers wait. Once the client reads, every command gets
+// its answer, in order.
+TEST(MasterControl, ClientThatNeverReadsCannotGrowTheMaster) {
+    ProxydInstance proxy;
+    ASSERT_TRUE(proxy.start());
+    const size_t answer_size = proxy.control("status").value_or("").size();
+    const long rss_before = rss_kib(proxy.master_pid());
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_un sun{};
+    sun.sun_family = AF_UNIX;
+    std::memcpy(sun.sun_path, proxy.control_socket_path().data(),
+                proxy.control_socket_path().size());
+    ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&sun), sizeof sun), 0);
+    // 20000 commands: some 50 MB of answers, were they all queued.
+    const std::string line = "status\n";
+    const std::string commands = [&] {
+        std::string all;
+        for (int i = 0; i < 20000; ++i) all += line;
+        return all;
+    }();
+    size_t sent = 0;
+    auto deadline = Clock::now() + 3s;
+    while (sent < commands.size() && Clock::now() < deadline) {
+        ssize_t n =
+            send(fd, commands.data() + sent, commands.size() - sent, MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (n > 0) {
+            sent += static_cast<size_t>(n);
+        } else {
+            std::this_thread::sleep_for(10ms);
+        }
+    }
+    // Complete the last line, so every command sent gets an answer.
+    while (sent % line.size() != 0) {
+        ssize_t n =
+            send(fd, commands.data() + sent, line.size() - sent % line.size(), MSG_NOSIGNAL);
+        ASSERT_GT(n, 0);
+        sent += static_cast<size_t>(n);
+    }
+    const size_t count = sent / line.size();
+    std::this_thread::sleep_for(500ms);  // let the master do what it will
+    const long rss_after = rss_kib(proxy.master_pid());
+    std::printf(
+        "[ info     ] %zu commands sent unread (answers of %zu bytes); master rss %ld -> %ld "
+        "KiB\n",
+        count, answer_size, rss_before, rss_after);
+    EXPECT_GT(count * answer_size, 16u << 20) << "the kernel took too few commands to tell";
+    EXPECT_LT(rss_after - rss_before, 8 * 1024);
+    // Everyone else is still served.
+    EXPECT_TRUE(proxy.status()["ok"].boolean());
+    // And the patient client gets all its answers.
+    size_t answers = 0;
+    std::string tail;
+    char buf[65536];
+    deadline = Clock::now() + 30s;
+    while (answers < count && Clock::now() < deadline) {
+        pollfd pfd{fd, POLLIN, 0};
+        if (poll(&pfd, 1, 1000) <= 0) continue;
+        ssize_t n = recv(fd, buf, sizeof buf, 0);
+        if (n <= 0) break;
+        tail.append(buf, static_cast<size_t>(n));
+        size_t start = 0, nl;
+        while ((nl = tail.find('\n', start)) != std::string::npos) {
+            std::string_view answer(tail.data() + start, nl - start);
+            if (answer.find("\"master_pid\":") == std::string_view::npos) {
+                ADD_FAILURE() << "not a status answer: " << answer.substr(0, 200);
+                break;
+            }
+            ++answers;
+            start = nl + 1;
+        }
+        tail.erase(0, start);
+    }
+    close(fd);
+    EXPECT_EQ(answers, count);
 }
 
 TEST(MasterControl, StatusNamesTheBoundListener) {
