@@ -59,7 +59,10 @@ void check_fields(std::string_view buf, const Limits& limits, const Head& head) 
 void check_framing(const BodyFraming& f, bool request) {
     if (f.error != ParseError::kNone) check(f.kind == BodyKind::kNone && f.length == 0);
     if (request) check(f.kind != BodyKind::kUntilClose);
-    if (f.kind != BodyKind::kContentLength) check(f.length == 0);
+    // A declared length comes only with a bodiless response (HEAD, 304).
+    if (f.length_declared)
+        check(!request && f.kind == BodyKind::kNone && f.error == ParseError::kNone);
+    if (f.kind != BodyKind::kContentLength && !f.length_declared) check(f.length == 0);
 }
 
 // A prefix that parses completely must give the same head as the full input;
