@@ -152,8 +152,8 @@ TEST(Refusal, EveryConnectErrorHasItsCause) {
          channel::kErrUpstreamConnect},
         {ConnectError::kTimeout, 504, common::socks::kRepTtlExpired, "connection_timeout",
          channel::kErrTimeout},
-        {ConnectError::kNoResources, 500, common::socks::kRepGeneralFailure,
-         "proxy_internal_error", channel::kErrInternal},
+        {ConnectError::kNoResources, 500, common::socks::kRepGeneralFailure, "proxy_internal_error",
+         channel::kErrInternal},
     };
     for (const Row& row : rows) {
         Refusal r = make_refusal(cause_of(row.error), "why");
