@@ -66,23 +66,15 @@ ControlSocket::~ControlSocket() {
 }
 
 bool ControlSocket::open(const std::string& path, bool takeover, std::string& error) {
+    // The same checks as proxyd -t (check()), then a stale socket goes.
+    if (!check(path, takeover, error)) return false;
     sockaddr_un addr;
     if (!make_address(path, addr, error)) return false;
-    struct stat st;
-    if (::lstat(path.c_str(), &st) == 0) {
-        if (!S_ISSOCK(st.st_mode)) {
-            error = "control socket \"" + path + "\" exists and is not a socket";
-            return false;
-        }
-        if (!takeover && socket_in_use(addr)) {
-            error = "control socket \"" + path + "\" is in use by another process";
-            return false;
-        }
-        if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
-            error = failure("unlink()", path, errno);
-            return false;
-        }
+    if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
+        error = failure("unlink()", path, errno);
+        return false;
     }
+    struct stat st;
     fd_.reset(::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
     if (!fd_) {
         error = failure("socket()", path, errno);

@@ -387,20 +387,7 @@ TEST(MasterLifecycle, SigtermStopsFastAndRemovesFiles) {
 }
 
 TEST(MasterLifecycle, SigquitLetsASlowRequestFinish) {
-    harness::RawTcpServer slow([](int fd, const std::atomic<bool>& stopping) {
-        std::string request;
-        char buf[4096];
-        while (request.find("\r\n\r\n") == std::string::npos && !stopping) {
-            ssize_t n = recv(fd, buf, sizeof buf, 0);
-            if (n <= 0) return;
-            request.append(buf, static_cast<size_t>(n));
-        }
-        for (int i = 0; i < 15 && !stopping; ++i) std::this_thread::sleep_for(100ms);
-        const char* answer =
-            "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\nslow\n";
-        (void)send(fd, answer, std::strlen(answer), MSG_NOSIGNAL);
-        shutdown(fd, SHUT_WR);
-    });
+    harness::RawTcpServer slow(slow_origin());
     ProxydInstance proxy;
     ASSERT_TRUE(proxy.start());
     uint16_t port = proxy.listener_port();
