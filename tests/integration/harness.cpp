@@ -346,7 +346,7 @@ ConfigBuilder::ConfigBuilder() {
     set("master", "pid_file", "${dir}/proxyd.pid");
     set("master", "control_socket", "${dir}/proxyd.sock");
     set("master", "heartbeat_interval", "200ms");
-    set("master", "heartbeat_timeout", "2s");
+    set("master", "heartbeat_timeout", "5s");
     set("master", "graceful_timeout", "5s");
     set("log", "error_log", "${dir}/error.log");
     set("log", "level", "info");

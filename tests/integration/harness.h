@@ -24,6 +24,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <initializer_list>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -143,8 +144,9 @@ class Json {
 // Builds the proxyd config of one test. Starts from the harness defaults:
 //
 //   [master] workers = 2, pid_file/control_socket in the temp dir,
-//            heartbeat_interval = 200ms, heartbeat_timeout = 2s,
-//            graceful_timeout = 5s
+//            heartbeat_interval = 200ms (reports come fast for tests to
+//            read), heartbeat_timeout = 5s (the shipped default: a test of
+//            the heartbeat sets a short one), graceful_timeout = 5s
 //   [log]    error_log = <dir>/error.log, level = info
 //   [acl]    allow_clients = 127.0.0.0/8, ::1; deny_private_destinations = no;
 //            connect_ports = 1-65535
@@ -257,6 +259,18 @@ class ProxydInstance {
     // This test causes alerts on purpose: teardown won't fail on "[alert]"
     // lines (sanitizer reports still fail).
     void expect_alerts() { alerts_expected_ = true; }
+    // Worker life events teardown fails on (read from the error log) unless
+    // the test declares it causes them. A crash is an alert (expect_alerts).
+    enum class WorkerEvent : unsigned {
+        kAborted = 1u << 0,      // silent past heartbeat_timeout: SIGABRT, then SIGKILL
+        kExited = 1u << 1,       // exited or was killed without being asked to stop
+        kReplaced = 1u << 2,     // recycled (worker_max_rss/_sessions) or retired
+        kDrainKilled = 1u << 3,  // still draining at graceful_timeout, or one
+                                 // generation too many: SIGKILL
+    };
+    void expect_worker_events(std::initializer_list<WorkerEvent> events) {
+        for (WorkerEvent e : events) expected_events_ |= static_cast<unsigned>(e);
+    }
     // Adds `pid` to the processes teardown requires gone (each is matched by
     // its start time, so a reused pid is never blamed). Worker pids listed by
     // status() and the master's children at stop/signal time are added
@@ -284,6 +298,7 @@ class ProxydInstance {
     // never mistaken for a leftover worker.
     std::map<pid_t, unsigned long long> seen_pids_;
     bool alerts_expected_ = false;
+    unsigned expected_events_ = 0;  // WorkerEvent bits
     bool stopped_ = false;
 };
 
