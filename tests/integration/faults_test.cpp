@@ -5,8 +5,9 @@
 // no response cut short, no timeout, no non-2xx.
 //
 // Each test bounds its own load to a few seconds. The harness config has
-// heartbeat_interval = 200ms, heartbeat_timeout = 2s, graceful_timeout = 5s
-// and two workers unless a test says otherwise.
+// heartbeat_interval = 200ms, heartbeat_timeout = 5s, graceful_timeout = 5s
+// and two workers unless a test says otherwise. Latency bounds are relative
+// to a baseline measured in the same test, so a loaded machine moves both.
 #include <dirent.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
@@ -44,6 +45,7 @@ using harness::RawClient;
 using harness::RawTcpServer;
 using harness::send_all;
 using harness::wait_for;
+using WorkerEvent = harness::ProxydInstance::WorkerEvent;
 
 struct WorkerView {
     pid_t pid = 0;
@@ -185,6 +187,7 @@ TEST(Faults, RecyclingByMaxSessionsUnderLoadLosesNoRequest) {
     ConfigBuilder config;
     config.set("master", "worker_max_sessions", "200");
     ProxydInstance proxy(config);
+    proxy.expect_worker_events({WorkerEvent::kReplaced});
     ASSERT_TRUE(proxy.start());
     const uint16_t port = proxy.listener_port();
     // Keep-alive clients that live through recycles, and clients opening a
@@ -195,21 +198,24 @@ TEST(Faults, RecyclingByMaxSessionsUnderLoadLosesNoRequest) {
     loadgen::Load churn(churn_options);
     steady.start();
     churn.start();
+    // Until four recycles happened, however slowly a loaded machine gets there.
     std::set<pid_t> seen;
+    auto recycles = [&] { return proxy.log_lines_with("reached worker_max_sessions").size(); };
     auto start = Clock::now();
-    while (ms_since(start) < 3000) {
-        for (const WorkerView& w : workers_of(proxy)) seen.insert(w.pid);
-        std::this_thread::sleep_for(50ms);
-    }
+    wait_for(
+        [&] {
+            for (const WorkerView& w : workers_of(proxy)) seen.insert(w.pid);
+            return recycles() >= 4 && seen.size() >= 4;
+        },
+        30s, 50ms);
     loadgen::Stats a = churn.stop();
     loadgen::Stats b = steady.stop();
-    size_t recycles = proxy.log_lines_with("reached worker_max_sessions").size();
     std::printf(
-        "[ info     ] %zu recycles, %zu worker pids seen in 3 s\n  churn: %s\n  steady: %s\n",
-        recycles, seen.size(), a.summary().c_str(), b.summary().c_str());
+        "[ info     ] %zu recycles, %zu worker pids seen in %lld ms\n  churn: %s\n  steady: %s\n",
+        recycles(), seen.size(), ms_since(start), a.summary().c_str(), b.summary().c_str());
     EXPECT_EQ(a.failed(), 0u) << a.summary();
     EXPECT_EQ(b.failed(), 0u) << b.summary();
-    EXPECT_GE(recycles, 2u);
+    EXPECT_GE(recycles(), 4u);
     EXPECT_GE(seen.size(), 4u);
     EXPECT_TRUE(wait_for([&] { return exactly_running(proxy, 2); }, 8s));
 }
@@ -292,6 +298,7 @@ TEST(Faults, HotUpgradeUnderLoadLosesNoRequest) {
 TEST(Faults, KilledWorkerLosesOnlyItsOwnConnections) {
     HttpOrigin origin;
     ProxydInstance proxy;
+    proxy.expect_worker_events({WorkerEvent::kExited});
     ASSERT_TRUE(proxy.start());
     loadgen::Load load(keepalive_load(proxy.listener_port(), origin, 8));
     load.start();
@@ -326,9 +333,27 @@ TEST(Faults, KilledWorkerLosesOnlyItsOwnConnections) {
     EXPECT_EQ(s.by_outcome[static_cast<int>(loadgen::Outcome::kConnectError)], 0u) << s.summary();
 }
 
+// Latencies (µs) of the requests of `loads` that were ok and started in
+// [from, to); `started` counts all that started there.
+std::vector<uint32_t> ok_latencies_in(std::initializer_list<const loadgen::Load*> loads,
+                                      Clock::time_point from, Clock::time_point to,
+                                      uint64_t* started = nullptr) {
+    std::vector<uint32_t> out;
+    for (const loadgen::Load* l : loads) {
+        for (const loadgen::Record& r : l->window(from, to)) {
+            if (started != nullptr) ++*started;
+            if (r.outcome == loadgen::Outcome::kOk) out.push_back(r.latency_us);
+        }
+    }
+    return out;
+}
+
 TEST(Faults, StoppedWorkerIsReplacedWhileOthersServeFast) {
     HttpOrigin origin;
-    ProxydInstance proxy;
+    ConfigBuilder config;
+    config.set("master", "heartbeat_timeout", "2s");  // the stop lasts this long
+    ProxydInstance proxy(config);
+    proxy.expect_worker_events({WorkerEvent::kAborted});
     ASSERT_TRUE(proxy.start());
     const uint16_t port = proxy.listener_port();
     loadgen::Options steady_options = keepalive_load(port, origin, 6);
@@ -341,7 +366,9 @@ TEST(Faults, StoppedWorkerIsReplacedWhileOthersServeFast) {
     steady.start();
     churn.start();
     ASSERT_TRUE(steady.wait_ok(300, 5s));
-    std::this_thread::sleep_for(500ms);
+    // The baseline: the same load with both workers up, just before the stop.
+    const auto baseline_from = Clock::now();
+    std::this_thread::sleep_for(1s);
     std::vector<WorkerView> ws = workers_of(proxy);
     ASSERT_EQ(ws.size(), 2u);
     const WorkerView victim = ws[0];
@@ -355,28 +382,30 @@ TEST(Faults, StoppedWorkerIsReplacedWhileOthersServeFast) {
     loadgen::Stats a = steady.stop();
     loadgen::Stats b = churn.stop();
 
-    // Latency of the requests that started while the worker was stopped.
-    std::vector<uint32_t> ok_latencies;
+    // Latency of the requests that started while the worker was stopped,
+    // against those of the second before.
     uint64_t in_window = 0;
-    for (loadgen::Load* l : {&steady, &churn}) {
-        for (const loadgen::Record& r : l->window(stopped_at + 50ms, replaced_at)) {
-            ++in_window;
-            if (r.outcome == loadgen::Outcome::kOk) ok_latencies.push_back(r.latency_us);
-        }
-    }
+    std::vector<uint32_t> ok_latencies =
+        ok_latencies_in({&steady, &churn}, stopped_at + 50ms, replaced_at, &in_window);
+    std::vector<uint32_t> baseline = ok_latencies_in({&steady, &churn}, baseline_from, stopped_at);
     double p50 = loadgen::percentile_ms(ok_latencies, 0.5);
     double p99 = loadgen::percentile_ms(ok_latencies, 0.99);
+    double base_p99 = loadgen::percentile_ms(baseline, 0.99);
     std::printf(
         "[ info     ] worker stopped for %lld ms (held %lld sessions); during the stop %zu of "
-        "%llu requests ok, p50 %.2f ms, p99 %.2f ms\n  keep-alive: %s\n  churn: %s\n",
+        "%llu requests ok, p50 %.2f ms, p99 %.2f ms (before it: p99 %.2f ms)\n  keep-alive: "
+        "%s\n  churn: %s\n",
         static_cast<long long>(
             std::chrono::duration_cast<Millis>(replaced_at - stopped_at).count()),
         static_cast<long long>(victim.active_sessions), ok_latencies.size(),
-        static_cast<unsigned long long>(in_window), p50, p99, a.summary().c_str(),
+        static_cast<unsigned long long>(in_window), p50, p99, base_p99, a.summary().c_str(),
         b.summary().c_str());
     EXPECT_GE(std::chrono::duration_cast<Millis>(replaced_at - stopped_at), 1500ms);
     EXPECT_GE(ok_latencies.size(), 100u) << "the other worker did not keep serving";
-    EXPECT_LT(p99, 200.0);
+    ASSERT_GE(baseline.size(), 100u) << "too few requests for a baseline";
+    // Served by the other worker as fast as before: a request queued behind
+    // the stopped one would wait for the whole stop (2 s and more).
+    EXPECT_LT(p99, 4 * base_p99 + 50.0) << "requests waited behind the stopped worker";
     // Only the stopped worker's clients fail: its keep-alive connections and
     // at most one in-flight request of each churning client.
     EXPECT_LE(a.failed(), static_cast<uint64_t>(std::max<int64_t>(victim.active_sessions, 0)))

@@ -338,6 +338,33 @@ const Json& Json::operator[](size_t index) const {
     return values_[index];
 }
 
+namespace {
+// The answer as the test's failure message shows it.
+std::string describe_answer(const Json& answer) {
+    if (answer.is_null()) return "no answer (or not JSON)";
+    if (!answer.is_object()) return "an answer that is not a JSON object";
+    std::string text = "ok=";
+    text += answer["ok"].type() == Json::Type::kBool ? (answer["ok"].boolean() ? "true" : "false")
+                                                     : "(not a boolean)";
+    if (answer.has("error")) text += ", error=\"" + answer["error"].str() + "\"";
+    return text;
+}
+}  // namespace
+
+::testing::AssertionResult is_ok(const Json& answer) {
+    if (answer.is_object() && answer["ok"].type() == Json::Type::kBool && answer["ok"].boolean())
+        return ::testing::AssertionSuccess();
+    return ::testing::AssertionFailure() << "expected ok=true, got " << describe_answer(answer);
+}
+
+::testing::AssertionResult is_refusal(const Json& answer, std::string_view error) {
+    if (answer.is_object() && answer["ok"].type() == Json::Type::kBool && !answer["ok"].boolean() &&
+        answer["error"].str() == error)
+        return ::testing::AssertionSuccess();
+    return ::testing::AssertionFailure()
+           << "expected ok=false, error=\"" << error << "\", got " << describe_answer(answer);
+}
+
 // ===========================================================================
 // ConfigBuilder
 
@@ -537,6 +564,7 @@ ProxydInstance::ProxydInstance(ConfigBuilder config)
 ProxydInstance::~ProxydInstance() {
     stop();
     check_logs();
+    check_worker_events();
     check_no_leftovers();
     if (::testing::Test::HasFailure()) dump_diagnostics();
     const char* keep = std::getenv("PROXYD_KEEP_TMP");
@@ -797,6 +825,79 @@ void ProxydInstance::check_logs() {
         ADD_FAILURE() << "error log of " << dir_ << " has: " << line;
     if (contains_bad_marker(stderr_output(), alerts_expected_, line))
         ADD_FAILURE() << "stderr of proxyd has: " << line;
+}
+
+namespace {
+
+using WorkerEvent = ProxydInstance::WorkerEvent;
+
+// How the master logs each worker event (master/supervisor.cpp). A line
+// matches a row when it has the level and every fragment; the first row
+// that matches decides. kNever rows are product bugs in any test.
+constexpr unsigned kNever = 0;
+struct EventPattern {
+    const char* level;  // "[warn]", "[error]"...; "" = any
+    std::vector<const char*> fragments;
+    unsigned event;
+};
+
+const std::vector<EventPattern>& event_patterns() {
+    static const std::vector<EventPattern> kPatterns = {
+        {"", {"malformed report"}, kNever},
+        {"", {"report from worker", "claims slot"}, kNever},
+        {"", {"sending SIGABRT"}, static_cast<unsigned>(WorkerEvent::kAborted)},
+        {"", {"still alive after SIGABRT"}, static_cast<unsigned>(WorkerEvent::kAborted)},
+        {"",
+         {"starved of CPU for", "heartbeat_timeouts"},
+         static_cast<unsigned>(WorkerEvent::kAborted)},
+        // Killed by the master while not draining: only a hang does that.
+        {"[warn]", {"worker ", ") killed by signal"}, static_cast<unsigned>(WorkerEvent::kAborted)},
+        {"", {"exited unexpectedly"}, static_cast<unsigned>(WorkerEvent::kExited)},
+        {"", {"cannot run with this configuration"}, static_cast<unsigned>(WorkerEvent::kExited)},
+        {"[error]", {"worker ", ") exited with code"}, static_cast<unsigned>(WorkerEvent::kExited)},
+        {"[error]", {"worker ", ") killed by signal"}, static_cast<unsigned>(WorkerEvent::kExited)},
+        {"", {"is degraded"}, static_cast<unsigned>(WorkerEvent::kExited)},
+        {"", {"recycling worker"}, static_cast<unsigned>(WorkerEvent::kReplaced)},
+        {"", {"retiring worker"}, static_cast<unsigned>(WorkerEvent::kReplaced)},
+        {"", {"did not finish draining within"}, static_cast<unsigned>(WorkerEvent::kDrainKilled)},
+        {"", {"did not stop in time"}, static_cast<unsigned>(WorkerEvent::kDrainKilled)},
+        {"", {"too many generations draining"}, static_cast<unsigned>(WorkerEvent::kDrainKilled)},
+    };
+    return kPatterns;
+}
+
+// The event a log line reports; nullopt when it reports none.
+std::optional<unsigned> worker_event_of(const std::string& line) {
+    for (const EventPattern& p : event_patterns()) {
+        if (*p.level != '\0' && line.find(p.level) == std::string::npos) continue;
+        bool all = std::all_of(p.fragments.begin(), p.fragments.end(),
+                               [&](const char* f) { return line.find(f) != std::string::npos; });
+        if (all) return p.event;
+    }
+    return std::nullopt;
+}
+
+}  // namespace
+
+std::vector<std::string> ProxydInstance::unexpected_worker_events() const {
+    std::vector<std::string> out;
+    std::istringstream in(error_log());
+    std::string line;
+    while (std::getline(in, line)) {
+        std::optional<unsigned> event = worker_event_of(line);
+        if (event && (*event == kNever || (*event & expected_events_) == 0)) out.push_back(line);
+    }
+    return out;
+}
+
+// A worker aborted as hung, gone without being asked, or replaced is a
+// failure the requests of a test may never notice: the error log tells.
+void ProxydInstance::check_worker_events() {
+    for (const std::string& line : unexpected_worker_events()) {
+        ADD_FAILURE() << "unexpected worker event (declare it with expect_worker_events() if the "
+                         "test causes it): "
+                      << line;
+    }
 }
 
 void ProxydInstance::check_no_leftovers() {

@@ -18,6 +18,7 @@
 //   EXPECT_EQ(r.out, harness::pattern_bytes(10));
 #pragma once
 
+#include <gtest/gtest.h>
 #include <sys/types.h>
 
 #include <atomic>
@@ -137,6 +138,13 @@ class Json {
     std::vector<std::string> keys_;  // objects: keys_[i] names values_[i]
     std::vector<Json> values_;
 };
+
+// The control socket's verdict on a command, asserted whole: an answer came,
+// it is a JSON object, "ok" is the boolean expected, and a refusal's "error"
+// is exactly `error`. (EXPECT_FALSE(answer["ok"].boolean()) alone also holds
+// when nothing answered.)
+::testing::AssertionResult is_ok(const Json& answer);
+::testing::AssertionResult is_refusal(const Json& answer, std::string_view error);
 
 // ---------------------------------------------------------------------------
 // Config
@@ -271,6 +279,9 @@ class ProxydInstance {
     void expect_worker_events(std::initializer_list<WorkerEvent> events) {
         for (WorkerEvent e : events) expected_events_ |= static_cast<unsigned>(e);
     }
+    // Error log lines of worker events this test did not declare (teardown
+    // fails on each). A malformed report is never expected.
+    std::vector<std::string> unexpected_worker_events() const;
     // Adds `pid` to the processes teardown requires gone (each is matched by
     // its start time, so a reused pid is never blamed). Worker pids listed by
     // status() and the master's children at stop/signal time are added
@@ -285,6 +296,7 @@ class ProxydInstance {
 
   private:
     void check_logs();
+    void check_worker_events();
     void check_no_leftovers();
     void dump_diagnostics() const;
     void remember_children();

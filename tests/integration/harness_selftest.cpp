@@ -7,6 +7,8 @@
 #include <unistd.h>
 
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "tests/integration/harness.h"
 
@@ -163,6 +165,79 @@ TEST(Harness, TeardownFailsOnLeftoverProcessAndKillsIt) {
     int status = 0;
     EXPECT_EQ(::waitpid(leftover, &status, 0), leftover);
     EXPECT_TRUE(WIFSIGNALED(status));
+}
+
+// ...and so does a worker event the test did not declare: each line below is
+// the master's own wording (master/supervisor.cpp) for one kind of event.
+TEST(Harness, TeardownFailsOnUndeclaredWorkerEvents) {
+    using Event = harness::ProxydInstance::WorkerEvent;
+    const std::vector<std::pair<std::string, Event>> lines = {
+        {"[error] 1 master: worker 0 (pid 7) sent no report for 5012 ms (blocked: ...), "
+         "sending SIGABRT",
+         Event::kAborted},
+        {"[error] 1 master: worker 0 (pid 7) still alive after SIGABRT, sending SIGKILL",
+         Event::kAborted},
+        {"[warn] 1 master: worker 0 (pid 7) killed by signal 6 (Aborted)", Event::kAborted},
+        {"[warn] 1 master: worker 0 (pid 7) exited unexpectedly after 20 ms", Event::kExited},
+        {"[error] 1 master: worker 0 (pid 7) killed by signal 9 (Killed)", Event::kExited},
+        {"[error] 1 master: worker 0 (pid 7) exited with code 3", Event::kExited},
+        {"[info] 1 master: recycling worker 0 (pid 7): rss 123 bytes is above worker_max_rss",
+         Event::kReplaced},
+        {"[info] 1 master: retiring worker 0 (pid 7) on request; starting its replacement",
+         Event::kReplaced},
+        {"[warn] 1 master: worker 0 (pid 7) did not finish draining within 5000 ms, sending "
+         "SIGKILL",
+         Event::kDrainKilled},
+        {"[warn] 1 master: too many generations draining: killing worker 0 (pid 7) of "
+         "generation 2",
+         Event::kDrainKilled},
+    };
+    for (const auto& [line, event] : lines) {
+        SCOPED_TRACE(line);
+        harness::ProxydInstance never_started;
+        harness::write_file(never_started.error_log_path(),
+                            "2026-12-01 01:00:00.000 " + line + "\n" +
+                                "2026-12-01 01:00:00.000 [info] 1 master: worker 0 (pid 7) "
+                                "exited\n");
+        EXPECT_EQ(never_started.unexpected_worker_events().size(), 1u);
+        never_started.expect_worker_events({event});
+        EXPECT_TRUE(never_started.unexpected_worker_events().empty());
+    }
+    EXPECT_NONFATAL_FAILURE(
+        {
+            harness::ProxydInstance never_started;
+            harness::write_file(never_started.error_log_path(),
+                                "2026-12-01 01:00:00.000 [warn] 1 master: worker 0 (pid 7) "
+                                "exited unexpectedly after 20 ms\n");
+        },
+        "unexpected worker event");
+    // A malformed report is a product bug whatever the test declares.
+    harness::ProxydInstance never_started;
+    harness::write_file(never_started.error_log_path(),
+                        "2026-12-01 01:00:00.000 [error] 1 master: malformed report (short, 3 "
+                        "bytes) from worker 0 (pid 7)\n");
+    never_started.expect_worker_events(
+        {Event::kAborted, Event::kExited, Event::kReplaced, Event::kDrainKilled});
+    EXPECT_EQ(never_started.unexpected_worker_events().size(), 1u);
+    harness::write_file(never_started.error_log_path(), "");
+}
+
+// A control answer is judged whole: no answer is neither ok nor a refusal.
+TEST(Harness, ControlVerdictsNeedAnAnswer) {
+    const harness::Json none;
+    EXPECT_FALSE(harness::is_ok(none));
+    EXPECT_FALSE(harness::is_refusal(none, ""));
+    auto refused = harness::Json::parse(R"({"ok":false,"error":"usage: drain PID"})");
+    ASSERT_TRUE(refused);
+    EXPECT_TRUE(harness::is_refusal(*refused, "usage: drain PID"));
+    EXPECT_FALSE(harness::is_refusal(*refused, "usage"));
+    EXPECT_FALSE(harness::is_ok(*refused));
+    auto stringly = harness::Json::parse(R"({"ok":"false","error":""})");
+    ASSERT_TRUE(stringly);
+    EXPECT_FALSE(harness::is_refusal(*stringly, ""));
+    auto ok = harness::Json::parse(R"({"ok":true})");
+    ASSERT_TRUE(ok);
+    EXPECT_TRUE(harness::is_ok(*ok));
 }
 
 }  // namespace
