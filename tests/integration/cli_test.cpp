@@ -18,17 +18,12 @@ namespace {
 using namespace std::chrono_literals;
 using harness::CurlResult;
 
-std::string proxyd_bin() {
-    const char* env = std::getenv("PROXYD_BIN");
-    return env != nullptr && *env != '\0' ? env : "build/proxyd";
-}
-
 class Cli : public ::testing::Test {
   protected:
     ~Cli() override { harness::remove_tree(dir_); }
 
     CurlResult proxyd(const std::vector<std::string>& args, harness::Millis timeout = 10s) {
-        std::vector<std::string> argv = {proxyd_bin()};
+        std::vector<std::string> argv = {harness::proxyd_bin()};
         argv.insert(argv.end(), args.begin(), args.end());
         return harness::run_program(argv, timeout);
     }

@@ -47,38 +47,6 @@ using harness::send_all;
 using harness::wait_for;
 using WorkerEvent = harness::ProxydInstance::WorkerEvent;
 
-struct WorkerView {
-    pid_t pid = 0;
-    int generation = 0;
-    std::string state;
-    int64_t active_sessions = 0;
-};
-
-std::vector<WorkerView> workers_of(ProxydInstance& proxy) {
-    std::vector<WorkerView> out;
-    Json s = proxy.status();
-    for (const Json& w : s["workers"].items()) {
-        out.push_back({static_cast<pid_t>(w["pid"].as_int()),
-                       static_cast<int>(w["generation"].as_int()), w["state"].str(),
-                       w["active_sessions"].as_int()});
-    }
-    return out;
-}
-
-bool exactly_running(ProxydInstance& proxy, size_t count) {
-    std::vector<WorkerView> ws = workers_of(proxy);
-    return ws.size() == count && std::all_of(ws.begin(), ws.end(), [](const WorkerView& w) {
-               return w.state == "running";
-           });
-}
-
-bool listed(ProxydInstance& proxy, pid_t pid) {
-    for (const WorkerView& w : workers_of(proxy)) {
-        if (w.pid == pid) return true;
-    }
-    return false;
-}
-
 loadgen::Options keepalive_load(uint16_t port, const HttpOrigin& origin, int connections) {
     loadgen::Options o;
     o.port = port;
@@ -87,22 +55,6 @@ loadgen::Options keepalive_load(uint16_t port, const HttpOrigin& origin, int con
     o.connections = connections;
     o.request_timeout = 3s;
     return o;
-}
-
-// Connected sockets a process holds (entries of /proc/PID/fd that are sockets).
-int socket_count(pid_t pid) {
-    std::string dir = "/proc/" + std::to_string(pid) + "/fd";
-    DIR* d = ::opendir(dir.c_str());
-    if (d == nullptr) return -1;
-    int n = 0;
-    while (dirent* e = ::readdir(d)) {
-        char target[64] = {};
-        std::string link = dir + "/" + e->d_name;
-        ssize_t len = ::readlink(link.c_str(), target, sizeof target - 1);
-        if (len > 0 && std::strncmp(target, "socket:", 7) == 0) ++n;
-    }
-    ::closedir(d);
-    return n;
 }
 
 // Asserts the proxy still answers a plain request.
@@ -168,7 +120,7 @@ TEST(Faults, TenReloadsUnderLoadLoseNoRequest) {
         ASSERT_TRUE(proxy.signal(SIGHUP));
         std::this_thread::sleep_for(300ms);
     }
-    EXPECT_TRUE(wait_for([&] { return exactly_running(proxy, 2); }, 10s))
+    EXPECT_TRUE(wait_for([&] { return proxy.exactly_running(2); }, 10s))
         << proxy.control("status").value_or("");
     long long settled = ms_since(start);
     EXPECT_TRUE(load.wait_ok(200, 5s));
@@ -179,7 +131,7 @@ TEST(Faults, TenReloadsUnderLoadLoseNoRequest) {
     EXPECT_EQ(s.failed(), 0u) << s.summary();
     EXPECT_GE(generation, 3);  // SIGHUPs during a reload may be coalesced, not all ignored
     EXPECT_GT(s.server_closes, 0u) << "old workers never handed connections over";
-    for (const WorkerView& w : workers_of(proxy)) EXPECT_EQ(w.generation, generation);
+    for (const ProxydInstance::Worker& w : proxy.workers()) EXPECT_EQ(w.generation, generation);
 }
 
 TEST(Faults, RecyclingByMaxSessionsUnderLoadLosesNoRequest) {
@@ -204,7 +156,7 @@ TEST(Faults, RecyclingByMaxSessionsUnderLoadLosesNoRequest) {
     auto start = Clock::now();
     wait_for(
         [&] {
-            for (const WorkerView& w : workers_of(proxy)) seen.insert(w.pid);
+            for (const ProxydInstance::Worker& w : proxy.workers()) seen.insert(w.pid);
             return recycles() >= 4 && seen.size() >= 4;
         },
         30s, 50ms);
@@ -217,7 +169,7 @@ TEST(Faults, RecyclingByMaxSessionsUnderLoadLosesNoRequest) {
     EXPECT_EQ(b.failed(), 0u) << b.summary();
     EXPECT_GE(recycles(), 4u);
     EXPECT_GE(seen.size(), 4u);
-    EXPECT_TRUE(wait_for([&] { return exactly_running(proxy, 2); }, 8s));
+    EXPECT_TRUE(wait_for([&] { return proxy.exactly_running(2); }, 8s));
 }
 
 // The drain race, made deterministic: the response's head
@@ -304,17 +256,17 @@ TEST(Faults, KilledWorkerLosesOnlyItsOwnConnections) {
     load.start();
     ASSERT_TRUE(load.wait_ok(300, 5s));
     std::this_thread::sleep_for(500ms);  // two reports with the sessions settled
-    std::vector<WorkerView> ws = workers_of(proxy);
+    std::vector<ProxydInstance::Worker> ws = proxy.workers();
     ASSERT_EQ(ws.size(), 2u);
-    const WorkerView victim =
-        *std::max_element(ws.begin(), ws.end(), [](const WorkerView& x, const WorkerView& y) {
+    const ProxydInstance::Worker victim = *std::max_element(
+        ws.begin(), ws.end(), [](const ProxydInstance::Worker& x, const ProxydInstance::Worker& y) {
             return x.active_sessions < y.active_sessions;
         });
     ASSERT_GT(victim.active_sessions, 0);
     auto killed_at = Clock::now();
     ASSERT_EQ(kill(victim.pid, SIGKILL), 0);
     EXPECT_TRUE(
-        wait_for([&] { return !listed(proxy, victim.pid) && exactly_running(proxy, 2); }, 5s));
+        wait_for([&] { return !proxy.lists_worker(victim.pid) && proxy.exactly_running(2); }, 5s));
     long long replaced = ms_since(killed_at);
     EXPECT_TRUE(load.wait_ok(300, 5s));
     loadgen::Stats s = load.stop();
@@ -369,13 +321,13 @@ TEST(Faults, StoppedWorkerIsReplacedWhileOthersServeFast) {
     // The baseline: the same load with both workers up, just before the stop.
     const auto baseline_from = Clock::now();
     std::this_thread::sleep_for(1s);
-    std::vector<WorkerView> ws = workers_of(proxy);
+    std::vector<ProxydInstance::Worker> ws = proxy.workers();
     ASSERT_EQ(ws.size(), 2u);
-    const WorkerView victim = ws[0];
+    const ProxydInstance::Worker victim = ws[0];
     auto stopped_at = Clock::now();
     ASSERT_EQ(kill(victim.pid, SIGSTOP), 0);
     EXPECT_TRUE(
-        wait_for([&] { return !listed(proxy, victim.pid) && exactly_running(proxy, 2); }, 8s));
+        wait_for([&] { return !proxy.lists_worker(victim.pid) && proxy.exactly_running(2); }, 8s));
     auto replaced_at = Clock::now();
     EXPECT_TRUE(wait_for([&] { return !harness::process_alive(victim.pid); }, 3s));
     EXPECT_TRUE(steady.wait_ok(200, 5s));
@@ -461,7 +413,7 @@ TEST(Faults, DescriptorExhaustionPausesAcceptingAndRecovers) {
     rlimit low{64, 64};
     ASSERT_EQ(::prlimit(worker, RLIMIT_NOFILE, &low, nullptr), 0) << std::strerror(errno);
     std::printf("[ info     ] worker %d holds %d sockets, RLIMIT_NOFILE now 64\n", worker,
-                socket_count(worker));
+                harness::open_sockets(worker));
 
     // Idle connections first: they hold descriptors until header_timeout,
     // so the burst below is sure to find none left, however fast the
@@ -555,7 +507,7 @@ TEST(Faults, BrokenUpstreamsGetTheRightAnswerAndLeakNothing) {
     const pid_t worker = proxy.worker_pids().at(0);
     expect_serves(port, origin);          // one pooled connection to `origin` at most
     std::this_thread::sleep_for(1500ms);  // ...gone after upstream_keepalive_timeout
-    const int baseline_sockets = socket_count(worker);
+    const int baseline_sockets = harness::open_sockets(worker);
 
     auto make = [](std::function<bool(int, const std::atomic<bool>&)> respond) {
         auto f = std::make_unique<FaultOrigin>();
@@ -684,7 +636,7 @@ TEST(Faults, BrokenUpstreamsGetTheRightAnswerAndLeakNothing) {
     int sockets = -1;
     EXPECT_TRUE(wait_for(
         [&] {
-            sockets = socket_count(worker);
+            sockets = harness::open_sockets(worker);
             return sockets <= baseline_sockets;
         },
         5s));

@@ -258,6 +258,21 @@ uint16_t closed_port() {
     return ntohs(sin.sin_port);
 }
 
+int open_sockets(pid_t pid) {
+    std::string dir = "/proc/" + std::to_string(pid) + "/fd";
+    DIR* d = ::opendir(dir.c_str());
+    if (d == nullptr) return -1;
+    int n = 0;
+    while (dirent* e = ::readdir(d)) {
+        char target[64] = {};
+        std::string link = dir + "/" + e->d_name;
+        ssize_t len = ::readlink(link.c_str(), target, sizeof target - 1);
+        if (len > 0 && std::strncmp(target, "socket:", 7) == 0) ++n;
+    }
+    ::closedir(d);
+    return n;
+}
+
 uint64_t resident_bytes(pid_t pid) {
     std::string statm = read_file("/proc/" + std::to_string(pid) + "/statm");
     unsigned long long size = 0, resident = 0;
@@ -472,12 +487,18 @@ std::optional<int> ConfigBuilder::workers() const {
 // ===========================================================================
 // ProxydInstance
 
-namespace {
-
 std::string proxyd_bin() {
     const char* env = std::getenv("PROXYD_BIN");
     return env != nullptr && *env != '\0' ? env : "build/proxyd";
 }
+
+std::string proxyctl_bin() {
+    std::string bin = proxyd_bin();
+    size_t slash = bin.rfind('/');
+    return (slash == std::string::npos ? std::string() : bin.substr(0, slash + 1)) + "proxyctl";
+}
+
+namespace {
 
 // posix_spawn with stdin from /dev/null and stdout/stderr to the given fds
 // (or inherited when -1). Returns the pid or -1.
@@ -720,6 +741,28 @@ std::vector<pid_t> ProxydInstance::worker_pids() {
         if (pid > 0) pids.push_back(pid);
     }
     return pids;
+}
+
+std::vector<ProxydInstance::Worker> ProxydInstance::workers() {
+    std::vector<Worker> out;
+    Json answer = status();
+    for (const Json& w : answer["workers"].items()) {
+        out.push_back({static_cast<pid_t>(w["pid"].as_int()), static_cast<int>(w["slot"].as_int()),
+                       static_cast<int>(w["generation"].as_int()), w["state"].str(),
+                       w["active_sessions"].as_int()});
+    }
+    return out;
+}
+
+bool ProxydInstance::exactly_running(size_t count) {
+    std::vector<Worker> ws = workers();
+    return ws.size() == count &&
+           std::all_of(ws.begin(), ws.end(), [](const Worker& w) { return w.state == "running"; });
+}
+
+bool ProxydInstance::lists_worker(pid_t pid) {
+    std::vector<Worker> ws = workers();
+    return std::any_of(ws.begin(), ws.end(), [&](const Worker& w) { return w.pid == pid; });
 }
 
 bool ProxydInstance::running() {

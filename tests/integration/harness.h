@@ -98,6 +98,14 @@ void send_all(int fd, std::string_view data);
 uint16_t closed_port();
 // The resident set of `pid` now, from /proc/PID/statm; 0 when it is gone.
 uint64_t resident_bytes(pid_t pid);
+// Sockets process `pid` holds (its /proc/PID/fd entries that are sockets);
+// -1 when it is gone.
+int open_sockets(pid_t pid);
+
+// The binaries under test: env PROXYD_BIN (default build/proxyd), and the
+// proxyctl beside it.
+std::string proxyd_bin();
+std::string proxyctl_bin();
 
 // ---------------------------------------------------------------------------
 // JSON: the control socket's answers, parsed by nlohmann-json and held in a
@@ -246,6 +254,19 @@ class ProxydInstance {
 
     // Worker pids listed by `status` now (also remembered for teardown).
     std::vector<pid_t> worker_pids();
+    // The workers `status` lists now; empty when it did not answer.
+    struct Worker {
+        pid_t pid = 0;
+        int slot = 0;
+        int generation = 0;
+        std::string state;  // starting | running | draining
+        int64_t active_sessions = 0;
+    };
+    std::vector<Worker> workers();
+    // Exactly `count` workers listed, every one running.
+    bool exactly_running(size_t count);
+    // Is `pid` among the listed workers?
+    bool lists_worker(pid_t pid);
     // The spawned master's pid; -1 before spawn.
     pid_t master_pid() const { return pid_; }
     bool running();  // the master has not exited yet

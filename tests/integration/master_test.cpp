@@ -44,58 +44,6 @@ using harness::ProxydInstance;
 using harness::wait_for;
 using WorkerEvent = harness::ProxydInstance::WorkerEvent;
 
-struct WorkerView {
-    pid_t pid = 0;
-    int slot = 0;
-    int generation = 0;
-    std::string state;
-};
-
-std::vector<WorkerView> workers_of(ProxydInstance& proxy) {
-    std::vector<WorkerView> out;
-    Json s = proxy.status();
-    for (const Json& w : s["workers"].items()) {
-        out.push_back({static_cast<pid_t>(w["pid"].as_int()), static_cast<int>(w["slot"].as_int()),
-                       static_cast<int>(w["generation"].as_int()), w["state"].str()});
-    }
-    return out;
-}
-
-// Exactly `count` workers listed, all running (none draining or starting).
-bool exactly_running(ProxydInstance& proxy, size_t count) {
-    std::vector<WorkerView> ws = workers_of(proxy);
-    if (ws.size() != count) return false;
-    return std::all_of(ws.begin(), ws.end(),
-                       [](const WorkerView& w) { return w.state == "running"; });
-}
-
-// (ProxydInstance::worker_pids() ranges over a temporary's member; this
-// keeps the Json alive.)
-std::vector<pid_t> pids_of(ProxydInstance& proxy) {
-    std::vector<pid_t> pids;
-    for (const WorkerView& w : workers_of(proxy)) pids.push_back(w.pid);
-    return pids;
-}
-
-bool listed(ProxydInstance& proxy, pid_t pid) {
-    for (const WorkerView& w : workers_of(proxy)) {
-        if (w.pid == pid) return true;
-    }
-    return false;
-}
-
-std::string proxyd_bin() {
-    const char* env = std::getenv("PROXYD_BIN");
-    return env != nullptr && *env != '\0' ? env : "build/proxyd";
-}
-
-// proxyctl sits next to proxyd in the build directory.
-std::string proxyctl_bin() {
-    std::string bin = proxyd_bin();
-    size_t slash = bin.rfind('/');
-    return (slash == std::string::npos ? std::string() : bin.substr(0, slash + 1)) + "proxyctl";
-}
-
 // Makes worker `pid` spin in user space for good, as a worker caught in a
 // loop that never returns to its event loop: attaches with ptrace, writes
 // "jmp ." at its instruction pointer (in its own copy of the page) and
@@ -196,15 +144,15 @@ void expect_caught_then_declare(ProxydInstance& proxy, WorkerEvent event) {
 TEST(MasterWorkers, KilledWorkerIsReplaced) {
     ProxydInstance proxy;
     ASSERT_TRUE(proxy.start());
-    std::vector<pid_t> before = pids_of(proxy);
+    std::vector<pid_t> before = proxy.worker_pids();
     ASSERT_EQ(before.size(), 2u) << proxy.control("status").value_or("no answer");
     ASSERT_GT(before[0], 0) << proxy.control("status").value_or("no answer");
     auto start = Clock::now();
     ASSERT_EQ(kill(before[0], SIGKILL), 0);
     EXPECT_TRUE(
-        wait_for([&] { return !listed(proxy, before[0]) && exactly_running(proxy, 2); }, 5s));
+        wait_for([&] { return !proxy.lists_worker(before[0]) && proxy.exactly_running(2); }, 5s));
     std::printf("[ info     ] worker killed with SIGKILL replaced in %lld ms\n", ms_since(start));
-    EXPECT_TRUE(listed(proxy, before[1]));
+    EXPECT_TRUE(proxy.lists_worker(before[1]));
     EXPECT_TRUE(proxy.wait_for_log("killed by signal 9"));
     expect_caught_then_declare(proxy, WorkerEvent::kExited);
 }
@@ -215,7 +163,7 @@ TEST(MasterWorkers, KilledWorkerIsReplaced) {
 TEST(MasterWorkers, StoppedWorkerIsKilledAfterHeartbeatTimeout) {
     ProxydInstance proxy(short_heartbeat());
     ASSERT_TRUE(proxy.start());
-    std::vector<pid_t> before = pids_of(proxy);
+    std::vector<pid_t> before = proxy.worker_pids();
     ASSERT_EQ(before.size(), 2u);
     auto start = Clock::now();
     ASSERT_EQ(kill(before[0], SIGSTOP), 0);
@@ -228,7 +176,7 @@ TEST(MasterWorkers, StoppedWorkerIsKilledAfterHeartbeatTimeout) {
     // due just as it stopped).
     EXPECT_GE(took, kShortHeartbeatMs - 250);
     EXPECT_TRUE(
-        wait_for([&] { return !listed(proxy, before[0]) && exactly_running(proxy, 2); }, 5s));
+        wait_for([&] { return !proxy.lists_worker(before[0]) && proxy.exactly_running(2); }, 5s));
     EXPECT_TRUE(proxy.wait_for_log("sent no report"));
     EXPECT_TRUE(proxy.wait_for_log("(blocked: ")) << proxy.error_log();
     EXPECT_FALSE(proxy.log_lines_with("to run, state T)").empty()) << proxy.error_log();
@@ -239,7 +187,7 @@ TEST(MasterWorkers, SpinningWorkerIsAbortedAfterHeartbeatTimeout) {
     ProxydInstance proxy(short_heartbeat());
     proxy.expect_worker_events({WorkerEvent::kAborted});
     ASSERT_TRUE(proxy.start());
-    std::vector<pid_t> before = pids_of(proxy);
+    std::vector<pid_t> before = proxy.worker_pids();
     ASSERT_EQ(before.size(), 2u);
     auto start = Clock::now();
     if (!make_spin(before[0])) GTEST_SKIP() << "cannot ptrace a worker here";
@@ -252,7 +200,7 @@ TEST(MasterWorkers, SpinningWorkerIsAbortedAfterHeartbeatTimeout) {
     EXPECT_TRUE(proxy.wait_for_log("(spinning: ran ")) << proxy.error_log();
     EXPECT_TRUE(proxy.wait_for_log("killed by signal 6"));
     EXPECT_TRUE(
-        wait_for([&] { return !listed(proxy, before[0]) && exactly_running(proxy, 2); }, 5s));
+        wait_for([&] { return !proxy.lists_worker(before[0]) && proxy.exactly_running(2); }, 5s));
     EXPECT_EQ(proxy.status()["starved_total"].as_int(), 0);
 }
 
@@ -262,7 +210,7 @@ TEST(MasterWorkers, SpinningWorkerIsAbortedAfterHeartbeatTimeout) {
 TEST(MasterWorkers, StarvedWorkerIsNotAborted) {
     ProxydInstance proxy(short_heartbeat());
     ASSERT_TRUE(proxy.start());
-    std::vector<pid_t> before = pids_of(proxy);
+    std::vector<pid_t> before = proxy.worker_pids();
     ASSERT_EQ(before.size(), 2u);
     const pid_t victim = before[0];
     cpu_set_t mine;
@@ -292,7 +240,7 @@ TEST(MasterWorkers, StarvedWorkerIsNotAborted) {
     sched_param normal{};
     sched_setscheduler(victim, SCHED_OTHER, &normal);
     EXPECT_TRUE(proxy.wait_for_log("reports again after being starved of CPU"));
-    EXPECT_TRUE(listed(proxy, victim));
+    EXPECT_TRUE(proxy.lists_worker(victim));
     Json s = proxy.status();
     EXPECT_GE(s["starved_total"].as_int(), 1);
     for (const Json& w : s["workers"].items()) {
@@ -310,12 +258,12 @@ TEST(MasterWorkers, CrashLoopBacksOffAndShowsDegraded) {
     ASSERT_TRUE(proxy.start());
     auto start = Clock::now();
     for (int i = 0; i < 4; ++i) {
-        std::vector<WorkerView> ws = workers_of(proxy);
+        std::vector<ProxydInstance::Worker> ws = proxy.workers();
         ASSERT_EQ(ws.size(), 1u);
         ASSERT_EQ(kill(ws[0].pid, SIGSEGV), 0);
         pid_t dead = ws[0].pid;
         ASSERT_TRUE(
-            wait_for([&] { return !listed(proxy, dead) && exactly_running(proxy, 1); }, 10s))
+            wait_for([&] { return !proxy.lists_worker(dead) && proxy.exactly_running(1); }, 10s))
             << "round " << i;
     }
     std::printf("[ info     ] four crash/respawn rounds took %lld ms\n", ms_since(start));
@@ -332,7 +280,7 @@ TEST(MasterWorkers, CrashLoopBacksOffAndShowsDegraded) {
 TEST(MasterReload, ChangingWorkerCountStartsANewGeneration) {
     ProxydInstance proxy;
     ASSERT_TRUE(proxy.start());
-    std::vector<pid_t> old_pids = pids_of(proxy);
+    std::vector<pid_t> old_pids = proxy.worker_pids();
     uint16_t port = proxy.listener_port();
     proxy.config().set("master", "workers", "3");
     ASSERT_TRUE(proxy.write_config());
@@ -341,8 +289,9 @@ TEST(MasterReload, ChangingWorkerCountStartsANewGeneration) {
     EXPECT_EQ(r["generation"].as_int(), 2);
     EXPECT_TRUE(wait_for(
         [&] {
-            std::vector<WorkerView> ws = workers_of(proxy);
-            return ws.size() == 3 && std::all_of(ws.begin(), ws.end(), [](const WorkerView& w) {
+            std::vector<ProxydInstance::Worker> ws = proxy.workers();
+            return ws.size() == 3 &&
+                   std::all_of(ws.begin(), ws.end(), [](const ProxydInstance::Worker& w) {
                        return w.generation == 2 && w.state == "running";
                    });
         },
@@ -362,19 +311,19 @@ TEST(MasterReload, SighupReloadsToo) {
     ASSERT_TRUE(proxy.write_config());
     ASSERT_TRUE(proxy.signal(SIGHUP));
     EXPECT_TRUE(wait_for([&] { return proxy.status()["generation"].as_int() == 2; }, 5s));
-    EXPECT_TRUE(wait_for([&] { return exactly_running(proxy, 1); }, 8s));
+    EXPECT_TRUE(wait_for([&] { return proxy.exactly_running(1); }, 8s));
 }
 
 TEST(MasterReload, BadKeyIsRefusedWithTheReason) {
     ProxydInstance proxy;
     ASSERT_TRUE(proxy.start());
-    std::vector<pid_t> before = pids_of(proxy);
+    std::vector<pid_t> before = proxy.worker_pids();
     proxy.config().set("master", "frobnicate", "1");
     ASSERT_TRUE(proxy.write_config());
     Json r = proxy.control_json("reload");
     EXPECT_TRUE(harness::is_refusal(r, r["error"].str()));
     EXPECT_NE(r["error"].str().find("frobnicate"), std::string::npos) << r["error"].str();
-    std::vector<pid_t> after = pids_of(proxy);
+    std::vector<pid_t> after = proxy.worker_pids();
     std::sort(before.begin(), before.end());
     std::sort(after.begin(), after.end());
     EXPECT_EQ(before, after);
@@ -385,7 +334,7 @@ TEST(MasterReload, BadKeyIsRefusedWithTheReason) {
 TEST(MasterLifecycle, MasterSigkillLeavesNoWorker) {
     ProxydInstance proxy;
     ASSERT_TRUE(proxy.start());
-    std::vector<pid_t> workers = pids_of(proxy);
+    std::vector<pid_t> workers = proxy.worker_pids();
     ASSERT_FALSE(workers.empty());
     auto start = Clock::now();
     ASSERT_TRUE(proxy.signal(SIGKILL));
@@ -403,7 +352,7 @@ TEST(MasterLifecycle, MasterSigkillLeavesNoWorker) {
 TEST(MasterLifecycle, SigtermStopsFastAndRemovesFiles) {
     ProxydInstance proxy;
     ASSERT_TRUE(proxy.start());
-    std::vector<pid_t> workers = pids_of(proxy);
+    std::vector<pid_t> workers = proxy.worker_pids();
     ASSERT_TRUE(proxy.signal(SIGTERM));
     EXPECT_EQ(proxy.wait_exit_code(5s), 0);
     EXPECT_NE(access(proxy.pid_file_path().c_str(), F_OK), 0);
@@ -495,9 +444,9 @@ TEST(MasterScaling, TtinAndTtouChangeTheWorkerCount) {
     ProxydInstance proxy;
     ASSERT_TRUE(proxy.start());
     ASSERT_TRUE(proxy.signal(SIGTTIN));
-    EXPECT_TRUE(wait_for([&] { return exactly_running(proxy, 3); }, 5s));
+    EXPECT_TRUE(wait_for([&] { return proxy.exactly_running(3); }, 5s));
     ASSERT_TRUE(proxy.signal(SIGTTOU));
-    EXPECT_TRUE(wait_for([&] { return exactly_running(proxy, 2); }, 8s));
+    EXPECT_TRUE(wait_for([&] { return proxy.exactly_running(2); }, 8s));
     EXPECT_EQ(proxy.status()["target_workers"].as_int(), 2);
 }
 
@@ -506,25 +455,25 @@ TEST(MasterScaling, ScaleCommand) {
     ASSERT_TRUE(proxy.start());
     Json r = proxy.control_json("scale 4");
     EXPECT_TRUE(r["ok"].boolean());
-    EXPECT_TRUE(wait_for([&] { return exactly_running(proxy, 4); }, 5s));
+    EXPECT_TRUE(wait_for([&] { return proxy.exactly_running(4); }, 5s));
     for (const char* bad : {"scale 0", "scale 1025", "scale x", "scale", "scale 1 2"}) {
         EXPECT_TRUE(harness::is_refusal(proxy.control_json(bad), "usage: scale N (1..1024)"))
             << bad;
     }
     EXPECT_TRUE(proxy.control_json("scale 1")["ok"].boolean());
-    EXPECT_TRUE(wait_for([&] { return exactly_running(proxy, 1); }, 8s));
+    EXPECT_TRUE(wait_for([&] { return proxy.exactly_running(1); }, 8s));
 }
 
 TEST(MasterScaling, DrainPidStartsTheReplacementFirst) {
     ProxydInstance proxy;
     ASSERT_TRUE(proxy.start());
-    std::vector<pid_t> before = pids_of(proxy);
+    std::vector<pid_t> before = proxy.worker_pids();
     Json r = proxy.control_json("drain " + std::to_string(before[0]));
     EXPECT_TRUE(r["ok"].boolean()) << r["error"].str();
     EXPECT_TRUE(
-        wait_for([&] { return !listed(proxy, before[0]) && exactly_running(proxy, 2); }, 8s));
+        wait_for([&] { return !proxy.lists_worker(before[0]) && proxy.exactly_running(2); }, 8s));
     EXPECT_TRUE(wait_for([&] { return !harness::process_alive(before[0]); }, 3s));
-    EXPECT_TRUE(listed(proxy, before[1]));
+    EXPECT_TRUE(proxy.lists_worker(before[1]));
     EXPECT_TRUE(proxy.wait_for_log("its replacement is ready"));
     EXPECT_TRUE(harness::is_refusal(proxy.control_json("drain 1"), "no worker with pid 1"));
     EXPECT_TRUE(harness::is_refusal(proxy.control_json("drain"), "usage: drain PID"));
@@ -537,13 +486,14 @@ TEST(MasterScaling, RecycleAfterMaxSessions) {
     ProxydInstance proxy(config);
     proxy.expect_worker_events({WorkerEvent::kReplaced});
     ASSERT_TRUE(proxy.start());
-    pid_t first = pids_of(proxy).at(0);
+    pid_t first = proxy.worker_pids().at(0);
     harness::HttpOrigin origin;
     for (int i = 0; i < 4; ++i) {
         harness::CurlResult r = harness::curl_via(proxy.listener_port(), {origin.url("/")});
         EXPECT_EQ(r.exit_code, 0) << r.err;
     }
-    EXPECT_TRUE(wait_for([&] { return !listed(proxy, first) && exactly_running(proxy, 1); }, 8s));
+    EXPECT_TRUE(
+        wait_for([&] { return !proxy.lists_worker(first) && proxy.exactly_running(1); }, 8s));
     EXPECT_TRUE(proxy.wait_for_log("recycling worker"));
     // Counts of the recycled worker survive in the totals.
     EXPECT_GE(proxy.control_json("stats")["total_sessions"].as_int(), 3);
@@ -677,13 +627,6 @@ TEST(MasterControl, GarbageAndOversizedLinesAreRefused) {
     close(idle);
 }
 
-// Resident memory of `pid` in KiB (VmRSS), 0 when unreadable.
-long rss_kib(pid_t pid) {
-    std::string text = harness::read_file("/proc/" + std::to_string(pid) + "/status");
-    size_t at = text.find("VmRSS:");
-    return at == std::string::npos ? 0 : std::atol(text.c_str() + at + 6);
-}
-
 // A client that sends commands and never reads the answers costs the master
 // a bounded amount of memory: the master stops reading that client's
 // commands while its answers wait. Once the client reads, every command gets
@@ -692,7 +635,7 @@ TEST(MasterControl, ClientThatNeverReadsCannotGrowTheMaster) {
     ProxydInstance proxy;
     ASSERT_TRUE(proxy.start());
     const size_t answer_size = proxy.control("status").value_or("").size();
-    const long rss_before = rss_kib(proxy.master_pid());
+    const long rss_before = static_cast<long>(harness::resident_bytes(proxy.master_pid() / 1024));
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     sockaddr_un sun{};
     sun.sun_family = AF_UNIX;
@@ -726,7 +669,7 @@ TEST(MasterControl, ClientThatNeverReadsCannotGrowTheMaster) {
     }
     const size_t count = sent / line.size();
     std::this_thread::sleep_for(500ms);  // let the master do what it will
-    const long rss_after = rss_kib(proxy.master_pid());
+    const long rss_after = static_cast<long>(harness::resident_bytes(proxy.master_pid() / 1024));
     std::printf(
         "[ info     ] %zu commands sent unread (answers of %zu bytes); master rss %ld -> %ld "
         "KiB\n",
@@ -779,23 +722,24 @@ TEST(MasterCli, SignalOptionReachesTheMaster) {
     ProxydInstance proxy;
     ASSERT_TRUE(proxy.start());
     harness::CurlResult r =
-        harness::run_program({proxyd_bin(), "-c", proxy.config_path(), "-s", "reload"});
+        harness::run_program({harness::proxyd_bin(), "-c", proxy.config_path(), "-s", "reload"});
     EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
     EXPECT_TRUE(wait_for([&] { return proxy.status()["generation"].as_int() == 2; }, 5s));
-    r = harness::run_program({proxyd_bin(), "-c", proxy.config_path(), "-s", "quit"});
+    r = harness::run_program({harness::proxyd_bin(), "-c", proxy.config_path(), "-s", "quit"});
     EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
     EXPECT_EQ(proxy.wait_exit_code(8s), 0);
-    r = harness::run_program({proxyd_bin(), "-c", proxy.config_path(), "-s", "stop"});
+    r = harness::run_program({harness::proxyd_bin(), "-c", proxy.config_path(), "-s", "stop"});
     EXPECT_EQ(r.exit_code, 1);
     EXPECT_NE(r.err.find("proxyd.pid"), std::string::npos) << r.err;
-    r = harness::run_program({proxyd_bin(), "-c", proxy.config_path(), "-s", "bogus"});
+    r = harness::run_program({harness::proxyd_bin(), "-c", proxy.config_path(), "-s", "bogus"});
     EXPECT_EQ(r.exit_code, 2);
 }
 
 TEST(MasterCli, SecondMasterRefusesToStart) {
     ProxydInstance proxy;
     ASSERT_TRUE(proxy.start());
-    harness::CurlResult r = harness::run_program({proxyd_bin(), "-c", proxy.config_path()}, 5s);
+    harness::CurlResult r =
+        harness::run_program({harness::proxyd_bin(), "-c", proxy.config_path()}, 5s);
     EXPECT_EQ(r.exit_code, 1);
     EXPECT_NE(r.err.find("already running"), std::string::npos) << r.err;
     EXPECT_TRUE(proxy.status()["ok"].boolean());
@@ -805,25 +749,25 @@ TEST(MasterCli, ProxyctlPrintsTablesAndJson) {
     ProxydInstance proxy;
     ASSERT_TRUE(proxy.start());
     const std::string sock = proxy.control_socket_path();
-    harness::CurlResult r = harness::run_program({proxyctl_bin(), "-s", sock, "workers"});
+    harness::CurlResult r = harness::run_program({harness::proxyctl_bin(), "-s", sock, "workers"});
     EXPECT_EQ(r.exit_code, 0) << r.err;
     EXPECT_NE(r.out.find("PID"), std::string::npos) << r.out;
     EXPECT_NE(r.out.find("running"), std::string::npos) << r.out;
-    r = harness::run_program({proxyctl_bin(), "-s", sock, "--json", "status"});
+    r = harness::run_program({harness::proxyctl_bin(), "-s", sock, "--json", "status"});
     EXPECT_EQ(r.exit_code, 0) << r.err;
     auto j = Json::parse(r.out.substr(0, r.out.find('\n')));
     ASSERT_TRUE(j) << r.out;
     EXPECT_EQ((*j)["master_pid"].as_int(), proxy.master_pid());
-    r = harness::run_program({proxyctl_bin(), "-c", proxy.config_path(), "stats"});
+    r = harness::run_program({harness::proxyctl_bin(), "-c", proxy.config_path(), "stats"});
     EXPECT_EQ(r.exit_code, 0) << r.err;
     EXPECT_NE(r.out.find("total_sessions: "), std::string::npos) << r.out;
-    r = harness::run_program({proxyctl_bin(), "-s", sock, "frobnicate"});
+    r = harness::run_program({harness::proxyctl_bin(), "-s", sock, "frobnicate"});
     EXPECT_EQ(r.exit_code, 1);
     EXPECT_NE(r.err.find("proxyctl: unknown command"), std::string::npos) << r.err;
-    r = harness::run_program({proxyctl_bin(), "-s", proxy.path("absent.sock"), "status"});
+    r = harness::run_program({harness::proxyctl_bin(), "-s", proxy.path("absent.sock"), "status"});
     EXPECT_EQ(r.exit_code, 1);
     EXPECT_NE(r.err.find("is proxyd running?"), std::string::npos) << r.err;
-    r = harness::run_program({proxyctl_bin()});
+    r = harness::run_program({harness::proxyctl_bin()});
     EXPECT_EQ(r.exit_code, 2);
 }
 
