@@ -196,9 +196,18 @@ class DnsTest : public ::testing::Test {
     std::unique_ptr<ProxydInstance> proxy_;  // declared last: stops first
 };
 
+// What the nameserver answers, and what the proxy makes of it.
+class DnsAnswer : public DnsTest {};
+// A name with several addresses: the next is tried when one fails.
+class DnsFallback : public DnsTest {};
+// A connect that never completes.
+class DnsConnectTimeout : public DnsTest {};
+// The nameserver list across a reload.
+class DnsReload : public DnsTest {};
+
 // --- A name that resolves -----------------------------------------------------
 
-TEST_F(DnsTest, NameResolvedByTheNameserverReachesTheOrigin) {
+TEST_F(DnsAnswer, NameResolvedByTheNameserverReachesTheOrigin) {
     dns_.set_addresses("origin.dns.test", {"127.0.0.1"});
     start();
     const std::string url = "http://" + at_origin("origin.dns.test") + "/bytes/3000";
@@ -225,7 +234,7 @@ TEST_F(DnsTest, NameResolvedByTheNameserverReachesTheOrigin) {
 
 // --- NXDOMAIN -----------------------------------------------------------------
 
-TEST_F(DnsTest, NxdomainIs502DnsErrorAndSocksHostUnreachable) {
+TEST_F(DnsAnswer, NxdomainIs502DnsErrorAndSocksHostUnreachable) {
     start();
     const std::string name = "missing.dns.test";
     const std::string status =
@@ -250,9 +259,24 @@ TEST_F(DnsTest, NxdomainIs502DnsErrorAndSocksHostUnreachable) {
     EXPECT_EQ(dns_.malformed(), 0u);
 }
 
+// RFC 6761: .invalid never resolves, so the resolver refuses it without
+// asking anyone. The answer is that of NXDOMAIN; the server saw nothing.
+TEST_F(DnsAnswer, InvalidTldIsRefusedWithoutAQuery) {
+    start();
+    auto http = get("nothing.invalid:80");
+    ASSERT_TRUE(http);
+    EXPECT_EQ(http->status, 502);
+    EXPECT_EQ(http->header("Proxy-Status"),
+              proxy_status("dns_error", "cannot resolve \"nothing.invalid\": host not found"));
+    EXPECT_EQ(hex(socks_connect("nothing.invalid", 80)),
+              hex(socks5_failure(kSocksHostUnreachable)));
+    EXPECT_TRUE(dns_.queries().empty());
+    EXPECT_EQ(dns_.malformed(), 0u);
+}
+
 // --- A silent nameserver: dns_timeout ----------------------------------------
 
-TEST_F(DnsTest, SilentNameserverIs504DnsTimeoutAfterDnsTimeout) {
+TEST_F(DnsAnswer, SilentNameserverIs504DnsTimeoutAfterDnsTimeout) {
     constexpr Millis kDnsTimeout = 1000ms;
     // Generous: the bound is that the proxy does not wait far past it.
     constexpr Millis kSlack = 5s;
@@ -295,7 +319,7 @@ TEST_F(DnsTest, SilentNameserverIs504DnsTimeoutAfterDnsTimeout) {
 
 // 127.0.0.2 and 127.0.0.3 are loopback addresses nothing listens on at the
 // origin's port: a connect there is refused at once.
-TEST_F(DnsTest, RefusedAddressFallsBackToTheNextInAnswerOrder) {
+TEST_F(DnsFallback, RefusedAddressFallsBackToTheNextInAnswerOrder) {
     dns_.set_addresses("fallback.dns.test", {"127.0.0.2", "127.0.0.1"});
     dns_.set_addresses("all-refuse.dns.test", {"127.0.0.2", "127.0.0.3"});
     start();
@@ -325,7 +349,7 @@ TEST_F(DnsTest, RefusedAddressFallsBackToTheNextInAnswerOrder) {
 // The first address hangs (a full accept queue on 127.0.0.2 at the origin's
 // port): the proxy gives it connect_timeout, then succeeds on the second. The
 // elapsed time shows the first was tried first.
-TEST_F(DnsTest, HangingAddressFallsBackAfterConnectTimeout) {
+TEST_F(DnsFallback, HangingAddressFallsBackAfterConnectTimeout) {
     constexpr Millis kConnectTimeout = 1000ms;
     UnacceptedListener hang("127.0.0.2", origin_.port());
     ASSERT_TRUE(hang.full());
@@ -344,7 +368,7 @@ TEST_F(DnsTest, HangingAddressFallsBackAfterConnectTimeout) {
 
 // --- Private answers ------------------------------------------------------------
 
-TEST_F(DnsTest, PrivateAnswersAreRefusedWhenDenied) {
+TEST_F(DnsAnswer, PrivateAnswersAreRefusedWhenDenied) {
     dns_.set_addresses("loopback.dns.test", {"127.0.0.1"});
     dns_.set_addresses("ten.dns.test", {"10.11.12.13"});
     dns_.set_addresses("mixed.dns.test", {"10.11.12.13", "127.0.0.1"});
@@ -378,7 +402,7 @@ TEST_F(DnsTest, PrivateAnswersAreRefusedWhenDenied) {
 
 // --- connect_timeout --------------------------------------------------------------
 
-TEST_F(DnsTest, HangingConnectIs504ConnectionTimeoutAfterConnectTimeout) {
+TEST_F(DnsConnectTimeout, HangingConnectIs504ConnectionTimeoutAfterConnectTimeout) {
     constexpr Millis kConnectTimeout = 1000ms;
     constexpr Millis kSlack = 5s;
     UnacceptedListener hang;
@@ -419,7 +443,7 @@ TEST_F(DnsTest, HangingConnectIs504ConnectionTimeoutAfterConnectTimeout) {
 
 // The nameserver list is read by each worker at start: after a reload, the
 // new generation asks the new server.
-TEST_F(DnsTest, ReloadPointsTheNewGenerationAtTheNewNameserver) {
+TEST_F(DnsReload, PointsTheNewGenerationAtTheNewNameserver) {
     DnsServer second;
     second.set_addresses("moved.dns.test", {"127.0.0.1"});
     start();
