@@ -235,10 +235,10 @@ std::string DnsServer::answer_question(const std::string& packet, uint16_t type,
                                        size_t question_end, const std::string& name) {
     std::lock_guard<std::mutex> lock(mutex_);
     queries_.push_back({name, type});
-    auto entry = table_.find(name);
-    if (entry == table_.end()) return reply_header(packet, kRcodeNxDomain, 1, 0);
-    if (entry->second.silent) return "";
     std::string body = packet.substr(kHeaderSize, question_end - kHeaderSize);
+    auto entry = table_.find(name);
+    if (entry == table_.end()) return reply_header(packet, kRcodeNxDomain, 1, 0) + body;
+    if (entry->second.silent) return "";
     uint16_t answers = 0;
     bool truncated = false;
     for (const Record& record : entry->second.records) {
