@@ -21,6 +21,8 @@ namespace {
 // a line of its own, so every later line number would be off by one.
 constexpr size_t kMaxLineLength = 198;
 constexpr int kMaxWorkers = 1024;
+// Each nameserver holds a socket in every worker, out of kFixedDescriptors.
+constexpr size_t kMaxNameservers = 8;
 
 std::string_view trim(std::string_view text) {
     while (!text.empty() && (text.front() == ' ' || text.front() == '\t')) text.remove_prefix(1);
@@ -141,6 +143,50 @@ std::optional<std::vector<PortRange>> parse_port_list(std::string_view text, std
     return out;
 }
 
+// A nameserver: "host:port", "[v6]:port", or a bare IPv4 address for port
+// 53 (a bare IPv6 one would be ambiguous: is "::1:53" a port?). The host
+// must be numeric: the resolver cannot resolve its own servers.
+std::optional<SocketAddress> parse_nameserver(std::string_view text, std::string& error) {
+    constexpr uint16_t kDnsPort = 53;
+    if (text.find(':') == std::string_view::npos) {
+        if (auto bare = SocketAddress::from_numeric(text, kDnsPort)) return bare;
+    }
+    auto host_port = parse_host_port(text, error);
+    if (!host_port) {
+        error = "\"" + std::string(text) + "\": " + error;
+        return std::nullopt;
+    }
+    auto address = SocketAddress::from_numeric(host_port->host, host_port->port);
+    if (!address) {
+        error = "\"" + std::string(text) +
+                "\": a nameserver must be a numeric IP address (e.g. 127.0.0.1:53 or [::1]:53)";
+    }
+    return address;
+}
+
+std::optional<std::vector<SocketAddress>> parse_nameserver_list(std::string_view text,
+                                                                std::string& error) {
+    std::vector<std::string_view> items;
+    if (!split_list(text, items, error)) return std::nullopt;
+    std::vector<SocketAddress> out;
+    for (auto item : items) {
+        auto address = parse_nameserver(item, error);
+        if (!address) return std::nullopt;
+        out.push_back(*address);
+    }
+    return out;
+}
+
+KeyRule nameserver_list() {
+    return KeyRule{true, [](Config& config, std::string_view value, std::string& error) {
+                       auto parsed = parse_nameserver_list(value, error);
+                       if (!parsed) return false;
+                       auto& target = config.resolver.nameservers;
+                       target.insert(target.end(), parsed->begin(), parsed->end());
+                       return true;
+                   }};
+}
+
 template <typename T>
 KeyRule list_of(std::vector<T> AclConfig::*field,
                 std::optional<std::vector<T>> (*parse)(std::string_view, std::string&)) {
@@ -226,6 +272,10 @@ const std::map<std::string, std::map<std::string, KeyRule>>& schema() {
              {"connect_ports", list_of(&AclConfig::connect_ports, parse_port_list)},
              {"deny_private_destinations",
               scalar(&Config::acl, &AclConfig::deny_private_destinations, parse_bool)},
+         }},
+        {"resolver",
+         {
+             {"nameservers", nameserver_list()},
          }},
     };
     return kSchema;
@@ -429,6 +479,11 @@ bool validate(Config& config, std::string& error) {
     }
     if (limits.shared_table_leases < 16 || limits.shared_table_leases > 4194304) {
         error = "[limits]: \"shared_table_leases\" must be from 16 to 4194304";
+        return false;
+    }
+    if (config.resolver.nameservers.size() > kMaxNameservers) {
+        error = "[resolver]: \"nameservers\" lists more than " + std::to_string(kMaxNameservers) +
+                " servers";
         return false;
     }
     const Duration* positive[] = {

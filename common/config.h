@@ -81,6 +81,12 @@ struct AclConfig {
     bool deny_private_destinations = true;
 };
 
+struct ResolverConfig {
+    // The DNS servers the workers ask, in order; empty = those of
+    // /etc/resolv.conf.
+    std::vector<SocketAddress> nameservers;
+};
+
 struct Config {
     std::string path;  // the file it was loaded from, as given
     MasterConfig master;
@@ -88,6 +94,7 @@ struct Config {
     std::vector<ListenConfig> listeners;
     LimitsConfig limits;
     AclConfig acl;
+    ResolverConfig resolver;
 };
 
 using ConfigPtr = std::shared_ptr<const Config>;

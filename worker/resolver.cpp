@@ -39,11 +39,20 @@ struct Resolver::Lookup {
     std::vector<RequestId> waiters;
 };
 
-std::unique_ptr<Resolver> Resolver::create(event_base* base, std::chrono::milliseconds timeout) {
-    common::EvDnsBasePtr dns(evdns_base_new(base, EVDNS_BASE_INITIALIZE_NAMESERVERS));
+std::unique_ptr<Resolver> Resolver::create(event_base* base, std::chrono::milliseconds timeout,
+                                           const std::vector<common::SocketAddress>& nameservers) {
+    common::EvDnsBasePtr dns(
+        evdns_base_new(base, nameservers.empty() ? EVDNS_BASE_INITIALIZE_NAMESERVERS : 0));
     if (!dns) {
         LOG_ERROR("evdns_base_new() failed while starting the resolver");
         return nullptr;
+    }
+    for (const common::SocketAddress& server : nameservers) {
+        if (evdns_base_nameserver_sockaddr_add(dns.get(), server.get(), server.length, 0) != 0) {
+            LOG_ERROR("evdns_base_nameserver_sockaddr_add() failed for nameserver %s",
+                      server.to_string().c_str());
+            return nullptr;
+        }
     }
     // Two tries, each half of dns_timeout, so one lost UDP packet is retried.
     std::string half = std::to_string(std::max<double>(0.1, timeout.count() / 2000.0));

@@ -1,6 +1,6 @@
 // Asynchronous name resolution for one worker: libevent's evdns for A and
-// AAAA queries (resolv.conf), /etc/hosts first, and a cache that honours the
-// TTLs the answers carry. Concurrent lookups of one name share one query.
+// AAAA queries (the configured nameservers, else resolv.conf's), /etc/hosts first, and a cache that
+// honours the TTLs the answers carry. Concurrent lookups of one name share one query.
 #pragma once
 
 #include <event2/dns.h>
@@ -31,8 +31,11 @@ class Resolver {
     using Callback = std::function<void(const Resolution&)>;
     using RequestId = uint64_t;
 
-    // Returns nullptr and logs when evdns cannot be set up.
-    static std::unique_ptr<Resolver> create(event_base* base, std::chrono::milliseconds timeout);
+    // Asks `nameservers` in order, or those of /etc/resolv.conf when the
+    // list is empty. Returns nullptr and logs when evdns cannot be set up.
+    static std::unique_ptr<Resolver> create(
+        event_base* base, std::chrono::milliseconds timeout,
+        const std::vector<common::SocketAddress>& nameservers = {});
     ~Resolver();
 
     // Resolves `host` (a DNS name or an IP literal). The callback runs later

@@ -137,7 +137,8 @@ bool Worker::setup() {
     common::route_libevent_logs();
     base_ = make_worker_base();
     if (!base_) return false;
-    resolver_ = Resolver::create(base_.get(), config.limits.dns_timeout);
+    resolver_ =
+        Resolver::create(base_.get(), config.limits.dns_timeout, config.resolver.nameservers);
     if (!resolver_) return false;
     // Both pools are lines of the descriptor budget the master sized
     // RLIMIT_NOFILE for (common::descriptor_budget()).

@@ -27,6 +27,7 @@
 #include <tuple>
 #include <vector>
 
+#include "tests/integration/dns_server.h"
 #include "tests/integration/harness.h"
 #include "tests/integration/load.h"
 
@@ -120,7 +121,12 @@ Row answer_or_close(std::string name, std::string bytes, int status) {
 }
 
 TEST_F(Hostile, MalformedRequestsGetTheirRequiredAnswer) {
-    start();
+    // A real "host not found" for the CONNECT row below: NXDOMAIN from a
+    // nameserver of the test's own, not the .invalid short cut.
+    harness::DnsServer dns;
+    ConfigBuilder config;
+    config.set("resolver", "nameservers", dns.address());
+    start(config);
     const std::string origin = origin_.url("/echo");
     const std::string host = "Host: " + origin_.host_port() + "\r\n";
     const std::string smuggled = get("/smuggled");
@@ -299,7 +305,7 @@ TEST_F(Hostile, MalformedRequestsGetTheirRequiredAnswer) {
     rows.push_back(answer("refused CONNECT (nothing listens), then a request",
                           connect("127.0.0.1:" + std::to_string(closed_port())) + smuggled, 502));
     rows.push_back(answer("refused CONNECT (host not found), then a request",
-                          connect("no-such-host.invalid:80") + smuggled, 502));
+                          connect("no-such-host.dns.test:80") + smuggled, 502));
     // Request-target forms (RFC 9112 §3.2): a forward proxy takes the
     // absolute form (and CONNECT's authority form) only.
     rows.push_back(
@@ -344,6 +350,8 @@ TEST_F(Hostile, MalformedRequestsGetTheirRequiredAnswer) {
     std::printf("[ info     ] %zu malformed requests; the origin accepted %d connections\n",
                 rows.size(), origin_.connections_accepted() - accepted_before);
     origin_.clear();
+    EXPECT_GE(dns.queries_for("no-such-host.dns.test"), 1u)
+        << "the host-not-found row asked no DNS";
 
     // Controls: the valid forms next to the rows above are served. ("Content-Length:
     // 5, 5" is left out: RFC 9110 §8.6 lets a recipient reject it, as proxyd does.)

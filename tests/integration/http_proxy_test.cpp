@@ -13,6 +13,7 @@
 #include <thread>
 #include <vector>
 
+#include "tests/integration/dns_server.h"
 #include "tests/integration/harness.h"
 
 namespace {
@@ -337,14 +338,19 @@ TEST_F(HttpProxy, RefusedConnectGives502) {
     EXPECT_EQ(resp->status, 502);
 }
 
+// The nameserver answers NXDOMAIN: 502 at once, well before dns_timeout
+// (which would be 504), and the query really reached it.
 TEST_F(HttpProxy, UnresolvableHostGives502Promptly) {
+    harness::DnsServer dns;
     ConfigBuilder config;
-    config.set("limits", "dns_timeout", "2s");
+    config.set("resolver", "nameservers", dns.address());
+    config.set("limits", "dns_timeout", "10s");
     ASSERT_TRUE(start(config));
-    Fetch f = fetch({"http://nonexistent.invalid/"});
+    Fetch f = fetch({"http://nonexistent.dns.test/"});
     EXPECT_EQ(f.status, 502) << f.curl.err;
-    EXPECT_FALSE(f.body.empty());
-    EXPECT_LT(f.elapsed, 6s);
+    EXPECT_EQ(f.body, "proxyd: cannot resolve \"nonexistent.dns.test\": host not found\n");
+    EXPECT_LT(f.elapsed, 10s);
+    EXPECT_GE(dns.queries_for("nonexistent.dns.test", harness::DnsServer::kTypeA), 1u);
 }
 
 TEST_F(HttpProxy, SilentUpstreamGives504) {

@@ -426,6 +426,53 @@ TEST_F(ConfigTest, PortRanges) {
     }
 }
 
+// --- resolver -------------------------------------------------------------
+
+TEST_F(ConfigTest, NameserversDefaultToResolvConf) {
+    ConfigPtr c = load(kListener);
+    ASSERT_NE(c, nullptr);
+    EXPECT_TRUE(c->resolver.nameservers.empty());
+}
+
+TEST_F(ConfigTest, NameserversInOrderWithContinuation) {
+    ConfigPtr c = load_with_listener(
+        "[resolver]\n"
+        "nameservers = 127.0.0.1:5353, [::1]:5353,\n"
+        "    192.0.2.53\n");
+    ASSERT_NE(c, nullptr);
+    ASSERT_EQ(c->resolver.nameservers.size(), 3u);
+    EXPECT_EQ(c->resolver.nameservers[0].to_string(), "127.0.0.1:5353");
+    EXPECT_EQ(c->resolver.nameservers[1].to_string(), "[::1]:5353");
+    EXPECT_EQ(c->resolver.nameservers[2].to_string(), "192.0.2.53:53");  // bare: port 53
+}
+
+TEST_F(ConfigTest, NameserverErrorsNameTheLineAndEntry) {
+    EXPECT_EQ(error_with_listener("[resolver]\nnameservers = localhost:53\n"),
+              ":2: invalid value for \"nameservers\" in [resolver]: \"localhost:53\": a "
+              "nameserver must be a numeric IP address (e.g. 127.0.0.1:53 or [::1]:53)");
+    EXPECT_EQ(error_with_listener("[resolver]\nnameservers = 127.0.0.1:5353,\n  ::1:5353\n"),
+              ":3: invalid value for \"nameservers\" in [resolver]: \"::1:5353\": an IPv6 "
+              "address needs brackets: [addr]:port");
+    EXPECT_EQ(error_with_listener("[resolver]\nnameservers = 127.0.0.1:0\n"),
+              ":2: invalid value for \"nameservers\" in [resolver]: \"127.0.0.1:0\": port must "
+              "be a number from 1 to 65535");
+    EXPECT_EQ(error_with_listener("[resolver]\nnameservers = 127.0.0.1:53,, 10.0.0.1:53\n"),
+              ":2: invalid value for \"nameservers\" in [resolver]: empty element in list");
+    EXPECT_EQ(error_with_listener("[resolver]\nnameserver = 127.0.0.1:53\n"),
+              ":2: unknown key \"nameserver\" in [resolver]");
+}
+
+TEST_F(ConfigTest, NameserversAtMostEight) {
+    std::string nine;
+    for (int i = 1; i <= 9; ++i) nine += "127.0.0." + std::to_string(i) + ":53, ";
+    EXPECT_EQ(error_with_listener("[resolver]\nnameservers = " + nine + "\n"),
+              ": [resolver]: \"nameservers\" lists more than 8 servers");
+    ConfigPtr eight = load_with_listener(
+        "[resolver]\nnameservers = " + nine.substr(0, nine.rfind("127.")) + "\n");
+    ASSERT_NE(eight, nullptr);
+    EXPECT_EQ(eight->resolver.nameservers.size(), 8u);
+}
+
 // --- listeners ------------------------------------------------------------
 
 TEST_F(ConfigTest, ListenAddresses) {
@@ -696,6 +743,7 @@ TEST(ConfigShipped, DefaultConfLoads) {
     EXPECT_EQ(c->acl.connect_ports[0].first, 443);
     EXPECT_TRUE(c->acl.deny_private_destinations);
     EXPECT_EQ(c->log.access_log, "");
+    EXPECT_TRUE(c->resolver.nameservers.empty());
 }
 
 }  // namespace

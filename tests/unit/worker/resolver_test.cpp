@@ -1,12 +1,16 @@
-// Unit tests for worker/resolver: the /etc/hosts parser, and answers that
-// need no DNS server (literals, /etc/hosts, RFC 6761 ".invalid") delivered
-// from a real libevent loop, never from inside resolve(), unless cancelled.
+// Unit tests for worker/resolver: the /etc/hosts parser, answers that need
+// no DNS server (literals, /etc/hosts, RFC 6761 ".invalid") delivered from a
+// real libevent loop, never from inside resolve(), unless cancelled, and a
+// configured nameserver that is asked and whose silence ends in dns_timeout.
 #include "worker/resolver.h"
 
 #include <arpa/inet.h>
 #include <event2/event.h>
 #include <gtest/gtest.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <functional>
 #include <optional>
 #include <string>
@@ -158,6 +162,78 @@ TEST_F(ResolverLoop, InvalidNameNotFoundWithoutDns) {
     ASSERT_TRUE(r.has_value());
     EXPECT_FALSE(r->ok);
     EXPECT_EQ(r->error, "host not found");
+}
+
+// A UDP socket on loopback standing in for a nameserver that never
+// answers: it only collects the queries sent to it.
+class SilentNameserver {
+  public:
+    SilentNameserver() {
+        fd_ = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        sockaddr_in sin{};
+        sin.sin_family = AF_INET;
+        sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        socklen_t length = sizeof(sin);
+        EXPECT_EQ(::bind(fd_, reinterpret_cast<sockaddr*>(&sin), sizeof(sin)), 0);
+        EXPECT_EQ(::getsockname(fd_, reinterpret_cast<sockaddr*>(&sin), &length), 0);
+        address_ = common::SocketAddress::from(reinterpret_cast<sockaddr*>(&sin), length);
+    }
+    ~SilentNameserver() { ::close(fd_); }
+
+    const common::SocketAddress& address() const { return address_; }
+    // The names asked in the queries received so far, lower-cased (evdns
+    // randomises their case).
+    std::vector<std::string> names() {
+        std::vector<std::string> out;
+        char packet[512];
+        ssize_t n;
+        while ((n = ::recv(fd_, packet, sizeof packet, 0)) > 12) {
+            std::string name;
+            for (ssize_t at = 12; at < n && packet[at] != 0;) {
+                ssize_t length = static_cast<unsigned char>(packet[at]);
+                if (!name.empty()) name += '.';
+                name.append(packet + at + 1, std::min<ssize_t>(length, n - at - 1));
+                at += length + 1;
+            }
+            std::transform(name.begin(), name.end(), name.begin(), ::tolower);
+            out.push_back(name);
+        }
+        return out;
+    }
+
+  private:
+    int fd_ = -1;
+    common::SocketAddress address_;
+};
+
+TEST_F(ResolverLoop, AsksTheConfiguredNameserverAndTimesOut) {
+    SilentNameserver server;
+    constexpr auto kTimeout = 400ms;
+    resolver_ = Resolver::create(base_.get(), kTimeout, {server.address()});
+    ASSERT_NE(resolver_, nullptr);
+    auto started = std::chrono::steady_clock::now();
+    auto r = resolve("Unit.Example.TEST");
+    ASSERT_TRUE(r.has_value());
+    EXPECT_FALSE(r->ok);
+    EXPECT_TRUE(r->timed_out);
+    EXPECT_EQ(r->error, "DNS timeout");
+    EXPECT_GE(std::chrono::steady_clock::now() - started, kTimeout - 50ms);
+    // A and AAAA, each sent and retried once.
+    auto names = server.names();
+    EXPECT_GE(names.size(), 2u);
+    for (const std::string& name : names) EXPECT_EQ(name, "unit.example.test");
+}
+
+TEST_F(ResolverLoop, InvalidNameIsRefusedWithoutAQuery) {
+    SilentNameserver server;
+    resolver_ = Resolver::create(base_.get(), 400ms, {server.address()});
+    ASSERT_NE(resolver_, nullptr);
+    auto r = resolve("foo.invalid");
+    ASSERT_TRUE(r.has_value());
+    EXPECT_FALSE(r->ok);
+    EXPECT_FALSE(r->timed_out);
+    EXPECT_EQ(r->error, "host not found");
+    EXPECT_TRUE(server.names().empty());
 }
 
 TEST_F(ResolverLoop, DistinctRequestIds) {
