@@ -232,7 +232,8 @@ uint64_t idle_worker_rss(ConfigBuilder config) {
     ProxydInstance probe(config);
     if (!probe.start()) return 0;
     harness::HttpOrigin origin;
-    harness::curl_via(probe.listener_port(), {origin.url("/bytes/1000")});
+    harness::CurlResult r = harness::curl_via(probe.listener_port(), {origin.url("/bytes/1000")});
+    if (r.out != harness::pattern_bytes(1000)) return 0;
     std::optional<WorkerRow> row = only_running(probe);
     return row ? harness::resident_bytes(row->pid) : 0;
 }
@@ -290,8 +291,12 @@ TEST(Supervision, WorkerOverMaxRssIsReplacedDrainedAndKilledAtGracefulTimeout) {
         },
         10s))
         << proxy.control("workers").value_or("no answer");
-    EXPECT_TRUE(harness::process_alive(old_pid));
-    EXPECT_TRUE(harness::process_alive(new_pid));
+    // /proc agrees with the reports: the old worker still holds the response
+    // it could not hand over, the new one is small.
+    EXPECT_GT(harness::resident_bytes(old_pid), limit);
+    const uint64_t new_rss = harness::resident_bytes(new_pid);
+    EXPECT_GT(new_rss, 0u);
+    EXPECT_LT(new_rss, limit);
     // Replacement first: started after the recycle decision, ready before
     // the old worker was told to drain.
     const size_t started = log_offset(proxy, "started worker 0 " + worker_tag(new_pid) + ")");
