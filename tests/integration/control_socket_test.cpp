@@ -111,8 +111,7 @@ bool answers_help(ControlConnection& conn) {
     std::optional<std::string> line = conn.read_line();
     if (!line) return false;
     std::optional<Json> answer = Json::parse(*line);
-    return answer && answer->operator[]("ok").boolean() &&
-           answer->operator[]("commands").size() == 10;
+    return answer && (*answer)["ok"].boolean() && (*answer)["commands"].size() == 10;
 }
 
 // The HTTP status curl got through the proxy, as text ("200", "502").
@@ -332,6 +331,8 @@ TEST(ControlSocket, HotUpgradeToABrokenBinaryRollsBack) {
     ProxydInstance proxy;
     const std::string copy = proxy.path("proxyd-copy");
     ASSERT_EQ(harness::run_program({"cp", real_bin, copy}).exit_code, 0);
+    // The harness starts whatever PROXYD_BIN names: the copy, for this
+    // instance only.
     ::setenv("PROXYD_BIN", copy.c_str(), 1);
     const bool started = proxy.start();
     if (env != nullptr)
