@@ -9,6 +9,7 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 #include <poll.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -33,6 +34,34 @@ std::string openssl_errors() {
     }
     return text;
 }
+
+// OpenSSL writes with write(2), not send(MSG_NOSIGNAL): a write to a peer
+// that closed raises SIGPIPE, which would kill the test binary. The signal
+// is blocked in the calling thread for the call, and one it raised is
+// taken (it is directed at the thread that wrote) before unblocking.
+class NoSigpipe {
+  public:
+    NoSigpipe() {
+        sigemptyset(&pipe_);
+        sigaddset(&pipe_, SIGPIPE);
+        pthread_sigmask(SIG_BLOCK, &pipe_, &old_);
+    }
+    ~NoSigpipe() {
+        sigset_t pending;
+        sigpending(&pending);
+        if (sigismember(&pending, SIGPIPE) == 1) {
+            timespec now{0, 0};
+            sigtimedwait(&pipe_, nullptr, &now);
+        }
+        pthread_sigmask(SIG_SETMASK, &old_, nullptr);
+    }
+    NoSigpipe(const NoSigpipe&) = delete;
+    NoSigpipe& operator=(const NoSigpipe&) = delete;
+
+  private:
+    sigset_t pipe_;
+    sigset_t old_;
+};
 
 int millis_until(Clock::time_point deadline) {
     auto left = std::chrono::duration_cast<Millis>(deadline - Clock::now()).count();
@@ -113,6 +142,7 @@ bool TlsClient::connect(uint16_t port, const Options& options, Millis timeout,
         SSL_set_alpn_protos(ssl, reinterpret_cast<const unsigned char*>(options.alpn.data()),
                             static_cast<unsigned>(options.alpn.size()));
     }
+    NoSigpipe no_sigpipe;
     for (;;) {
         int r = SSL_connect(ssl);
         if (r == 1) return true;
@@ -158,6 +188,7 @@ std::string TlsClient::peer_fingerprint() const {
 
 bool TlsClient::send(std::string_view data, Millis timeout) {
     if (ssl_ == nullptr) return false;
+    NoSigpipe no_sigpipe;
     auto deadline = Clock::now() + timeout;
     while (!data.empty()) {
         ERR_clear_error();
@@ -176,6 +207,7 @@ std::string TlsClient::recv_some(Millis timeout) {
     if (ssl_ == nullptr || eof_) return "";
     auto deadline = Clock::now() + timeout;
     char buf[65536];
+    NoSigpipe no_sigpipe;  // a read may write too (a key update, a ticket)
     for (;;) {
         ERR_clear_error();
         int n = SSL_read(as_ssl(ssl_), buf, sizeof buf);
@@ -213,6 +245,7 @@ std::string TlsClient::read_until_close(Millis timeout, bool* closed) {
 bool TlsClient::shutdown_write(bool notify, Millis timeout) {
     if (ssl_ == nullptr) return false;
     bool ok = true;
+    NoSigpipe no_sigpipe;
     if (notify) {
         auto deadline = Clock::now() + timeout;
         // 0: close_notify sent, the peer's not yet seen; 1: both. Either way
