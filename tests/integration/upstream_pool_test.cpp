@@ -187,7 +187,7 @@ class KeepAliveOrigin {
 std::string request(const std::string& method, uint16_t origin_port, const std::string& body = "") {
     std::string authority = "127.0.0.1:" + std::to_string(origin_port);
     std::string out = method + " http://" + authority + "/ HTTP/1.1\r\nHost: " + authority + "\r\n";
-    if (!body.empty() || method == "POST") {
+    if (!body.empty() || method == "POST" || method == "PUT") {
         out += "Content-Length: " + std::to_string(body.size()) + "\r\n";
     }
     return out + "\r\n" + body;
@@ -361,12 +361,19 @@ TEST_F(UpstreamPool, IdleConnectionClosedByTheOriginIsDroppedBeforeReuse) {
 }
 
 // The origin resets a reused connection as the request arrives, before any
-// answer: a GET is sent once more on a new connection and answered; a POST
-// is not (its effect may have happened): 502, and the origin saw it once.
-TEST_F(UpstreamPool, ResetOnReuseRetriesOnlyIdempotentRequests) {
+// answer. A GET is sent once more on a new connection and answered. A POST
+// (not idempotent) is not, nor is a PUT with a body (idempotent, but its
+// body is streamed, not kept): each gets a 502, and the origin saw it once.
+TEST_F(UpstreamPool, ResetOnReuseRetriesOnlyIdempotentRequestsWithoutBody) {
     ASSERT_TRUE(start());
-    for (const std::string method : {"GET", "POST"}) {
-        SCOPED_TRACE(method);
+    struct Case {
+        std::string method;
+        std::string body;
+        bool retried;
+    };
+    const Case cases[] = {{"GET", "", true}, {"POST", "", false}, {"PUT", "hello", false}};
+    for (const Case& c : cases) {
+        SCOPED_TRACE(c.method + (c.body.empty() ? " without a body" : " with a body"));
         KeepAliveOrigin origin([](int conn, int request) {
             return conn == 1 && request == 2 ? KeepAliveOrigin::Action::kReset
                                              : KeepAliveOrigin::Action::kAnswer;
@@ -374,14 +381,15 @@ TEST_F(UpstreamPool, ResetOnReuseRetriesOnlyIdempotentRequests) {
         RawClient client;
         ASSERT_TRUE(client.connect(port_));
         EXPECT_EQ(answer(client, origin.port()), "c1");
-        ASSERT_TRUE(client.send(request(method, origin.port(), method == "POST" ? "hello" : "")));
+        ASSERT_TRUE(client.send(request(c.method, origin.port(), c.body)));
         std::optional<HttpResponse> r = client.read_response(10s);
         ASSERT_TRUE(r) << client.buffered();
-        if (method == "GET") {
+        const std::string on_c1 = c.method + " on c1";
+        if (c.retried) {
             EXPECT_EQ(r->status, 200);
             EXPECT_EQ(r->body, "c2");
             EXPECT_EQ(origin.requests(),
-                      (std::vector<std::string>{"GET on c1", "GET on c1", "GET on c2"}));
+                      (std::vector<std::string>{"GET on c1", on_c1, c.method + " on c2"}));
         } else {
             EXPECT_EQ(r->status, 502);
             EXPECT_EQ(r->header("Proxy-Status")
@@ -389,8 +397,8 @@ TEST_F(UpstreamPool, ResetOnReuseRetriesOnlyIdempotentRequests) {
                           .rfind("proxyd; error=http_response_incomplete; details=", 0),
                       0u)
                 << r->header("Proxy-Status").value_or("(none)");
-            EXPECT_EQ(origin.requests(), (std::vector<std::string>{"GET on c1", "POST on c1"}))
-                << "the POST was sent twice";
+            EXPECT_EQ(origin.requests(), (std::vector<std::string>{"GET on c1", on_c1}))
+                << "sent twice";
         }
     }
 }
