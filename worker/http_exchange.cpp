@@ -314,9 +314,7 @@ void HttpExchange::read_response_head() {
             return;
         }
         if (result.status == http::ParseStatus::kError) {
-            upstream_malformed(
-                RefusalCause::kUpstreamProtocol,
-                std::string("malformed response from upstream: ") + http::describe(result.error));
+            refuse_response_head(result.error);
             return;
         }
         if (head.status < 200) {
@@ -332,6 +330,20 @@ void HttpExchange::read_response_head() {
         evbuffer_drain(input, head.head_length);
     }
     pump_response_body();
+}
+
+// A head over max_header_size or max_headers may be well formed, just too
+// big for us: RFC 9209 gives that its own error type
+// (http_response_header_section_size), apart from a malformed head.
+void HttpExchange::refuse_response_head(http::ParseError error) {
+    if (error == http::ParseError::kHeadersTooLarge || error == http::ParseError::kTooManyHeaders) {
+        upstream_malformed(
+            RefusalCause::kUpstreamHeadTooLarge,
+            std::string("response head from upstream is too large: ") + http::describe(error));
+        return;
+    }
+    upstream_malformed(RefusalCause::kUpstreamProtocol,
+                       std::string("malformed response from upstream: ") + http::describe(error));
 }
 
 bool HttpExchange::relay_interim(const http::ResponseHead& head) {

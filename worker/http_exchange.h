@@ -101,6 +101,9 @@ class HttpExchange final : public Deferrable {
     void read_response();
     void read_response_head();
     bool relay_interim(const common::http::ResponseHead& head);
+    // Refuses an unreadable response head: 502, with the error type of
+    // a head too big or of a malformed one.
+    void refuse_response_head(common::http::ParseError error);
     bool start_response(const common::http::ResponseHead& head);
     void pump_response_body();
     void send_staged_head();

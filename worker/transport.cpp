@@ -1,6 +1,8 @@
 #include "worker/transport.h"
 
 #include <event2/bufferevent_ssl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <openssl/err.h>
 #include <sys/socket.h>
 
@@ -84,6 +86,15 @@ void enable_writing(bufferevent* bev) {
 
 bool is_plain_tcp(bufferevent* bev) {
     return bufferevent_openssl_get_ssl(bev) == nullptr;
+}
+
+bool reset_by_peer(bufferevent* bev) {
+    tcp_info info{};
+    socklen_t length = sizeof info;
+    if (getsockopt(bufferevent_getfd(bev), IPPROTO_TCP, TCP_INFO, &info, &length) != 0) {
+        return false;
+    }
+    return info.tcpi_state == TCP_CLOSE;
 }
 
 std::string transport_error(bufferevent* bev) {

@@ -46,6 +46,14 @@ void enable_writing(bufferevent* bev);
 // moved by the kernel (see socket_relay.h).
 bool is_plain_tcp(bufferevent* bev);
 
+// True when the peer of `bev`'s socket reset the connection, as far as the
+// socket's TCP state tells: a peer that only half-closed leaves it in
+// CLOSE_WAIT, a reset in CLOSE. Meaningful only while our own side of the
+// socket is still open (after both FINs the state is CLOSE too). libevent
+// reports a reset on a TLS connection as an EOF, since the listener allows
+// a dirty shutdown (see make_client_transport()); this tells them apart.
+bool reset_by_peer(bufferevent* bev);
+
 // After an error on a client transport: OpenSSL's reason, or "" for plain
 // TCP or when OpenSSL has nothing to say.
 std::string transport_error(bufferevent* bev);

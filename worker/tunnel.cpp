@@ -161,7 +161,11 @@ void Tunnel::on_write(bufferevent* bev, void* arg) noexcept {
 void Tunnel::on_event(bufferevent*, short events, void* arg) noexcept {
     auto* side = static_cast<Side*>(arg);
     Tunnel* self = side->tunnel;
-    if (events & BEV_EVENT_EOF) {
+    // A TLS side's reset arrives as an EOF (a dirty shutdown): it ends the
+    // tunnel like any connection error, rather than pass on a half-close.
+    bool reset = (events & BEV_EVENT_EOF) && !side->peer->shut_down &&
+                 !is_plain_tcp(side->bev.get()) && reset_by_peer(side->bev.get());
+    if ((events & BEV_EVENT_EOF) && !reset) {
         self->relay(*side);
         side->eof = true;
         bufferevent_disable(side->bev.get(), EV_READ);
