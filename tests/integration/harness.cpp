@@ -749,7 +749,8 @@ std::vector<ProxydInstance::Worker> ProxydInstance::workers() {
     for (const Json& w : answer["workers"].items()) {
         out.push_back({static_cast<pid_t>(w["pid"].as_int()), static_cast<int>(w["slot"].as_int()),
                        static_cast<int>(w["generation"].as_int()), w["state"].str(),
-                       w["active_sessions"].as_int()});
+                       w["active_sessions"].as_int(), w["total_sessions"].as_int(),
+                       w["paused"].boolean()});
     }
     return out;
 }

@@ -261,6 +261,8 @@ class ProxydInstance {
         int generation = 0;
         std::string state;  // starting | running | draining
         int64_t active_sessions = 0;
+        int64_t total_sessions = 0;
+        bool paused = false;  // accepting paused by the master's balancing
     };
     std::vector<Worker> workers();
     // Exactly `count` workers listed, every one running.

@@ -41,43 +41,16 @@ using harness::RawTcpServer;
 using harness::wait_for;
 using Event = harness::ProxydInstance::WorkerEvent;
 
-struct WorkerRow {
-    pid_t pid = 0;
-    int slot = -1;
-    int generation = 0;
-    std::string state;
-    int64_t active_sessions = 0;
-    int64_t total_sessions = 0;
-};
-
-// The `workers` answer; empty when there was none.
-std::vector<WorkerRow> workers_of(ProxydInstance& proxy) {
-    std::vector<WorkerRow> rows;
-    Json answer = proxy.control_json("workers");
-    for (const Json& w : answer["workers"].items()) {
-        WorkerRow row;
-        row.pid = static_cast<pid_t>(w["pid"].as_int());
-        row.slot = static_cast<int>(w["slot"].as_int());
-        row.generation = static_cast<int>(w["generation"].as_int());
-        row.state = w["state"].str();
-        row.active_sessions = w["active_sessions"].as_int();
-        row.total_sessions = w["total_sessions"].as_int();
-        rows.push_back(row);
-        proxy.remember_pid(row.pid);
-    }
-    return rows;
-}
-
-std::optional<WorkerRow> row_of(ProxydInstance& proxy, pid_t pid) {
-    for (const WorkerRow& row : workers_of(proxy)) {
+std::optional<ProxydInstance::Worker> row_of(ProxydInstance& proxy, pid_t pid) {
+    for (const ProxydInstance::Worker& row : proxy.workers()) {
         if (row.pid == pid) return row;
     }
     return std::nullopt;
 }
 
 // The one worker listed, when exactly one is and it runs.
-std::optional<WorkerRow> only_running(ProxydInstance& proxy) {
-    std::vector<WorkerRow> rows = workers_of(proxy);
+std::optional<ProxydInstance::Worker> only_running(ProxydInstance& proxy) {
+    std::vector<ProxydInstance::Worker> rows = proxy.workers();
     if (rows.size() != 1 || rows[0].state != "running") return std::nullopt;
     return rows[0];
 }
@@ -235,7 +208,7 @@ uint64_t idle_worker_rss(ConfigBuilder config) {
     harness::HttpOrigin origin;
     harness::CurlResult r = harness::curl_via(probe.listener_port(), {origin.url("/bytes/1000")});
     if (r.out != harness::pattern_bytes(1000)) return 0;
-    std::optional<WorkerRow> row = only_running(probe);
+    std::optional<ProxydInstance::Worker> row = only_running(probe);
     return row ? harness::resident_bytes(row->pid) : 0;
 }
 
@@ -262,7 +235,7 @@ TEST(Supervision, WorkerOverMaxRssIsReplacedDrainedAndKilledAtGracefulTimeout) {
     ProxydInstance proxy(config);
     proxy.expect_worker_events({Event::kReplaced, Event::kDrainKilled});
     ASSERT_TRUE(proxy.start());
-    std::optional<WorkerRow> first = only_running(proxy);
+    std::optional<ProxydInstance::Worker> first = only_running(proxy);
     ASSERT_TRUE(first);
     const pid_t old_pid = first->pid;
 
@@ -282,9 +255,9 @@ TEST(Supervision, WorkerOverMaxRssIsReplacedDrainedAndKilledAtGracefulTimeout) {
     pid_t new_pid = 0;
     ASSERT_TRUE(wait_for(
         [&] {
-            std::vector<WorkerRow> rows = workers_of(proxy);
+            std::vector<ProxydInstance::Worker> rows = proxy.workers();
             bool old_draining = false;
-            for (const WorkerRow& r : rows) {
+            for (const ProxydInstance::Worker& r : rows) {
                 if (r.pid != old_pid && r.state == "running") new_pid = r.pid;
                 if (r.pid == old_pid) old_draining = r.state == "draining";
             }
@@ -331,7 +304,7 @@ TEST(Supervision, WorkerOverMaxRssIsReplacedDrainedAndKilledAtGracefulTimeout) {
         },
         5s))
         << proxy.control("workers").value_or("no answer");
-    std::optional<WorkerRow> old_row = row_of(proxy, old_pid);
+    std::optional<ProxydInstance::Worker> old_row = row_of(proxy, old_pid);
     ASSERT_TRUE(old_row) << "killed before graceful_timeout:\n" << proxy.error_log();
     EXPECT_EQ(old_row->total_sessions, 2);
     EXPECT_TRUE(echoes(*held, "still draining"));
@@ -347,7 +320,7 @@ TEST(Supervision, WorkerOverMaxRssIsReplacedDrainedAndKilledAtGracefulTimeout) {
     const int64_t gap = log_gap_ms(proxy, "draining worker 0 " + worker_tag(old_pid), kill_line);
     EXPECT_GE(gap, kGraceMs);
     EXPECT_LE(gap, kGraceMs + 10000);
-    std::optional<WorkerRow> last = only_running(proxy);
+    std::optional<ProxydInstance::Worker> last = only_running(proxy);
     ASSERT_TRUE(last);
     EXPECT_EQ(last->pid, new_pid);
     std::printf(
@@ -368,7 +341,7 @@ TEST(Supervision, ReloadKillsTheOldGenerationAtGracefulTimeout) {
     ProxydInstance proxy(config);
     proxy.expect_worker_events({Event::kDrainKilled});
     ASSERT_TRUE(proxy.start());
-    std::optional<WorkerRow> first = only_running(proxy);
+    std::optional<ProxydInstance::Worker> first = only_running(proxy);
     ASSERT_TRUE(first);
     const pid_t old_pid = first->pid;
     RawTcpServer echo(echo_handler());
@@ -379,7 +352,7 @@ TEST(Supervision, ReloadKillsTheOldGenerationAtGracefulTimeout) {
     pid_t new_pid = 0;
     ASSERT_TRUE(wait_for(
         [&] {
-            for (const WorkerRow& r : workers_of(proxy)) {
+            for (const ProxydInstance::Worker& r : proxy.workers()) {
                 if (r.generation == 2 && r.state == "running") new_pid = r.pid;
             }
             auto old_row = row_of(proxy, old_pid);
@@ -413,7 +386,7 @@ TEST(Supervision, ReloadKillsTheOldGenerationAtGracefulTimeout) {
     const int64_t gap = log_gap_ms(proxy, drain_line, kill_line);
     EXPECT_GE(gap, kGraceMs);
     EXPECT_LE(gap, kGraceMs + 10000);
-    std::optional<WorkerRow> last = only_running(proxy);
+    std::optional<ProxydInstance::Worker> last = only_running(proxy);
     ASSERT_TRUE(last);
     EXPECT_EQ(last->pid, new_pid);
 }
@@ -433,10 +406,10 @@ TEST(Supervision, ReloadBeyondMaxDrainingGenerationsKillsTheOldest) {
     std::vector<pid_t> pids;  // pids[i]: the worker of generation i + 1
     std::vector<std::unique_ptr<RawClient>> tunnels;
     for (int generation = 1; generation <= 3; ++generation) {
-        std::optional<WorkerRow> current;
+        std::optional<ProxydInstance::Worker> current;
         ASSERT_TRUE(wait_for(
             [&] {
-                for (const WorkerRow& r : workers_of(proxy)) {
+                for (const ProxydInstance::Worker& r : proxy.workers()) {
                     if (r.generation == generation && r.state == "running") current = r;
                 }
                 return current.has_value();
@@ -468,7 +441,7 @@ TEST(Supervision, ReloadBeyondMaxDrainingGenerationsKillsTheOldest) {
         << proxy.error_log();
     for (size_t i = 1; i < 3; ++i) {
         EXPECT_TRUE(harness::process_alive(pids[i])) << "generation " << i + 1;
-        std::optional<WorkerRow> row = row_of(proxy, pids[i]);
+        std::optional<ProxydInstance::Worker> row = row_of(proxy, pids[i]);
         ASSERT_TRUE(row) << "generation " << i + 1;
         EXPECT_EQ(row->state, "draining");
         EXPECT_EQ(row->generation, static_cast<int>(i + 1));
@@ -487,7 +460,7 @@ TEST(Supervision, StoppedWorkerGetsSigabrtThenSigkillAndIsReplaced) {
     ProxydInstance proxy(config);
     proxy.expect_worker_events({Event::kAborted});
     ASSERT_TRUE(proxy.start());
-    std::optional<WorkerRow> first = only_running(proxy);
+    std::optional<ProxydInstance::Worker> first = only_running(proxy);
     ASSERT_TRUE(first);
     const pid_t old_pid = first->pid;
     ASSERT_EQ(kill(old_pid, SIGSTOP), 0);
@@ -513,7 +486,7 @@ TEST(Supervision, StoppedWorkerGetsSigabrtThenSigkillAndIsReplaced) {
     EXPECT_GE(grace, 1000);
     EXPECT_LE(grace, 1000 + 10000);
 
-    std::optional<WorkerRow> replacement;
+    std::optional<ProxydInstance::Worker> replacement;
     ASSERT_TRUE(wait_for(
         [&] {
             replacement = only_running(proxy);
@@ -565,7 +538,7 @@ TEST(Supervision, AcceptsAreSpreadOverBothWorkers) {
     constexpr int64_t kTotal = kFirst + kThen;
     ProxydInstance proxy;
     ASSERT_TRUE(proxy.start());
-    std::vector<WorkerRow> before = workers_of(proxy);
+    std::vector<ProxydInstance::Worker> before = proxy.workers();
     ASSERT_EQ(before.size(), 2u);
     RawTcpServer echo(echo_handler());
     std::vector<std::unique_ptr<RawClient>> tunnels;
@@ -593,10 +566,10 @@ TEST(Supervision, AcceptsAreSpreadOverBothWorkers) {
         open_tunnels_concurrently(proxy.listener_port(), echo.port(), 8, kThen, 150ms, tunnels);
     EXPECT_EQ(failures, 0);
 
-    std::vector<WorkerRow> held;
+    std::vector<ProxydInstance::Worker> held;
     EXPECT_TRUE(wait_for(
         [&] {
-            held = workers_of(proxy);
+            held = proxy.workers();
             return held.size() == 2 && held[0].active_sessions + held[1].active_sessions == kTotal;
         },
         5s))
