@@ -718,28 +718,31 @@ struct SlowSender {
     std::unique_ptr<RawClient> client;
     Clock::time_point connected;
     size_t sent = 0;
-    bool closed = false;  // the proxy closed it (EOF or reset read)
-    Millis cut{0};        // when, after connect
-    int status = 0;       // the answer it got before the close, 0 for none
-    std::string other;    // bytes it got that are not an answer
+    std::string received;  // what the proxy sent it
+    bool closed = false;   // the proxy closed it (EOF or reset read)
+    Millis cut{0};         // when, after connect
 };
 
-// Reads what the proxy sent a readable slow sender. It counts as cut only
-// when the proxy closed the connection: an answer alone, or an error of our
-// own while sending, is not a cut.
+// Reads what the proxy sent a readable slow sender (briefly: 300 of them
+// share the loop). It counts as cut only when the proxy closed the
+// connection: an answer alone, or an error of our own while sending, is not
+// a cut. An answer and its close usually come together; when they don't,
+// the close is read in a later round.
 void read_slow_sender(SlowSender& s) {
-    std::string in = s.client->read_until_close(500ms);
-    if (!s.client->eof()) {
-        s.other += in;  // data without a close: read again next round
-        return;
+    for (int reads = 0; reads < 2 && !s.client->eof(); ++reads) {
+        std::string in = s.client->recv_some(20ms);
+        if (in.empty()) break;
+        s.received += in;
     }
+    if (!s.client->eof()) return;
     s.closed = true;
     s.cut = harness::since(s.connected);
-    if (in.compare(0, 9, "HTTP/1.1 ") == 0) {
-        s.status = std::atoi(in.c_str() + 9);
-    } else {
-        s.other += in;
-    }
+}
+
+// The status the proxy answered a slow sender with; 0 for none.
+int status_of(const SlowSender& s) {
+    if (s.received.compare(0, 9, "HTTP/1.1 ") != 0) return 0;
+    return std::atoi(s.received.c_str() + 9);
 }
 
 // Normal clients make requests with no slow sender first (the baseline),
@@ -811,13 +814,11 @@ TEST_F(Hostile, SlowlorisDoesNotSlowOthersAndIsCutAtHeaderTimeout) {
 
     long long min_cut = 1LL << 30, max_cut = 0;
     std::map<int, int> statuses;
-    int with_other_bytes = 0;
     for (const SlowSender& s : slow) {
-        if (!s.other.empty()) ++with_other_bytes;
         if (!s.closed) continue;
         min_cut = std::min<long long>(min_cut, s.cut.count());
         max_cut = std::max<long long>(max_cut, s.cut.count());
-        ++statuses[s.status];
+        ++statuses[status_of(s)];
     }
     // A normal request as slow as this waited behind something: longer than
     // anything the baseline saw (twice over), and half a header_timeout.
@@ -839,12 +840,15 @@ TEST_F(Hostile, SlowlorisDoesNotSlowOthersAndIsCutAtHeaderTimeout) {
         loadgen::percentile_ms(latencies, 0.99), waited, slow_request_ms);
 
     EXPECT_EQ(open, 0) << "slow senders the proxy never closed";
-    EXPECT_EQ(with_other_bytes, 0) << "slow senders got bytes that are not an answer";
     // Not before header_timeout (less a timer's granularity); at most one
     // header_timeout late, the slack of a loaded machine and of our rounds.
     EXPECT_GE(min_cut, kHeaderTimeout.count() * 95 / 100);
     EXPECT_LE(max_cut, 2 * kHeaderTimeout.count());
-    for (auto [k, v] : statuses) EXPECT_TRUE(k == 408 || k == 0) << k << " x" << v;
+    // Closed bare, or after exactly a 408 answer.
+    for (const SlowSender& s : slow) {
+        if (!s.closed) continue;
+        EXPECT_TRUE(s.received.empty() || status_of(s) == 408) << s.received.substr(0, 80);
+    }
     EXPECT_EQ(st.failed(), 0u) << st.summary();
     // Throughput and waiting, against the baseline: a worker blocked by the
     // slow senders stalls every client it serves for up to header_timeout.
