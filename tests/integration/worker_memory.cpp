@@ -31,12 +31,13 @@ uint64_t WorkerMemory::resident() const {
 uint64_t WorkerMemory::settled_resident(Millis timeout, uint64_t tolerance, Millis poll) const {
     const auto deadline = Clock::now() + timeout;
     uint64_t last = resident();
-    while (Clock::now() < deadline) {
+    int stable = 0;  // consecutive polls within tolerance
+    while (Clock::now() < deadline && stable < 2) {
         std::this_thread::sleep_for(poll);
         const uint64_t now = resident();
         const uint64_t change = now > last ? now - last : last - now;
+        stable = change <= tolerance ? stable + 1 : 0;
         last = now;
-        if (change <= tolerance) break;
     }
     return last;
 }

@@ -35,9 +35,9 @@ class WorkerMemory {
     // reads 0 (gone, or a zombie) is an ADD_FAILURE naming it; it adds 0.
     uint64_t resident() const;
 
-    // resident(), sampled every `poll` until two samples in a row differ by
-    // at most `tolerance` bytes (the workers stopped allocating), or until
-    // `timeout`; the last sample either way. Polling replaces a fixed sleep
+    // resident(), sampled every `poll` until three samples in a row differ
+    // by at most `tolerance` bytes each (the workers stopped allocating), or
+    // until `timeout`; the last sample either way. Polling replaces a fixed sleep
     // before a measurement: a loaded machine only makes it take longer.
     uint64_t settled_resident(Millis timeout, uint64_t tolerance = 256 * 1024,
                               Millis poll = 250ms) const;
