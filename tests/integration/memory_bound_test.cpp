@@ -5,9 +5,9 @@
 // Worker memory is the resident set of the worker processes, read from
 // /proc/PID/statm (harness::WorkerMemory): never the reports' rss_bytes,
 // which a stalled worker freezes. A measurement counts only when the same
-// workers ran from start to end. Kernel socket buffers are not part of it. Each part runs
-// against its own proxyd so memory freed by one part cannot hide the cost
-// of the other.
+// workers ran from start to end. Kernel socket buffers (and the pipes of the
+// splice relay) are not part of it. Each part runs against its own proxyd
+// so memory freed by one part cannot hide the cost of the other.
 //
 // Measured on the 2-core development VM (g++ -O2, glibc malloc, libevent
 // 2.1), two workers, buffer_size = 64k, three runs:
