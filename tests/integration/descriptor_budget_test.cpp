@@ -5,7 +5,6 @@
 // The origin is one thread serving many ports of 127.0.0.1: each port is a
 // destination of its own, so a single client can make the proxy pool one
 // idle connection per port, as a client naming many host names would.
-#include <dirent.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -145,19 +144,11 @@ struct Descriptors {
 
 Descriptors descriptors_of(pid_t pid) {
     Descriptors out;
-    std::string dir = "/proc/" + std::to_string(pid) + "/fd";
-    DIR* d = ::opendir(dir.c_str());
-    if (d == nullptr) return out;
-    while (dirent* e = ::readdir(d)) {
-        if (e->d_name[0] == '.') continue;
+    for (const auto& [fd, target] : harness::descriptor_targets(pid)) {
         out.count++;
-        out.highest = std::max(out.highest, std::atoi(e->d_name));
-        char target[64] = {};
-        std::string link = dir + "/" + e->d_name;
-        ssize_t len = ::readlink(link.c_str(), target, sizeof target - 1);
-        if (len > 0 && std::strncmp(target, "socket:", 7) == 0) out.sockets++;
+        out.highest = std::max(out.highest, fd);
+        if (target.rfind("socket:", 0) == 0) out.sockets++;
     }
-    ::closedir(d);
     return out;
 }
 
@@ -241,7 +232,10 @@ TEST(DescriptorBudget, IdleUpstreamsToManyDestinationsStayInsideTheBudget) {
         std::string body;
         int status = request(client, origin.ports()[i], &body);
         ASSERT_EQ(status, 200) << "request " << i << " to a new destination: " << body;
-        most_sockets = std::max(most_sockets, descriptors_of(worker).sockets);
+        // A worker gone would read as holding nothing: that is no pass.
+        const Descriptors now = descriptors_of(worker);
+        ASSERT_GT(now.count, 0) << "worker " << worker << " is gone";
+        most_sockets = std::max(most_sockets, now.sockets);
     }
     // Its own sockets at start, the client, at most kMaxIdle idle upstreams,
     // and the one the pool just let go (libevent closes a freed socket on
@@ -259,6 +253,7 @@ TEST(DescriptorBudget, IdleUpstreamsToManyDestinationsStayInsideTheBudget) {
     EXPECT_EQ(request(client, origin.ports()[kDestinations - 1]), 200);
     EXPECT_TRUE(proxy.log_lines_with("Too many open files").empty());
     EXPECT_TRUE(proxy.log_lines_with("accepting paused").empty());
+    EXPECT_EQ(proxy.worker_pids(), workers) << "the worker died or was replaced";
 }
 
 // When the worker has fewer descriptors than its budget (a hard limit below

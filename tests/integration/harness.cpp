@@ -1769,4 +1769,65 @@ void RawClient::shutdown_write() {
     if (fd_ >= 0) ::shutdown(fd_, SHUT_WR);
 }
 
+// ===========================================================================
+// --- shared socket helpers (issue 13)
+
+namespace {
+
+bool wait_ready(int fd, short events, const std::atomic<bool>& stopping,
+                Clock::time_point deadline) {
+    while (!stopping.load() && Clock::now() < deadline) {
+        pollfd p{fd, events, 0};
+        if (::poll(&p, 1, 50) > 0) return true;
+    }
+    return false;
+}
+
+}  // namespace
+
+bool send_all(int fd, std::string_view data, const std::atomic<bool>& stopping, Millis timeout,
+              bool* peer_gone) {
+    const auto deadline = Clock::now() + timeout;
+    size_t off = 0;
+    while (off < data.size()) {
+        if (stopping.load() || Clock::now() >= deadline) return false;
+        ssize_t n = ::send(fd, data.data() + off, data.size() - off, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n > 0) {
+            off += static_cast<size_t>(n);
+        } else if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+            wait_ready(fd, POLLOUT, stopping, std::min(deadline, Clock::now() + Millis(50)));
+        } else {
+            if (peer_gone != nullptr) *peer_gone = true;
+            return false;
+        }
+    }
+    return true;
+}
+
+bool wait_peer_close(int fd, const std::atomic<bool>& stopping, Millis timeout) {
+    const auto deadline = Clock::now() + timeout;
+    char buf[65536];
+    while (wait_ready(fd, POLLIN, stopping, deadline)) {
+        ssize_t n = ::recv(fd, buf, sizeof buf, MSG_DONTWAIT);
+        if (n == 0) return true;
+        if (n < 0 && errno != EAGAIN && errno != EINTR) return true;
+    }
+    return false;
+}
+
+std::map<int, std::string> descriptor_targets(pid_t pid) {
+    std::map<int, std::string> targets;
+    const std::string dir = "/proc/" + std::to_string(pid) + "/fd";
+    DIR* d = ::opendir(dir.c_str());
+    if (d == nullptr) return targets;
+    while (dirent* e = ::readdir(d)) {
+        if (e->d_name[0] == '.') continue;
+        char target[256] = {};
+        ssize_t len = ::readlink((dir + "/" + e->d_name).c_str(), target, sizeof target - 1);
+        if (len > 0) targets[std::atoi(e->d_name)] = std::string(target, static_cast<size_t>(len));
+    }
+    ::closedir(d);
+    return targets;
+}
+
 }  // namespace harness

@@ -542,4 +542,22 @@ class RawClient {
 std::optional<HttpResponse> parse_response(std::string_view data, bool head, size_t& consumed,
                                            bool& need_more, bool eof = false);
 
+// ---------------------------------------------------------------------------
+// --- shared socket helpers (issue 13)
+// For the handlers of a RawTcpServer (which get a blocking socket and a stop
+// flag) and for tests that look at a worker's descriptors. Every call is
+// bounded by its timeout and by the stop flag.
+
+// Sends all of `data` without blocking past `timeout` or a stop. False when
+// the peer closed or reset the connection (then `peer_gone`, when given, is
+// set), or on stop or timeout.
+bool send_all(int fd, std::string_view data, const std::atomic<bool>& stopping,
+              Millis timeout = 10s, bool* peer_gone = nullptr);
+// Waits for the peer to close its end (EOF or reset), discarding what it
+// sends meanwhile; true when it did within `timeout`.
+bool wait_peer_close(int fd, const std::atomic<bool>& stopping, Millis timeout);
+// The descriptors of `pid`, from /proc/PID/fd: number -> what it refers to
+// ("socket:[N]", "pipe:[N]", a path...). Empty when the process is gone.
+std::map<int, std::string> descriptor_targets(pid_t pid);
+
 }  // namespace harness

@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "tests/integration/harness.h"
+#include "tests/integration/worker_memory.h"
 
 namespace {
 
@@ -72,24 +73,15 @@ class HostileOrigin : public ::testing::Test {
         ASSERT_TRUE(proxy_->start());
         port_ = proxy_->listener_port();
         ASSERT_NE(port_, 0);
-        pids_ = sorted_pids();
+        memory_ = std::make_unique<harness::WorkerMemory>(*proxy_);
     }
 
-    std::vector<pid_t> sorted_pids() {
-        std::vector<pid_t> p = proxy_->worker_pids();
-        std::sort(p.begin(), p.end());
-        return p;
-    }
-
-    uint64_t worker_rss() {
-        uint64_t sum = 0;
-        for (pid_t p : pids_) sum += harness::resident_bytes(p);
-        return sum;
-    }
+    // The workers' resident set from /proc; a worker gone is a failure.
+    uint64_t worker_rss() { return memory_->resident(); }
 
     // No worker was replaced, and a plain request is served.
     void expect_healthy() {
-        EXPECT_EQ(sorted_pids(), pids_) << "a worker died";
+        memory_->expect_same_workers();
         HttpOrigin origin;
         RawClient c;
         ASSERT_TRUE(c.connect(port_));
@@ -102,7 +94,7 @@ class HostileOrigin : public ::testing::Test {
 
     std::unique_ptr<ProxydInstance> proxy_;
     uint16_t port_ = 0;
-    std::vector<pid_t> pids_;
+    std::unique_ptr<harness::WorkerMemory> memory_;  // the workers at start
 };
 
 // --- Interim responses -----------------------------------------------------------

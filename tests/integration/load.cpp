@@ -257,13 +257,4 @@ std::string get_request(const harness::HttpOrigin& origin, const std::string& pa
     return "GET " + origin.url(path) + " HTTP/1.1\r\nHost: " + origin.host_port() + "\r\n\r\n";
 }
 
-uint64_t total_worker_rss(harness::ProxydInstance& proxy) {
-    harness::Json j = proxy.control_json("workers");
-    uint64_t sum = 0;
-    for (const harness::Json& w : j["workers"].items()) {
-        sum += static_cast<uint64_t>(w["rss_bytes"].as_int());
-    }
-    return sum;
-}
-
 }  // namespace loadgen

@@ -137,7 +137,4 @@ class Load {
 // "GET http://127.0.0.1:PORT<path> HTTP/1.1" with Host, keep-alive.
 std::string get_request(const harness::HttpOrigin& origin, const std::string& path);
 
-// Sum of rss_bytes over the workers listed by `control_json("workers")`.
-uint64_t total_worker_rss(harness::ProxydInstance& proxy);
-
 }  // namespace loadgen

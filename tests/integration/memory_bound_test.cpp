@@ -3,10 +3,11 @@
 // amount of worker memory each; nothing grows with the size of the data.
 //
 // Worker memory is the resident set of the worker processes, read from
-// /proc/PID/statm (fresher than the reports' rss_bytes, which are printed
-// alongside). Kernel socket buffers are not part of it. Each part runs
-// against its own proxyd so memory freed by one part cannot hide the cost
-// of the other.
+// /proc/PID/statm (harness::WorkerMemory): never the reports' rss_bytes,
+// which a stalled worker freezes. A measurement counts only when the same
+// workers ran from start to end. Kernel socket buffers (and the pipes of the
+// splice relay) are not part of it. Each part runs against its own proxyd
+// so memory freed by one part cannot hide the cost of the other.
 //
 // Measured on the 2-core development VM (g++ -O2, glibc malloc, libevent
 // 2.1), two workers, buffer_size = 64k, three runs:
@@ -39,6 +40,7 @@
 
 #include "tests/integration/harness.h"
 #include "tests/integration/load.h"
+#include "tests/integration/worker_memory.h"
 
 namespace {
 
@@ -55,18 +57,6 @@ using harness::wait_for;
 
 constexpr double kKiB = 1024.0;
 constexpr uint64_t kBufferSize = 64 * 1024;  // the default buffer_size
-
-uint64_t rss_of(const std::vector<pid_t>& pids) {
-    uint64_t sum = 0;
-    for (pid_t pid : pids) {
-        std::string statm = harness::read_file("/proc/" + std::to_string(pid) + "/statm");
-        unsigned long long size = 0, resident = 0;
-        if (std::sscanf(statm.c_str(), "%llu %llu", &size, &resident) == 2) {
-            sum += resident * static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
-        }
-    }
-    return sum;
-}
 
 int64_t active_sessions(ProxydInstance& proxy) {
     return proxy.control_json("stats")["active_sessions"].as_int();
@@ -230,8 +220,8 @@ TEST(MemoryBound, IdleTunnelsCostAFewKiBEach) {
     ProxydInstance proxy(config);
     ASSERT_TRUE(proxy.start());
     const uint16_t port = proxy.listener_port();
-    std::vector<pid_t> workers = proxy.worker_pids();
-    ASSERT_EQ(workers.size(), 2u);
+    harness::WorkerMemory memory(proxy);
+    ASSERT_EQ(memory.pids().size(), 2u);
     const std::string echo = harness::pattern_bytes(1024, 7);
 
     // Warm-up: the first tunnels allocate what every later one reuses.
@@ -241,24 +231,21 @@ TEST(MemoryBound, IdleTunnelsCostAFewKiBEach) {
         warm.clear();
         ASSERT_TRUE(wait_for([&] { return active_sessions(proxy) == 0; }, 5s));
     }
-    const uint64_t before = rss_of(workers);
-    const uint64_t reported_before = loadgen::total_worker_rss(proxy);
+    const uint64_t before = memory.settled_resident(10s);
     auto start = Clock::now();
     std::vector<std::unique_ptr<RawClient>> tunnels;
     ASSERT_TRUE(open_tunnels(port, sink.port(), kTunnels, echo, tunnels));
     long long took = ms_since(start);
     ASSERT_TRUE(wait_for([&] { return active_sessions(proxy) == kTunnels; }, 5s))
         << active_sessions(proxy);
-    std::this_thread::sleep_for(500ms);
-    const uint64_t held = rss_of(workers);
-    const uint64_t reported_held = loadgen::total_worker_rss(proxy);
+    const uint64_t held = memory.settled_resident(10s);
     const double per_tunnel = (static_cast<double>(held) - static_cast<double>(before)) / kTunnels;
     std::printf(
         "[ info     ] %d idle tunnels (opened and echoed 1 KiB in %lld ms): worker RSS %.1f -> "
-        "%.1f MiB (reported %.1f -> %.1f MiB): %.2f KiB per tunnel\n",
-        kTunnels, took, before / kKiB / kKiB, held / kKiB / kKiB, reported_before / kKiB / kKiB,
-        reported_held / kKiB / kKiB, per_tunnel / kKiB);
+        "%.1f MiB: %.2f KiB per tunnel\n",
+        kTunnels, took, before / kKiB / kKiB, held / kKiB / kKiB, per_tunnel / kKiB);
     EXPECT_LE(per_tunnel, 16 * kKiB);
+    ASSERT_TRUE(memory.expect_same_workers()) << "the figures above mean nothing";
     EXPECT_EQ(sink.open_connections(), kTunnels + 0);
 
     // Closing the clients ends every tunnel and its upstream connection.
@@ -267,7 +254,7 @@ TEST(MemoryBound, IdleTunnelsCostAFewKiBEach) {
         << active_sessions(proxy);
     EXPECT_TRUE(wait_for([&] { return sink.open_connections() == 0; }, 5s))
         << sink.open_connections();
-    EXPECT_EQ(proxy.worker_pids(), workers);
+    memory.expect_same_workers();
 }
 
 TEST(MemoryBound, ClientsThatNeverReadCostAtMostTwoBuffersEach) {
@@ -279,8 +266,8 @@ TEST(MemoryBound, ClientsThatNeverReadCostAtMostTwoBuffersEach) {
     ProxydInstance proxy;
     ASSERT_TRUE(proxy.start());
     const uint16_t port = proxy.listener_port();
-    std::vector<pid_t> workers = proxy.worker_pids();
-    ASSERT_EQ(workers.size(), 2u);
+    harness::WorkerMemory memory(proxy);
+    ASSERT_EQ(memory.pids().size(), 2u);
     const std::string request = loadgen::get_request(origin, "/bytes/" + std::to_string(kBody));
 
     // Warm-up: a few full reads of the same body.
@@ -293,7 +280,7 @@ TEST(MemoryBound, ClientsThatNeverReadCostAtMostTwoBuffersEach) {
         ASSERT_EQ(r->body.size(), kBody);
     }
     origin.clear();
-    const uint64_t before = rss_of(workers);
+    const uint64_t before = memory.settled_resident(10s);
     std::vector<std::unique_ptr<RawClient>> clients;
     for (int i = 0; i < kClients; ++i) {
         auto c = std::make_unique<RawClient>();
@@ -301,31 +288,24 @@ TEST(MemoryBound, ClientsThatNeverReadCostAtMostTwoBuffersEach) {
         ASSERT_TRUE(c->send(request));
         clients.push_back(std::move(c));
     }
-    ASSERT_TRUE(wait_for([&] { return origin.request_count() >= kClients; }, 10s))
+    ASSERT_TRUE(wait_for([&] { return origin.request_count() >= kClients; }, 20s))
         << origin.request_count();
     // Let every pipe fill up: the kernel's socket buffers first, then the
     // proxy's, until it stops reading from the origin. Settled when the
-    // bytes sent to clients stop growing across two reports.
-    int64_t sent = -1;
+    // workers' resident set (from /proc, not from their reports, which a
+    // stalled worker would freeze) stops growing.
     auto settle = Clock::now();
-    for (;;) {
-        std::this_thread::sleep_for(450ms);
-        int64_t now = proxy.control_json("stats")["bytes_out"].as_int();
-        if (now == sent || ms_since(settle) > 8000) break;
-        sent = now;
-    }
-    const uint64_t held = rss_of(workers);
-    const uint64_t reported = loadgen::total_worker_rss(proxy);
-    std::printf("[ info     ] pipes full after %lld ms, %.1f MiB sent to the clients\n",
-                ms_since(settle), sent / kKiB / kKiB);
+    const uint64_t held = memory.settled_resident(20s, 256 * 1024, 450ms);
+    std::printf("[ info     ] worker memory settled after %lld ms\n", ms_since(settle));
     const double per_client = (static_cast<double>(held) - static_cast<double>(before)) / kClients;
     std::printf(
-        "[ info     ] %d clients not reading %zu MiB each: worker RSS %.1f -> %.1f MiB (reported "
-        "%.1f MiB): %.1f KiB per client (bound %.0f KiB)\n",
-        kClients, kBody >> 20, before / kKiB / kKiB, held / kKiB / kKiB, reported / kKiB / kKiB,
-        per_client / kKiB, (2 * kBufferSize + 32 * 1024) / kKiB);
+        "[ info     ] %d clients not reading %zu MiB each: worker RSS %.1f -> %.1f MiB: %.1f KiB "
+        "per client (bound %.0f KiB)\n",
+        kClients, kBody >> 20, before / kKiB / kKiB, held / kKiB / kKiB, per_client / kKiB,
+        (2 * kBufferSize + 32 * 1024) / kKiB);
     EXPECT_LE(per_client, static_cast<double>(2 * kBufferSize + 32 * 1024));
-    EXPECT_TRUE(wait_for([&] { return active_sessions(proxy) == kClients; }, 2s))
+    ASSERT_TRUE(memory.expect_same_workers()) << "the figures above mean nothing";
+    EXPECT_TRUE(wait_for([&] { return active_sessions(proxy) == kClients; }, 5s))
         << active_sessions(proxy);
 
     // Any client can still read its whole body, byte-exact.
@@ -338,7 +318,7 @@ TEST(MemoryBound, ClientsThatNeverReadCostAtMostTwoBuffersEach) {
     clients.clear();
     EXPECT_TRUE(wait_for([&] { return active_sessions(proxy) == 0; }, 5s))
         << active_sessions(proxy);
-    EXPECT_EQ(proxy.worker_pids(), workers);
+    memory.expect_same_workers();
 }
 
 }  // namespace

@@ -740,8 +740,9 @@ TEST_F(SocksProxy, Socks4BindAndMalformedSocks4Rejected) {
 }
 
 TEST_F(SocksProxy, StalledGreetingCutByHeaderTimeoutOthersServed) {
+    constexpr Millis kHeaderTimeout = 1s;
     ConfigBuilder config = config_with({"socks"});
-    config.set("limits", "header_timeout", "1s");
+    config.set("limits", "header_timeout", std::to_string(kHeaderTimeout.count()) + "ms");
     ASSERT_TRUE(start(config));
     uint16_t socks = port("socks");
     struct Stall {
@@ -766,8 +767,12 @@ TEST_F(SocksProxy, StalledGreetingCutByHeaderTimeoutOthersServed) {
     for (size_t i = 0; i < clients.size(); ++i) {
         SCOPED_TRACE(stalls[i].name);
         bool closed = false;
-        std::string got = clients[i]->read_until_close(4s, &closed);
+        std::string got = clients[i]->read_until_close(5 * kHeaderTimeout, &closed);
         EXPECT_TRUE(closed) << "still open after " << ms_since(started) << " ms";
+        // Each is cut at header_timeout: not before, and late only by a
+        // loaded machine's slack, not by more timeouts.
+        EXPECT_GE(since(started), kHeaderTimeout * 9 / 10) << "closed before header_timeout";
+        EXPECT_LT(since(started), 4 * kHeaderTimeout);
         // A greeting with no-auth gets its 05 00 before the stall.
         if (i == 2) {
             EXPECT_EQ(hex(got), hex(kMethodNoAuth));
@@ -775,8 +780,6 @@ TEST_F(SocksProxy, StalledGreetingCutByHeaderTimeoutOthersServed) {
             EXPECT_EQ(hex(got), "");
         }
     }
-    EXPECT_LT(since(started), 3500ms);
-    EXPECT_GE(since(started), 900ms) << "closed before header_timeout";
 }
 
 // --- Destination checks: the same as for HTTP -----------------------------------
@@ -1026,8 +1029,18 @@ TEST_F(TlsListener, CloseWithoutCloseNotifyIsNotAnError) {
                    before["total_sessions"].as_int();
         },
         5s));
-    std::this_thread::sleep_for(600ms);  // a few heartbeats after the close
-    auto after = proxy_->control_json("stats");
+    // The session's end is in the workers' reports once the active count is
+    // back where it was: its error, if any, is counted by then.
+    harness::Json after;
+    EXPECT_TRUE(harness::wait_for(
+        [&] {
+            after = proxy_->control_json("stats");
+            return after["active_sessions"].as_int() == before["active_sessions"].as_int();
+        },
+        5s))
+        << proxy_->control("stats").value_or("");
+    ASSERT_TRUE(after["ok"].boolean()) << "no stats answer";
+    EXPECT_EQ(after["errors"].type(), harness::Json::Type::kNumber);
     EXPECT_EQ(after["errors"].as_int(), before["errors"].as_int())
         << proxy_->control("stats").value_or("");
     EXPECT_TRUE(proxy_->log_lines_with("TLS error").empty()) << proxy_->error_log();
@@ -1103,8 +1116,9 @@ TEST_F(TlsListener, SocksOverTls) {
 }
 
 TEST_F(TlsListener, StalledHandshakeCutByHeaderTimeout) {
+    constexpr Millis kHeaderTimeout = 1s;
     ConfigBuilder config = config_with({"https", "socks_tls"});
-    config.set("limits", "header_timeout", "1s");
+    config.set("limits", "header_timeout", std::to_string(kHeaderTimeout.count()) + "ms");
     ASSERT_TRUE(start(config, true));
     std::vector<std::pair<std::string, std::unique_ptr<RawClient>>> stalled;
     for (const char* name : {"https", "socks_tls"}) {
@@ -1127,10 +1141,11 @@ TEST_F(TlsListener, StalledHandshakeCutByHeaderTimeout) {
     EXPECT_EQ(f.body, pattern_bytes(10));
     for (auto& [name, client] : stalled) {
         SCOPED_TRACE(name);
-        EXPECT_TRUE(client->wait_closed(4s - since(started)))
+        EXPECT_TRUE(client->wait_closed(5 * kHeaderTimeout))
             << "still open after " << ms_since(started) << " ms";
+        // Cut at header_timeout, late only by a loaded machine's slack.
+        EXPECT_LT(since(started), 4 * kHeaderTimeout);
     }
-    EXPECT_LT(since(started), 3500ms);
 }
 
 // Fingerprint of the certificate listener `port` serves to a new connection.
@@ -1303,6 +1318,8 @@ TEST_F(TlsListener, BadCertificateReloadRefusedOldOneKeepsWorking) {
         ASSERT_TRUE(line);
         auto answer = harness::Json::parse(*line);
         ASSERT_TRUE(answer) << *line;
+        // Exactly a refusal: "ok": false (not a missing "ok") with the reason.
+        ASSERT_EQ((*answer)["ok"].type(), harness::Json::Type::kBool) << *line;
         EXPECT_FALSE((*answer)["ok"].boolean()) << *line;
         EXPECT_NE((*answer)["error"].str().find(c.named), std::string::npos) << *line;
         // The old certificate keeps working, with the same workers.
