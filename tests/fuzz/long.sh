@@ -18,7 +18,7 @@ grep -qxF "$begin" "$readme" && grep -qxF "$end" "$readme" || {
     exit 1
 }
 
-stat() {  # $1 = stat name, $2 = log
+final_stat() {  # $1 = stat name, $2 = log
     sed -n "s/^stat::$1: *//p" "$2" | tail -1
 }
 
@@ -32,8 +32,8 @@ for bin in "$@"; do
         result="**failed**: see \`build/fuzz/artifacts/$name/\`"
         failed=1
     fi
-    execs=$(stat number_of_executed_units "$log")
-    rate=$(stat average_exec_per_sec "$log")
+    execs=$(final_stat number_of_executed_units "$log")
+    rate=$(final_stat average_exec_per_sec "$log")
     rows+="| \`$name\` | $seconds | ${execs:-?} | ${rate:-?} | $result |"$'\n'
     echo "   $result, ${execs:-?} execs, ${rate:-?} execs/s"
 done
