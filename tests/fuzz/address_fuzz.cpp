@@ -79,6 +79,13 @@ std::string dotted_tail_v6(const uint8_t* b) {
     return text + quad;
 }
 
+// Every byte of an accepted text is part of the address: an IPv4 address
+// has one spelling, an IPv6 one only hex digits, colons and a dotted tail.
+bool every_byte_is_address(const std::string& text, const SocketAddress& address) {
+    if (address.family() == AF_INET) return address.host_string() == text;
+    return text.find_first_not_of("0123456789abcdefABCDEF:.") == std::string::npos;
+}
+
 // The spelling parses to the very same address and class as `address`.
 void check_same_address(const std::string& spelling, const SocketAddress& address) {
     auto again = SocketAddress::from_numeric(spelling, address.port());
@@ -213,6 +220,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
 
     if (auto address = SocketAddress::from_numeric(text, 3128)) {
         check(address->port() == 3128);
+        check(every_byte_is_address(text, *address));
         check_spellings(*address);
         if (address->family() == AF_INET) {
             check_embeddings(bytes_of(*address));
