@@ -6,6 +6,7 @@
 #   make asan       the same build and tests under AddressSanitizer + UBSan
 #   make asan-ci    the sanitizer build with the data-path integration suites
 #   make fuzz       run every fuzz target for FUZZ_SECONDS each
+#   make fuzz-long  run every target for FUZZ_LONG_SECONDS; execs go to README.md
 #   make bench      compare proxyd with other proxies (bench/RESULTS.md)
 #   make install    PREFIX=/usr/local DESTDIR= : binaries, man pages, config
 #   make deps       install the Debian packages the build and tests need
@@ -16,7 +17,8 @@ DESTDIR    ?=
 CXX        ?= g++
 FUZZ_CXX   ?= clang++
 FUZZ_SECONDS ?= 300
-FUZZ_SMOKE_SECONDS ?= 15
+FUZZ_LONG_SECONDS ?= 600
+FUZZ_SMOKE_SECONDS ?= 8
 SANITIZE   ?=
 
 # Debian packages: build (compiler, libraries; nlohmann-json is header-only),
@@ -64,7 +66,7 @@ INTEG_OBJ  := $(call obj,$(INTEG_SRC))
 FUZZ_BIN   := $(patsubst tests/fuzz/%_fuzz.cpp,$(BUILD)/fuzz/%,$(FUZZ_SRC))
 CORE_LIB   := $(BUILD)/libproxyd.a
 
-.PHONY: all deps build test check run asan asan-ci fuzz fuzz-build bench install clean lint format
+.PHONY: all deps build test check run asan asan-ci fuzz fuzz-build fuzz-long bench install clean lint format
 .DEFAULT_GOAL := all
 
 all: deps
@@ -114,18 +116,26 @@ $(BUILD)/integration_tests: $(INTEG_OBJ) $(CORE_LIB)
 	@$(if $(Q),echo "  LINK    $@")
 	$(Q)$(CXX) $(ALL_CXXFLAGS) $^ -o $@ $(TEST_LIBS) $(LDLIBS)
 
-# libFuzzer targets are built with clang, with the pure sources compiled in.
+# libFuzzer targets are built with clang, with the pure sources compiled in;
+# a target that needs a worker source names it in FUZZ_EXTRA_SRC below.
 FUZZ_FLAGS = -std=c++20 -O1 -g -I. -fsanitize=fuzzer,address,undefined $(PKG_CFLAGS)
 $(BUILD)/fuzz/%: tests/fuzz/%_fuzz.cpp $(COMMON_SRC) $(wildcard common/*.h)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  FUZZ    $@")
-	$(Q)$(FUZZ_CXX) $(FUZZ_FLAGS) $< $(COMMON_SRC) -o $@ $(PKG_LIBS)
+	$(Q)$(FUZZ_CXX) $(FUZZ_FLAGS) $< $(COMMON_SRC) $(FUZZ_EXTRA_SRC) -o $@ $(PKG_LIBS)
+
+# The forwarding round trip runs the worker's real head rewriting.
+$(BUILD)/fuzz/forwarding: FUZZ_EXTRA_SRC := worker/http_forwarding.cpp
+$(BUILD)/fuzz/forwarding: worker/http_forwarding.cpp worker/http_forwarding.h
 
 fuzz-build: deps
 	$(Q)$(MAKE) --no-print-directory $(FUZZ_BIN)
 
 fuzz: fuzz-build
 	$(Q)for f in $(FUZZ_BIN); do tests/fuzz/run.sh $$f $(FUZZ_SECONDS) || exit 1; done
+
+fuzz-long: fuzz-build
+	$(Q)tests/fuzz/long.sh $(FUZZ_LONG_SECONDS) $(FUZZ_BIN)
 
 test: deps
 	$(Q)$(MAKE) --no-print-directory build $(BUILD)/unit_tests $(BUILD)/integration_tests $(FUZZ_BIN)

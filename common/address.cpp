@@ -154,6 +154,9 @@ SocketAddress SocketAddress::from(const sockaddr* sa, socklen_t len) {
 }
 
 std::optional<SocketAddress> SocketAddress::from_numeric(std::string_view host, uint16_t port) {
+    // inet_pton reads up to a NUL: "7.0.0.1\0:junk" would pass as 7.0.0.1,
+    // and as an IPv6 literal to a caller that checked the view for a ':'.
+    if (host.find('\0') != std::string_view::npos) return std::nullopt;
     std::string text(host);
     SocketAddress address;
     auto* v4 = reinterpret_cast<sockaddr_in*>(&address.storage);

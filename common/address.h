@@ -32,7 +32,8 @@ struct SocketAddress {
     std::string host_string() const;
 
     static SocketAddress from(const sockaddr* sa, socklen_t len);
-    // Numeric IPv4 or IPv6 literal (no brackets) with a port; nullopt otherwise.
+    // Numeric IPv4 or IPv6 literal (no brackets), the whole view, with a port;
+    // nullopt otherwise (also for a view with a NUL in it).
     static std::optional<SocketAddress> from_numeric(std::string_view host, uint16_t port);
 };
 

@@ -4,7 +4,7 @@
 # A suite that dies without its own summary counts as one failure.
 set -u
 BUILD=${BUILD:-build}
-FUZZ_SMOKE_SECONDS=${FUZZ_SMOKE_SECONDS:-15}
+FUZZ_SMOKE_SECONDS=${FUZZ_SMOKE_SECONDS:-8}
 # INTEGRATION_FILTER: a --gtest_filter for the integration suite (all if unset).
 export PROXYD_BIN=${PROXYD_BIN:-$BUILD/proxyd}
 export PROXYCTL_BIN=${PROXYCTL_BIN:-$BUILD/proxyctl}

@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <string>
+#include <string_view>
 
 namespace common {
 namespace {
@@ -144,6 +145,17 @@ TEST(AddressSocketAddress, FromNumericRejectsNonCanonicalForms) {
           "localhost", "", "[::1]", "::1%lo", " 127.0.0.1", "1.2.3.4:80"}) {
         EXPECT_FALSE(SocketAddress::from_numeric(bad, 0).has_value()) << '"' << bad << '"';
     }
+}
+
+// The whole view is the address: inet_pton would stop at a NUL. Found by
+// the uri fuzz target ("[7.0.0.1\0...:...]" passed as an IPv6 literal).
+TEST(AddressSocketAddress, FromNumericRejectsEmbeddedNul) {
+    using namespace std::string_view_literals;
+    for (std::string_view bad : {"7.0.0.1\0"sv, "7.0.0.1\0:1"sv, "::1\0junk"sv, "\0"sv}) {
+        EXPECT_FALSE(SocketAddress::from_numeric(bad, 0).has_value()) << bad.size();
+    }
+    std::string error;
+    EXPECT_FALSE(parse_cidr("10.0.0.1\0x/32"sv, error).has_value());
 }
 
 // --- CIDR -----------------------------------------------------------------
