@@ -24,6 +24,7 @@
 
 #include "tests/integration/dns_server.h"
 #include "tests/integration/harness.h"
+#include "tests/integration/socks_messages.h"
 
 namespace {
 
@@ -38,39 +39,9 @@ using harness::RawClient;
 using harness::since;
 using namespace std::chrono_literals;
 
-// SOCKS5 replies (RFC 1928 §6).
-constexpr int kSocksSucceeded = 0x00;
-constexpr int kSocksNotAllowed = 0x02;
-constexpr int kSocksHostUnreachable = 0x04;
-constexpr int kSocksTtlExpired = 0x06;
-
-std::string bytes(std::initializer_list<int> values) {
-    std::string out;
-    for (int v : values) out += static_cast<char>(v);
-    return out;
-}
-
-// 05 01 00 03 LEN NAME PORT: CONNECT to a domain name.
-std::string socks5_connect_name(const std::string& host, uint16_t port) {
-    return bytes({5, 1, 0, 3, static_cast<int>(host.size())}) + host +
-           bytes({port >> 8, port & 0xff});
-}
-
-// 05 REP 00 01 0.0.0.0:0, what every SOCKS5 refusal of proxyd carries.
-std::string socks5_failure(int reply) {
-    return bytes({5, reply, 0, 1, 0, 0, 0, 0, 0, 0});
-}
-
-std::string hex(std::string_view data) {
-    static const char* digits = "0123456789abcdef";
-    std::string out;
-    for (unsigned char c : data) {
-        if (!out.empty()) out += ' ';
-        out += digits[c >> 4];
-        out += digits[c & 15];
-    }
-    return out;
-}
+namespace socks = harness::socks;
+using harness::bytes;
+using harness::hex;
 
 // The origin's /bytes/N body, compared without dumping binary on failure.
 bool is_pattern(const std::string& body, size_t n) {
@@ -185,7 +156,7 @@ class DnsTest : public ::testing::Test {
         if (!client.send(bytes({5, 1, 0}))) return "(greeting not sent)";
         std::string method = client.recv_some(timeout);
         if (method != bytes({5, 0})) return "(method reply " + hex(method) + ")";
-        if (!client.send(socks5_connect_name(host, port))) return "(request not sent)";
+        if (!client.send(socks::connect_name(host, port))) return "(request not sent)";
         bool closed = false;
         std::string reply = client.read_until_close(timeout, &closed);
         if (!closed) ADD_FAILURE() << "no close after the SOCKS reply " << hex(reply);
@@ -257,7 +228,8 @@ TEST_F(DnsAnswer, NxdomainIs502DnsErrorAndSocksHostUnreachable) {
     EXPECT_EQ(tunnel->header("Proxy-Status"), status);
 
     const size_t asked = dns_.queries_for(name);
-    EXPECT_EQ(hex(socks_connect(name, origin_.port())), hex(socks5_failure(kSocksHostUnreachable)));
+    EXPECT_EQ(hex(socks_connect(name, origin_.port())),
+              hex(socks::failure(socks::kHostUnreachable)));
     // A failure is not cached: the SOCKS request asked again.
     EXPECT_GT(dns_.queries_for(name), asked);
     EXPECT_EQ(origin_.connections_accepted(), 0);
@@ -274,7 +246,7 @@ TEST_F(DnsAnswer, InvalidTldIsRefusedWithoutAQuery) {
     EXPECT_EQ(http->header("Proxy-Status"),
               proxy_status("dns_error", "cannot resolve \"nothing.invalid\": host not found"));
     EXPECT_EQ(hex(socks_connect("nothing.invalid", 80)),
-              hex(socks5_failure(kSocksHostUnreachable)));
+              hex(socks::failure(socks::kHostUnreachable)));
     EXPECT_TRUE(dns_.queries().empty());
     EXPECT_EQ(dns_.malformed(), 0u);
 }
@@ -314,7 +286,8 @@ TEST_F(DnsAnswer, SilentNameserverIs504DnsTimeoutAfterDnsTimeout) {
     EXPECT_EQ(tunnel->header("Proxy-Status"), status);
 
     started = Clock::now();
-    EXPECT_EQ(hex(socks_connect(name, origin_.port())), hex(socks5_failure(kSocksHostUnreachable)));
+    EXPECT_EQ(hex(socks_connect(name, origin_.port())),
+              hex(socks::failure(socks::kHostUnreachable)));
     check_elapsed(started, "SOCKS5");
     EXPECT_EQ(origin_.connections_accepted(), 0);
     EXPECT_EQ(dns_.malformed(), 0u);
@@ -399,7 +372,7 @@ TEST_F(DnsAnswer, PrivateAnswersAreRefusedWhenDenied) {
         EXPECT_EQ(tunnel->status, 403);
         EXPECT_EQ(tunnel->header("Proxy-Status"), status);
         EXPECT_EQ(hex(socks_connect(c.name, origin_.port())),
-                  hex(socks5_failure(kSocksNotAllowed)));
+                  hex(socks::failure(socks::kNotAllowed)));
         EXPECT_GE(dns_.queries_for(c.name, DnsServer::kTypeA), 1u);
     }
     EXPECT_EQ(origin_.connections_accepted(), 0);
@@ -440,7 +413,7 @@ TEST_F(DnsConnectTimeout, HangingConnectIs504ConnectionTimeoutAfterConnectTimeou
 
     started = Clock::now();
     EXPECT_EQ(hex(socks_connect("hang.dns.test", hang.port())),
-              hex(socks5_failure(kSocksTtlExpired)));
+              hex(socks::failure(socks::kTtlExpired)));
     check_elapsed(started, "SOCKS5");
 }
 

@@ -46,11 +46,7 @@ const std::vector<std::string> kOddIpv4 = {"0177.0.0.1",  "127.1",      "2130706
                                            "0x7f.1",      "0x7f000001", "127.1.",
                                            "2130706433.", "127.0.0.1.", "0177.0.0.1."};
 
-std::string bytes(std::initializer_list<int> values) {
-    std::string out;
-    for (int v : values) out.push_back(static_cast<char>(v));
-    return out;
-}
+using harness::bytes;
 
 class EmbeddedIpv4 : public ::testing::Test {
   protected:

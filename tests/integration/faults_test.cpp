@@ -68,40 +68,6 @@ void expect_serves(uint16_t port, const HttpOrigin& origin) {
     EXPECT_EQ(r->body, harness::pattern_bytes(1000));
 }
 
-// Reads a request head from `fd`; false on EOF or stop.
-bool read_head(int fd, const std::atomic<bool>& stopping) {
-    std::string in;
-    char buf[4096];
-    while (in.find("\r\n\r\n") == std::string::npos) {
-        if (stopping) return false;
-        pollfd p{fd, POLLIN, 0};
-        if (::poll(&p, 1, 50) <= 0) continue;
-        ssize_t n = ::recv(fd, buf, sizeof buf, 0);
-        if (n <= 0) return false;
-        in.append(buf, static_cast<size_t>(n));
-    }
-    return true;
-}
-
-// Waits (up to 10 s or stop) for the proxy to close its upstream end; true
-// when it did. Bytes it sends meanwhile are discarded.
-bool wait_peer_close(int fd, const std::atomic<bool>& stopping) {
-    auto deadline = Clock::now() + 10s;
-    char buf[4096];
-    while (!stopping && Clock::now() < deadline) {
-        pollfd p{fd, POLLIN, 0};
-        if (::poll(&p, 1, 50) <= 0) continue;
-        ssize_t n = ::recv(fd, buf, sizeof buf, 0);
-        if (n <= 0) return true;
-    }
-    return false;
-}
-
-void reset(int fd) {
-    linger l{1, 0};
-    ::setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof l);
-}
-
 // --- Lifecycle faults under keep-alive load -----------------------------------
 
 // Every drain (reload, recycle, upgrade) must keep a keep-alive promise: a
@@ -179,11 +145,12 @@ TEST(Faults, RecyclingByMaxSessionsUnderLoadLosesNoRequest) {
 TEST(Faults, DrainDuringAResponseKeepsTheConnectionForOneMoreRequest) {
     HttpOrigin origin;
     RawTcpServer slow([](int fd, const std::atomic<bool>& stopping) {
-        if (!read_head(fd, stopping)) return;
+        std::string in;
+        if (harness::read_request_head(fd, in, stopping).empty()) return;
         send_all(fd, "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n01234");
         for (int i = 0; i < 10 && !stopping; ++i) std::this_thread::sleep_for(50ms);
         send_all(fd, "56789");
-        wait_peer_close(fd, stopping);
+        harness::wait_peer_close(fd, stopping, 10s);
     });
     ConfigBuilder config;
     config.set("master", "workers", "1");
@@ -514,9 +481,11 @@ TEST(Faults, BrokenUpstreamsGetTheRightAnswerAndLeakNothing) {
         FaultOrigin* self = f.get();
         f->server = std::make_unique<RawTcpServer>(
             [self, respond](int fd, const std::atomic<bool>& stopping) {
-                if (!read_head(fd, stopping)) return;
+                std::string in;
+                if (harness::read_request_head(fd, in, stopping).empty()) return;
                 // respond() returns true when the proxy is expected to close.
-                if (respond(fd, stopping) && wait_peer_close(fd, stopping)) ++self->upstream_closed;
+                if (respond(fd, stopping) && harness::wait_peer_close(fd, stopping, 10s))
+                    ++self->upstream_closed;
             });
         return f;
     };
@@ -534,12 +503,12 @@ TEST(Faults, BrokenUpstreamsGetTheRightAnswerAndLeakNothing) {
                          send_all(fd, "HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n" +
                                           body.substr(0, 30000));
                          std::this_thread::sleep_for(100ms);
-                         reset(fd);
+                         harness::reset_on_close(fd);
                          return false;
                      }),
                      0, false, ""});
     cases.push_back({"reset before the response", make([](int fd, const std::atomic<bool>&) {
-                         reset(fd);
+                         harness::reset_on_close(fd);
                          return false;
                      }),
                      502, false, ""});

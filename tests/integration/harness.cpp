@@ -165,6 +165,23 @@ std::string sha256_hex(std::string_view data) {
     return out;
 }
 
+std::string bytes(std::initializer_list<int> values) {
+    std::string out;
+    for (int v : values) out += static_cast<char>(static_cast<uint8_t>(v));
+    return out;
+}
+
+std::string hex(std::string_view data) {
+    static const char* digits = "0123456789abcdef";
+    std::string out;
+    for (unsigned char c : data) {
+        if (!out.empty()) out += ' ';
+        out += digits[c >> 4];
+        out += digits[c & 15];
+    }
+    return out;
+}
+
 std::string make_temp_dir(const std::string& prefix) {
     std::string templ = "/tmp/" + prefix + "XXXXXX";
     std::vector<char> buf(templ.begin(), templ.end());
@@ -259,18 +276,11 @@ uint16_t closed_port() {
 }
 
 int open_sockets(pid_t pid) {
-    std::string dir = "/proc/" + std::to_string(pid) + "/fd";
-    DIR* d = ::opendir(dir.c_str());
-    if (d == nullptr) return -1;
-    int n = 0;
-    while (dirent* e = ::readdir(d)) {
-        char target[64] = {};
-        std::string link = dir + "/" + e->d_name;
-        ssize_t len = ::readlink(link.c_str(), target, sizeof target - 1);
-        if (len > 0 && std::strncmp(target, "socket:", 7) == 0) ++n;
-    }
-    ::closedir(d);
-    return n;
+    std::map<int, std::string> targets = descriptor_targets(pid);
+    if (targets.empty()) return -1;
+    return static_cast<int>(std::count_if(targets.begin(), targets.end(), [](const auto& t) {
+        return t.second.rfind("socket:", 0) == 0;
+    }));
 }
 
 uint64_t resident_bytes(pid_t pid) {
@@ -1813,6 +1823,31 @@ bool wait_peer_close(int fd, const std::atomic<bool>& stopping, Millis timeout) 
         if (n < 0 && errno != EAGAIN && errno != EINTR) return true;
     }
     return false;
+}
+
+std::string read_request_head(int fd, std::string& in, const std::atomic<bool>& stopping,
+                              Millis timeout) {
+    const auto deadline = Clock::now() + timeout;
+    char buf[16384];
+    size_t end;
+    while ((end = in.find("\r\n\r\n")) == std::string::npos) {
+        if (!wait_ready(fd, POLLIN, stopping, deadline)) return "";
+        ssize_t n = ::recv(fd, buf, sizeof buf, MSG_DONTWAIT);
+        if (n == 0) return "";
+        if (n < 0) {
+            if (errno == EAGAIN || errno == EINTR) continue;
+            return "";
+        }
+        in.append(buf, static_cast<size_t>(n));
+    }
+    std::string head = in.substr(0, end + 4);
+    in.erase(0, end + 4);
+    return head;
+}
+
+void reset_on_close(int fd) {
+    linger hard{1, 0};
+    ::setsockopt(fd, SOL_SOCKET, SO_LINGER, &hard, sizeof hard);
 }
 
 std::map<int, std::string> descriptor_targets(pid_t pid) {

@@ -74,6 +74,11 @@ bool wait_for(const std::function<bool()>& predicate, Millis timeout, Millis pol
 std::string pattern_bytes(size_t n, uint32_t seed = 0);
 // Lower-case hex SHA-256 of `data`.
 std::string sha256_hex(std::string_view data);
+// The bytes of `values` (each 0..255): bytes({5, 1, 0}).
+std::string bytes(std::initializer_list<int> values);
+// Lower-case hex bytes separated by spaces ("05 00"): binary in a failure
+// message that a reader can compare.
+std::string hex(std::string_view data);
 
 // mkdtemp("/tmp/<prefix>XXXXXX"); aborts the test binary when that fails.
 std::string make_temp_dir(const std::string& prefix = "proxyd-test-");
@@ -556,6 +561,14 @@ bool send_all(int fd, std::string_view data, const std::atomic<bool>& stopping,
 // Waits for the peer to close its end (EOF or reset), discarding what it
 // sends meanwhile; true when it did within `timeout`.
 bool wait_peer_close(int fd, const std::atomic<bool>& stopping, Millis timeout);
+// Reads one request head (through the blank line) from `fd`; bytes read
+// past it stay in `in` (pass what earlier reads left there). The head, or ""
+// on EOF, error, stop or `timeout`.
+std::string read_request_head(int fd, std::string& in, const std::atomic<bool>& stopping,
+                              Millis timeout = 5s);
+// Makes the close of `fd` a reset (SO_LINGER {1, 0}): a handler calls it
+// and returns, and the server's close sends RST.
+void reset_on_close(int fd);
 // The descriptors of `pid`, from /proc/PID/fd: number -> what it refers to
 // ("socket:[N]", "pipe:[N]", a path...). Empty when the process is gone.
 std::map<int, std::string> descriptor_targets(pid_t pid);

@@ -33,25 +33,10 @@ using harness::HttpResponse;
 using harness::ProxydInstance;
 using harness::RawClient;
 using harness::RawTcpServer;
+using harness::read_request_head;
 using harness::send_all;
 
 constexpr uint64_t kMiB = 1024 * 1024;
-
-// Reads one request head (through the blank line) from `fd`; "" on EOF,
-// error, stop or 5 s without it.
-std::string read_head(int fd, const std::atomic<bool>& stopping) {
-    std::string head;
-    auto deadline = Clock::now() + 5s;
-    while (head.find("\r\n\r\n") == std::string::npos && Clock::now() < deadline && !stopping) {
-        pollfd p{fd, POLLIN, 0};
-        if (::poll(&p, 1, 50) <= 0) continue;
-        char buf[4096];
-        ssize_t n = ::recv(fd, buf, sizeof buf, 0);
-        if (n <= 0) return "";
-        head.append(buf, static_cast<size_t>(n));
-    }
-    return head.find("\r\n\r\n") == std::string::npos ? "" : head;
-}
 
 // A request through the proxy to the origin on 127.0.0.1:`origin_port`.
 std::string request(const std::string& method, uint16_t origin_port,
@@ -108,7 +93,8 @@ void expect_interim_flood_bounded(size_t pad, uint16_t proxy_port,
     std::atomic<bool> proxy_hung_up{false};
     std::atomic<uint64_t> sent{0};
     RawTcpServer origin([&](int fd, const std::atomic<bool>& stopping) {
-        if (read_head(fd, stopping).empty()) return;
+        std::string in;
+        if (read_request_head(fd, in, stopping).empty()) return;
         const std::string interim =
             "HTTP/1.1 100 Continue\r\nX-Pad: " + std::string(pad, 'p') + "\r\n\r\n";
         auto deadline = Clock::now() + 10s;
@@ -157,12 +143,13 @@ TEST_F(HostileOrigin, InterimFloodIsRefusedWithBoundedMemory) {
 TEST_F(HostileOrigin, SomeInterimResponsesAreRelayed) {
     start();
     RawTcpServer origin([](int fd, const std::atomic<bool>& stopping) {
-        if (read_head(fd, stopping).empty()) return;
+        std::string in;
+        if (read_request_head(fd, in, stopping).empty()) return;
         send_all(fd,
                  "HTTP/1.1 100 Continue\r\n\r\n"
                  "HTTP/1.1 103 Early Hints\r\nLink: </s.css>; rel=preload\r\n\r\n"
                  "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
-        read_head(fd, stopping);
+        read_request_head(fd, in, stopping);
     });
     RawClient client;
     ASSERT_TRUE(client.connect(port_));
@@ -220,10 +207,11 @@ TEST_F(HostileOrigin, ResponseFramingIsValidatedForEveryResponse) {
     for (const ScriptedAnswer& a : answers) {
         SCOPED_TRACE(a.name);
         RawTcpServer origin([&](int fd, const std::atomic<bool>& stopping) {
-            if (read_head(fd, stopping).empty()) return;
+            std::string in;
+            if (read_request_head(fd, in, stopping).empty()) return;
             send_all(fd, a.response);
             ::shutdown(fd, SHUT_WR);
-            read_head(fd, stopping);
+            read_request_head(fd, in, stopping);
         });
         RawClient client;
         ASSERT_TRUE(client.connect(port_));
@@ -265,8 +253,9 @@ class DroppingOrigin {
   private:
     void serve(int fd, const std::atomic<bool>& stopping) {
         bool first_connection = connections_++ == 0;
+        std::string in;
         for (int i = 0; !stopping; ++i) {
-            std::string head = read_head(fd, stopping);
+            std::string head = read_request_head(fd, in, stopping);
             if (head.empty()) return;
             {
                 std::lock_guard<std::mutex> lock(mutex_);

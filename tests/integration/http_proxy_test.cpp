@@ -382,8 +382,7 @@ TEST_F(HttpProxy, UpstreamResetGives502) {
     harness::RawTcpServer reset([](int fd, const std::atomic<bool>&) {
         char buf[4096];
         ::recv(fd, buf, sizeof buf, 0);
-        linger hard{1, 0};  // the server's close() after we return sends RST
-        ::setsockopt(fd, SOL_SOCKET, SO_LINGER, &hard, sizeof hard);
+        harness::reset_on_close(fd);  // the close becomes a reset
     });
     Fetch f = fetch({"http://127.0.0.1:" + std::to_string(reset.port()) + "/"});
     EXPECT_EQ(f.status, 502) << f.curl.err;

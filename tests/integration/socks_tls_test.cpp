@@ -4,13 +4,7 @@
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
-#include <openssl/bio.h>
-#include <openssl/err.h>
-#include <openssl/evp.h>
-#include <openssl/pem.h>
 #include <openssl/ssl.h>
-#include <openssl/x509.h>
-#include <openssl/x509v3.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -28,6 +22,8 @@
 
 #include "tests/integration/dns_server.h"
 #include "tests/integration/harness.h"
+#include "tests/integration/socks_messages.h"
+#include "tests/integration/tls_client.h"
 
 namespace {
 
@@ -47,57 +43,10 @@ using harness::sha256_hex;
 using harness::since;
 using harness::TlsOrigin;
 
-// --- Bytes -----------------------------------------------------------------
-
-std::string bytes(std::initializer_list<int> values) {
-    std::string out;
-    for (int v : values) out += static_cast<char>(static_cast<uint8_t>(v));
-    return out;
-}
-
-std::string port_bytes(uint16_t port) {
-    return bytes({port >> 8, port & 0xff});
-}
-
-std::string hex(std::string_view data) {
-    static const char* digits = "0123456789abcdef";
-    std::string out;
-    for (unsigned char c : data) {
-        if (!out.empty()) out += ' ';
-        out += digits[c >> 4];
-        out += digits[c & 15];
-    }
-    return out;
-}
-
-const std::string kGreetingNoAuth = bytes({5, 1, 0});
-const std::string kMethodNoAuth = bytes({5, 0});
-const std::string kLoopback = bytes({127, 0, 0, 1});
-
-std::string socks5_request(int command, const std::string& atyp_and_address, uint16_t port) {
-    return bytes({5, command, 0}) + atyp_and_address + port_bytes(port);
-}
-std::string socks5_connect_ipv4(uint16_t port, const std::string& ip = kLoopback) {
-    return socks5_request(1, bytes({1}) + ip, port);
-}
-std::string socks5_connect_name(const std::string& host, uint16_t port) {
-    return socks5_request(1, bytes({3, static_cast<int>(host.size())}) + host, port);
-}
-// 05 REP 00 01 0.0.0.0:0, what every SOCKS5 refusal carries.
-std::string socks5_failure(int rep) {
-    return bytes({5, rep, 0, 1, 0, 0, 0, 0, 0, 0});
-}
-
-std::string socks4_request(int command, uint16_t port, const std::string& ip,
-                           const std::string& user = "", const std::string& host = "") {
-    std::string out = bytes({4, command}) + port_bytes(port) + ip + user + std::string(1, '\0');
-    if (ip[0] == 0 && ip[1] == 0 && ip[2] == 0 && ip[3] != 0) out += host + std::string(1, '\0');
-    return out;
-}
-std::string socks4a_connect(const std::string& host, uint16_t port) {
-    return socks4_request(1, port, bytes({0, 0, 0, 1}), "tester", host);
-}
-const std::string kSocks4Rejected = bytes({0, 0x5b, 0, 0, 0, 0, 0, 0});
+namespace socks = harness::socks;
+using harness::bytes;
+using harness::hex;
+using harness::TlsClient;
 
 // Reads from `client` until at least `n` bytes arrived, EOF or timeout;
 // returns all it read.
@@ -116,177 +65,6 @@ std::string read_at_least(RawClient& client, size_t n, Millis timeout = 5s) {
 std::string http_get(const std::string& path, const std::string& host_port) {
     return "GET " + path + " HTTP/1.1\r\nHost: " + host_port + "\r\nConnection: close\r\n\r\n";
 }
-
-// --- OpenSSL ---------------------------------------------------------------
-
-std::string openssl_errors() {
-    std::string text;
-    while (unsigned long code = ERR_get_error()) {
-        char line[256];
-        ERR_error_string_n(code, line, sizeof line);
-        if (!text.empty()) text += "; ";
-        text += line;
-    }
-    return text;
-}
-
-std::string digest_hex(X509* cert) {
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int length = 0;
-    if (cert == nullptr || X509_digest(cert, EVP_sha256(), md, &length) != 1) return "";
-    return hex(std::string_view(reinterpret_cast<char*>(md), length));
-}
-
-// SHA-256 fingerprint of the first certificate of a PEM file ("" if none).
-std::string file_fingerprint(const std::string& path) {
-    BIO* bio = BIO_new_file(path.c_str(), "r");
-    if (bio == nullptr) return "";
-    X509* cert = PEM_read_bio_X509(bio, nullptr, nullptr, nullptr);
-    BIO_free(bio);
-    std::string fp = digest_hex(cert);
-    X509_free(cert);
-    return fp;
-}
-
-// A blocking TLS client on loopback; every call is bounded by socket timeouts.
-class TlsClient {
-  public:
-    struct Options {
-        std::string ca_file;  // verify the server against it (and 127.0.0.1) when set
-        int max_version = 0;  // e.g. TLS1_2_VERSION; 0 = library default
-        std::string alpn;     // wire format, e.g. "\x02h2\x08http/1.1"
-        std::string ciphers;  // TLS 1.2 cipher list when set
-    };
-
-    TlsClient() = default;
-    ~TlsClient() { close(); }
-    TlsClient(const TlsClient&) = delete;
-    TlsClient& operator=(const TlsClient&) = delete;
-
-    // TCP connect and TLS handshake. False with error() set on failure.
-    bool connect(uint16_t port, const Options& options, Millis timeout = 5s) {
-        close();
-        ERR_clear_error();
-        ctx_ = SSL_CTX_new(TLS_client_method());
-        if (ctx_ == nullptr) return fail("SSL_CTX_new");
-        if (options.max_version != 0) SSL_CTX_set_max_proto_version(ctx_, options.max_version);
-        if (!options.ciphers.empty()) SSL_CTX_set_cipher_list(ctx_, options.ciphers.c_str());
-        if (!options.ca_file.empty()) {
-            if (SSL_CTX_load_verify_locations(ctx_, options.ca_file.c_str(), nullptr) != 1)
-                return fail("load CA " + options.ca_file);
-            SSL_CTX_set_verify(ctx_, SSL_VERIFY_PEER, nullptr);
-        }
-        fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        if (fd_ < 0) return fail("socket");
-        set_timeout(timeout);
-        sockaddr_in sin{};
-        sin.sin_family = AF_INET;
-        sin.sin_port = htons(port);
-        sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        if (::connect(fd_, reinterpret_cast<sockaddr*>(&sin), sizeof sin) != 0)
-            return fail("connect");
-        ssl_ = SSL_new(ctx_);
-        if (ssl_ == nullptr) return fail("SSL_new");
-        SSL_set_fd(ssl_, fd_);
-        if (!options.ca_file.empty()) {
-            X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl_), "127.0.0.1");
-        }
-        if (!options.alpn.empty()) {
-            SSL_set_alpn_protos(ssl_, reinterpret_cast<const unsigned char*>(options.alpn.data()),
-                                static_cast<unsigned>(options.alpn.size()));
-        }
-        if (SSL_connect(ssl_) != 1) return fail("handshake");
-        return true;
-    }
-
-    const std::string& error() const { return error_; }
-
-    std::string peer_fingerprint() const {
-        if (ssl_ == nullptr) return "";
-        X509* cert = SSL_get1_peer_certificate(ssl_);
-        std::string fp = digest_hex(cert);
-        X509_free(cert);
-        return fp;
-    }
-    std::string alpn() const {
-        const unsigned char* data = nullptr;
-        unsigned length = 0;
-        if (ssl_ != nullptr) SSL_get0_alpn_selected(ssl_, &data, &length);
-        return data == nullptr ? "" : std::string(reinterpret_cast<const char*>(data), length);
-    }
-    int version() const { return ssl_ == nullptr ? 0 : SSL_version(ssl_); }
-
-    bool send(std::string_view data, Millis timeout = 5s) {
-        set_timeout(timeout);
-        while (!data.empty()) {
-            int n = SSL_write(ssl_, data.data(), static_cast<int>(data.size()));
-            if (n <= 0) return false;
-            data.remove_prefix(static_cast<size_t>(n));
-        }
-        return true;
-    }
-
-    // Reads until `n` bytes, EOF or timeout; returns what it read.
-    std::string read_at_least(size_t n, Millis timeout = 5s) {
-        auto deadline = Clock::now() + timeout;
-        std::string out;
-        char buf[16384];
-        while (out.size() < n && !eof_) {
-            auto left = std::chrono::duration_cast<Millis>(deadline - Clock::now());
-            if (left <= 0ms) break;
-            set_timeout(left);
-            int r = SSL_read(ssl_, buf, sizeof buf);
-            if (r > 0) {
-                out.append(buf, static_cast<size_t>(r));
-                continue;
-            }
-            int e = SSL_get_error(ssl_, r);
-            if (e == SSL_ERROR_ZERO_RETURN ||
-                (e == SSL_ERROR_SYSCALL && errno != EAGAIN && errno != EWOULDBLOCK) ||
-                e == SSL_ERROR_SSL) {
-                eof_ = true;
-            }
-            break;
-        }
-        return out;
-    }
-
-    // Reads until the peer closes or a timeout; returns everything read.
-    std::string read_until_close(Millis timeout, bool* closed) {
-        std::string out = read_at_least(SIZE_MAX, timeout);
-        *closed = eof_;
-        return out;
-    }
-
-    void close() {
-        if (ssl_ != nullptr) SSL_free(ssl_);
-        if (ctx_ != nullptr) SSL_CTX_free(ctx_);
-        if (fd_ >= 0) ::close(fd_);
-        ssl_ = nullptr;
-        ctx_ = nullptr;
-        fd_ = -1;
-        eof_ = false;
-    }
-
-  private:
-    bool fail(const std::string& what) {
-        error_ = what + " failed: " + openssl_errors() + " (errno " + std::to_string(errno) + ")";
-        return false;
-    }
-    void set_timeout(Millis timeout) {
-        if (fd_ < 0) return;
-        timeval tv{static_cast<time_t>(timeout.count() / 1000),
-                   static_cast<suseconds_t>(timeout.count() % 1000 * 1000)};
-        ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-        ::setsockopt(fd_, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-    }
-
-    SSL_CTX* ctx_ = nullptr;
-    SSL* ssl_ = nullptr;
-    int fd_ = -1;
-    bool eof_ = false;
-    std::string error_;
-};
 
 // --- Fixture ---------------------------------------------------------------
 
@@ -356,10 +134,10 @@ class SocksTlsTest : public ::testing::Test {
             ADD_FAILURE() << "cannot connect to port " << listener_port;
             return false;
         }
-        EXPECT_TRUE(client.send(kGreetingNoAuth));
+        EXPECT_TRUE(client.send(socks::kGreetingNoAuth));
         std::string reply = read_at_least(client, 2);
-        EXPECT_EQ(hex(reply), hex(kMethodNoAuth));
-        return reply == kMethodNoAuth;
+        EXPECT_EQ(hex(reply), hex(socks::kMethodNoAuth));
+        return reply == socks::kMethodNoAuth;
     }
 
     // Sends `request` on a fresh raw connection and returns everything the
@@ -472,11 +250,11 @@ TEST_F(SocksProxy, Socks5ReplyCarriesBoundAddressAndTunnels) {
     ASSERT_TRUE(start(config_with({"socks"})));
     RawClient client;
     ASSERT_TRUE(socks5_greet(client, port("socks")));
-    ASSERT_TRUE(client.send(socks5_connect_ipv4(origin_.port())));
+    ASSERT_TRUE(client.send(socks::connect_ipv4(origin_.port())));
     std::string reply = read_at_least(client, 10);
     ASSERT_EQ(reply.size(), 10u) << hex(reply);
     EXPECT_EQ(hex(reply.substr(0, 4)), hex(bytes({5, 0, 0, 1})));
-    EXPECT_EQ(hex(reply.substr(4, 4)), hex(kLoopback)) << "BND.ADDR";
+    EXPECT_EQ(hex(reply.substr(4, 4)), hex(socks::kLoopbackIpv4)) << "BND.ADDR";
     uint16_t bound_port = static_cast<uint16_t>((static_cast<uint8_t>(reply[8]) << 8) |
                                                 static_cast<uint8_t>(reply[9]));
     EXPECT_NE(bound_port, 0) << "BND.PORT";
@@ -493,7 +271,7 @@ TEST_F(SocksProxy, Socks5DomainNameIsResolvedByTheProxy) {
     ASSERT_TRUE(start(config_with({"socks"})));
     RawClient client;
     ASSERT_TRUE(socks5_greet(client, port("socks")));
-    ASSERT_TRUE(client.send(socks5_connect_name("localhost", origin_.port())));
+    ASSERT_TRUE(client.send(socks::connect_name("localhost", origin_.port())));
     std::string reply = read_at_least(client, 10);
     ASSERT_EQ(reply.size(), 10u) << hex(reply);
     EXPECT_EQ(hex(reply.substr(0, 8)), hex(bytes({5, 0, 0, 1, 127, 0, 0, 1})));
@@ -507,11 +285,12 @@ TEST_F(SocksProxy, Socks4ReplyGrantedAndTunnels) {
     ASSERT_TRUE(start(config_with({"socks"})));
     RawClient client;
     ASSERT_TRUE(client.connect(port("socks")));
-    ASSERT_TRUE(client.send(socks4_request(1, origin_.port(), kLoopback, "someone")));
+    ASSERT_TRUE(
+        client.send(socks::socks4_request(1, origin_.port(), socks::kLoopbackIpv4, "someone")));
     std::string reply = read_at_least(client, 8);
     ASSERT_EQ(reply.size(), 8u) << hex(reply);
     EXPECT_EQ(hex(reply.substr(0, 2)), hex(bytes({0, 0x5a})));
-    EXPECT_EQ(hex(reply.substr(4, 4)), hex(kLoopback));
+    EXPECT_EQ(hex(reply.substr(4, 4)), hex(socks::kLoopbackIpv4));
     EXPECT_NE(reply.substr(2, 2), bytes({0, 0})) << "bound port";
     ASSERT_TRUE(client.send(http_get("/bytes/5000", origin_.host_port())));
     auto response = client.read_response(5s);
@@ -523,7 +302,7 @@ TEST_F(SocksProxy, Socks4aNameIsResolvedByTheProxy) {
     ASSERT_TRUE(start(config_with({"socks"})));
     RawClient client;
     ASSERT_TRUE(client.connect(port("socks")));
-    ASSERT_TRUE(client.send(socks4a_connect("localhost", origin_.port())));
+    ASSERT_TRUE(client.send(socks::socks4a_connect("localhost", origin_.port())));
     std::string reply = read_at_least(client, 8);
     ASSERT_EQ(reply.size(), 8u) << hex(reply);
     EXPECT_EQ(hex(reply.substr(0, 2)), hex(bytes({0, 0x5a})));
@@ -539,7 +318,7 @@ TEST_F(SocksProxy, PipelinedGreetingRequestAndPayload) {
     ASSERT_TRUE(start(config_with({"socks"})));
     RawClient client;
     ASSERT_TRUE(client.connect(port("socks")));
-    ASSERT_TRUE(client.send(kGreetingNoAuth + socks5_connect_ipv4(origin_.port()) +
+    ASSERT_TRUE(client.send(socks::kGreetingNoAuth + socks::connect_ipv4(origin_.port()) +
                             http_get("/bytes/2000", origin_.host_port())));
     std::string replies = read_at_least(client, 12);
     ASSERT_GE(replies.size(), 12u) << hex(replies);
@@ -580,7 +359,7 @@ TEST_F(SocksProxy, HalfCloseWhileConnectingIsPassedOnAfterThePayload) {
 
     RawClient client;
     ASSERT_TRUE(client.connect(port("socks")));
-    ASSERT_TRUE(client.send(kGreetingNoAuth + socks5_connect_ipv4(ntohs(sin.sin_port)) +
+    ASSERT_TRUE(client.send(socks::kGreetingNoAuth + socks::connect_ipv4(ntohs(sin.sin_port)) +
                             std::string(10, 'x')));
     client.shutdown_write();
     std::this_thread::sleep_for(300ms);  // the proxy has read the EOF by now
@@ -657,7 +436,7 @@ TEST_F(SocksProxy, NoAuthAmongSeveralMethodsIsSelected) {
     RawClient client;
     ASSERT_TRUE(client.connect(port("socks")));
     ASSERT_TRUE(client.send(bytes({5, 3, 2, 1, 0})));
-    EXPECT_EQ(hex(read_at_least(client, 2)), hex(kMethodNoAuth));
+    EXPECT_EQ(hex(read_at_least(client, 2)), hex(socks::kMethodNoAuth));
 }
 
 struct BadRequestCase {
@@ -688,29 +467,30 @@ TEST_P(SocksBadRequest, RefusedWithReplyAndClosed) {
 INSTANTIATE_TEST_SUITE_P(
     SocksProxy, SocksBadRequest,
     ::testing::Values(
-        BadRequestCase{"UnknownAddressType", socks5_request(1, bytes({9, 1, 2, 3, 4}), 8080),
-                       socks5_failure(0x08)},
-        BadRequestCase{"AddressTypeZero", socks5_request(1, bytes({0}) + kLoopback, 8080),
-                       socks5_failure(0x08)},
-        BadRequestCase{"UnknownCommand", socks5_request(9, bytes({1}) + kLoopback, 8080),
-                       socks5_failure(0x07)},
-        BadRequestCase{"CommandZero", socks5_request(0, bytes({1}) + kLoopback, 8080),
-                       socks5_failure(0x07)},
-        BadRequestCase{"Bind", socks5_request(2, bytes({1}) + kLoopback, 8080),
-                       socks5_failure(0x07)},
-        BadRequestCase{"UdpAssociate", socks5_request(3, bytes({1}) + kLoopback, 8080),
-                       socks5_failure(0x07)},
+        BadRequestCase{"UnknownAddressType", socks::request(1, bytes({9, 1, 2, 3, 4}), 8080),
+                       socks::failure(0x08)},
+        BadRequestCase{"AddressTypeZero",
+                       socks::request(1, bytes({0}) + socks::kLoopbackIpv4, 8080),
+                       socks::failure(0x08)},
+        BadRequestCase{"UnknownCommand", socks::request(9, bytes({1}) + socks::kLoopbackIpv4, 8080),
+                       socks::failure(0x07)},
+        BadRequestCase{"CommandZero", socks::request(0, bytes({1}) + socks::kLoopbackIpv4, 8080),
+                       socks::failure(0x07)},
+        BadRequestCase{"Bind", socks::request(2, bytes({1}) + socks::kLoopbackIpv4, 8080),
+                       socks::failure(0x07)},
+        BadRequestCase{"UdpAssociate", socks::request(3, bytes({1}) + socks::kLoopbackIpv4, 8080),
+                       socks::failure(0x07)},
         BadRequestCase{"NulInDomain",
-                       socks5_request(1, bytes({3, 9}) + std::string("local\0ost", 9), 8080),
-                       socks5_failure(0x01)},
-        BadRequestCase{"ZeroLengthDomain", socks5_request(1, bytes({3, 0}), 8080),
-                       socks5_failure(0x01)},
-        BadRequestCase{"SpaceInDomain", socks5_connect_name("a b", 8080), socks5_failure(0x01)},
-        BadRequestCase{"ZeroPort", socks5_connect_ipv4(0), socks5_failure(0x01)},
+                       socks::request(1, bytes({3, 9}) + std::string("local\0ost", 9), 8080),
+                       socks::failure(0x01)},
+        BadRequestCase{"ZeroLengthDomain", socks::request(1, bytes({3, 0}), 8080),
+                       socks::failure(0x01)},
+        BadRequestCase{"SpaceInDomain", socks::connect_name("a b", 8080), socks::failure(0x01)},
+        BadRequestCase{"ZeroPort", socks::connect_ipv4(0), socks::failure(0x01)},
         BadRequestCase{"BadVersionInRequest", bytes({4, 1, 0, 1, 127, 0, 0, 1, 0x1f, 0x90}),
-                       socks5_failure(0x01)},
+                       socks::failure(0x01)},
         BadRequestCase{"NonZeroReserved", bytes({5, 1, 7, 1, 127, 0, 0, 1, 0x1f, 0x90}),
-                       socks5_failure(0x01)}),
+                       socks::failure(0x01)}),
     [](const ::testing::TestParamInfo<BadRequestCase>& param_info) {
         return param_info.param.name;
     });
@@ -722,18 +502,20 @@ TEST_F(SocksProxy, Socks4BindAndMalformedSocks4Rejected) {
         std::string request;
     };
     const Case cases[] = {
-        {"BIND", socks4_request(2, origin_.port(), kLoopback, "me")},
-        {"unknown command", socks4_request(3, origin_.port(), kLoopback)},
-        {"zero port", socks4_request(1, 0, kLoopback)},
-        {"SOCKS4a empty host", socks4_request(1, origin_.port(), bytes({0, 0, 0, 1}), "", "")},
-        {"SOCKS4a bad host char", socks4a_connect("local host", origin_.port())},
-        {"user id too long", socks4_request(1, origin_.port(), kLoopback, std::string(300, 'u'))},
+        {"BIND", socks::socks4_request(2, origin_.port(), socks::kLoopbackIpv4, "me")},
+        {"unknown command", socks::socks4_request(3, origin_.port(), socks::kLoopbackIpv4)},
+        {"zero port", socks::socks4_request(1, 0, socks::kLoopbackIpv4)},
+        {"SOCKS4a empty host",
+         socks::socks4_request(1, origin_.port(), bytes({0, 0, 0, 1}), "", "")},
+        {"SOCKS4a bad host char", socks::socks4a_connect("local host", origin_.port())},
+        {"user id too long",
+         socks::socks4_request(1, origin_.port(), socks::kLoopbackIpv4, std::string(300, 'u'))},
     };
     for (const Case& c : cases) {
         SCOPED_TRACE(c.name);
         bool closed = false;
         std::string got = socks_exchange(port("socks"), c.request, &closed);
-        EXPECT_EQ(hex(got), hex(kSocks4Rejected));
+        EXPECT_EQ(hex(got), hex(socks::kSocks4Rejected));
         EXPECT_TRUE(closed);
     }
     EXPECT_EQ(origin_.connections_accepted(), 0);
@@ -749,10 +531,11 @@ TEST_F(SocksProxy, StalledGreetingCutByHeaderTimeoutOthersServed) {
         const char* name;
         std::string bytes;
     };
-    const Stall stalls[] = {{"version byte only", bytes({5})},
-                            {"greeting missing methods", bytes({5, 3, 0})},
-                            {"request half sent", kGreetingNoAuth + bytes({5, 1, 0, 1, 127})},
-                            {"SOCKS4 without NUL", bytes({4, 1, 0, 80, 127, 0, 0, 1, 'a'})}};
+    const Stall stalls[] = {
+        {"version byte only", bytes({5})},
+        {"greeting missing methods", bytes({5, 3, 0})},
+        {"request half sent", socks::kGreetingNoAuth + bytes({5, 1, 0, 1, 127})},
+        {"SOCKS4 without NUL", bytes({4, 1, 0, 80, 127, 0, 0, 1, 'a'})}};
     std::vector<std::unique_ptr<RawClient>> clients;
     auto started = Clock::now();
     for (const Stall& s : stalls) {
@@ -775,7 +558,7 @@ TEST_F(SocksProxy, StalledGreetingCutByHeaderTimeoutOthersServed) {
         EXPECT_LT(since(started), 4 * kHeaderTimeout);
         // A greeting with no-auth gets its 05 00 before the stall.
         if (i == 2) {
-            EXPECT_EQ(hex(got), hex(kMethodNoAuth));
+            EXPECT_EQ(hex(got), hex(socks::kMethodNoAuth));
         } else {
             EXPECT_EQ(hex(got), "");
         }
@@ -790,27 +573,29 @@ TEST_F(SocksProxy, PrivateDestinationsDeniedLikeHttp) {
     ASSERT_TRUE(start(config));
     uint16_t socks = port("socks");
     bool closed = false;
-    EXPECT_EQ(hex(socks_exchange(socks, socks5_connect_ipv4(origin_.port()), &closed, true)),
-              hex(socks5_failure(0x02)));
+    EXPECT_EQ(hex(socks_exchange(socks, socks::connect_ipv4(origin_.port()), &closed, true)),
+              hex(socks::failure(0x02)));
     EXPECT_TRUE(closed);
     // A name that resolves to loopback is judged by the address it resolves to.
     EXPECT_EQ(
-        hex(socks_exchange(socks, socks5_connect_name("localhost", origin_.port()), &closed, true)),
-        hex(socks5_failure(0x02)));
+        hex(socks_exchange(socks, socks::connect_name("localhost", origin_.port()), &closed, true)),
+        hex(socks::failure(0x02)));
     EXPECT_TRUE(closed);
-    EXPECT_EQ(hex(socks_exchange(socks, socks4_request(1, origin_.port(), kLoopback), &closed)),
-              hex(kSocks4Rejected));
+    EXPECT_EQ(hex(socks_exchange(
+                  socks, socks::socks4_request(1, origin_.port(), socks::kLoopbackIpv4), &closed)),
+              hex(socks::kSocks4Rejected));
     EXPECT_TRUE(closed);
-    EXPECT_EQ(hex(socks_exchange(socks, socks4a_connect("localhost", origin_.port()), &closed)),
-              hex(kSocks4Rejected));
+    EXPECT_EQ(
+        hex(socks_exchange(socks, socks::socks4a_connect("localhost", origin_.port()), &closed)),
+        hex(socks::kSocks4Rejected));
     EXPECT_TRUE(closed);
     // Other private ranges too, without a connect attempt.
     for (const std::string& ip : {bytes({10, 1, 2, 3}), bytes({192, 168, 0, 1}),
                                   bytes({169, 254, 1, 1}), bytes({172, 16, 0, 1})}) {
         SCOPED_TRACE(hex(ip));
         EXPECT_EQ(
-            hex(socks_exchange(socks, socks5_connect_ipv4(origin_.port(), ip), &closed, true)),
-            hex(socks5_failure(0x02)));
+            hex(socks_exchange(socks, socks::connect_ipv4(origin_.port(), ip), &closed, true)),
+            hex(socks::failure(0x02)));
     }
     // HTTP CONNECT on the same proxy is refused the same way.
     EXPECT_EQ(http_connect(origin_.host_port()), 403);
@@ -824,14 +609,15 @@ TEST_F(SocksProxy, PortNotInConnectPortsDeniedLikeHttp) {
     ASSERT_NE(origin_.port(), 443);
     uint16_t socks = port("socks");
     bool closed = false;
-    EXPECT_EQ(hex(socks_exchange(socks, socks5_connect_ipv4(origin_.port()), &closed, true)),
-              hex(socks5_failure(0x02)));
+    EXPECT_EQ(hex(socks_exchange(socks, socks::connect_ipv4(origin_.port()), &closed, true)),
+              hex(socks::failure(0x02)));
     EXPECT_TRUE(closed);
     EXPECT_EQ(
-        hex(socks_exchange(socks, socks5_connect_name("localhost", origin_.port()), &closed, true)),
-        hex(socks5_failure(0x02)));
-    EXPECT_EQ(hex(socks_exchange(socks, socks4_request(1, origin_.port(), kLoopback), &closed)),
-              hex(kSocks4Rejected));
+        hex(socks_exchange(socks, socks::connect_name("localhost", origin_.port()), &closed, true)),
+        hex(socks::failure(0x02)));
+    EXPECT_EQ(hex(socks_exchange(
+                  socks, socks::socks4_request(1, origin_.port(), socks::kLoopbackIpv4), &closed)),
+              hex(socks::kSocks4Rejected));
     EXPECT_TRUE(closed);
     EXPECT_EQ(http_connect(origin_.host_port()), 403);
     EXPECT_EQ(origin_.connections_accepted(), 0);
@@ -841,11 +627,12 @@ TEST_F(SocksProxy, RefusedPortGetsConnectionRefusedLikeHttp) {
     ASSERT_TRUE(start(config_with({"main", "socks"})));
     uint16_t dead = closed_port();
     bool closed = false;
-    EXPECT_EQ(hex(socks_exchange(port("socks"), socks5_connect_ipv4(dead), &closed, true)),
-              hex(socks5_failure(0x05)));
+    EXPECT_EQ(hex(socks_exchange(port("socks"), socks::connect_ipv4(dead), &closed, true)),
+              hex(socks::failure(0x05)));
     EXPECT_TRUE(closed);
-    EXPECT_EQ(hex(socks_exchange(port("socks"), socks4_request(1, dead, kLoopback), &closed)),
-              hex(kSocks4Rejected));
+    EXPECT_EQ(hex(socks_exchange(port("socks"),
+                                 socks::socks4_request(1, dead, socks::kLoopbackIpv4), &closed)),
+              hex(socks::kSocks4Rejected));
     EXPECT_TRUE(closed);
     EXPECT_EQ(http_connect("127.0.0.1:" + std::to_string(dead)), 502);
 }
@@ -861,11 +648,12 @@ TEST_F(SocksProxy, UnresolvableNameGetsHostUnreachableLikeHttp) {
     bool closed = false;
     auto started = Clock::now();
     EXPECT_EQ(
-        hex(socks_exchange(port("socks"), socks5_connect_name("x.dns.test", 443), &closed, true)),
-        hex(socks5_failure(0x04)));
+        hex(socks_exchange(port("socks"), socks::connect_name("x.dns.test", 443), &closed, true)),
+        hex(socks::failure(0x04)));
     EXPECT_TRUE(closed);
-    EXPECT_EQ(hex(socks_exchange(port("socks"), socks4a_connect("x.dns.test", 443), &closed)),
-              hex(kSocks4Rejected));
+    EXPECT_EQ(
+        hex(socks_exchange(port("socks"), socks::socks4a_connect("x.dns.test", 443), &closed)),
+        hex(socks::kSocks4Rejected));
     EXPECT_TRUE(closed);
     EXPECT_EQ(http_connect("x.dns.test:443"), 502);
     // Answered, not timed out: well within dns_timeout.
@@ -912,7 +700,7 @@ TEST_F(SocksProxy, CountsTunnelsAndLogsAccess) {
         << log;
     // A refusal is logged too, with its status.
     bool closed = false;
-    socks_exchange(socks, socks5_connect_ipv4(closed_port()), &closed, true);
+    socks_exchange(socks, socks::connect_ipv4(closed_port()), &closed, true);
     EXPECT_TRUE(harness::wait_for(
         [&] {
             log = harness::read_file(log_path);
@@ -1056,7 +844,7 @@ TEST_F(TlsListener, NegotiatesAlpnHttp11AndTls12Or13Only) {
     ASSERT_TRUE(client.connect(https, options)) << client.error();
     EXPECT_EQ(client.alpn(), "http/1.1");
     EXPECT_EQ(client.version(), TLS1_3_VERSION);
-    EXPECT_EQ(client.peer_fingerprint(), file_fingerprint(cert_path()));
+    EXPECT_EQ(client.peer_fingerprint(), harness::certificate_fingerprint(cert_path()));
 
     TlsClient tls12;
     options.max_version = TLS1_2_VERSION;
@@ -1081,9 +869,9 @@ TEST_F(TlsListener, SocksOverTls) {
     TlsClient::Options options;
     options.ca_file = cert_path();
     ASSERT_TRUE(client.connect(listener, options)) << client.error();
-    ASSERT_TRUE(client.send(kGreetingNoAuth));
-    EXPECT_EQ(hex(client.read_at_least(2)), hex(kMethodNoAuth));
-    ASSERT_TRUE(client.send(socks5_connect_ipv4(origin_.port())));
+    ASSERT_TRUE(client.send(socks::kGreetingNoAuth));
+    EXPECT_EQ(hex(client.read_at_least(2)), hex(socks::kMethodNoAuth));
+    ASSERT_TRUE(client.send(socks::connect_ipv4(origin_.port())));
     std::string reply = client.read_at_least(10);
     ASSERT_EQ(reply.size(), 10u) << hex(reply);
     EXPECT_EQ(hex(reply.substr(0, 8)), hex(bytes({5, 0, 0, 1, 127, 0, 0, 1})));
@@ -1101,14 +889,15 @@ TEST_F(TlsListener, SocksOverTls) {
     // SOCKS4 over TLS too, and refusals arrive through TLS before the close.
     TlsClient socks4;
     ASSERT_TRUE(socks4.connect(listener, options)) << socks4.error();
-    ASSERT_TRUE(socks4.send(socks4_request(2, origin_.port(), kLoopback)));
-    EXPECT_EQ(hex(socks4.read_until_close(3s, &closed)), hex(kSocks4Rejected));
+    ASSERT_TRUE(socks4.send(socks::socks4_request(2, origin_.port(), socks::kLoopbackIpv4)));
+    EXPECT_EQ(hex(socks4.read_until_close(3s, &closed)), hex(socks::kSocks4Rejected));
     EXPECT_TRUE(closed);
 
     // A plain-TCP SOCKS4 request on a TLS listener is not a handshake: closed.
     RawClient plain;
     ASSERT_TRUE(plain.connect(listener));
-    ASSERT_TRUE(plain.send(socks4_request(1, origin_.port(), kLoopback, "user-id-long-enough")));
+    ASSERT_TRUE(plain.send(
+        socks::socks4_request(1, origin_.port(), socks::kLoopbackIpv4, "user-id-long-enough")));
     std::string got = plain.read_until_close(5s, &closed);
     EXPECT_TRUE(closed);
     EXPECT_EQ(got.find(bytes({0, 0x5a})), std::string::npos) << hex(got);
@@ -1188,7 +977,7 @@ bool wait_served(ProxydInstance& proxy, uint16_t port, const std::string& finger
 TEST_F(TlsListener, ReloadSwapsCertificateInPlace) {
     ASSERT_TRUE(start(config_with({"https"}), true));
     uint16_t https = port("https");
-    const std::string old_fp = file_fingerprint(cert_path());
+    const std::string old_fp = harness::certificate_fingerprint(cert_path());
     ASSERT_FALSE(old_fp.empty());
     EXPECT_EQ(served_fingerprint(https), old_fp);
     int64_t generation = proxy_->status()["generation"].as_int();
@@ -1198,7 +987,7 @@ TEST_F(TlsListener, ReloadSwapsCertificateInPlace) {
 
     // New certificate and key at the same paths, same config file, SIGHUP.
     ASSERT_TRUE(harness::make_self_signed_cert(cert_path(), key_path()));
-    const std::string new_fp = file_fingerprint(cert_path());
+    const std::string new_fp = harness::certificate_fingerprint(cert_path());
     ASSERT_NE(new_fp, old_fp);
     ASSERT_TRUE(proxy_->signal(SIGHUP));
     ASSERT_TRUE(harness::wait_for(
@@ -1229,12 +1018,12 @@ TEST_F(TlsListener, ReloadWithNewCertificatePathsViaControl) {
     ASSERT_EQ(port("https"), https);
     ASSERT_EQ(port("socks_tls"), socks_tls);
     int64_t generation = proxy_->status()["generation"].as_int();
-    const std::string old_fp = file_fingerprint(cert_path());
+    const std::string old_fp = harness::certificate_fingerprint(cert_path());
     EXPECT_EQ(served_fingerprint(https), old_fp);
     const std::string new_cert = proxy_->path("new.crt");
     const std::string new_key = proxy_->path("new.key");
     ASSERT_TRUE(harness::make_self_signed_cert(new_cert, new_key));
-    const std::string new_fp = file_fingerprint(new_cert);
+    const std::string new_fp = harness::certificate_fingerprint(new_cert);
     ASSERT_NE(new_fp, old_fp);
     for (const char* section : {"listen https", "listen socks_tls"}) {
         proxy_->config().set(section, "tls_certificate", "${dir}/new.crt");
@@ -1269,7 +1058,7 @@ TEST_F(TlsListener, ReloadWithNewCertificatePathsOnEphemeralPorts) {
     int64_t generation = proxy_->status()["generation"].as_int();
     const std::string new_cert = proxy_->path("new.crt");
     ASSERT_TRUE(harness::make_self_signed_cert(new_cert, proxy_->path("new.key")));
-    const std::string new_fp = file_fingerprint(new_cert);
+    const std::string new_fp = harness::certificate_fingerprint(new_cert);
     proxy_->config().set("listen https", "tls_certificate", "${dir}/new.crt");
     proxy_->config().set("listen https", "tls_key", "${dir}/new.key");
     ASSERT_TRUE(proxy_->write_config());
@@ -1287,7 +1076,7 @@ TEST_F(TlsListener, ReloadWithNewCertificatePathsOnEphemeralPorts) {
 TEST_F(TlsListener, BadCertificateReloadRefusedOldOneKeepsWorking) {
     ASSERT_TRUE(start(config_with({"https"}), true));
     uint16_t https = port("https");
-    const std::string fp = file_fingerprint(cert_path());
+    const std::string fp = harness::certificate_fingerprint(cert_path());
     auto generation = proxy_->status()["generation"].as_int();
 
     // A mismatched key, for the third case.

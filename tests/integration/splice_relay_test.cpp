@@ -78,27 +78,13 @@ bool wait_readable(int fd, const std::atomic<bool>& stopping, Clock::time_point 
 // stop or timeout). Bytes after the head stay in `in`.
 std::string read_request_target(int fd, std::string& in, const std::atomic<bool>& stopping,
                                 Millis timeout = 5s) {
-    auto deadline = Clock::now() + timeout;
-    char buf[16384];
-    size_t end;
-    while ((end = in.find("\r\n\r\n")) == std::string::npos) {
-        if (!wait_readable(fd, stopping, deadline)) return "";
-        ssize_t n = ::recv(fd, buf, sizeof buf, MSG_DONTWAIT);
-        if (n == 0) return "";
-        if (n < 0) {
-            if (errno == EAGAIN || errno == EINTR) continue;
-            return "";
-        }
-        in.append(buf, static_cast<size_t>(n));
-    }
-    std::string line = in.substr(0, in.find("\r\n"));
-    in.erase(0, end + 4);
+    std::string head = harness::read_request_head(fd, in, stopping, timeout);
+    std::string line = head.substr(0, head.find("\r\n"));
     size_t sp1 = line.find(' ');
     size_t sp2 = sp1 == std::string::npos ? sp1 : line.find(' ', sp1 + 1);
     if (sp2 == std::string::npos) return "";
     return line.substr(sp1 + 1, sp2 - sp1 - 1);
 }
-
 // Reads until EOF; `eof` tells whether it came (not a reset, stop or timeout).
 std::string read_to_eof(int fd, const std::atomic<bool>& stopping, Millis timeout, bool* eof) {
     auto deadline = Clock::now() + timeout;
@@ -706,9 +692,8 @@ TEST_F(SpliceRelay, ClientResetMidBodyClosesTheUpstreamConnection) {
             got += client.recv_some(200ms);
         ASSERT_GE(got.size(), 512u * 1024) << "the body did not start";
         ASSERT_TRUE(spliced()) << "the body is not spliced: the test would prove nothing";
-        linger hard{1, 0};
-        ::setsockopt(client.fd(), SOL_SOCKET, SO_LINGER, &hard, sizeof hard);
-        client.close();  // RST
+        harness::reset_on_close(client.fd());  // the close becomes a reset
+        client.close();                        // RST
     }
     EXPECT_TRUE(wait_for([&] { return first_closed.load(); }, 3s))
         << "the upstream connection of the reset client was not closed";
@@ -986,8 +971,7 @@ TEST_F(SpliceRelay, ConnectTunnelClientResetClosesTheOriginConnection) {
             got += client.recv_some(200ms);
         ASSERT_GE(got.size(), 256u * 1024);
         ASSERT_TRUE(spliced());
-        linger hard{1, 0};
-        ::setsockopt(client.fd(), SOL_SOCKET, SO_LINGER, &hard, sizeof hard);
+        harness::reset_on_close(client.fd());  // the close becomes a reset
         client.close();
     }
     EXPECT_TRUE(wait_for([&] { return origin_gone.load(); }, 3s))

@@ -5,6 +5,7 @@
 #include <netinet/tcp.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
@@ -62,6 +63,14 @@ class NoSigpipe {
     sigset_t pipe_;
     sigset_t old_;
 };
+
+// SHA-256 of a certificate as hex(); "" for none.
+std::string fingerprint(X509* cert) {
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int length = 0;
+    if (cert == nullptr || X509_digest(cert, EVP_sha256(), md, &length) != 1) return "";
+    return hex(std::string_view(reinterpret_cast<const char*>(md), length));
+}
 
 int millis_until(Clock::time_point deadline) {
     auto left = std::chrono::duration_cast<Millis>(deadline - Clock::now()).count();
@@ -171,17 +180,17 @@ std::string TlsClient::alpn() const {
 std::string TlsClient::peer_fingerprint() const {
     if (ssl_ == nullptr) return "";
     X509* cert = SSL_get1_peer_certificate(as_ssl(ssl_));
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int length = 0;
-    std::string out;
-    if (cert != nullptr && X509_digest(cert, EVP_sha256(), md, &length) == 1) {
-        static const char* digits = "0123456789abcdef";
-        for (unsigned i = 0; i < length; ++i) {
-            if (!out.empty()) out += ' ';
-            out += digits[md[i] >> 4];
-            out += digits[md[i] & 15];
-        }
-    }
+    std::string out = fingerprint(cert);
+    X509_free(cert);
+    return out;
+}
+
+std::string certificate_fingerprint(const std::string& pem_path) {
+    BIO* bio = BIO_new_file(pem_path.c_str(), "r");
+    if (bio == nullptr) return "";
+    X509* cert = PEM_read_bio_X509(bio, nullptr, nullptr, nullptr);
+    BIO_free(bio);
+    std::string out = fingerprint(cert);
     X509_free(cert);
     return out;
 }

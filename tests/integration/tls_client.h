@@ -105,4 +105,8 @@ class TlsClient {
     std::string error_;
 };
 
+// The SHA-256 fingerprint of the first certificate in a PEM file, in the
+// form of TlsClient::peer_fingerprint(); "" when there is none.
+std::string certificate_fingerprint(const std::string& pem_path);
+
 }  // namespace harness

@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "tests/integration/harness.h"
+#include "tests/integration/socks_messages.h"
 #include "tests/integration/tls_client.h"
 
 namespace {
@@ -57,12 +58,6 @@ std::string authority(uint16_t port) {
 
 std::string connect_head(uint16_t port) {
     return "CONNECT " + authority(port) + " HTTP/1.1\r\nHost: " + authority(port) + "\r\n\r\n";
-}
-
-std::string socks5_connect(uint16_t port) {
-    const char request[] = {
-        5, 1, 0, 1, 127, 0, 0, 1, static_cast<char>(port >> 8), static_cast<char>(port & 0xff)};
-    return std::string(request, sizeof request);
 }
 
 // --- Origin side ------------------------------------------------------------
@@ -185,7 +180,7 @@ class TlsListenerTunnel : public ::testing::Test {
             if (!client.send(std::string("\x05\x01\x00", 3))) return std::nullopt;
             std::string method = client.read_at_least(2);
             EXPECT_EQ(method, std::string("\x05\x00", 2));
-            if (!client.send(socks5_connect(origin_port))) return std::nullopt;
+            if (!client.send(harness::socks::connect_ipv4(origin_port))) return std::nullopt;
             // 05 00 00 01, then the bound address (127.0.0.1) and port.
             expected = std::string("\x05\x00\x00\x01\x7f\x00\x00\x01", 8);
         }
@@ -489,8 +484,7 @@ TEST_F(TlsListenerTunnel, ResetsEndTheTunnelAndAreLoggedAsConnectionErrors) {
                     if (n <= 0) break;
                     in.append(buf, static_cast<size_t>(n));
                 }
-                linger hard{1, 0};  // the server's close becomes a reset
-                ::setsockopt(fd, SOL_SOCKET, SO_LINGER, &hard, sizeof hard);
+                harness::reset_on_close(fd);  // the close becomes a reset
             });
             TlsClient client;
             ASSERT_TRUE(open_tunnel(client, via, origin.port()));

@@ -110,8 +110,7 @@ class KeepAliveOrigin {
             }
             Action action = script_ ? script_(conn, request) : Action::kAnswer;
             if (action == Action::kReset) {
-                linger hard{1, 0};  // the server's close becomes a reset
-                ::setsockopt(fd, SOL_SOCKET, SO_LINGER, &hard, sizeof hard);
+                harness::reset_on_close(fd);  // the close becomes a reset
                 break;
             }
             if (action == Action::kHold) hold(stopping);
