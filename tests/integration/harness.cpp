@@ -138,6 +138,28 @@ bool wait_for(const std::function<bool()>& predicate, Millis timeout, Millis pol
     }
 }
 
+std::string wait_for_line(const std::string& path, const std::vector<std::string>& needles,
+                          Millis timeout) {
+    std::string found;
+    wait_for(
+        [&] {
+            std::istringstream in(read_file(path));
+            std::string line;
+            while (std::getline(in, line)) {
+                bool all = std::all_of(needles.begin(), needles.end(), [&](const std::string& n) {
+                    return line.find(n) != std::string::npos;
+                });
+                if (all) {
+                    found = line;
+                    return true;
+                }
+            }
+            return false;
+        },
+        timeout, 50ms);
+    return found;
+}
+
 std::string pattern_bytes(size_t n, uint32_t seed) {
     std::string out(n, '\0');
     // xorshift32: deterministic, cheap, no short period.

@@ -72,6 +72,11 @@ bool wait_for(const std::function<bool()>& predicate, Millis timeout, Millis pol
 // Deterministic content: byte i of pattern_bytes(n, seed) depends on i and
 // seed only, and is not periodic with any small power of two.
 std::string pattern_bytes(size_t n, uint32_t seed = 0);
+// The first line of file `path` holding every one of `needles`, waiting
+// up to `timeout` for it to be written (workers flush their access log
+// every heartbeat); "" when none came.
+std::string wait_for_line(const std::string& path, const std::vector<std::string>& needles,
+                          Millis timeout = 10s);
 // Lower-case hex SHA-256 of `data`.
 std::string sha256_hex(std::string_view data);
 // The bytes of `values` (each 0..255): bytes({5, 1, 0}).

@@ -169,18 +169,7 @@ class HttpEdges : public ::testing::Test {
     // The access-log line whose request field contains `needle`; "" (with
     // a failure) when none is written within 10 s.
     std::string access_line(const std::string& needle) {
-        std::string line;
-        wait_for(
-            [&] {
-                std::string log = harness::read_file(proxy_->path("access.log"));
-                size_t at = log.find(needle);
-                if (at == std::string::npos) return false;
-                size_t begin = log.rfind('\n', at);
-                begin = begin == std::string::npos ? 0 : begin + 1;
-                line = log.substr(begin, log.find('\n', at) - begin);
-                return true;
-            },
-            10s);
+        std::string line = harness::wait_for_line(proxy_->path("access.log"), {needle});
         EXPECT_FALSE(line.empty()) << "no access-log line with " << needle;
         return line;
     }

@@ -223,21 +223,8 @@ class SpliceRelay : public ::testing::Test {
     // when given), waiting for the heartbeat that flushes it; "" if none.
     std::string wait_access_line(const std::string& path, const std::string& needle = "",
                                  Millis timeout = 5s) {
-        std::string found;
-        wait_for(
-            [&] {
-                std::istringstream in(harness::read_file(proxy_->path("access.log")));
-                std::string line;
-                while (std::getline(in, line)) {
-                    if (line.find(path + " HTTP/1.") != std::string::npos &&
-                        line.find(needle) != std::string::npos) {
-                        found = line;
-                        return true;
-                    }
-                }
-                return false;
-            },
-            timeout, 50ms);
+        std::string found = harness::wait_for_line(proxy_->path("access.log"),
+                                                   {path + " HTTP/1.", needle}, timeout);
         return found;
     }
 

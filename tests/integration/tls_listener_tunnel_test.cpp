@@ -212,18 +212,8 @@ class TlsListenerTunnel : public ::testing::Test {
     // worker writes its log out every heartbeat).
     std::optional<AccessLine> access_line(Via via, uint16_t origin_port) {
         std::string needle = "\"" + logged_request(via, origin_port) + "\"";
-        std::optional<AccessLine> found;
-        wait_for(
-            [&] {
-                std::string log = harness::read_file(proxy_->path("access.log"));
-                size_t at = log.find(needle);
-                if (at == std::string::npos) return false;
-                size_t begin = log.rfind('\n', at);
-                begin = begin == std::string::npos ? 0 : begin + 1;
-                found = parse_access_line(log.substr(begin, log.find('\n', at) - begin));
-                return true;
-            },
-            10s);
+        std::string line = harness::wait_for_line(proxy_->path("access.log"), {needle});
+        std::optional<AccessLine> found = line.empty() ? std::nullopt : parse_access_line(line);
         EXPECT_TRUE(found) << "no access-log line with " << needle << " in:\n"
                            << harness::read_file(proxy_->path("access.log"));
         return found;
