@@ -261,6 +261,11 @@ TEST(DescriptorBudget, IdleUpstreamsToManyDestinationsStayInsideTheBudget) {
 // are what gives way: the dialler and the acceptor close the oldest of them
 // and go on, instead of failing the request or pausing accepting.
 TEST(DescriptorBudget, WorkerShortOfDescriptorsClosesIdleUpstreamsFirst) {
+    // UBSan's vptr check probes memory through a pipe; in a worker with no
+    // descriptor to spare that fails, and it reports a valid object (a
+    // session freed from the graveyard) as having an invalid vptr.
+    if (harness::sanitized_build())
+        GTEST_SKIP() << "UBSan reports false errors in a process at its descriptor limit";
     constexpr size_t kDestinations = 60;
     constexpr rlim_t kFree = 12;
     ProxydInstance proxy(one_worker("64"));
