@@ -116,17 +116,24 @@ $(BUILD)/integration_tests: $(INTEG_OBJ) $(CORE_LIB)
 	@$(if $(Q),echo "  LINK    $@")
 	$(Q)$(CXX) $(ALL_CXXFLAGS) $^ -o $@ $(TEST_LIBS) $(LDLIBS)
 
-# libFuzzer targets are built with clang, with the pure sources compiled in;
-# a target that needs a worker source names it in FUZZ_EXTRA_SRC below.
-FUZZ_FLAGS = -std=c++20 -O1 -g -I. -fsanitize=fuzzer,address,undefined $(PKG_CFLAGS)
-$(BUILD)/fuzz/%: tests/fuzz/%_fuzz.cpp $(COMMON_SRC) $(wildcard common/*.h)
+# libFuzzer targets are built with clang. The sources they share are
+# compiled once into build/fuzz/obj/ (instrumented for coverage, not linked
+# with libFuzzer's main), so seven targets cost one compile of common/.
+FUZZ_FLAGS = -std=c++20 -O1 -g -I. -MMD -MP -fsanitize=fuzzer-no-link,address,undefined $(PKG_CFLAGS)
+fuzz_obj = $(patsubst %.cpp,$(BUILD)/fuzz/obj/%.o,$(1))
+FUZZ_COMMON_OBJ := $(call fuzz_obj,$(COMMON_SRC))
+$(BUILD)/fuzz/obj/%.o: %.cpp
 	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  FUZZCXX $<")
+	$(Q)$(FUZZ_CXX) $(FUZZ_FLAGS) -c $< -o $@
+$(BUILD)/fuzz/%: $(BUILD)/fuzz/obj/tests/fuzz/%_fuzz.o $(FUZZ_COMMON_OBJ)
 	@$(if $(Q),echo "  FUZZ    $@")
-	$(Q)$(FUZZ_CXX) $(FUZZ_FLAGS) $< $(COMMON_SRC) $(FUZZ_EXTRA_SRC) -o $@ $(PKG_LIBS)
+	$(Q)$(FUZZ_CXX) -fsanitize=fuzzer,address,undefined $^ -o $@ $(PKG_LIBS)
 
 # The forwarding round trip runs the worker's real head rewriting.
-$(BUILD)/fuzz/forwarding: FUZZ_EXTRA_SRC := worker/http_forwarding.cpp
-$(BUILD)/fuzz/forwarding: worker/http_forwarding.cpp worker/http_forwarding.h
+$(BUILD)/fuzz/forwarding: $(call fuzz_obj,worker/http_forwarding.cpp)
+# Kept between builds (make would delete them as intermediates).
+.SECONDARY: $(FUZZ_COMMON_OBJ) $(call fuzz_obj,$(FUZZ_SRC) worker/http_forwarding.cpp)
 
 fuzz-build: deps
 	$(Q)$(MAKE) --no-print-directory $(FUZZ_BIN)
@@ -138,7 +145,8 @@ fuzz-long: fuzz-build
 	$(Q)tests/fuzz/long.sh $(FUZZ_LONG_SECONDS) $(FUZZ_BIN)
 
 test: deps
-	$(Q)$(MAKE) --no-print-directory build $(BUILD)/unit_tests $(BUILD)/integration_tests $(FUZZ_BIN)
+	$(Q)$(MAKE) --no-print-directory build $(BUILD)/unit_tests $(BUILD)/integration_tests \
+	    $(if $(filter-out 0,$(FUZZ_SMOKE_SECONDS)),$(FUZZ_BIN))
 	$(Q)BUILD=$(BUILD) FUZZ_SMOKE_SECONDS=$(FUZZ_SMOKE_SECONDS) INTEGRATION_FILTER='$(INTEGRATION_FILTER)' \
 	    tests/run_tests.sh
 
@@ -183,4 +191,5 @@ install: all
 clean:
 	rm -rf $(BUILD) build
 
+-include $(wildcard $(BUILD)/fuzz/obj/*/*.d $(BUILD)/fuzz/obj/*/*/*.d)
 -include $(CORE_OBJ:.o=.d) $(UNIT_OBJ:.o=.d) $(INTEG_OBJ:.o=.d) $(patsubst %.o,%.d,$(call obj,master/main.cpp master/proxyctl.cpp))
