@@ -10,15 +10,16 @@
 // so memory freed by one part cannot hide the cost of the other.
 //
 // Measured on the 2-core development VM (g++ -O2, glibc malloc, libevent
-// 2.1), two workers, buffer_size = 64k, three runs:
-//   - 2,000 idle tunnels, each after 1 KiB echoed both ways: 3.4-3.6 KiB of
-//     worker RSS per tunnel (about 7 MiB over the two workers);
-//   - 300 clients that never read an 8 MiB body: 132-135 KiB per client
-//     (about 39 MiB): two buffers of buffer_size per session (the client's
-//     output held at the high watermark and the upstream input read before
-//     reading paused), plus a little bookkeeping.
-// The assertions leave headroom: 16 KiB per idle tunnel and
-// buffer_size * 2 + 32 KiB (160 KiB) per non-reading client.
+// 2.1), two workers, buffer_size = 64k, with two CPU hogs beside them:
+//   - 2,000 idle tunnels, each after 1 KiB echoed both ways: 4.0 KiB of
+//     worker RSS per tunnel (about 8 MiB over the two workers);
+//   - 300 clients that never read an 8 MiB body: 5-9 KiB per client. Bodies
+//     that large move through splice(2) pipes, kernel memory outside the
+//     RSS; without splice a session holds two buffers of buffer_size (the
+//     client's output at the high watermark and the upstream input read
+//     before reading paused), about 130 KiB.
+// The assertions leave headroom for the copying path: 16 KiB per idle
+// tunnel and buffer_size * 2 + 32 KiB (160 KiB) per non-reading client.
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
