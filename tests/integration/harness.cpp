@@ -1804,8 +1804,6 @@ void RawClient::shutdown_write() {
 // ===========================================================================
 // --- shared socket helpers (issue 13)
 
-namespace {
-
 bool wait_ready(int fd, short events, const std::atomic<bool>& stopping,
                 Clock::time_point deadline) {
     while (!stopping.load() && Clock::now() < deadline) {
@@ -1814,8 +1812,6 @@ bool wait_ready(int fd, short events, const std::atomic<bool>& stopping,
     }
     return false;
 }
-
-}  // namespace
 
 bool send_all(int fd, std::string_view data, const std::atomic<bool>& stopping, Millis timeout,
               bool* peer_gone) {

@@ -558,6 +558,10 @@ std::optional<HttpResponse> parse_response(std::string_view data, bool head, siz
 // flag) and for tests that look at a worker's descriptors. Every call is
 // bounded by its timeout and by the stop flag.
 
+// Waits until `fd` is ready for `events` (POLLIN, POLLOUT), polling in 50 ms
+// steps so a stop is seen; false on stop or at the deadline.
+bool wait_ready(int fd, short events, const std::atomic<bool>& stopping,
+                Clock::time_point deadline);
 // Sends all of `data` without blocking past `timeout` or a stop. False when
 // the peer closed or reset the connection (then `peer_gone`, when given, is
 // set), or on stop or timeout.

@@ -66,14 +66,6 @@ constexpr size_t kMiB = size_t{1} << 20;
 // MSG_DONTWAIT and short polls, so each call is bounded by its deadline and
 // by the server's stop flag.
 
-bool wait_readable(int fd, const std::atomic<bool>& stopping, Clock::time_point deadline) {
-    while (!stopping.load() && Clock::now() < deadline) {
-        pollfd p{fd, POLLIN, 0};
-        if (::poll(&p, 1, 50) > 0) return true;
-    }
-    return false;
-}
-
 // Reads one request head from `fd` and returns its target ("" on EOF, error,
 // stop or timeout). Bytes after the head stay in `in`.
 std::string read_request_target(int fd, std::string& in, const std::atomic<bool>& stopping,
@@ -91,7 +83,7 @@ std::string read_to_eof(int fd, const std::atomic<bool>& stopping, Millis timeou
     std::string out;
     char buf[65536];
     *eof = false;
-    while (wait_readable(fd, stopping, deadline)) {
+    while (harness::wait_ready(fd, POLLIN, stopping, deadline)) {
         ssize_t n = ::recv(fd, buf, sizeof buf, MSG_DONTWAIT);
         if (n > 0) {
             out.append(buf, static_cast<size_t>(n));
