@@ -144,8 +144,11 @@ fuzz: fuzz-build
 fuzz-long: fuzz-build
 	$(Q)tests/fuzz/long.sh $(FUZZ_LONG_SECONDS) $(FUZZ_BIN)
 
+# The build runs one compile per CPU unless the caller chose -j: most of a
+# clean `make test` is compiling.
+BUILD_JOBS := $(if $(findstring j,$(filter-out --%,$(MAKEFLAGS))),,-j$(shell nproc))
 test: deps
-	$(Q)$(MAKE) --no-print-directory build $(BUILD)/unit_tests $(BUILD)/integration_tests \
+	$(Q)$(MAKE) --no-print-directory $(BUILD_JOBS) build $(BUILD)/unit_tests $(BUILD)/integration_tests \
 	    $(if $(filter-out 0,$(FUZZ_SMOKE_SECONDS)),$(FUZZ_BIN))
 	$(Q)BUILD=$(BUILD) FUZZ_SMOKE_SECONDS=$(FUZZ_SMOKE_SECONDS) INTEGRATION_FILTER='$(INTEGRATION_FILTER)' \
 	    tests/run_tests.sh
