@@ -23,10 +23,12 @@ SANITIZE   ?=
 
 # Debian packages: build (compiler, libraries; nlohmann-json is header-only),
 # tests (curl as a real client, openssl to make test certificates, clang + its
-# runtime for libFuzzer and LeakSanitizer), docs (mandoc for lint).
+# runtime for libFuzzer and LeakSanitizer), docs (mandoc for lint). Password
+# hashes are libxcrypt's (libcrypt-dev); the tests make users files with the
+# operators' own tools: htpasswd (apache2-utils) and mkpasswd (whois).
 DEB_PACKAGES := g++ make pkg-config libevent-dev libssl-dev libinih-dev nlohmann-json3-dev \
-                libgtest-dev libgmock-dev mandoc curl openssl procps \
-                clang libclang-rt-14-dev
+                libcrypt-dev libgtest-dev libgmock-dev mandoc curl openssl procps \
+                clang libclang-rt-14-dev apache2-utils whois
 
 PKGS       := libevent libevent_openssl openssl inih
 # Recursively expanded on purpose: pkg-config runs only after `deps`.
@@ -37,7 +39,7 @@ TEST_LIBS   = $(shell pkg-config --libs gtest_main gmock)
 WARNINGS   := -Wall -Wextra -Werror -Wshadow -Wnon-virtual-dtor -Wformat=2
 CXXFLAGS   ?= -O2 -g
 ALL_CXXFLAGS = -std=c++20 $(CXXFLAGS) $(WARNINGS) -I. -MMD -MP $(PKG_CFLAGS) $(SAN_FLAGS)
-LDLIBS      = $(PKG_LIBS) -lpthread
+LDLIBS      = $(PKG_LIBS) -lcrypt -lpthread
 ifneq ($(SANITIZE),)
 # GCC 12 reports false maybe-uninitialized warnings inside libstdc++ (regex,
 # std::function) once ASan instruments it; only that warning is relaxed.
@@ -128,7 +130,7 @@ $(BUILD)/fuzz/obj/%.o: %.cpp
 	$(Q)$(FUZZ_CXX) $(FUZZ_FLAGS) -c $< -o $@
 $(BUILD)/fuzz/%: $(BUILD)/fuzz/obj/tests/fuzz/%_fuzz.o $(FUZZ_COMMON_OBJ)
 	@$(if $(Q),echo "  FUZZ    $@")
-	$(Q)$(FUZZ_CXX) -fsanitize=fuzzer,address,undefined $^ -o $@ $(PKG_LIBS)
+	$(Q)$(FUZZ_CXX) -fsanitize=fuzzer,address,undefined $^ -o $@ $(PKG_LIBS) -lcrypt
 
 # The forwarding round trip runs the worker's real head rewriting.
 $(BUILD)/fuzz/forwarding: $(call fuzz_obj,worker/http_forwarding.cpp)
