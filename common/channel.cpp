@@ -11,6 +11,7 @@ namespace common::channel {
 
 static_assert(std::is_trivially_copyable_v<Report>);
 static_assert(std::is_trivially_copyable_v<Command>);
+static_assert(std::is_trivially_copyable_v<UserSessions>);
 
 namespace {
 
@@ -43,6 +44,12 @@ Report make_report() {
     report.header = make_header(RecordType::kReport, sizeof(Report));
     report.layout = metrics::kLayout;
     return report;
+}
+
+UserSessions make_user_sessions() {
+    UserSessions record{};
+    record.header = make_header(RecordType::kUserSessions, sizeof(UserSessions));
+    return record;
 }
 
 Command make_command(CommandCode code) {
@@ -82,6 +89,39 @@ DecodeStatus decode_report(const void* data, size_t size, Report& out) {
     if (report.accepting > 1) return DecodeStatus::kBadValue;
     if (report.pid <= 0) return DecodeStatus::kBadValue;
     out = report;
+    return DecodeStatus::kOk;
+}
+
+std::optional<RecordType> record_type(const void* data, size_t size) {
+    if (data == nullptr || size < sizeof(RecordHeader)) return std::nullopt;
+    RecordHeader header;
+    std::memcpy(&header, data, sizeof header);
+    if (header.magic != kMagic || header.version != kVersion) return std::nullopt;
+    switch (static_cast<RecordType>(header.type)) {
+        case RecordType::kReport:
+        case RecordType::kCommand:
+        case RecordType::kUserSessions:
+            return static_cast<RecordType>(header.type);
+    }
+    return std::nullopt;
+}
+
+DecodeStatus decode_user_sessions(const void* data, size_t size, UserSessions& out) {
+    DecodeStatus status = check_header(data, size, RecordType::kUserSessions, sizeof(UserSessions));
+    if (status != DecodeStatus::kOk) return status;
+    UserSessions record;
+    std::memcpy(&record, data, sizeof record);
+    if (record.pid <= 0 || record.count < 1 || record.count > kUsersPerRecord) {
+        return DecodeStatus::kBadValue;
+    }
+    for (uint32_t i = 0; i < record.count; ++i) {
+        const UserSessionCount& user = record.users[i];
+        if (user.name_length < 1 || user.name_length > kMaxUserName ||
+            std::memchr(user.name, '\0', user.name_length) != nullptr) {
+            return DecodeStatus::kBadValue;
+        }
+    }
+    out = record;
     return DecodeStatus::kOk;
 }
 

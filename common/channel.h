@@ -4,11 +4,14 @@
 // is simply malformed.
 //
 // Worker -> master: a Report every heartbeat_interval (the report is the
-// heartbeat; the first one also says "ready"). Master -> worker: a Command.
+// heartbeat; the first one also says "ready"), followed by UserSessions
+// records when users were admitted since the last one. Master -> worker: a
+// Command.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 
 #include "common/error_class.h"
 #include "common/metrics.h"
@@ -19,7 +22,7 @@ constexpr uint32_t kMagic = 0x50524f58;  // "PROX"
 // 2: the counters are a metrics::Counters, checked by Report::layout.
 constexpr uint16_t kVersion = 2;
 
-enum class RecordType : uint16_t { kReport = 1, kCommand = 2 };
+enum class RecordType : uint16_t { kReport = 1, kCommand = 2, kUserSessions = 3 };
 
 struct RecordHeader {
     uint32_t magic;
@@ -42,6 +45,27 @@ struct Report {
     metrics::Counters counters;  // every metric of common/metrics.h
 };
 
+// Sessions admitted per user since the worker's last UserSessions record:
+// the per-user totals of `users` and `stats` are their sum. Deltas, so a
+// record lost with a dying worker loses only its own counts. Names are
+// those of the users file (1 to kMaxUserName bytes, no NUL).
+constexpr size_t kMaxUserName = 64;
+constexpr size_t kUsersPerRecord = 32;
+
+struct UserSessionCount {
+    uint64_t sessions;
+    uint8_t name_length;
+    char name[kMaxUserName];
+    uint8_t reserved[7];
+};
+
+struct UserSessions {
+    RecordHeader header;
+    int32_t pid;
+    uint32_t count;  // entries of `users` in use, 1..kUsersPerRecord
+    UserSessionCount users[kUsersPerRecord];
+};
+
 enum class CommandCode : uint32_t {
     kDrain = 1,        // stop accepting, finish sessions, exit
     kPauseAccept = 2,  // accept balancing: stop taking new connections
@@ -58,6 +82,7 @@ struct Command {
 
 Report make_report();
 Command make_command(CommandCode code);
+UserSessions make_user_sessions();
 
 enum class DecodeStatus { kOk, kBadLength, kBadMagic, kBadVersion, kBadType, kBadValue };
 const char* describe(DecodeStatus status);
@@ -65,7 +90,13 @@ const char* describe(DecodeStatus status);
 // Validates `size` bytes received as one record and copies them into `out`.
 // Nothing about the bytes is trusted: length, magic, version, type, the
 // metric table's fingerprint and enum values are all checked.
+// The type of the record in `data` (a header's worth is checked: magic and
+// version), or nullopt when it has none; then decode it by that type.
+std::optional<RecordType> record_type(const void* data, size_t size);
 DecodeStatus decode_report(const void* data, size_t size, Report& out);
+// Also checks each entry: a count in range, names 1..kMaxUserName bytes
+// without NUL.
+DecodeStatus decode_user_sessions(const void* data, size_t size, UserSessions& out);
 DecodeStatus decode_command(const void* data, size_t size, Command& out);
 
 }  // namespace common::channel

@@ -12,6 +12,8 @@
 #include <set>
 #include <sstream>
 
+#include "common/users_file.h"
+
 namespace common {
 
 namespace {
@@ -96,6 +98,35 @@ std::optional<std::string> parse_string(std::string_view text, std::string&) {
 
 std::optional<std::string> parse_path_or_off(std::string_view text, std::string&) {
     if (text == "off") return std::string();
+    return std::string(text);
+}
+
+// RFC 9110 §5.6.2 tchar: a pseudonym goes into Via and Proxy-Status as is.
+bool is_tchar(char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
+}
+
+std::optional<std::string> parse_proxy_name(std::string_view text, std::string& error) {
+    if (text.empty() || text.size() > 64 || !std::all_of(text.begin(), text.end(), is_tchar)) {
+        error = "\"" + std::string(text) +
+                "\" is not a name (1-64 letters, digits or !#$%&'*+-.^_`|~, no spaces)";
+        return std::nullopt;
+    }
+    return std::string(text);
+}
+
+// The realm goes into Proxy-Authenticate as a quoted-string, and browsers
+// show it: printable ASCII without the two characters quoting would need.
+std::optional<std::string> parse_realm(std::string_view text, std::string& error) {
+    bool printable = std::all_of(text.begin(), text.end(), [](char c) {
+        return c >= 0x20 && c <= 0x7e && c != '"' && c != '\\';
+    });
+    if (text.empty() || text.size() > 64 || !printable) {
+        error = "\"" + std::string(text) +
+                "\" is not a realm (1-64 printable ASCII characters without '\"' or '\\')";
+        return std::nullopt;
+    }
     return std::string(text);
 }
 
@@ -277,6 +308,17 @@ const std::map<std::string, std::map<std::string, KeyRule>>& schema() {
          {
              {"nameservers", nameserver_list()},
          }},
+        {"proxy",
+         {
+             {"name", scalar(&Config::proxy, &ProxyConfig::name, parse_proxy_name)},
+         }},
+        {"auth",
+         {
+             {"users_file", scalar(&Config::auth, &AuthConfig::users_file, parse_string)},
+             {"realm", scalar(&Config::auth, &AuthConfig::realm, parse_realm)},
+             {"max_sessions_per_user",
+              scalar(&Config::auth, &AuthConfig::max_sessions_per_user, parse_count)},
+         }},
     };
     return kSchema;
 }
@@ -298,6 +340,15 @@ bool apply_listen_key(ListenConfig& listen, std::string_view key, std::string_vi
             listen.protocol = ListenProtocol::kSocks5;
         } else {
             error = "\"" + std::string(value) + "\" is not a protocol (http or socks5)";
+            return false;
+        }
+    } else if (key == "auth") {
+        if (value == "none") {
+            listen.auth = ListenAuth::kNone;
+        } else if (value == "password") {
+            listen.auth = ListenAuth::kPassword;
+        } else {
+            error = "\"" + std::string(value) + "\" is not an authentication (none or password)";
             return false;
         }
     } else if (key == "tls_certificate") {
@@ -327,6 +378,8 @@ struct Loader {
     std::set<std::string> seen;  // "section\nkey" of single-valued keys
     std::set<std::string> list_keys_seen;
     std::set<std::string> listen_names;
+    // [user NAME] max_sessions, applied once the users file is read.
+    std::map<std::string, uint64_t> user_limits;
     bool acl_allow_clients_set = false;
     bool acl_connect_ports_set = false;
 
@@ -345,6 +398,7 @@ struct Loader {
     }
 
     bool on_value(std::string_view section, std::string_view key, std::string_view value);
+    bool on_user_value(std::string_view section, std::string_view key, std::string_view value);
 };
 
 std::string describe_key(std::string_view section, std::string_view key) {
@@ -365,6 +419,7 @@ bool Loader::on_value(std::string_view section, std::string_view key, std::strin
         }
         return true;
     }
+    if (section.substr(0, 5) == "user ") return on_user_value(section, key, value);
     auto section_rules = schema().find(std::string(section));
     if (section_rules == schema().end()) {
         if (section == "listen") return fail("[listen] needs a name: [listen NAME]");
@@ -388,6 +443,22 @@ bool Loader::on_value(std::string_view section, std::string_view key, std::strin
     if (!rule->second.apply(config, value, error)) {
         return fail("invalid value for " + describe_key(section, key) + ": " + error);
     }
+    return true;
+}
+
+// [user NAME]: per-user overrides. Whether NAME is a user is only known
+// once the users file is read (load_users()).
+bool Loader::on_user_value(std::string_view section, std::string_view key, std::string_view value) {
+    std::string name(trim(section.substr(5)));
+    if (name.empty()) return fail("[user NAME] needs a name");
+    std::string id = "user " + name + "\n" + std::string(key);
+    if (seen.count(id)) return fail("duplicate key " + describe_key(section, key));
+    seen.insert(id);
+    if (key != "max_sessions") return fail("unknown key " + describe_key(section, key));
+    std::string error;
+    auto count = parse_count(value, error);
+    if (!count) return fail("invalid value for " + describe_key(section, key) + ": " + error);
+    user_limits[name] = *count;
     return true;
 }
 
@@ -433,6 +504,10 @@ bool validate(Config& config, std::string& error) {
                 }
             }
             addresses.emplace_back(*address, l.name);
+        }
+        if (l.auth == ListenAuth::kPassword && config.auth.users_file.empty()) {
+            error = where + "\"auth = password\" needs a users file ([auth] users_file)";
+            return false;
         }
         if (l.tls_certificate.empty() != l.tls_key.empty()) {
             error = where + "\"tls_certificate\" and \"tls_key\" must be set together";
@@ -499,8 +574,39 @@ bool validate(Config& config, std::string& error) {
     return true;
 }
 
+// Reads the users file named in [auth] and resolves each user's limit.
+// Errors from the file itself read "FILE:LINE: message"; the others are
+// about our sections and start with ": [" for the caller to prefix.
+bool load_users(AuthConfig& auth, const std::map<std::string, uint64_t>& user_limits,
+                std::string& error) {
+    if (auth.users_file.empty()) {
+        if (!user_limits.empty()) {
+            error = ": [user " + user_limits.begin()->first +
+                    "]: there is no users file ([auth] users_file)";
+            return false;
+        }
+        return true;
+    }
+    auto file = accounts::load_users_file(auth.users_file, error);
+    if (!file) return false;
+    for (accounts::UserEntry& entry : file->users) {
+        auth.users.emplace(std::move(entry.name),
+                           UserAccount{std::move(entry.hash), auth.max_sessions_per_user});
+    }
+    for (const auto& [name, limit] : user_limits) {
+        auto user = auth.users.find(name);
+        if (user == auth.users.end()) {
+            error = ": [user " + name + "]: no user \"" + name + "\" in " + auth.users_file;
+            return false;
+        }
+        user->second.max_sessions = limit;
+    }
+    return true;
+}
+
 bool known_section(std::string_view name) {
-    return schema().count(std::string(name)) || name.substr(0, 7) == "listen ";
+    return schema().count(std::string(name)) || name.substr(0, 7) == "listen " ||
+           name.substr(0, 5) == "user ";
 }
 
 // A pass before inih for what it cannot report: lines longer than its buffer
@@ -522,6 +628,7 @@ std::string prescan(const std::string& text, std::vector<std::string>& listen_na
         std::string_view name = trim(view.substr(1, close - 1));
         if (name == "listen")
             return std::to_string(number) + ": [listen] needs a name: [listen NAME]";
+        if (name == "user") return std::to_string(number) + ": [user] needs a name: [user NAME]";
         if (!known_section(name)) {
             return std::to_string(number) + ": unknown section [" + std::string(name) + "]";
         }
@@ -664,6 +771,11 @@ ConfigPtr load_config(const std::string& path, std::string& error) {
     std::string problem;
     if (!validate(loader.config, problem)) {
         error = path + ": " + problem;
+        return nullptr;
+    }
+    // Its errors name the users file and its line, not ours.
+    if (!load_users(loader.config.auth, loader.user_limits, problem)) {
+        error = problem.find(':') == 0 ? path + problem : problem;
         return nullptr;
     }
     loader.config.path = path;

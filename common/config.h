@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -21,11 +22,14 @@ namespace common {
 using Duration = std::chrono::milliseconds;
 
 enum class ListenProtocol { kHttp, kSocks5 };
+// Whether clients of a listener must authenticate (users file, [auth]).
+enum class ListenAuth { kNone, kPassword };
 
 struct ListenConfig {
     std::string name;  // from "[listen NAME]"
     HostPort address;  // numeric host (resolved at load) and port
     ListenProtocol protocol = ListenProtocol::kHttp;
+    ListenAuth auth = ListenAuth::kNone;
     std::string tls_certificate;  // both set: clients speak TLS to the proxy
     std::string tls_key;
     tls::SharedSslCtx tls_context;  // made at load time, in the master
@@ -87,14 +91,40 @@ struct ResolverConfig {
     std::vector<SocketAddress> nameservers;
 };
 
+struct ProxyConfig {
+    // Our pseudonym in Via (RFC 9110 §7.6.3) and Proxy-Status (RFC 9209):
+    // a token. Two chained proxies need different names, or each sees the
+    // other's Via entry as its own and refuses a loop.
+    std::string name = "proxyd";
+};
+
+// One account of the users file, with its limit resolved: [user NAME]
+// max_sessions, else [auth] max_sessions_per_user; 0 = no limit.
+struct UserAccount {
+    std::string hash;  // crypt(3) string: bcrypt, yescrypt or SHA-512-crypt
+    uint64_t max_sessions = 0;
+};
+
+struct AuthConfig {
+    std::string users_file;  // empty: no accounts
+    std::string realm = "proxyd";
+    uint64_t max_sessions_per_user = 0;
+    // Read from users_file at load time, so a reload re-reads it and a bad
+    // file refuses the whole configuration. Keyed by name; std::less<> finds
+    // a string_view without a copy.
+    std::map<std::string, UserAccount, std::less<>> users;
+};
+
 struct Config {
     std::string path;  // the file it was loaded from, as given
+    ProxyConfig proxy;
     MasterConfig master;
     LogConfig log;
     std::vector<ListenConfig> listeners;
     LimitsConfig limits;
     AclConfig acl;
     ResolverConfig resolver;
+    AuthConfig auth;
 };
 
 using ConfigPtr = std::shared_ptr<const Config>;

@@ -18,6 +18,8 @@ enum ErrorClass : uint32_t {
     kErrUpstreamProtocol,    // garbage or truncated from upstream (502)
     kErrTimeout,             // header, connect, upstream, idle timeouts (408/504)
     kErrInternal,            // resource exhaustion, accept errors
+    kErrAuth,                // missing, wrong or malformed credentials (407)
+    kErrLimit,               // over a user's session limit (429)
     kErrorClassCount
 };
 
@@ -36,6 +38,10 @@ constexpr const char* error_class_name(uint32_t error_class) {
             return "timeout";
         case kErrInternal:
             return "internal";
+        case kErrAuth:
+            return "auth";
+        case kErrLimit:
+            return "limit";
         default:
             return "unknown";
     }

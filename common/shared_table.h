@@ -70,6 +70,14 @@
 
 namespace common {
 
+// The key of a user's concurrent sessions ("user:alice"); user names are at
+// most 64 bytes, so the key always fits kMaxKeyBytes.
+inline std::string user_lease_key(std::string_view name) {
+    std::string key = "user:";
+    key.append(name);
+    return key;
+}
+
 namespace shared_table_detail {
 struct Region;  // the shared mapping; defined in the .cpp
 }

@@ -41,8 +41,8 @@ std::string ok_answer() {
 }
 
 const char* kHelp[] = {
-    "status",    "workers", "stats", "reload", "scale N",
-    "drain PID", "reopen",  "quit",  "stop",   "help",
+    "status",    "workers", "stats", "users", "reload", "scale N",
+    "drain PID", "reopen",  "quit",  "stop",  "help",
 };
 
 }  // namespace
@@ -429,6 +429,12 @@ std::string Master::handle_command(std::string_view line) {
         v["workers"] = supervisor_->workers_json();
         return common::to_line(v);
     }
+    if (cmd == "users" && no_args()) {
+        Json v;
+        v["ok"] = true;
+        v["users"] = supervisor_->users_json();
+        return common::to_line(v);
+    }
     if (cmd == "stats" && no_args()) {
         Json stats = supervisor_->stats_json();
         Json out;
@@ -483,7 +489,7 @@ std::string Master::handle_command(std::string_view line) {
         return common::to_line(v);
     }
     for (const char* known :
-         {"status", "workers", "stats", "reload", "reopen", "quit", "stop", "help"}) {
+         {"status", "workers", "stats", "users", "reload", "reopen", "quit", "stop", "help"}) {
         if (cmd == known)
             return error_answer("command \"" + std::string(cmd) + "\" takes no arguments");
     }

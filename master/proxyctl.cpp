@@ -45,8 +45,8 @@ void usage(FILE* out) {
                  "  -j, --json           print the answer's JSON line unchanged\n"
                  "  -h, --help           print this help\n"
                  "\n"
-                 "commands: status, workers, stats, reload, scale N, drain PID, reopen, quit,\n"
-                 "          stop, help\n",
+                 "commands: status, workers, stats, users, reload, scale N, drain PID, reopen,\n"
+                 "          quit, stop, help\n",
                  kLocalSocket, kSystemSocket);
 }
 
@@ -200,6 +200,18 @@ void print_workers(const Json& workers) {
     }
 }
 
+// One line per user; a limit of 0 reads "-" (none).
+void print_users(const Json& users) {
+    std::printf("%-24s %8s %10s %8s\n", "USER", "ACTIVE", "TOTAL", "LIMIT");
+    for (const Json& u : elements(users)) {
+        int64_t limit = as_int(at(u, "max_sessions"));
+        std::printf("%-24s %8lld %10lld %8s\n", as_string(at(u, "name")).c_str(),
+                    static_cast<long long>(as_int(at(u, "active_sessions"))),
+                    static_cast<long long>(as_int(at(u, "total_sessions"))),
+                    limit == 0 ? "-" : std::to_string(limit).c_str());
+    }
+}
+
 // key: value lines; nested objects flatten to "a.b: value". The recursion is
 // bounded by the depth limit of parse_untrusted().
 void print_fields(const Json& object, const std::string& prefix) {
@@ -327,6 +339,8 @@ int main(int argc, char** argv) {
         print_status(answer);
     } else if (command == "workers") {
         print_workers(at(answer, "workers"));
+    } else if (command == "users") {
+        print_users(at(answer, "users"));
     } else {
         print_fields(answer, "");
     }

@@ -208,6 +208,9 @@ Supervisor::~Supervisor() = default;
 void Supervisor::start_generation(GenerationPtr generation) {
     open_shared_table(*generation->config);
     current_ = std::move(generation);
+    // Users the new users file no longer has are forgotten.
+    const auto& users = current_->config->auth.users;
+    std::erase_if(user_sessions_, [&](const auto& entry) { return !users.count(entry.first); });
     target_ = std::clamp(current_->config->master.workers, 1, kMaxWorkers);
     slots_.clear();
     limit_draining_generations();
@@ -477,7 +480,7 @@ void Supervisor::on_channel(evutil_socket_t, short, void* arg) noexcept {
 
 void Supervisor::read_channel(Worker& w) {
     for (int i = 0; i < 64; ++i) {
-        alignas(8) unsigned char buf[sizeof(ch::Report) + 64];
+        alignas(8) unsigned char buf[std::max(sizeof(ch::Report), sizeof(ch::UserSessions)) + 64];
         ssize_t n = ::recv(w.channel.get(), buf, sizeof buf, MSG_DONTWAIT | MSG_TRUNC);
         if (n < 0 && errno == EINTR) continue;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
@@ -491,16 +494,40 @@ void Supervisor::read_channel(Worker& w) {
             w.channel_closed = true;
             return;
         }
-        ch::Report report;
-        ch::DecodeStatus status = static_cast<size_t>(n) > sizeof buf
-                                      ? ch::DecodeStatus::kBadLength
-                                      : ch::decode_report(buf, static_cast<size_t>(n), report);
+        size_t size = static_cast<size_t>(n);
+        std::optional<ch::RecordType> type =
+            size > sizeof buf ? std::nullopt : ch::record_type(buf, size);
+        ch::DecodeStatus status = ch::DecodeStatus::kBadLength;
+        if (type == ch::RecordType::kUserSessions) {
+            ch::UserSessions record;
+            status = ch::decode_user_sessions(buf, size, record);
+            if (status == ch::DecodeStatus::kOk) on_user_sessions(w, record);
+        } else if (size <= sizeof buf) {
+            ch::Report report;
+            status = ch::decode_report(buf, size, report);
+            if (status == ch::DecodeStatus::kOk) on_report(w, report);
+        }
         if (status != ch::DecodeStatus::kOk) {
             LOG_ERROR("malformed report (%s, %zd bytes) from worker %d (pid %d)",
                       ch::describe(status), n, w.slot, w.pid);
-            continue;
         }
-        on_report(w, report);
+    }
+}
+
+void Supervisor::on_user_sessions(Worker& w, const ch::UserSessions& record) {
+    if (record.pid != w.pid) {
+        LOG_ERROR("user sessions from worker %d (pid %d) claim pid %d", w.slot, w.pid, record.pid);
+        return;
+    }
+    const auto& users = current_->config->auth.users;
+    for (uint32_t i = 0; i < record.count; ++i) {
+        const ch::UserSessionCount& user = record.users[i];
+        std::string_view name(user.name, user.name_length);
+        // A user a reload removed may still be counted by a draining worker.
+        if (users.find(name) == users.end()) continue;
+        auto it = user_sessions_.find(name);
+        if (it == user_sessions_.end()) it = user_sessions_.emplace(std::string(name), 0).first;
+        it->second += user.sessions;
     }
 }
 
@@ -893,7 +920,26 @@ Json Supervisor::stats_json() const {
     Json out;
     out["workers"] = workers_.size();
     add_stats_metrics(out, totals);
+    Json users = Json::object();
+    for (const auto& [name, sessions] : user_sessions_) users[name] = sessions;
+    out["user_sessions"] = std::move(users);
     return out;
+}
+
+Json Supervisor::users_json() const {
+    Json users = Json::array();
+    if (!current_) return users;
+    for (const auto& [name, account] : current_->config->auth.users) {
+        Json user;
+        user["name"] = name;
+        user["active_sessions"] =
+            shared_table_ ? shared_table_->count(common::user_lease_key(name)) : 0;
+        auto total = user_sessions_.find(name);
+        user["total_sessions"] = total == user_sessions_.end() ? 0 : total->second;
+        user["max_sessions"] = account.max_sessions;
+        users.push_back(std::move(user));
+    }
+    return users;
 }
 
 }  // namespace master

@@ -181,11 +181,16 @@ class Supervisor {
     common::Json slots_json() const;
     // Totals over live workers plus everything exited workers had reported.
     common::Json stats_json() const;
+    // Every user of the current configuration's users file, by name: its
+    // sessions now (exact, from the shared table), sessions admitted so far
+    // (the workers' reports) and its limit.
+    common::Json users_json() const;
 
   private:
     static void on_channel(evutil_socket_t fd, short events, void* arg) noexcept;
     void read_channel(Worker& worker);
     void on_report(Worker& worker, const common::channel::Report& report);
+    void on_user_sessions(Worker& worker, const common::channel::UserSessions& record);
     void on_exit(Worker& worker, int wait_status);
     void count_failure(const Worker& worker, ExitKind kind);
 
@@ -226,6 +231,10 @@ class Supervisor {
     Clock::time_point next_recycle_{};
     Clock::time_point next_balance_{};
     common::metrics::Counters retired_{};  // what exited workers had counted
+    // Sessions admitted per user, summed from the workers' UserSessions
+    // records; only names of the current users file are kept, so it is
+    // bounded by that file.
+    std::map<std::string, uint64_t, std::less<>> user_sessions_;
     uint64_t starved_total_ = 0;
 };
 

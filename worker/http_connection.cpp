@@ -213,8 +213,13 @@ void HttpConnection::respond_error(const Refusal& refusal, bool close_after) {
              client_text_.c_str(), record.method.c_str(), record.target.c_str());
     bool close_now = close_after || !exchange_->client_keep_alive() || !exchange_->request_done() ||
                      no_more_requests() || context_.draining;
-    std::string response =
-        build_error_response(refusal.http_status, refusal.detail, close_now, refusal.error_type);
+    const common::Config& config = *context_.config;
+    std::string challenge;
+    if (refusal.http_status == 407) {
+        challenge = "Proxy-Authenticate: Basic realm=\"" + config.auth.realm + "\"\r\n";
+    }
+    std::string response = build_error_response(refusal.http_status, refusal.detail, close_now,
+                                                refusal.error_type, config.proxy.name, challenge);
     send_or_queue(client_.get(), response.data(), response.size());
     record.bytes_to_client += response.size();
     context_.counters.bytes_out += response.size();

@@ -43,6 +43,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "common/credentials.h"
 #include "common/log.h"
 #include "common/timeval.h"
 #include "worker/refusal.h"
@@ -128,7 +129,8 @@ void HttpExchange::begin(const http::RequestHead& head) {
     client_keep_alive_ = client_wants_keep_alive(head);
     connect_ = head.method == "CONNECT";  // methods are case-sensitive
     intent_.mode = connect_ ? Intent::Mode::kTunnel : Intent::Mode::kForward;
-    intent_.via_names_us = has_our_via(head);
+    intent_.via_names_us = has_our_via(head, context_.config->proxy.name);
+    if (intent_.listener->auth == common::ListenAuth::kPassword) read_credentials(head);
     std::optional<Refusal> unreadable = connect_ ? prepare_connect(head) : prepare_forward(head);
     // The head's views die here; everything needed was copied above.
     evbuffer_drain(bufferevent_get_input(owner_.client()), head.head_length);
@@ -139,6 +141,28 @@ void HttpExchange::begin(const http::RequestHead& head) {
         return;
     }
     run_pipeline(true);
+}
+
+// Proxy-Authorization, for the pipeline's authenticate stage. Copied: the
+// head's views die with begin(). Never forwarded (http_forwarding.cpp).
+void HttpExchange::read_credentials(const http::RequestHead& head) {
+    const http::Header* field = nullptr;
+    for (size_t i = 0; i < head.header_count; ++i) {
+        if (!http::iequals(head.headers[i].name, "proxy-authorization")) continue;
+        if (field != nullptr) {
+            intent_.credentials_error = "more than one Proxy-Authorization field";
+            return;
+        }
+        field = &head.headers[i];
+    }
+    if (field == nullptr) return;
+    std::string error;
+    auto credentials = common::accounts::parse_basic_credentials(field->value, error);
+    if (!credentials) {
+        intent_.credentials_error = std::move(error);
+        return;
+    }
+    intent_.credentials.emplace(std::move(credentials->user), std::move(credentials->password));
 }
 
 std::optional<Refusal> HttpExchange::prepare_forward(const http::RequestHead& head) {
@@ -154,7 +178,7 @@ std::optional<Refusal> HttpExchange::prepare_forward(const http::RequestHead& he
     }
     // Built now, while the head's views are alive; sent once connected.
     upstream_head_.reserve(512);
-    build_upstream_request(head, destination, framing, upstream_head_);
+    build_upstream_request(head, destination, framing, upstream_head_, context_.config->proxy.name);
     destination.path = {};  // pointed into the head
     request_framing_ = framing;
     request_left_ = framing.kind == http::BodyKind::kContentLength ? framing.length : 0;
@@ -191,6 +215,7 @@ void HttpExchange::run_pipeline(bool may_reuse) {
 }
 
 void HttpExchange::on_pipeline_done(PipelineResult&& result) {
+    record_.user = std::move(result.user);
     if (result.refusal) {
         // A policy refusal closes: after a CONNECT head, anything may be
         // tunnel data; after a refused request, its body is still coming.
@@ -407,7 +432,7 @@ bool HttpExchange::start_response(const http::ResponseHead& head) {
     out.reserve(head.head_length + 64);
     uint64_t length = framing.kind == http::BodyKind::kNone ? framing.length : response_left_;
     build_client_response(head, client_body_, length, response_keep_alive_, record_.version_minor,
-                          out);
+                          out, context_.config->proxy.name);
     // Staged until pump_response_body(), which always follows.
     evbuffer_add(staged_response_head(), out.data(), out.size());
     record_.bytes_to_client += out.size();
@@ -576,6 +601,7 @@ void HttpExchange::open_tunnel() {
 }
 
 void HttpExchange::release_upstream() {
+    admission_ = Admission();  // the session ends with its response
     body_relay_.reset();
     if (relay_timer_) event_del(relay_timer_.get());
     upstream_.reset();
@@ -630,6 +656,7 @@ void HttpExchange::upstream_broke(const std::string& what) {
         retried_ = true;
         reused_upstream_ = false;
         upstream_.reset();
+        admission_ = Admission();  // admitted again, with the same credentials
         run_pipeline(false);
         return;
     }

@@ -91,6 +91,7 @@ class HttpExchange final : public Deferrable {
     bool keep_alive() const { return response_keep_alive_; }
 
   private:
+    void read_credentials(const common::http::RequestHead& head);
     // Read the target and framing into intent_; a refusal when unreadable.
     std::optional<Refusal> prepare_forward(const common::http::RequestHead& head);
     std::optional<Refusal> prepare_connect(const common::http::RequestHead& head);

@@ -61,10 +61,8 @@ void append_end_to_end_fields(const Head& head, std::string& out) {
     }
 }
 
-void append_via(std::string& out, int received_minor) {
-    out.append(received_minor == 0 ? "Via: 1.0 " : "Via: 1.1 ")
-        .append(kViaPseudonym)
-        .append("\r\n");
+void append_via(std::string& out, int received_minor, std::string_view pseudonym) {
+    out.append(received_minor == 0 ? "Via: 1.0 " : "Via: 1.1 ").append(pseudonym).append("\r\n");
 }
 
 bool has_field(const common::http::ResponseHead& head, std::string_view name) {
@@ -104,7 +102,7 @@ std::string_view http_date_now() {
     return text;
 }
 
-bool has_our_via(const common::http::RequestHead& head) {
+bool has_our_via(const common::http::RequestHead& head, std::string_view pseudonym) {
     for (size_t i = 0; i < head.header_count; ++i) {
         const Header& h = head.headers[i];
         if (!iequals(h.name, "via")) continue;
@@ -119,7 +117,7 @@ bool has_our_via(const common::http::RequestHead& head) {
             if (by != std::string_view::npos) {
                 std::string_view received_by = element.substr(by + 1);
                 received_by = received_by.substr(0, received_by.find_first_of(" \t"));
-                if (iequals(received_by, kViaPseudonym)) return true;
+                if (iequals(received_by, pseudonym)) return true;
             }
             if (comma == std::string_view::npos) break;
             rest = rest.substr(comma + 1);
@@ -148,7 +146,8 @@ void append_origin_form(std::string_view method, std::string_view path, std::str
 
 void build_upstream_request(const common::http::RequestHead& head,
                             const common::ProxyTarget& target,
-                            const common::http::BodyFraming& framing, std::string& out) {
+                            const common::http::BodyFraming& framing, std::string& out,
+                            std::string_view pseudonym) {
     out.append(head.method).append(" ");
     append_origin_form(head.method, target.path, out);
     out.append(" HTTP/1.1\r\n");
@@ -159,12 +158,13 @@ void build_upstream_request(const common::http::RequestHead& head,
     } else if (framing.kind == common::http::BodyKind::kChunked) {
         out.append("Transfer-Encoding: chunked\r\n");
     }
-    append_via(out, head.version_minor);
+    append_via(out, head.version_minor, pseudonym);
     out.append("\r\n");
 }
 
 void build_client_response(const common::http::ResponseHead& head, OutgoingBody body,
-                           uint64_t length, bool keep_alive, int client_minor, std::string& out) {
+                           uint64_t length, bool keep_alive, int client_minor, std::string& out,
+                           std::string_view pseudonym) {
     out.append("HTTP/1.1 ").append(std::to_string(head.status)).append(" ");
     out.append(head.reason).append("\r\n");
     append_end_to_end_fields(head, out);
@@ -177,7 +177,7 @@ void build_client_response(const common::http::ResponseHead& head, OutgoingBody 
     }
     // RFC 9110 §6.6.1: a recipient with a clock adds the Date an origin left out.
     if (!has_field(head, "date")) out.append("Date: ").append(http_date_now()).append("\r\n");
-    append_via(out, head.version_minor);
+    append_via(out, head.version_minor, pseudonym);
     if (!keep_alive) {
         out.append("Connection: close\r\n");
     } else if (client_minor == 0) {
@@ -194,21 +194,24 @@ void build_interim_response(const common::http::ResponseHead& head, std::string&
 }
 
 std::string build_error_response(int status, std::string_view detail, bool close,
-                                 std::string_view error_type) {
-    std::string body = "proxyd: ";
+                                 std::string_view error_type, std::string_view pseudonym,
+                                 std::string_view extra_fields) {
+    std::string body(pseudonym);
+    body.append(": ");
     body.append(detail).append("\n");
     std::string out = "HTTP/1.1 " + std::to_string(status) + " " + reason_phrase(status) + "\r\n";
     out.append("Date: ").append(http_date_now()).append("\r\n");
     out.append("Content-Type: text/plain; charset=utf-8\r\n");
     out.append("Content-Length: ").append(std::to_string(body.size())).append("\r\n");
     if (!error_type.empty()) {
-        out.append("Proxy-Status: ").append(kViaPseudonym).append("; error=").append(error_type);
+        out.append("Proxy-Status: ").append(pseudonym).append("; error=").append(error_type);
         if (!detail.empty()) {
             out.append("; details=");
             append_sf_string(out, detail);
         }
         out.append("\r\n");
     }
+    out.append(extra_fields);
     if (close) out.append("Connection: close\r\n");
     out.append("\r\n").append(body);
     return out;
@@ -230,6 +233,8 @@ const char* reason_phrase(int status) {
             return "Request Timeout";
         case 414:
             return "URI Too Long";
+        case 429:
+            return "Too Many Requests";
         case 431:
             return "Request Header Fields Too Large";
         case 500:

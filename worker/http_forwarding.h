@@ -15,9 +15,10 @@
 
 namespace worker {
 
-// The received-by pseudonym in our Via entries; a request that already
-// carries it has looped back to us.
-inline constexpr std::string_view kViaPseudonym = "proxyd";
+// The received-by pseudonym in our Via entries and the name in our
+// Proxy-Status fields when [proxy] name is not set; a request that already
+// carries our pseudonym has looped back to us.
+inline constexpr std::string_view kDefaultPseudonym = "proxyd";
 
 // How a body is framed on the outgoing side of the proxy. kNoneButLength:
 // no body, but the head declares the representation's length (HEAD, 304).
@@ -41,7 +42,8 @@ ConnectionInfo connection_info(const Head& head) {
 }
 
 // True when a Via field of `head` names our pseudonym.
-bool has_our_via(const common::http::RequestHead& head);
+bool has_our_via(const common::http::RequestHead& head,
+                 std::string_view pseudonym = kDefaultPseudonym);
 
 // True when the client may send another request on this connection after
 // this one (HTTP/1.1 unless "close"; HTTP/1.0 only with "keep-alive").
@@ -58,22 +60,27 @@ void append_origin_form(std::string_view method, std::string_view path, std::str
 // Appends the request head to send upstream.
 void build_upstream_request(const common::http::RequestHead& head,
                             const common::ProxyTarget& target,
-                            const common::http::BodyFraming& framing, std::string& out);
+                            const common::http::BodyFraming& framing, std::string& out,
+                            std::string_view pseudonym = kDefaultPseudonym);
 
 // Appends the response head to send to the client. `body` and `length`
 // describe the body as the client will receive it; `keep_alive` decides the
 // Connection field; `client_minor` is the client's HTTP minor version.
 void build_client_response(const common::http::ResponseHead& head, OutgoingBody body,
-                           uint64_t length, bool keep_alive, int client_minor, std::string& out);
+                           uint64_t length, bool keep_alive, int client_minor, std::string& out,
+                           std::string_view pseudonym = kDefaultPseudonym);
 
 // An interim (1xx) response relayed to an HTTP/1.1 client.
 void build_interim_response(const common::http::ResponseHead& head, std::string& out);
 
 // A complete response made by the proxy itself: a Date, a short plain-text
 // body naming the cause, and a Proxy-Status field (RFC 9209) with the
-// error type and the detail when `error_type` is given.
+// error type and the detail when `error_type` is given. `extra_fields` are
+// whole field lines ("Name: value\r\n") added as they are.
 std::string build_error_response(int status, std::string_view detail, bool close,
-                                 std::string_view error_type);
+                                 std::string_view error_type,
+                                 std::string_view pseudonym = kDefaultPseudonym,
+                                 std::string_view extra_fields = {});
 
 const char* reason_phrase(int status);
 

@@ -3,15 +3,26 @@
 // refusal it may end in (Refusal). Plain types; no libevent.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <utility>
 
 #include "common/address.h"
 #include "common/config.h"
 #include "common/uri.h"
 
 namespace worker {
+
+// Who a client authenticated as (authenticator.h): an account of the users
+// file, and the parameters its user field carried.
+struct Account {
+    std::string name;             // as in the users file
+    std::string session_id;       // NAME-session-ID; empty: none
+    std::chrono::seconds ttl{0};  // NAME-session-ID-ttl-DURATION; 0: none given
+    uint64_t max_sessions = 0;    // its limit; 0: none
+};
 
 // What a client asked for, in terms every protocol shares: an HTTP request
 // (kForward), an HTTP CONNECT or a SOCKS connect (kTunnel).
@@ -24,9 +35,14 @@ struct Intent {
     Mode mode = Mode::kForward;
     // HTTP: the request carries a Via entry with our pseudonym (a loop).
     bool via_names_us = false;
-    // Credentials the protocol carried (none yet: the accounts stage reads
-    // Proxy-Authorization and SOCKS5 username/password).
-    std::optional<std::string> user;
+    // HTTP: the user field and password of Proxy-Authorization, or why the
+    // field could not be read (`credentials_error`). Unused on listeners
+    // without authentication.
+    std::optional<std::pair<std::string, std::string>> credentials;
+    std::string credentials_error;
+    // Authenticated already: SOCKS5 does it during its handshake (RFC 1929
+    // answers there), before it has an intent.
+    std::optional<Account> account;
 
     bool tunnel() const { return mode == Mode::kTunnel; }
 };
@@ -60,6 +76,9 @@ enum class RefusalCause {
     kUpstreamTransferCoding,  // a response transfer coding other than chunked (502)
     kUpstreamIncomplete,      // the upstream closed without (a whole) response head (502)
     kUpstreamTimeout,         // the upstream did not answer in time (504)
+    kAuthRequired,            // no, wrong or malformed credentials (407)
+    kAuthBusy,                // too many verifications pending for this client (429)
+    kUserLimit,               // the user holds max_sessions sessions already (429)
     kInternal,                // out of memory or descriptors (500)
 };
 

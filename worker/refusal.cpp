@@ -48,6 +48,9 @@ constexpr CauseRow kCauses[] = {
     {"upstream_incomplete", 502, socks::kRepGeneralFailure, "http_response_incomplete",
      channel::kErrUpstreamProtocol},
     {"upstream_timeout", 504, socks::kRepTtlExpired, "http_response_timeout", channel::kErrTimeout},
+    {"auth_required", 407, socks::kRepNotAllowed, "http_request_denied", channel::kErrAuth},
+    {"auth_busy", 429, socks::kRepNotAllowed, "http_request_denied", channel::kErrAuth},
+    {"user_limit", 429, socks::kRepNotAllowed, "http_request_denied", channel::kErrLimit},
     {"internal_error", 500, socks::kRepGeneralFailure, "proxy_internal_error",
      channel::kErrInternal},
 };

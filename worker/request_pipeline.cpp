@@ -1,5 +1,8 @@
 #include "worker/request_pipeline.h"
 
+#include <algorithm>
+
+#include "worker/authenticator.h"
 #include "worker/deferred_delete.h"
 #include "worker/policy.h"
 #include "worker/refusal.h"
@@ -16,24 +19,91 @@ std::string pool_key(const Intent& intent, const Route& route) {
     return intent.destination.authority() + " " + route.name();
 }
 
+std::optional<Refusal> admit(common::SharedTable* table, const Account& account,
+                             Admission& admission) {
+    admission.account = account;
+    if (table == nullptr) {
+        if (account.max_sessions == 0) return std::nullopt;
+        return make_refusal(RefusalCause::kInternal,
+                            "sessions cannot be counted (no shared table)");
+    }
+    uint32_t limit = static_cast<uint32_t>(std::min<uint64_t>(account.max_sessions, UINT32_MAX));
+    common::SharedTable::Lease lease = table->acquire(common::user_lease_key(account.name), limit);
+    if (lease) {
+        admission.hold(std::move(lease));
+        return std::nullopt;
+    }
+    if (lease.refusal() == common::SharedTable::Refusal::kAtLimit) {
+        return make_refusal(RefusalCause::kUserLimit, "user " + account.name +
+                                                          " is at its limit of " +
+                                                          std::to_string(account.max_sessions) +
+                                                          " concurrent sessions (max_sessions)");
+    }
+    return make_refusal(RefusalCause::kInternal, "the session table is full");
+}
+
 RequestPipeline::~RequestPipeline() {
-    drop_connector();
+    cancel();
 }
 
 void RequestPipeline::start(const Intent& intent, bool may_reuse, Callback callback) {
-    drop_connector();
+    cancel();
     callback_ = std::move(callback);
-    // authenticate: every listener is auth = none until accounts exist.
+    intent_ = &intent;
+    may_reuse_ = may_reuse;
+    authenticate();
+}
+
+// The listener says whether clients must authenticate; SOCKS5 has done it
+// in its handshake already, HTTP presents its credentials with each request.
+void RequestPipeline::authenticate() {
+    const Intent& intent = *intent_;
+    if (intent.listener->auth == common::ListenAuth::kNone || intent.account) {
+        after_authentication(intent.account);
+        return;
+    }
+    if (!intent.credentials) {
+        refuse(auth_refusal(intent.credentials_error.empty() ? "proxy authentication required"
+                                                             : intent.credentials_error),
+               false);
+        return;
+    }
+    if (context_.authenticator == nullptr) {
+        refuse(make_refusal(RefusalCause::kInternal, "authentication is unavailable"), false);
+        return;
+    }
+    const auto& [user, password] = *intent.credentials;
+    auth_ticket_ = context_.authenticator->check(
+        user, password, *intent.client, [this](AuthOutcome&& outcome) {
+            auth_ticket_ = 0;
+            if (outcome.refusal) {
+                refuse(std::move(*outcome.refusal), false);
+                return;
+            }
+            after_authentication(std::move(outcome.account));
+        });
+}
+
+void RequestPipeline::after_authentication(std::optional<Account> account) {
+    const Intent& intent = *intent_;
     if (auto refusal = authorize(context_.config->acl, intent)) {
-        PipelineResult refused;
-        refused.refusal = std::move(refusal);
-        refused.refused_by_policy = true;
-        finish(std::move(refused));
+        refuse(std::move(*refusal), true);
         return;
     }
     admission_ = Admission();
+    if (account) {
+        if (auto refusal = admit(context_.shared_table, *account, admission_)) {
+            admission_ = Admission();
+            PipelineResult refused;
+            refused.refusal = std::move(refusal);
+            refused.user = account->name;
+            finish(std::move(refused));
+            return;
+        }
+        context_.user_sessions.count(account->name);
+    }
     route_ = choose_route(*context_.config, intent);
-    if (may_reuse && !intent.tunnel()) {
+    if (may_reuse_ && !intent.tunnel()) {
         if (auto pooled = context_.pool->take(pool_key(intent, route_))) {
             PipelineResult reused;
             reused.upstream = std::move(pooled->connection);
@@ -48,6 +118,13 @@ void RequestPipeline::start(const Intent& intent, bool may_reuse, Callback callb
     dial(intent);
 }
 
+void RequestPipeline::refuse(Refusal&& refusal, bool by_policy) {
+    PipelineResult refused;
+    refused.refusal = std::move(refusal);
+    refused.refused_by_policy = by_policy;
+    finish(std::move(refused));
+}
+
 void RequestPipeline::dial(const Intent& intent) {
     connect_ = std::make_unique<UpstreamConnect>(context_.base, *context_.resolver,
                                                  context_.connect_policy, context_.pool);
@@ -57,6 +134,10 @@ void RequestPipeline::dial(const Intent& intent) {
 
 void RequestPipeline::cancel() {
     callback_ = nullptr;
+    if (auth_ticket_ != 0) {
+        context_.authenticator->cancel(auth_ticket_);
+        auth_ticket_ = 0;
+    }
     drop_connector();
 }
 
@@ -69,6 +150,7 @@ void RequestPipeline::on_dialled(ConnectResult&& connected) {
     PipelineResult result;
     if (connected.error != ConnectError::kNone) {
         result.refusal = make_refusal(cause_of(connected.error), std::move(connected.detail));
+        if (admission_.account) result.user = admission_.account->name;
         admission_ = Admission();  // a refused request holds nothing
     } else {
         result.upstream = std::move(connected.connection);
@@ -80,6 +162,7 @@ void RequestPipeline::on_dialled(ConnectResult&& connected) {
 }
 
 void RequestPipeline::finish(PipelineResult&& result) {
+    if (result.admission.account) result.user = result.admission.account->name;
     Callback callback = std::move(callback_);
     if (callback) callback(std::move(result));  // may cancel this
 }

@@ -47,8 +47,8 @@ struct WorkerContext;
 
 // What an admitted request holds against the limits: leases in the keyed
 // shared table (common/shared_table.h), given back by their destructors on
-// every exit path, so no ending of a session can forget one. The admit
-// stage takes none yet: per-user limits arrive with accounts.
+// every exit path, so no ending of a session can forget one; and who was
+// admitted (the account, with the session ID routing keys on).
 class Admission {
   public:
     Admission() = default;
@@ -58,9 +58,19 @@ class Admission {
     void hold(common::SharedTable::Lease lease) { leases_.push_back(std::move(lease)); }
     size_t held() const { return leases_.size(); }
 
+    std::optional<Account> account;  // authenticated; none on auth = none listeners
+
   private:
     std::vector<common::SharedTable::Lease> leases_;
 };
+
+// Admits `account` against its limit (max_sessions, 0 = none) with a lease
+// on the user's key in `table`: one unit for as long as the Admission lives.
+// The refusal when the user holds max_sessions already or the table cannot
+// count it. A null table (it could not be mapped) counts nothing and admits
+// only users without a limit.
+std::optional<Refusal> admit(common::SharedTable* table, const Account& account,
+                             Admission& admission);
 
 // The route for `intent`. Pure.
 Route choose_route(const common::Config& config, const Intent& intent);
@@ -70,8 +80,9 @@ Route choose_route(const common::Config& config, const Intent& intent);
 std::string pool_key(const Intent& intent, const Route& route);
 
 struct PipelineResult {
-    std::optional<Refusal> refusal;  // set: nothing else is
-    bool refused_by_policy = false;  // before anything was resolved or dialled
+    std::optional<Refusal> refusal;  // set: nothing else is, but `user`
+    bool refused_by_policy = false;  // by authorize: the connection closes
+    std::string user;                // the account name once authenticated
     common::BufferEventPtr upstream;
     common::SocketAddress peer;
     Route route;
@@ -91,16 +102,21 @@ class RequestPipeline {
     RequestPipeline(const RequestPipeline&) = delete;
     RequestPipeline& operator=(const RequestPipeline&) = delete;
 
-    // Runs the stages for `intent`. `callback` runs exactly once, possibly
-    // before start() returns (a refusal by policy, a pooled connection), and
-    // may cancel the pipeline. With `may_reuse`, a forward intent takes an
-    // idle pooled connection when there is one. Destroying the pipeline
-    // cancels what is in flight.
+    // Runs the stages for `intent`, which must outlive the run (the stages
+    // after authentication may run later, from the loop). `callback` runs
+    // exactly once, possibly before start() returns (a refusal by policy, a
+    // cached credential and a pooled connection), and may cancel the
+    // pipeline. With `may_reuse`, a forward intent takes an idle pooled
+    // connection when there is one. Destroying the pipeline cancels what is
+    // in flight.
     void start(const Intent& intent, bool may_reuse, Callback callback);
     // Stops what is in flight; the callback will not run.
     void cancel();
 
   private:
+    void authenticate();
+    void after_authentication(std::optional<Account> account);
+    void refuse(Refusal&& refusal, bool by_policy);
     void dial(const Intent& intent);
     void on_dialled(ConnectResult&& connected);
     void finish(PipelineResult&& result);
@@ -109,7 +125,10 @@ class RequestPipeline {
 
     WorkerContext& context_;
     Callback callback_;
-    Route route_;  // while dialling
+    const Intent* intent_ = nullptr;  // the caller's, while running
+    bool may_reuse_ = false;
+    uint64_t auth_ticket_ = 0;  // a verification in flight (authenticator.h)
+    Route route_;               // while dialling
     Admission admission_;
     std::unique_ptr<UpstreamConnect> connect_;
 };

@@ -3,13 +3,23 @@
 //   state        event                                   next
 //   -----------  --------------------------------------  ---------------------------
 //   kGreeting    SOCKS5 greeting offering no-auth        reply 05 00 -> kRequest
-//   kGreeting    SOCKS5 greeting without no-auth         reply 05 FF -> kClosing
+//                (listener auth = none)
+//   kGreeting    SOCKS5 greeting offering user/password  reply 05 02 -> kCredentials
+//                (listener auth = password)
+//   kGreeting    SOCKS5 greeting without that method     reply 05 FF -> kClosing
+//   kCredentials RFC 1929 username/password              kAuthenticating
+//   kCredentials malformed                               reply 01 01 -> kClosing
+//   kAuthenti-   authenticated                           reply 01 00 -> kRequest
+//   cating       refused (wrong, unknown, malformed      reply 01 01 -> kClosing
+//                user-name parameters, busy)
 //   kGreeting    not SOCKS at all                        kClosing (no reply)
 //   kGreeting    SOCKS4/4a CONNECT request               kConnecting
+//   kGreeting    SOCKS4/4a on an auth = password         reply 5B -> kClosing
+//                listener (it cannot carry a password)
 //   kRequest     SOCKS5 CONNECT request                  kConnecting
 //   kGreeting/   malformed, BIND, UDP ASSOCIATE,         failure reply -> kClosing
 //   kRequest     bad host name
-//   kGreeting/   header_timeout                          closed
+//   kGreeting..  header_timeout                          closed
 //   kRequest
 //   kConnecting  pipeline: connected                     success reply with BND -> kTunnel
 //   kConnecting  pipeline: refused (ports, loop, DNS,    failure reply -> kClosing
@@ -99,18 +109,33 @@ void SocksSession::serve() {
     bufferevent_enable(client_.get(), EV_READ | EV_WRITE);
 }
 
+// A verification in flight must not call back into a closed session.
+void SocksSession::on_close() {
+    if (auth_ticket_ != 0) context_.authenticator->cancel(auth_ticket_);
+    auth_ticket_ = 0;
+}
+
+bool SocksSession::reading_handshake() const {
+    return state_ == State::kGreeting || state_ == State::kCredentials || state_ == State::kRequest;
+}
+
 void SocksSession::read_handshake() {
     evbuffer* input = bufferevent_get_input(client_.get());
-    while (state_ == State::kGreeting || state_ == State::kRequest) {
+    while (reading_handshake()) {
         size_t length = std::min(evbuffer_get_length(input), socks::kMaxMessageSize);
         if (length == 0) return;
         const char* data =
             reinterpret_cast<const char*>(evbuffer_pullup(input, static_cast<ev_ssize_t>(length)));
         std::string_view view(data, length);
-        bool progressed =
-            state_ == State::kGreeting ? read_greeting(view) : read_socks5_request(view);
+        bool progressed = state_ == State::kGreeting      ? read_greeting(view)
+                          : state_ == State::kCredentials ? read_credentials(view)
+                                                          : read_socks5_request(view);
         if (!progressed) return;
     }
+}
+
+bool SocksSession::password_required() const {
+    return listener_.auth == common::ListenAuth::kPassword;
 }
 
 bool SocksSession::read_greeting(std::string_view input) {
@@ -126,6 +151,10 @@ bool SocksSession::read_greeting(std::string_view input) {
     if (version.message == socks::Version::kSocks4) {
         socks4_ = true;
         record_->method = "SOCKS4";
+        if (password_required()) {
+            fail(auth_refusal("SOCKS4 cannot carry a password: use SOCKS5"));
+            return false;
+        }
         return read_socks4_request(input);
     }
     auto greeting = socks::parse_greeting(input);
@@ -134,7 +163,7 @@ bool SocksSession::read_greeting(std::string_view input) {
     // methods", like a greeting without no-auth.
     uint8_t method = greeting.status == socks::ParseStatus::kError
                          ? socks::kMethodNoAcceptable
-                         : socks::choose_method(greeting.message, false);
+                         : socks::choose_method(greeting.message, password_required());
     if (greeting.status == socks::ParseStatus::kComplete) {
         evbuffer_drain(bufferevent_get_input(client_.get()), greeting.consumed);
     }
@@ -143,16 +172,66 @@ bool SocksSession::read_greeting(std::string_view input) {
     send(reply);
     if (method == socks::kMethodNoAcceptable) {
         record_->status = 400;
-        record_->fail(channel::kErrClientProtocol,
-                      greeting.status == socks::ParseStatus::kError
-                          ? socks::describe(greeting.error)
-                          : "no acceptable SOCKS5 authentication method offered");
+        record_->fail(
+            channel::kErrClientProtocol,
+            greeting.status == socks::ParseStatus::kError ? socks::describe(greeting.error)
+            : password_required() ? "no username/password authentication offered (RFC 1929)"
+                                  : "no acceptable SOCKS5 authentication method offered");
         record_->finish(context_);
         close_after_flush();
         return false;
     }
-    state_ = State::kRequest;
+    state_ = method == socks::kMethodUsernamePassword ? State::kCredentials : State::kRequest;
     return true;
+}
+
+// RFC 1929: the answer to the credentials comes before the request, so
+// they are checked here, not by the pipeline (which then finds the intent
+// authenticated).
+bool SocksSession::read_credentials(std::string_view input) {
+    auto credentials = socks::parse_credentials(input);
+    if (credentials.status == socks::ParseStatus::kNeedMore) return false;
+    if (credentials.status == socks::ParseStatus::kError) {
+        refuse_credentials(auth_refusal(socks::describe(credentials.error)));
+        return false;
+    }
+    std::string user(credentials.message.username);
+    std::string password(credentials.message.password);
+    evbuffer_drain(bufferevent_get_input(client_.get()), credentials.consumed);
+    if (context_.authenticator == nullptr) {
+        refuse_credentials(make_refusal(RefusalCause::kInternal, "authentication is unavailable"));
+        return false;
+    }
+    state_ = State::kAuthenticating;
+    auth_ticket_ = context_.authenticator->check(
+        user, password, client_address_,
+        [this](AuthOutcome&& outcome) { on_authenticated(std::move(outcome)); });
+    return false;  // on_authenticated() goes on
+}
+
+void SocksSession::on_authenticated(AuthOutcome&& outcome) {
+    auth_ticket_ = 0;
+    if (outcome.refusal) {
+        refuse_credentials(*outcome.refusal);
+        return;
+    }
+    record_->user = outcome.account->name;
+    account_ = std::move(outcome.account);
+    std::string reply;
+    socks::encode_auth_status(true, reply);
+    send(reply);
+    state_ = State::kRequest;
+    read_handshake();  // a request sent right behind the credentials
+}
+
+// RFC 1929 §2: a failure status, then the server closes.
+void SocksSession::refuse_credentials(const Refusal& refusal) {
+    std::string reply;
+    socks::encode_auth_status(false, reply);
+    send(reply);
+    record_->refuse(refusal);
+    record_->finish(context_);
+    close_after_flush();
 }
 
 bool SocksSession::read_socks5_request(std::string_view input) {
@@ -192,18 +271,20 @@ bool SocksSession::take_request(const Parsed& request, uint8_t malformed_reply) 
     }
     state_ = State::kConnecting;
     event_del(handshake_timer_.get());  // connect_timeout and dns_timeout take over
-    Intent intent;
-    intent.listener = &listener_;
-    intent.client = &client_address_;
-    intent.destination = std::move(destination);
-    intent.mode = Intent::Mode::kTunnel;
-    pipeline_.start(intent, false,
+    intent_ = std::make_unique<Intent>();
+    intent_->listener = &listener_;
+    intent_->client = &client_address_;
+    intent_->destination = std::move(destination);
+    intent_->mode = Intent::Mode::kTunnel;
+    intent_->account = std::move(account_);
+    pipeline_.start(*intent_, false,
                     [this](PipelineResult&& result) { on_pipeline_done(std::move(result)); });
     return false;
 }
 
 void SocksSession::on_pipeline_done(PipelineResult&& result) {
     if (closed()) return;
+    intent_.reset();  // the pipeline is done with it; a held tunnel keeps less
     if (result.refusal) {
         fail(*result.refusal);
         return;
@@ -257,10 +338,9 @@ void SocksSession::close_after_flush() {
 
 void SocksSession::on_read(bufferevent*, void* arg) noexcept {
     SocksSession* self = live<SocksSession>(arg);
-    if (self && (self->state_ == State::kGreeting || self->state_ == State::kRequest)) {
-        self->read_handshake();
-    }
-    // kConnecting: bytes sent early stay buffered for the tunnel.
+    if (self && self->reading_handshake()) self->read_handshake();
+    // kAuthenticating, kConnecting: bytes sent early stay buffered for the
+    // request or the tunnel.
 }
 
 void SocksSession::on_write(bufferevent* bev, void* arg) noexcept {

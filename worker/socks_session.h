@@ -8,11 +8,13 @@
 #include <event2/bufferevent.h>
 
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "common/address.h"
 #include "common/libevent_handles.h"
 #include "common/socks_parser.h"
+#include "worker/authenticator.h"
 #include "worker/client_session.h"
 #include "worker/exchange_record.h"
 #include "worker/request_pipeline.h"
@@ -32,11 +34,13 @@ class SocksSession final : public ClientSession {
 
   private:
     enum class State {
-        kGreeting,    // first byte decides SOCKS4 or SOCKS5
-        kRequest,     // SOCKS5: method chosen, waiting for the request
-        kConnecting,  // in the request pipeline
-        kTunnel,      // relaying bytes
-        kClosing,     // flushing a failure reply, then closing
+        kGreeting,        // first byte decides SOCKS4 or SOCKS5
+        kCredentials,     // SOCKS5: username/password chosen, waiting for them (RFC 1929)
+        kAuthenticating,  // the authenticator verifies them
+        kRequest,         // SOCKS5: method chosen (and passed), waiting for the request
+        kConnecting,      // in the request pipeline
+        kTunnel,          // relaying bytes
+        kClosing,         // flushing a failure reply, then closing
     };
 
     SocksSession(WorkerContext& context, const common::ListenConfig& listener,
@@ -44,9 +48,15 @@ class SocksSession final : public ClientSession {
 
     bool ready() const override;
     void serve() override;
+    void on_close() override;
+    bool reading_handshake() const;
+    bool password_required() const;
+    void refuse_credentials(const Refusal& refusal);
     void read_handshake();
     // Each returns false when it needs more bytes or the session ended.
     bool read_greeting(std::string_view input);
+    bool read_credentials(std::string_view input);
+    void on_authenticated(AuthOutcome&& outcome);
     bool read_socks5_request(std::string_view input);
     bool read_socks4_request(std::string_view input);
     template <typename Parsed>
@@ -65,6 +75,9 @@ class SocksSession final : public ClientSession {
     common::BufferEventPtr client_;
     common::EventPtr handshake_timer_;
     RequestPipeline pipeline_;
+    uint64_t auth_ticket_ = 0;        // a verification in flight (authenticator.h)
+    std::optional<Account> account_;  // authenticated (RFC 1929)
+    std::unique_ptr<Intent> intent_;  // while in the pipeline
     // Until the tunnel runs; then the OpenTunnel keeps it.
     std::unique_ptr<ExchangeRecord> record_ = std::make_unique<ExchangeRecord>();
     std::unique_ptr<OpenTunnel> tunnel_;

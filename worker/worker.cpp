@@ -17,6 +17,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -30,6 +31,7 @@
 #include "common/timeval.h"
 #include "worker/acceptor.h"
 #include "worker/access_log.h"
+#include "worker/authenticator.h"
 #include "worker/client_session.h"
 #include "worker/deferred_delete.h"
 #include "worker/resolver.h"
@@ -88,6 +90,7 @@ class Worker {
   private:
     bool setup();
     bool setup_signals();
+    bool start_authenticator(const common::Config& config);
     void send_report();
     void handle_command(const channel::Command& command);
     void begin_drain();
@@ -103,6 +106,9 @@ class Worker {
     common::EventBasePtr base_;
     std::unique_ptr<Resolver> resolver_;
     std::unique_ptr<UpstreamPool> pool_;
+    // Outlives the sessions and the graveyard, whose pipelines may still
+    // hold a verification to cancel.
+    std::unique_ptr<Authenticator> authenticator_;
     std::unique_ptr<PipePool> pipes_;
     std::unique_ptr<AccessLog> access_log_;
     DeferredDeleter graveyard_;
@@ -164,6 +170,7 @@ bool Worker::setup() {
     for (const InheritedListener& l : startup_.listeners) {
         context_.connect_policy.own_listeners.push_back(l.bound);
     }
+    if (!start_authenticator(config)) return false;
     context_.scoreboard = startup_.scoreboard;
     context_.shared_table = startup_.shared_table;
     context_.slot = startup_.slot;
@@ -183,6 +190,22 @@ bool Worker::setup() {
     timeval interval = to_timeval(config.master.heartbeat_interval);
     event_add(heartbeat_.get(), &interval);
     next_heartbeat_ = std::chrono::steady_clock::now() + config.master.heartbeat_interval;
+    return true;
+}
+
+// Only when a listener asks for passwords: the verifier's threads are
+// started here, in the worker, since threads do not survive fork().
+bool Worker::start_authenticator(const common::Config& config) {
+    bool needed = std::any_of(config.listeners.begin(), config.listeners.end(), [](const auto& l) {
+        return l.auth == common::ListenAuth::kPassword;
+    });
+    if (!needed) return true;
+    authenticator_ = std::make_unique<Authenticator>(base_.get(), config);
+    if (!authenticator_->ok()) {
+        LOG_ERROR("cannot start the password verification threads");
+        return false;
+    }
+    context_.authenticator = authenticator_.get();
     return true;
 }
 
@@ -225,6 +248,7 @@ void Worker::send_report() {
         LOG_DEBUG("send() of the report to the master failed (%d: %s)", errno,
                   std::strerror(errno));
     }
+    context_.user_sessions.send(startup_.channel_fd, report.pid);
 }
 
 void Worker::handle_command(const channel::Command& command) {

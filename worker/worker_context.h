@@ -17,9 +17,11 @@
 #include "worker/resolver.h"
 #include "worker/upstream_connector.h"
 #include "worker/upstream_pool.h"
+#include "worker/user_sessions.h"
 
 namespace worker {
 
+class Authenticator;
 class DeferredDeleter;
 class SessionList;
 
@@ -39,6 +41,8 @@ struct WorkerContext {
     bool draining = false;
     common::Scoreboard* scoreboard = nullptr;
     common::SharedTable* shared_table = nullptr;  // may be null (mmap failed)
+    Authenticator* authenticator = nullptr;       // null when no listener needs it
+    UserSessionCounts user_sessions;
     int slot = 0;
     SessionList* sessions = nullptr;
     DeferredDeleter* graveyard = nullptr;  // see deferred_delete.h

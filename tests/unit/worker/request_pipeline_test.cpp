@@ -25,8 +25,12 @@ namespace {
 
 using namespace std::chrono_literals;
 
+// A listener without authentication, as the pipeline's stages read it.
+const common::ListenConfig kOpenListener;
+
 Intent intent_for(const std::string& host, uint16_t port, Intent::Mode mode) {
     Intent out;
+    out.listener = &kOpenListener;
     out.destination.host = host;
     out.destination.port = port;
     out.destination.ipv6_literal = host.find(':') != std::string::npos;

@@ -1,0 +1,116 @@
+// The authenticate stage of the request pipeline: who is this client? One
+// per worker, shared by every protocol: HTTP's Proxy-Authorization (the
+// pipeline asks it for every request on an `auth = password` listener) and
+// SOCKS5's RFC 1929 username/password (the SOCKS session asks it during the
+// handshake, where RFC 1929 wants the answer).
+//
+//   user field + password
+//     -> parse the user field: NAME[-session-ID[-ttl-DURATION]]   malformed: 407 saying what
+//     -> cache: NAME verified with this password lately?          yes: done, at once
+//     -> PasswordVerifier: crypt on a thread, one job per client  no: 407
+//        address at a time                                        yes: cached, done
+//
+// Why a thread pool: bcrypt at cost 10-12 takes 50-250 ms; on the event loop
+// one client with wrong passwords would stall every session of the worker.
+// Why the cache: a keep-alive client sends its credentials with every
+// request, and only the first may cost a hash. The cache holds a salted
+// SHA-256 of the password (never the password), compared in constant time,
+// for a bounded number of users and a bounded time; it dies with the
+// worker, so a reload (new workers, re-read users file) drops it.
+//
+// An unknown user costs a hash too (against a dummy bcrypt hash), so the
+// answer's timing does not tell which names exist.
+#pragma once
+
+#include <event2/event.h>
+
+#include <array>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <list>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+
+#include "common/address.h"
+#include "common/config.h"
+#include "worker/password_verifier.h"
+#include "worker/pipeline_types.h"
+
+namespace worker {
+
+// Verified credentials per account name: a salted digest of the password and
+// when it stops counting. Bounded; the oldest entry goes first.
+class CredentialCache {
+  public:
+    using Digest = std::array<unsigned char, 32>;
+    using Clock = std::chrono::steady_clock;
+
+    CredentialCache(size_t capacity, Clock::duration lifetime);
+
+    // The salted digest of `password` for `name` (the salt is this cache's).
+    Digest digest(std::string_view name, std::string_view password) const;
+    // True when `name` was verified with this digest within the lifetime.
+    bool holds(std::string_view name, const Digest& digest, Clock::time_point now);
+    void remember(std::string_view name, const Digest& digest, Clock::time_point now);
+    size_t size() const { return entries_.size(); }
+
+  private:
+    struct Entry {
+        Digest digest;
+        Clock::time_point expires;
+        std::list<std::string>::iterator age;  // position in oldest_
+    };
+    void forget(std::unordered_map<std::string, Entry>::iterator it);
+
+    size_t capacity_;
+    Clock::duration lifetime_;
+    std::array<unsigned char, 32> salt_;
+    std::unordered_map<std::string, Entry> entries_;
+    std::list<std::string> oldest_;  // names, oldest first
+};
+
+// An authenticated client: the account and the parameters its user field
+// carried (the session ID is for sticky routes).
+struct AuthOutcome {
+    std::optional<Account> account;  // set: authenticated
+    std::optional<Refusal> refusal;  // otherwise: why not
+};
+
+class Authenticator {
+  public:
+    using Callback = std::function<void(AuthOutcome&&)>;
+
+    // `config` (its users) outlives the authenticator.
+    Authenticator(event_base* base, const common::Config& config);
+    Authenticator(const Authenticator&) = delete;
+    Authenticator& operator=(const Authenticator&) = delete;
+
+    // Checks a user field and password presented by `client`. `done` runs
+    // exactly once: before check() returns when
+    // the answer needs no hash (a malformed user field, a cached
+    // credential), else later from the loop. Returns a ticket for cancel(),
+    // 0 when `done` has run already.
+    uint64_t check(std::string_view user_field, std::string_view password,
+                   const common::SocketAddress& client, Callback done);
+    // `done` of `ticket` will not run.
+    void cancel(uint64_t ticket);
+
+    bool ok() const { return verifier_.ok(); }
+
+  private:
+    void on_verdict(PasswordVerifier::Verdict verdict, Account account, bool known_user,
+                    const CredentialCache::Digest& digest, const std::string& client_text,
+                    const Callback& done);
+
+    const common::Config& config_;
+    PasswordVerifier verifier_;
+    CredentialCache cache_;
+};
+
+// The refusal a failed authentication gets: 407 with `why` in its body.
+Refusal auth_refusal(std::string why);
+
+}  // namespace worker
