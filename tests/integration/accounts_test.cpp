@@ -318,6 +318,23 @@ class AccountsTest : public ::testing::Test {
     }
     std::string users_answer() { return proxy_->control("users").value_or("(no answer)"); }
 
+    // After a reload: waits until `count` workers of a generation above
+    // `before` run and every older one drains (or is gone), so the next
+    // connection is served with the new configuration. (The reload answer
+    // comes when the configuration is accepted, before its workers are up.)
+    bool wait_new_generation_serving(int64_t before, size_t count, Millis timeout = 30s) {
+        return wait_for(
+            [&] {
+                size_t running = 0;
+                for (const ProxydInstance::Worker& w : proxy_->workers()) {
+                    if (w.generation > before && w.state == "running") ++running;
+                    if (w.generation <= before && w.state != "draining") return false;
+                }
+                return running >= count;
+            },
+            timeout, 50ms);
+    }
+
     // The access log line of a request by `user` (the field after the client
     // address) whose request line starts with `request`; "" when none came.
     std::string access_line(const std::string& user, const std::string& request) {
@@ -529,6 +546,85 @@ TEST_F(AccountsHttp, UserNameParameters) {
     expect_407(get(p, "/bad", basic("mallory-session-x", "secret")),
                "unknown name with parameters");
     EXPECT_EQ(origin_.request_count(), 10u);
+}
+
+// A refused request's body is the client's data, never a request: a 407 on
+// a kept-alive connection must skip the body it announced (or close).
+TEST_F(AccountsHttp, RefusedRequestBodyIsNeverParsedAsARequest) {
+    ASSERT_TRUE(start(config(), alice_only()));
+    const std::string smuggled = get_request("/smuggled", basic("alice", "secret"));
+    for (const std::string& credentials : {std::string(), basic("alice", "wrong")}) {
+        SCOPED_TRACE(credentials.empty() ? "no credentials" : "wrong password");
+        for (bool chunked : {false, true}) {
+            SCOPED_TRACE(chunked ? "chunked body" : "Content-Length body");
+            RawClient client;
+            ASSERT_TRUE(client.connect(port()));
+            char size[16];
+            std::snprintf(size, sizeof size, "%zx", smuggled.size());
+            const std::string request =
+                "POST " + origin_.url("/echo") + " HTTP/1.1\r\nHost: " + origin_.host_port() +
+                "\r\n" + credentials +
+                (chunked ? "Transfer-Encoding: chunked\r\n\r\n" + std::string(size) + "\r\n" +
+                               smuggled + "\r\n0\r\n\r\n"
+                         : "Content-Length: " + std::to_string(smuggled.size()) + "\r\n\r\n" +
+                               smuggled);
+            ASSERT_TRUE(client.send(request));
+            expect_407(client.read_response(30s), "POST");
+            // Whatever the proxy does next (skip the body, or close), a
+            // request of our own on the same connection is the only other one.
+            if (client.send(get_request("/after", basic("alice", "secret")))) {
+                std::optional<HttpResponse> after = client.read_response(30s);
+                if (after) {
+                    EXPECT_EQ(after->status, 200);
+                }
+            }
+        }
+    }
+    for (const harness::ReceivedRequest& r : origin_.requests())
+        EXPECT_NE(r.target, "/smuggled")
+            << "the body of a refused request was forwarded as a request";
+}
+
+// Basic credentials split at the first colon: a password may hold colons.
+// The scheme is case-insensitive (RFC 9110 §11.1).
+TEST_F(AccountsHttp, PasswordWithColonsAndCaseInsensitiveScheme) {
+    UsersFile users = alice_only();
+    ASSERT_TRUE(users.add("bob", "pa:ss:word", HashKind::kYescrypt));
+    ASSERT_TRUE(start(config(), users));
+    EXPECT_EQ(get_status(port(), "/", basic("bob", "pa:ss:word")), 200);
+    expect_407(get(port(), "/", basic("bob", "pa")), "a prefix of the password");
+    for (const char* scheme : {"basic", "BASIC"}) {
+        EXPECT_EQ(get_status(port(), "/",
+                             std::string("Proxy-Authorization: ") + scheme + " " +
+                                 base64("alice:secret") + "\r\n"),
+                  200)
+            << scheme;
+    }
+    CurlResult r =
+        harness::curl_via(port(), {"--proxy-user", "bob:pa:ss:word", origin_.url("/")}, 30s);
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(r.out, "hello\n");
+}
+
+// [proxy] name is the pseudonym of Via and Proxy-Status.
+TEST_F(AccountsHttp, ProxyNameInViaAndProxyStatus) {
+    ConfigBuilder c = config();
+    c.set("proxy", "name", "edge-7");
+    c.set("user alice", "max_sessions", "1");
+    ASSERT_TRUE(start(c, alice_only()));
+    std::optional<HttpResponse> r = get(port(), "/headers", basic("alice", "secret"));
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 200);
+    EXPECT_TRUE(contains(lower(r->body), "via: 1.1 edge-7")) << r->body;
+    EXPECT_TRUE(contains(r->header("Via").value_or(""), "edge-7")) << r->header("Via").value_or("");
+    Tunnel held = open_tunnel(port(), basic("alice", "secret"));
+    ASSERT_EQ(held.status(), 200);
+    std::optional<HttpResponse> limited = get(port(), "/", basic("alice", "secret"));
+    expect_429(limited, "over the limit");
+    if (limited) {
+        EXPECT_EQ(limited->header("Proxy-Status").value_or("").rfind("edge-7;", 0), 0u)
+            << limited->header("Proxy-Status").value_or("");
+    }
 }
 
 // --- AccountsSocks -------------------------------------------------------------
@@ -795,9 +891,19 @@ TEST_F(AccountsLimits, ExactlyMaxSessionsTunnelsAcrossWorkers) {
         EXPECT_EQ(ok, 5);
         EXPECT_EQ(limited, 5);
         EXPECT_EQ(active_sessions("alice"), 5) << users_answer();
+        // The spread over workers, once the reports count the tunnels (for the log only).
         std::string per_worker;
-        for (const ProxydInstance::Worker& w : proxy_->workers())
-            per_worker += " " + std::to_string(w.active_sessions);
+        wait_for(
+            [&] {
+                per_worker.clear();
+                int64_t sum = 0;
+                for (const ProxydInstance::Worker& w : proxy_->workers()) {
+                    per_worker += " " + std::to_string(w.active_sessions);
+                    sum += w.active_sessions;
+                }
+                return sum == 5;
+            },
+            5s);
         std::printf("[ info     ] round %d: %d tunnels, %d refused; connections per worker:%s\n",
                     round, ok, limited, per_worker.c_str());
         tunnels.clear();  // closes every client
@@ -916,6 +1022,90 @@ TEST_F(AccountsLimits, KilledWorkersSessionsReturnToTheCount) {
     }
     expect_429(open_tunnel(p, basic("alice", "secret")).response, "over the limit again");
     EXPECT_EQ(active_sessions("alice"), kLimit) << users_answer();
+}
+
+// Every way a session ends gives it back: the origin closing a tunnel (HTTP
+// and SOCKS), an origin dying mid-body, an upstream that refuses, the client
+// vanishing mid-tunnel. With max_sessions = 1 a leak shows as a 429.
+TEST_F(AccountsLimits, SessionsReturnOnEveryEnd) {
+    ConfigBuilder c = config();
+    add_socks(c);
+    c.set("user alice", "max_sessions", "1");
+    ASSERT_TRUE(start(c, alice_only()));
+    RawTcpServer closer([](int, const std::atomic<bool>& stopping) {
+        auto until = Clock::now() + 200ms;
+        while (!stopping && Clock::now() < until) std::this_thread::sleep_for(10ms);
+    });
+    const std::string auth = basic("alice", "secret");
+    auto expect_released = [&](const std::string& what) {
+        EXPECT_TRUE(wait_active("alice", 0)) << what << ": " << users_answer();
+        Tunnel probe = open_tunnel(port(), auth);
+        EXPECT_EQ(probe.status(), 200) << what << ": the session was not given back";
+        probe.client->close();
+        EXPECT_TRUE(wait_active("alice", 0)) << what << ", the probe: " << users_answer();
+    };
+    {
+        const std::string authority = "127.0.0.1:" + std::to_string(closer.port());
+        RawClient client;
+        ASSERT_TRUE(client.connect(port()));
+        ASSERT_TRUE(client.send("CONNECT " + authority + " HTTP/1.1\r\nHost: " + authority +
+                                "\r\n" + auth + "\r\n"));
+        std::optional<HttpResponse> head = read_connect_answer(client, 30s);
+        ASSERT_TRUE(head);
+        EXPECT_EQ(head->status, 200);
+        // The proxy passes the origin's close on as a half-close; the
+        // client closes its end as clients do, and the tunnel ends.
+        EXPECT_TRUE(client.wait_closed(20s));
+        client.close();
+        expect_released("CONNECT tunnel closed by the origin");
+    }
+    {
+        RawClient client;
+        EXPECT_EQ(hex(socks_login(client, port("socks"), "alice", "secret")), hex(kAuthSucceeded));
+        ASSERT_TRUE(client.send(socks::connect_ipv4(closer.port())));
+        EXPECT_EQ(hex(reply_head(read_at_least(client, 10, 30s))), hex(bytes({5, 0})));
+        EXPECT_TRUE(client.wait_closed(20s));
+        client.close();
+        expect_released("SOCKS tunnel closed by the origin");
+    }
+    {
+        RawClient client;
+        ASSERT_TRUE(client.connect(port()));
+        ASSERT_TRUE(client.send(get_request("/close-mid-body/100000", auth)));
+        client.read_until_close(20s);
+        expect_released("origin closed mid-body");
+    }
+    {
+        const std::string authority = "127.0.0.1:" + std::to_string(harness::closed_port());
+        RawClient client;
+        ASSERT_TRUE(client.connect(port()));
+        ASSERT_TRUE(client.send("CONNECT " + authority + " HTTP/1.1\r\nHost: " + authority +
+                                "\r\n" + auth + "\r\n"));
+        std::optional<HttpResponse> head = read_connect_answer(client, 30s);
+        ASSERT_TRUE(head);
+        EXPECT_EQ(head->status, 502);
+        expect_released("CONNECT refused upstream");
+    }
+    {
+        // A GET to a port nobody listens on: 502.
+        RawClient client;
+        ASSERT_TRUE(client.connect(port()));
+        const std::string authority = "127.0.0.1:" + std::to_string(harness::closed_port());
+        ASSERT_TRUE(client.send("GET http://" + authority + "/ HTTP/1.1\r\nHost: " + authority +
+                                "\r\n" + auth + "\r\n"));
+        std::optional<HttpResponse> r = client.read_response(30s);
+        ASSERT_TRUE(r);
+        EXPECT_EQ(r->status, 502);
+        expect_released("GET refused upstream");
+    }
+    {
+        Tunnel t = open_tunnel(port(), auth);
+        ASSERT_EQ(t.status(), 200);
+        EXPECT_TRUE(echoes(*t.client, "then gone"));
+        harness::reset_on_close(t.client->fd());
+        t.client->close();
+        expect_released("client reset mid-tunnel");
+    }
 }
 
 // An origin whose answer to /slow waits until the test opens the gate (at
@@ -1052,6 +1242,88 @@ TEST_F(AccountsReload, BrokenUsersFileIsRefusedAndOldUsersKeepWorking) {
         << "a refused reload started workers";
     EXPECT_TRUE(user_row("alice").is_object()) << users_answer();
     EXPECT_TRUE(user_row("bob").is_null()) << users_answer();
+}
+
+// A reload starts new workers and drains the old: the tunnels still open on
+// the old generation count against the limit of the new one, and a limit
+// changed by the reload applies at once.
+TEST_F(AccountsReload, SessionsOfDrainingWorkersStillCount) {
+    ConfigBuilder c = config();
+    c.set("master", "graceful_timeout", "120s");  // the old tunnels outlive the test's checks
+    c.set("user alice", "max_sessions", "2");
+    ASSERT_TRUE(start(c, alice_only()));
+    const std::string auth = basic("alice", "secret");
+    std::vector<Tunnel> old;
+    for (int i = 0; i < 2; ++i) {
+        old.push_back(open_tunnel(port(), auth));
+        ASSERT_EQ(old.back().status(), 200);
+    }
+    int64_t generation = proxy_->status()["generation"].as_int();
+    ASSERT_TRUE(harness::is_ok(proxy_->control_json("reload", 30s)));
+    ASSERT_TRUE(wait_new_generation_serving(generation, 2))
+        << proxy_->control("workers").value_or("(no answer)");
+    EXPECT_EQ(active_sessions("alice"), 2) << users_answer();
+    expect_429(open_tunnel(port(), auth).response, "the old generation's tunnels count");
+    EXPECT_TRUE(echoes(*old[0].client, "still here"));
+    // The limit raised by a reload: one more, no more.
+    proxy_->config().set("user alice", "max_sessions", "3");
+    ASSERT_TRUE(proxy_->write_config());
+    generation = proxy_->status()["generation"].as_int();
+    ASSERT_TRUE(harness::is_ok(proxy_->control_json("reload", 30s)));
+    ASSERT_TRUE(wait_new_generation_serving(generation, 2))
+        << proxy_->control("workers").value_or("(no answer)");
+    EXPECT_EQ(user_row("alice")["max_sessions"].as_int(), 3) << users_answer();
+    EXPECT_EQ(active_sessions("alice"), 2) << users_answer();
+    Tunnel third = open_tunnel(port(), auth);
+    EXPECT_EQ(third.status(), 200);
+    expect_429(open_tunnel(port(), auth).response, "over the raised limit");
+    old.clear();
+    third.client->close();
+    EXPECT_TRUE(wait_active("alice", 0)) << users_answer();
+}
+
+// A changed password takes effect at the reload: no worker answers from a
+// cache of the old one.
+TEST_F(AccountsReload, ChangedPasswordTakesEffect) {
+    ConfigBuilder c = config();
+    add_socks(c);
+    ASSERT_TRUE(start(c, alice_only()));
+    // Cached in both workers, as far as two connections reach them.
+    for (int i = 0; i < 4; ++i) ASSERT_EQ(get_status(port(), "/", basic("alice", "secret")), 200);
+    UsersFile changed;
+    ASSERT_TRUE(changed.add("alice", "new-secret"));
+    ASSERT_TRUE(changed.write(users_path()));
+    ASSERT_TRUE(proxy_->signal(SIGHUP));
+    EXPECT_TRUE(wait_for(
+        [&] { return get_status(port(), "/", basic("alice", "new-secret")) == 200; }, 30s));
+    for (int i = 0; i < 4; ++i)
+        expect_407(get(port(), "/", basic("alice", "secret")), "the old password after the reload");
+    RawClient client;
+    EXPECT_EQ(hex(socks_login(client, port("socks"), "alice", "secret")), hex(kAuthFailed));
+}
+
+// users_file relative to the current directory, like every other path (the
+// harness runs proxyd in the test's own cwd): the file sits in a directory
+// under ./build, which the config's own directory cannot reach by the same
+// relative path.
+TEST_F(AccountsReload, RelativeUsersFileIsRelativeToTheCwd) {
+    std::string dir = "build/accounts-users-XXXXXX";
+    if (::mkdtemp(dir.data()) == nullptr) GTEST_SKIP() << "no ./build directory to write into";
+    struct Cleanup {
+        std::string dir;
+        ~Cleanup() { harness::remove_tree(dir); }
+    } cleanup{dir};
+    ConfigBuilder c = config();
+    c.set("auth", "users_file", dir + "/users");
+    ASSERT_TRUE(alice_only().write(dir + "/users"));
+    ASSERT_TRUE(start(c, UsersFile()));  // ${dir}/users: empty, unused
+    EXPECT_EQ(get_status(port(), "/", basic("alice", "secret")), 200);
+    UsersFile next;
+    ASSERT_TRUE(next.add("bob", "hunter2"));
+    ASSERT_TRUE(next.write(dir + "/users"));
+    ASSERT_TRUE(harness::is_ok(proxy_->control_json("reload", 30s)));
+    EXPECT_TRUE(
+        wait_for([&] { return get_status(port(), "/", basic("bob", "hunter2")) == 200; }, 30s));
 }
 
 // --- AccountsControl -------------------------------------------------------------
