@@ -15,9 +15,9 @@ namespace {
 // Per worker. Enough for every active user of a large users file to send
 // requests without a hash; an evicted user pays one hash again.
 constexpr size_t kCacheCapacity = 4096;
-// A verified credential counts this long; the users file can only change
-// with a reload, which replaces the workers, so this only bounds how long a
-// password stays usable in memory after its last use.
+// A verified credential counts this long after its verification (use does
+// not extend it). The users file only changes with a reload, which replaces
+// the workers, so this bounds how long a digest stays in memory.
 constexpr std::chrono::minutes kCacheLifetime{10};
 
 PasswordVerifier::Limits verifier_limits() {
