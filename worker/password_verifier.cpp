@@ -272,7 +272,7 @@ void PasswordVerifier::release(const std::string& client_key) {
 
 // True when the job had not been taken by a thread yet and is now removed.
 bool PasswordVerifier::take_from_thread_queue(uint64_t ticket) {
-    Job taken;
+    Job taken;  // destroyed (its password wiped) after the unlock
     std::lock_guard lock(mutex_);
     auto job = std::find_if(thread_queue_.begin(), thread_queue_.end(),
                             [ticket](const Job& j) { return j.ticket == ticket; });
@@ -292,9 +292,9 @@ void PasswordVerifier::deliver(Result& result) {
     done(result.verdict);
 }
 
-// The eventfd is read before the results are taken: a thread that posts
-// after the take writes again and wakes the loop once more, so no result
-// waits for an unrelated wakeup.
+// The eventfd is read before the results are taken, never after: a read
+// after the take could swallow the write of a thread that posted in
+// between, and its result would wait for some unrelated later wakeup.
 void PasswordVerifier::on_wakeup(evutil_socket_t fd, short, void* arg) noexcept {
     auto* self = static_cast<PasswordVerifier*>(arg);
     uint64_t count;

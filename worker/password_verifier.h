@@ -78,7 +78,9 @@ class PasswordVerifier {
     // know, and for a password with a NUL byte); kBusy (on the next loop
     // iteration) when the client already has per_client_pending jobs or the
     // verifier total_pending; kError when !ok(). Returns a ticket for
-    // cancel() (0 only in the out-of-memory case of ok()).
+    // cancel() (0 only in the out-of-memory case of ok()). One client key's
+    // hashed verdicts come in the order asked. The verifier wipes its copy of
+    // `password` once done; the caller's copies are the caller's to wipe.
     //
     // `done` may call verify() and cancel() and may destroy what it owns,
     // but must not destroy the verifier.
