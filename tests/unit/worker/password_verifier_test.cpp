@@ -22,6 +22,7 @@
 #include <iostream>
 #include <memory>
 #include <optional>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -388,6 +389,56 @@ TEST_F(PasswordVerifierLoop, ThreadsNamedWithSignalsBlocked) {
             EXPECT_TRUE(bits & (1ull << (signal - 1))) << "signal " << signal << " in " << mask;
         }
     }
+}
+
+// Jobs that no thread starts within max_wait are answered kTimeout by the
+// loop, without waiting for the hashes ahead of them.
+TEST_F(PasswordVerifierLoop, OverdueJobsTimeOutWithoutWaitingForHashes) {
+    start({.threads = 1, .max_wait = 300ms});
+    std::string hash = make_hash("$2b$", 12, "right");  // ~0.3-2 s a try
+    std::vector<std::optional<Verdict>> verdicts(12);
+    auto begun = Clock::now();
+    for (size_t i = 0; i < verdicts.size(); ++i) {
+        verify(i % 2 ? "a" : "b", hash, "guess", verdicts[i]);
+    }
+    auto timeouts = [&] {
+        return std::count(verdicts.begin(), verdicts.end(), std::optional(Verdict::kTimeout));
+    };
+    // The one on the thread may finish or not; every other is overdue.
+    ASSERT_TRUE(run([&] { return timeouts() >= 11; }, 5000ms));
+    auto elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - begun);
+    std::cout << "[ measured ] 11 overdue jobs answered after " << elapsed.count() << " ms\n";
+    EXPECT_LT(elapsed, 3000ms);                 // hashing them all would take 4-20 s
+    EXPECT_NE(verdicts[0], Verdict::kTimeout);  // started at once: hashed
+}
+
+// The crypt threads yield to the loop: they run at nice + 5.
+TEST_F(PasswordVerifierLoop, ThreadsRunAtALowerPriority) {
+    errno = 0;
+    int loop_nice = getpriority(PRIO_PROCESS, 0);
+    ASSERT_EQ(errno, 0);
+    start({.threads = 2});
+    std::optional<Verdict> verdict;  // a job makes sure the threads have run
+    verify("a", make_hash("$2b$", 4, "pw"), "pw", verdict);
+    ASSERT_TRUE(run([&] { return verdict.has_value(); }));
+    int seen = 0;
+    std::unique_ptr<DIR, int (*)(DIR*)> tasks(opendir("/proc/self/task"), closedir);
+    ASSERT_NE(tasks, nullptr);
+    while (dirent* entry = readdir(tasks.get())) {
+        std::string dir = std::string("/proc/self/task/") + entry->d_name;
+        std::string name;
+        std::getline(std::ifstream(dir + "/comm"), name);
+        if (name != "proxyd-crypt") continue;
+        std::string stat;
+        std::getline(std::ifstream(dir + "/stat"), stat);
+        std::istringstream fields(stat.substr(stat.rfind(')') + 2));
+        std::string field;
+        for (int i = 3; i <= 19 && fields >> field; ++i) {
+        }
+        EXPECT_EQ(std::stoi(field), std::min(loop_nice + 5, 19)) << stat;
+        ++seen;
+    }
+    EXPECT_EQ(seen, 2);
 }
 
 // Without an eventfd (the descriptor limit reached) the verifier is not ok()
