@@ -378,8 +378,9 @@ struct Loader {
     std::set<std::string> seen;  // "section\nkey" of single-valued keys
     std::set<std::string> list_keys_seen;
     std::set<std::string> listen_names;
-    // [user NAME] max_sessions, applied once the users file is read.
-    std::map<std::string, uint64_t> user_limits;
+    // Every [user NAME] section (even one without keys) and its
+    // max_sessions, checked and applied once the users file is read.
+    std::map<std::string, std::optional<uint64_t>> user_sections;
     bool acl_allow_clients_set = false;
     bool acl_connect_ports_set = false;
 
@@ -458,7 +459,7 @@ bool Loader::on_user_value(std::string_view section, std::string_view key, std::
     std::string error;
     auto count = parse_count(value, error);
     if (!count) return fail("invalid value for " + describe_key(section, key) + ": " + error);
-    user_limits[name] = *count;
+    user_sections[name] = *count;
     return true;
 }
 
@@ -577,11 +578,12 @@ bool validate(Config& config, std::string& error) {
 // Reads the users file named in [auth] and resolves each user's limit.
 // Errors from the file itself read "FILE:LINE: message"; the others are
 // about our sections and start with ": [" for the caller to prefix.
-bool load_users(AuthConfig& auth, const std::map<std::string, uint64_t>& user_limits,
+bool load_users(AuthConfig& auth,
+                const std::map<std::string, std::optional<uint64_t>>& user_sections,
                 std::string& error) {
     if (auth.users_file.empty()) {
-        if (!user_limits.empty()) {
-            error = ": [user " + user_limits.begin()->first +
+        if (!user_sections.empty()) {
+            error = ": [user " + user_sections.begin()->first +
                     "]: there is no users file ([auth] users_file)";
             return false;
         }
@@ -593,13 +595,13 @@ bool load_users(AuthConfig& auth, const std::map<std::string, uint64_t>& user_li
         auth.users.emplace(std::move(entry.name),
                            UserAccount{std::move(entry.hash), auth.max_sessions_per_user});
     }
-    for (const auto& [name, limit] : user_limits) {
+    for (const auto& [name, limit] : user_sections) {
         auto user = auth.users.find(name);
         if (user == auth.users.end()) {
             error = ": [user " + name + "]: no user \"" + name + "\" in " + auth.users_file;
             return false;
         }
-        user->second.max_sessions = limit;
+        if (limit) user->second.max_sessions = *limit;
     }
     return true;
 }
@@ -612,7 +614,12 @@ bool known_section(std::string_view name) {
 // A pass before inih for what it cannot report: lines longer than its buffer
 // (it would silently split them) and section headers with no keys under them
 // (it never calls the handler for those). Returns "LINE: message" or "".
-std::string prescan(const std::string& text, std::vector<std::string>& listen_names) {
+struct SectionNames {
+    std::vector<std::string> listeners;  // [listen NAME]
+    std::vector<std::string> users;      // [user NAME]
+};
+
+std::string prescan(const std::string& text, SectionNames& names) {
     std::istringstream lines(text);
     std::string line;
     for (int number = 1; std::getline(lines, line); ++number) {
@@ -632,7 +639,8 @@ std::string prescan(const std::string& text, std::vector<std::string>& listen_na
         if (!known_section(name)) {
             return std::to_string(number) + ": unknown section [" + std::string(name) + "]";
         }
-        if (name.substr(0, 7) == "listen ") listen_names.emplace_back(trim(name.substr(7)));
+        if (name.substr(0, 7) == "listen ") names.listeners.emplace_back(trim(name.substr(7)));
+        if (name.substr(0, 5) == "user ") names.users.emplace_back(trim(name.substr(5)));
     }
     return "";
 }
@@ -753,8 +761,8 @@ ConfigPtr load_config(const std::string& path, std::string& error) {
     std::stringstream contents;
     contents << file.rdbuf();
     std::string text = contents.str();
-    std::vector<std::string> listen_names;
-    if (std::string problem = prescan(text, listen_names); !problem.empty()) {
+    SectionNames sections;
+    if (std::string problem = prescan(text, sections); !problem.empty()) {
         error = path + ":" + problem;
         return nullptr;
     }
@@ -762,7 +770,8 @@ ConfigPtr load_config(const std::string& path, std::string& error) {
     loader.config = defaults();
     // inih never reports a section without keys; an empty [listen NAME]
     // must still fail validation ("address" is required), not vanish.
-    for (const std::string& name : listen_names) loader.listener(name);
+    for (const std::string& name : sections.listeners) loader.listener(name);
+    for (const std::string& name : sections.users) loader.user_sections[name];
     int line = ini_parse_string(text.c_str(), on_ini_value, &loader);
     if (line != 0) {
         error = path + ":" + std::to_string(line) + ": " + message_for_line(text, line);
@@ -774,7 +783,7 @@ ConfigPtr load_config(const std::string& path, std::string& error) {
         return nullptr;
     }
     // Its errors name the users file and its line, not ours.
-    if (!load_users(loader.config.auth, loader.user_limits, problem)) {
+    if (!load_users(loader.config.auth, loader.user_sections, problem)) {
         error = problem.find(':') == 0 ? path + problem : problem;
         return nullptr;
     }

@@ -1,14 +1,15 @@
 // The users file, see users_file.h for the contract.
 //
 // Each line is judged on its own (parse_line) and then against the lines
-// before it (duplicates, the user limit). A line's checks run left to right:
-// the name, the ':', then the hash, so the message is about the first thing
-// that is wrong.
+// before it (duplicates, the user limit). A line without ':' is refused as
+// such; otherwise its checks run left to right, the name, then the hash, so
+// the message is about the first thing that is wrong.
 #include "common/users_file.h"
 
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdint>
 #include <cstdio>
@@ -186,15 +187,16 @@ std::string check_name(std::string_view name) {
             return "byte " + std::string(hex) + " in user name (only printable ASCII is allowed)";
         }
     }
+    // Not printed either: the message stays short whatever the line holds.
+    if (name.size() > kMaxUserNameLength) {
+        return "user name longer than 64 bytes (" + std::to_string(name.size()) + ")";
+    }
     const std::string why = ", which starts a user-name parameter: this user could never log in";
     if (name.find("-session-") != std::string_view::npos) {
         return "user name " + quoted(name) + " contains \"-session-\"" + why;
     }
     if (name.find("-ttl-") != std::string_view::npos) {
         return "user name " + quoted(name) + " contains \"-ttl-\"" + why;
-    }
-    if (name.size() > kMaxUserNameLength) {
-        return "user name " + quoted(name) + " is longer than 64 bytes";
     }
     return {};
 }
@@ -203,17 +205,21 @@ std::string check_name(std::string_view name) {
 // nothing.
 std::string parse_line(std::string_view line, UserEntry& entry) {
     const size_t colon = line.find(':');
+    if (colon == std::string_view::npos) {
+        const size_t text = line.find_first_not_of(" \t");
+        if (text == std::string_view::npos) {
+            return "a line of white space (empty lines must be empty)";
+        }
+        if (line[text] == '#') return "'#' starts a comment only in the first column";
+        return "no ':' between the user name and the hash";
+    }
     const std::string_view name = line.substr(0, colon);
     if (std::string problem = check_name(name); !problem.empty()) return problem;
-    if (colon == std::string_view::npos) return "no ':' between the user name and the hash";
     const std::string_view hash = line.substr(colon + 1);
-    const std::string user = "user " + quoted(name) + ": ";
-    if (hash.find(':') != std::string_view::npos) {
-        return user + "second ':' (\"NAME:HASH:comment\" is not supported)";
-    }
-    if (std::string problem = check_hash(hash, entry.kind); !problem.empty()) {
-        return user + problem;
-    }
+    std::string problem = hash.find(':') == std::string_view::npos
+                              ? check_hash(hash, entry.kind)
+                              : "second ':' (\"NAME:HASH:comment\" is not supported)";
+    if (!problem.empty()) return "user " + quoted(name) + ": " + problem;
     entry.name = name;
     entry.hash = hash;
     return {};
@@ -235,6 +241,9 @@ std::optional<UsersFile> parse_users_file(std::string_view text, std::string_vie
     UsersFile file;
     // Where each name was first seen; the views point into `text`.
     std::unordered_map<std::string_view, size_t> first_line;
+    // Sized once: growing it a million users at a time costs more than the parsing.
+    const size_t lines = static_cast<size_t>(std::count(text.begin(), text.end(), '\n')) + 1;
+    first_line.reserve(std::min(lines, kMaxUsers + 1));
     std::string_view rest = text;
     for (size_t number = 1; !rest.empty(); ++number) {
         const std::string_view line = take_until(rest, '\n');

@@ -50,27 +50,38 @@ struct UsersFile {
 //    Anything else (MD5 "$apr1$" / "$1$", "{SHA}", DES crypt, plain text,
 //    "$5$", "$gy$", empty) is an unsupported hash.
 // A '\r' anywhere, comments included, is an error (a CRLF file), and so is a
-// text over kMaxUsersFileSize bytes or with more than kMaxUsers users. An
-// empty file (or one of comments only) is valid and has no users.
+// text over kMaxUsersFileSize bytes or with more than kMaxUsers users (the
+// size binds first for most files: a bcrypt line is about 70 bytes, so 64 MiB
+// holds some 950,000 of them). An empty file (or one of comments only) is
+// valid and has no users.
 //
 // On failure returns nullopt and sets `error` to "FILE:LINE: message" (FILE
-// is `file_name` as given), or "FILE: message" for the size limit. Messages:
-// "carriage return (the file has CRLF line ends)", "no ':' between the user
-// name and the hash", "empty user name", "space in user name", "byte 0xNN in
-// user name (only printable ASCII is allowed)", "user name \"N\" is longer
-// than 64 bytes", "user name \"N\" contains \"-session-\" ...", "user name
-// \"N\" contains \"-ttl-\" ...", "user \"N\": second ':' (...)", "user \"N\":
-// malformed bcrypt hash (...)" and the like, "user \"N\": bcrypt cost must be
-// 04 to 31", "user \"N\": SHA-512-crypt rounds must be 1000 to 999999999",
-// "user \"N\": KIND is an unsupported password hash (use htpasswd -B, or
-// mkpasswd -m yescrypt or sha512crypt)", "duplicate user \"N\" (first on line
-// L)", "more than 1000000 users", "larger than 64 MiB".
+// is `file_name` as given), or "FILE: larger than 64 MiB". The messages, in
+// the order a line is checked:
+//   "carriage return (the file has CRLF line ends)"
+//   "a line of white space (empty lines must be empty)"
+//   "'#' starts a comment only in the first column"
+//   "no ':' between the user name and the hash"
+//   "empty user name", "space before the user name", "space between the user
+//   name and ':'", "space in user name", "byte 0xNN in user name (only
+//   printable ASCII is allowed)", "user name longer than 64 bytes (N)"
+//   "user name \"NAME\" contains \"-session-\", which starts a user-name
+//   parameter: this user could never log in" (and the same for "-ttl-")
+//   "user \"NAME\": second ':' (\"NAME:HASH:comment\" is not supported)"
+//   "user \"NAME\": malformed bcrypt hash (expected ...)", the same for
+//   SHA-512-crypt and yescrypt, "user \"NAME\": bcrypt cost must be 04 to 31",
+//   "user \"NAME\": SHA-512-crypt rounds must be 1000 to 999999999"
+//   "user \"NAME\": KIND is an unsupported password hash (use htpasswd -B, or
+//   mkpasswd -m yescrypt or sha512crypt)", KIND e.g. "Apache MD5 (\"$apr1$\")",
+//   "an empty hash", "plain text or an unknown hash"
+//   "duplicate user \"NAME\" (first on line N)", "more than 1000000 users"
+// NAME is printed only once it is known to be 1..64 bytes of VCHAR.
 std::optional<UsersFile> parse_users_file(std::string_view text, std::string_view file_name,
                                           std::string& error);
 
 // Reads and parses `path`. Errors name the path: "PATH: cannot read: No such
 // file or directory" (the strerror() text), or parse_users_file()'s with
-// FILE = `path`. Reads at most kMaxUsersFileSize + 1 bytes.
+// FILE = `path`. Stops reading a little past kMaxUsersFileSize bytes.
 std::optional<UsersFile> load_users_file(const std::string& path, std::string& error);
 
 }  // namespace common::accounts

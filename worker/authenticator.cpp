@@ -15,14 +15,17 @@ namespace {
 // Per worker. Enough for every active user of a large users file to send
 // requests without a hash; an evicted user pays one hash again.
 constexpr size_t kCacheCapacity = 4096;
-// A verified credential counts this long; the users file can only change
-// with a reload, which replaces the workers, so this only bounds how long a
-// password stays usable in memory after its last use.
+// A verified credential counts this long after its verification (use does
+// not extend it). The users file only changes with a reload, which replaces
+// the workers, so this bounds how long a digest stays in memory.
 constexpr std::chrono::minutes kCacheLifetime{10};
 
-PasswordVerifier::Limits verifier_limits() {
+// A client waits for its check at most header_timeout, like for its
+// request head: the check is part of reading the request.
+PasswordVerifier::Limits verifier_limits(const common::Config& config) {
     PasswordVerifier::Limits limits;
     limits.threads = 2;
+    limits.max_wait = config.limits.header_timeout;
     return limits;
 }
 
@@ -79,7 +82,9 @@ void CredentialCache::forget(std::unordered_map<std::string, Entry>::iterator it
 // ---------------------------------------------------------------- authenticator
 
 Authenticator::Authenticator(event_base* base, const common::Config& config)
-    : config_(config), verifier_(base, verifier_limits()), cache_(kCacheCapacity, kCacheLifetime) {}
+    : config_(config),
+      verifier_(base, verifier_limits(config)),
+      cache_(kCacheCapacity, kCacheLifetime) {}
 
 uint64_t Authenticator::check(std::string_view user_field, std::string_view password,
                               const common::SocketAddress& client, Callback done) {
@@ -130,12 +135,13 @@ void Authenticator::on_verdict(PasswordVerifier::Verdict verdict, Account accoun
         done(AuthOutcome{std::move(account), std::nullopt});
         return;
     }
-    if (verdict == Verdict::kBusy) {
-        LOG_WARN("authentication refused for user \"%s\" from %s: too many attempts pending",
-                 account.name.c_str(), client_text.c_str());
-        done(AuthOutcome{std::nullopt,
-                         make_refusal(RefusalCause::kAuthBusy,
-                                      "too many authentications pending from this client")});
+    if (verdict == Verdict::kBusy || verdict == Verdict::kTimeout) {
+        const char* why = verdict == Verdict::kBusy
+                              ? "too many authentications pending from this client"
+                              : "the password check waited too long (the proxy is busy)";
+        LOG_WARN("authentication refused for user \"%s\" from %s: %s", account.name.c_str(),
+                 client_text.c_str(), why);
+        done(AuthOutcome{std::nullopt, make_refusal(RefusalCause::kAuthBusy, why)});
         return;
     }
     const char* why = verdict == Verdict::kError ? "verification failed"

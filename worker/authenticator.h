@@ -18,8 +18,9 @@
 // for a bounded number of users and a bounded time; it dies with the
 // worker, so a reload (new workers, re-read users file) drops it.
 //
-// An unknown user costs a hash too (against a dummy bcrypt hash), so the
-// answer's timing does not tell which names exist.
+// An unknown user costs a hash too (against another user's hash, and is
+// refused whatever it says), so the answer's timing does not tell which
+// names exist, as long as the users file uses one kind and cost of hash.
 #pragma once
 
 #include <event2/event.h>

@@ -5,11 +5,13 @@
 #include <pthread.h>
 #include <signal.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <iterator>
 #include <memory>
 #include <system_error>
 
@@ -18,6 +20,11 @@
 namespace worker {
 
 namespace {
+
+// How often overdue jobs are looked for, at most: max_wait is honoured to
+// within this (and the threads skip an overdue job they pick up anyway).
+constexpr std::chrono::milliseconds kSweepInterval{250};
+constexpr int kThreadNiceIncrement = 5;
 
 // Overwrites every byte the string owns, up to its capacity: a string that
 // was shortened, or a short one moved from, still holds old bytes there.
@@ -53,9 +60,12 @@ void PasswordVerifier::Secret::wipe() noexcept {
 // ---- construction and shutdown ----
 
 PasswordVerifier::PasswordVerifier(event_base* base, Limits limits)
-    : base_(base), limits_(limits), answer_event_(evtimer_new(base, on_answers, this)) {
+    : base_(base),
+      limits_(limits),
+      answer_event_(evtimer_new(base, on_answers, this)),
+      sweep_event_(evtimer_new(base, on_sweep, this)) {
     limits_.threads = std::max<size_t>(limits_.threads, 1);
-    if (!answer_event_) {
+    if (!answer_event_ || !sweep_event_) {
         LOG_ERROR("evtimer_new() failed while starting the password verifier");
         return;
     }
@@ -123,6 +133,13 @@ void PasswordVerifier::stop_threads() noexcept {
 
 void PasswordVerifier::thread_main() noexcept {
     pthread_setname_np(pthread_self(), "proxyd-crypt");
+    // Per thread on Linux (the "process" of PRIO_PROCESS is the thread id).
+    errno = 0;
+    int nice = getpriority(PRIO_PROCESS, 0);
+    if (errno == 0) {
+        setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()),
+                    std::min(nice + kThreadNiceIncrement, 19));
+    }
     // struct crypt_data is 32 KiB: one per thread, zeroed once and reused,
     // rather than one per job or on the thread's stack.
     auto data = std::make_unique<crypt_data>();
@@ -136,7 +153,9 @@ void PasswordVerifier::thread_main() noexcept {
             job = std::move(thread_queue_.front());
             thread_queue_.pop_front();
         }
-        Verdict verdict = check(job.hash, job.password.text(), *data);
+        Verdict verdict = std::chrono::steady_clock::now() >= job.deadline
+                              ? Verdict::kTimeout
+                              : check(job.hash, job.password.text(), *data);
         post({job.ticket, std::move(job.client_key), verdict});
     }
     OPENSSL_cleanse(data.get(), sizeof *data);
@@ -199,7 +218,8 @@ uint64_t PasswordVerifier::verify(std::string_view client_key, std::string hash,
         answer_later(ticket, std::move(done), Verdict::kBusy);
         return ticket;
     }
-    Job job{ticket, key, std::move(hash), std::move(secret)};
+    Job job{ticket, std::chrono::steady_clock::now() + limits_.max_wait, key, std::move(hash),
+            std::move(secret)};
     Client& entry = clients_[key];
     Stage stage = entry.dispatched ? Stage::kWaiting : Stage::kDispatched;
     tickets_.emplace(ticket, Ticket{key, std::move(done), stage});
@@ -210,7 +230,49 @@ uint64_t PasswordVerifier::verify(std::string_view client_key, std::string hash,
         entry.dispatched = true;
         dispatch(std::move(job));
     }
+    arm_sweep();
     return ticket;
+}
+
+void PasswordVerifier::arm_sweep() {
+    if (evtimer_pending(sweep_event_.get(), nullptr)) return;
+    auto interval = std::min(limits_.max_wait, kSweepInterval);
+    timeval tv{static_cast<time_t>(interval.count() / 1000),
+               static_cast<suseconds_t>(interval.count() % 1000 * 1000)};
+    evtimer_add(sweep_event_.get(), &tv);
+}
+
+// Answers kTimeout for every job past its deadline that no thread has
+// started: those waiting behind their client's own job, and those in the
+// thread queue (whose client's next job then moves up).
+void PasswordVerifier::expire_overdue() {
+    auto now = std::chrono::steady_clock::now();
+    std::vector<Job> overdue;
+    for (auto& [key, client] : clients_) {
+        auto& waiting = client.waiting;
+        auto late = std::stable_partition(waiting.begin(), waiting.end(),
+                                          [now](const Job& j) { return j.deadline > now; });
+        std::move(late, waiting.end(), std::back_inserter(overdue));
+        waiting.erase(late, waiting.end());
+    }
+    std::vector<Job> taken;
+    {
+        std::lock_guard lock(mutex_);
+        auto late = std::stable_partition(thread_queue_.begin(), thread_queue_.end(),
+                                          [now](const Job& j) { return j.deadline > now; });
+        std::move(late, thread_queue_.end(), std::back_inserter(taken));
+        thread_queue_.erase(late, thread_queue_.end());
+    }
+    for (Job& job : taken) release(job.client_key);
+    std::move(taken.begin(), taken.end(), std::back_inserter(overdue));
+    for (Job& job : overdue) {
+        pending_--;
+        auto ticket = tickets_.find(job.ticket);
+        if (ticket == tickets_.end()) continue;
+        Callback done = std::move(ticket->second.done);
+        tickets_.erase(ticket);
+        answer_later(job.ticket, std::move(done), Verdict::kTimeout);
+    }
 }
 
 void PasswordVerifier::cancel(uint64_t ticket) {
@@ -272,7 +334,7 @@ void PasswordVerifier::release(const std::string& client_key) {
 
 // True when the job had not been taken by a thread yet and is now removed.
 bool PasswordVerifier::take_from_thread_queue(uint64_t ticket) {
-    Job taken;
+    Job taken;  // destroyed (its password wiped) after the unlock
     std::lock_guard lock(mutex_);
     auto job = std::find_if(thread_queue_.begin(), thread_queue_.end(),
                             [ticket](const Job& j) { return j.ticket == ticket; });
@@ -292,9 +354,9 @@ void PasswordVerifier::deliver(Result& result) {
     done(result.verdict);
 }
 
-// The eventfd is read before the results are taken: a thread that posts
-// after the take writes again and wakes the loop once more, so no result
-// waits for an unrelated wakeup.
+// The eventfd is read before the results are taken, never after: a read
+// after the take could swallow the write of a thread that posted in
+// between, and its result would wait for some unrelated later wakeup.
 void PasswordVerifier::on_wakeup(evutil_socket_t fd, short, void* arg) noexcept {
     auto* self = static_cast<PasswordVerifier*>(arg);
     uint64_t count;
@@ -306,6 +368,12 @@ void PasswordVerifier::on_wakeup(evutil_socket_t fd, short, void* arg) noexcept 
         self->wakeup_signalled_ = false;
     }
     for (Result& result : results) self->deliver(result);
+}
+
+void PasswordVerifier::on_sweep(evutil_socket_t, short, void* arg) noexcept {
+    auto* self = static_cast<PasswordVerifier*>(arg);
+    self->expire_overdue();
+    if (self->pending_ > 0) self->arm_sweep();
 }
 
 void PasswordVerifier::on_answers(evutil_socket_t, short, void* arg) noexcept {

@@ -17,13 +17,18 @@
 //   waiting --(the client's dispatched job ends)--> dispatched
 //   result --(wakeup event)--> callback (unless cancelled)
 //   verify() --(over a limit, or !ok())--> kBusy / kError on the next iteration
+//   waiting or dispatched for max_wait --> kTimeout (swept by a timer on the
+//                                          loop; a thread skips such a job too)
 //
 // The threads log nothing and touch nothing but the thread queue and the
-// result list, both under one mutex.
+// result list, both under one mutex. They run at a lower priority (nice + 5)
+// than the loop: a client guessing passwords must not take CPU time from
+// the sessions the worker serves.
 #pragma once
 
 #include <event2/event.h>
 
+#include <chrono>
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
@@ -44,12 +49,15 @@ namespace worker {
 
 class PasswordVerifier {
   public:
-    enum class Verdict { kMatch, kMismatch, kBusy, kError };
+    enum class Verdict { kMatch, kMismatch, kBusy, kTimeout, kError };
     using Callback = std::function<void(Verdict)>;
     struct Limits {
         size_t threads = 2;              // verification threads (>= 1; 0 counts as 1)
         size_t per_client_pending = 32;  // jobs one client key may have waiting or running
         size_t total_pending = 4096;     // all jobs waiting or running
+        // A job not started within this is answered kTimeout: no client
+        // waits without bound behind others' hashes.
+        std::chrono::milliseconds max_wait{10000};
     };
 
     // Starts the threads and the wakeup event on `base`. Create it in the
@@ -78,7 +86,9 @@ class PasswordVerifier {
     // know, and for a password with a NUL byte); kBusy (on the next loop
     // iteration) when the client already has per_client_pending jobs or the
     // verifier total_pending; kError when !ok(). Returns a ticket for
-    // cancel() (0 only in the out-of-memory case of ok()).
+    // cancel() (0 only in the out-of-memory case of ok()). One client key's
+    // hashed verdicts come in the order asked. The verifier wipes its copy of
+    // `password` once done; the caller's copies are the caller's to wipe.
     //
     // `done` may call verify() and cancel() and may destroy what it owns,
     // but must not destroy the verifier.
@@ -112,6 +122,7 @@ class PasswordVerifier {
 
     struct Job {
         uint64_t ticket = 0;
+        std::chrono::steady_clock::time_point deadline;  // queued + max_wait
         std::string client_key;
         std::string hash;
         Secret password;
@@ -148,7 +159,10 @@ class PasswordVerifier {
     void release(const std::string& client_key);
     bool take_from_thread_queue(uint64_t ticket);
     void deliver(Result& result);
+    void expire_overdue();
+    void arm_sweep();
     static void on_wakeup(evutil_socket_t fd, short, void* arg) noexcept;
+    static void on_sweep(evutil_socket_t, short, void* arg) noexcept;
     static void on_answers(evutil_socket_t, short, void* arg) noexcept;
 
     // Loop side.
@@ -158,6 +172,7 @@ class PasswordVerifier {
     common::UniqueFd wakeup_fd_;
     common::EventPtr wakeup_event_;  // the eventfd is readable: results are in
     common::EventPtr answer_event_;  // kBusy / kError answers, next iteration
+    common::EventPtr sweep_event_;   // looks for jobs past max_wait while any wait
     std::vector<std::pair<uint64_t, Verdict>> answers_;
     std::unordered_map<std::string, Client> clients_;
     std::unordered_map<uint64_t, Ticket> tickets_;

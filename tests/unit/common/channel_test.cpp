@@ -102,6 +102,59 @@ TEST(Channel, NamesEveryErrorClassAndStatus) {
     EXPECT_STRNE(describe(DecodeStatus::kBadMagic), describe(DecodeStatus::kBadType));
 }
 
+UserSessions sample_user_sessions() {
+    UserSessions r = make_user_sessions();
+    r.pid = 1234;
+    r.count = 2;
+    r.users[0].sessions = 3;
+    r.users[0].name_length = 5;
+    std::memcpy(r.users[0].name, "alice", 5);
+    r.users[1].sessions = 1;
+    r.users[1].name_length = kMaxUserName;
+    std::memset(r.users[1].name, 'x', kMaxUserName);
+    return r;
+}
+
+TEST(Channel, UserSessionsRoundTrip) {
+    UserSessions in = sample_user_sessions();
+    EXPECT_EQ(record_type(&in, sizeof in), RecordType::kUserSessions);
+    UserSessions out{};
+    ASSERT_EQ(decode_user_sessions(&in, sizeof in, out), DecodeStatus::kOk);
+    EXPECT_EQ(out.count, 2u);
+    EXPECT_EQ(std::string(out.users[0].name, out.users[0].name_length), "alice");
+    EXPECT_EQ(out.users[0].sessions, 3u);
+    // A report is not user sessions, and the other way round.
+    Report report = sample_report();
+    EXPECT_EQ(record_type(&report, sizeof report), RecordType::kReport);
+    EXPECT_EQ(decode_user_sessions(&report, sizeof report, out), DecodeStatus::kBadType);
+    Report as_report{};
+    EXPECT_EQ(decode_report(&in, sizeof in, as_report), DecodeStatus::kBadType);
+}
+
+TEST(Channel, UserSessionsRejectsBadEntries) {
+    UserSessions out{};
+    auto decoded = [&](void (*spoil)(UserSessions&)) {
+        UserSessions r = sample_user_sessions();
+        spoil(r);
+        return decode_user_sessions(&r, sizeof r, out);
+    };
+    EXPECT_EQ(decoded([](UserSessions& r) { r.count = 0; }), DecodeStatus::kBadValue);
+    EXPECT_EQ(decoded([](UserSessions& r) { r.count = kUsersPerRecord + 1; }),
+              DecodeStatus::kBadValue);
+    EXPECT_EQ(decoded([](UserSessions& r) { r.pid = 0; }), DecodeStatus::kBadValue);
+    EXPECT_EQ(decoded([](UserSessions& r) { r.users[1].name_length = 0; }),
+              DecodeStatus::kBadValue);
+    EXPECT_EQ(decoded([](UserSessions& r) { r.users[1].name_length = kMaxUserName + 1; }),
+              DecodeStatus::kBadValue);
+    EXPECT_EQ(decoded([](UserSessions& r) { r.users[0].name[2] = '\0'; }), DecodeStatus::kBadValue);
+    EXPECT_EQ(decoded([](UserSessions& r) { r.header.magic = 0; }), DecodeStatus::kBadMagic);
+    UserSessions r = sample_user_sessions();
+    EXPECT_EQ(decode_user_sessions(&r, sizeof r - 1, out), DecodeStatus::kBadLength);
+    EXPECT_FALSE(record_type(&r, 3));
+    r.header.type = 99;
+    EXPECT_FALSE(record_type(&r, sizeof r));
+}
+
 // SEQPACKET keeps record boundaries: one send is one recv.
 TEST(Channel, TravelsOverSeqpacketSocketpair) {
     int fds[2];

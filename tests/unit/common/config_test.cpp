@@ -728,6 +728,80 @@ TEST_F(ConfigTest, CrlfLineEndings) {
     EXPECT_EQ(c->listeners[0].address.host, "127.0.0.1");
 }
 
+// --- accounts: [proxy], [auth], [user NAME], listen auth ------------------
+
+// Real hashes (`htpasswd -nbB -C 4 alice secret`, `mkpasswd -m sha512crypt
+// hunter2`): test data, not secrets.
+constexpr const char* kUsers =
+    "alice:$2y$04$rxlxlYgfPllmY1UMf.B94./kLTIMKyryhFPINttAdHkEZPonZd5zW\n"
+    "bob:$6$pLwPxCPKLRzFBDl7$4OPyuCHmEpoluP8/Hh45aokt1qrt8BH5gKtAXDS3zu/"
+    "lhni.sDpPqCKPVncM5KB3RdZ9oMCeW3sbWBEVNZITh/\n";
+
+TEST_F(ConfigTest, AccountsDefaults) {
+    ConfigPtr c = load_with_listener("");
+    ASSERT_NE(c, nullptr);
+    EXPECT_EQ(c->proxy.name, "proxyd");
+    EXPECT_EQ(c->auth.realm, "proxyd");
+    EXPECT_EQ(c->auth.users_file, "");
+    EXPECT_TRUE(c->auth.users.empty());
+    EXPECT_EQ(c->listeners[0].auth, ListenAuth::kNone);
+}
+
+TEST_F(ConfigTest, UsersFileLimitsAndPasswordListener) {
+    std::string users = write(kUsers, "users");
+    ConfigPtr c = load("[proxy]\nname = edge-1\n[auth]\nusers_file = " + users +
+                       "\nrealm = Team proxy\nmax_sessions_per_user = 7\n[user bob]\n"
+                       "max_sessions = 2\n[listen main]\naddress = 127.0.0.1:0\nauth = password\n");
+    ASSERT_NE(c, nullptr);
+    EXPECT_EQ(c->proxy.name, "edge-1");
+    EXPECT_EQ(c->auth.realm, "Team proxy");
+    EXPECT_EQ(c->listeners[0].auth, ListenAuth::kPassword);
+    ASSERT_EQ(c->auth.users.size(), 2u);
+    EXPECT_EQ(c->auth.users.at("alice").max_sessions, 7u);  // the default
+    EXPECT_EQ(c->auth.users.at("bob").max_sessions, 2u);    // its own
+    EXPECT_EQ(c->auth.users.at("alice").hash.rfind("$2y$04$", 0), 0u);
+}
+
+TEST_F(ConfigTest, AccountsErrors) {
+    EXPECT_EQ(error_for("[listen main]\naddress = 127.0.0.1:0\nauth = password\n"),
+              ": [listen main]: \"auth = password\" needs a users file ([auth] users_file)");
+    EXPECT_EQ(error_with_listener("[listen x]\naddress = 127.0.0.1:1\nauth = basic\n"),
+              ":3: invalid value for \"auth\" in [listen x]: \"basic\" is not an authentication "
+              "(none or password)");
+    EXPECT_EQ(error_with_listener("[proxy]\nname = my proxy\n"),
+              ":2: invalid value for \"name\" in [proxy]: \"my proxy\" is not a name (1-64 "
+              "letters, digits or !#$%&'*+-.^_`|~, no spaces)");
+    EXPECT_NE(error_with_listener("[auth]\nrealm = say \"hi\"\n")
+                  .find(":2: invalid value for "
+                        "\"realm\" in [auth]"),
+              std::string::npos);
+    EXPECT_EQ(error_with_listener("[user bob]\nmax_sessions = 2\n"),
+              ": [user bob]: there is no users file ([auth] users_file)");
+    EXPECT_EQ(error_with_listener("[user bob]\nlimit = 2\n"),
+              ":2: unknown key \"limit\" in [user bob]");
+    EXPECT_EQ(error_with_listener("[user]\nmax_sessions = 2\n"),
+              ":1: [user] needs a name: [user NAME]");
+    std::string users = write(kUsers, "users");
+    EXPECT_EQ(
+        error_with_listener("[auth]\nusers_file = " + users + "\n[user carol]\nmax_sessions = 1\n"),
+        ": [user carol]: no user \"carol\" in " + users);
+}
+
+// The users file's own errors name that file and its line, not ours.
+TEST_F(ConfigTest, UsersFileErrorNamesItsFileAndLine) {
+    std::string users = write(std::string(kUsers) + "carol:$apr1$abc$def\n", "users");
+    path_ = write("[auth]\nusers_file = " + users + "\n" + kListener);
+    std::string error;
+    EXPECT_EQ(load_config(path_, error), nullptr);
+    EXPECT_EQ(error.rfind(users + ":3: ", 0), 0u) << error;
+    EXPECT_NE(error.find("unsupported"), std::string::npos) << error;
+
+    std::string missing = dir_ + "/no-such-users";
+    path_ = write("[auth]\nusers_file = " + missing + "\n" + kListener);
+    EXPECT_EQ(load_config(path_, error), nullptr);
+    EXPECT_EQ(error.rfind(missing + ":", 0), 0u) << error;
+}
+
 TEST(ConfigShipped, DefaultConfLoads) {
     std::string error;
     ConfigPtr c = load_config("conf/proxyd.conf", error);

@@ -15,6 +15,8 @@
 #include <string>
 
 #include "common/libevent_handles.h"
+#include "common/shared_table.h"
+#include "worker/authenticator.h"
 #include "worker/deferred_delete.h"
 #include "worker/resolver.h"
 #include "worker/upstream_pool.h"
@@ -210,6 +212,108 @@ TEST_F(Pipeline, CancelledPipelineNeverCallsBack) {
     }
     EXPECT_FALSE(called);
     EXPECT_EQ(graveyard_.pending(), 0u);  // the connector was freed by the loop
+}
+
+// ---------------------------------------------------------------- authenticate, admit
+
+// `htpasswd -nbB -C 4 alice secret`: test data.
+constexpr const char* kAliceHash = "$2y$04$rxlxlYgfPllmY1UMf.B94./kLTIMKyryhFPINttAdHkEZPonZd5zW";
+
+class PipelineWithAccounts : public Pipeline {
+  protected:
+    void SetUp() override {
+        Pipeline::SetUp();
+        auto config = std::make_shared<common::Config>(*context_.config);
+        config->auth.users.emplace("alice", common::UserAccount{kAliceHash, 1});
+        context_.config = config;
+        listener_.auth = common::ListenAuth::kPassword;
+        authenticator_ = std::make_unique<Authenticator>(base_.get(), *config);
+        context_.authenticator = authenticator_.get();
+        table_ = common::SharedTable::create(common::SharedTable::Capacity{64, 64, 8});
+        context_.shared_table = table_.get();
+    }
+
+    Intent tunnel_to(uint16_t port) {
+        Intent intent = intent_for("127.0.0.1", port, Intent::Mode::kTunnel);
+        intent.listener = &listener_;
+        intent.client = &client_;
+        return intent;
+    }
+
+    common::ListenConfig listener_;
+    common::SocketAddress client_ = *common::SocketAddress::from_numeric("127.0.0.1", 40000);
+    std::unique_ptr<Authenticator> authenticator_;
+    std::unique_ptr<common::SharedTable> table_;
+};
+
+// Authentication comes first: a client without credentials learns nothing
+// about ports, and a 407 keeps the connection (it is not a policy refusal).
+TEST_F(PipelineWithAccounts, NoCredentialsIs407BeforePolicy) {
+    bool synchronous = false;
+    auto result = run(tunnel_to(22), false, &synchronous);  // port 22 is denied
+    ASSERT_TRUE(result && result->refusal);
+    EXPECT_TRUE(synchronous);
+    EXPECT_EQ(result->refusal->http_status, 407);
+    EXPECT_EQ(result->refusal->detail, "proxy authentication required");
+    EXPECT_FALSE(result->refused_by_policy);
+
+    Intent unreadable = tunnel_to(22);
+    unreadable.credentials_error = "credentials are not Basic";
+    result = run(unreadable, false, nullptr);
+    ASSERT_TRUE(result && result->refusal);
+    EXPECT_EQ(result->refusal->detail, "credentials are not Basic");
+}
+
+TEST_F(PipelineWithAccounts, AuthenticatedTunnelHoldsTheUsersLease) {
+    LoopbackListener origin;
+    Intent intent = tunnel_to(origin.port());
+    intent.credentials.emplace("alice-session-s1", "secret");
+    auto first = run(intent, false, nullptr);
+    ASSERT_TRUE(first);
+    ASSERT_FALSE(first->refusal) << first->refusal->detail;
+    EXPECT_EQ(first->user, "alice");
+    ASSERT_TRUE(first->admission.account);
+    EXPECT_EQ(first->admission.account->session_id, "s1");
+    EXPECT_EQ(first->admission.held(), 1u);
+    EXPECT_EQ(table_->count("user:alice"), 1u);
+
+    // alice's limit is 1: the next session is refused while this one lives.
+    auto second = run(intent, false, nullptr);
+    ASSERT_TRUE(second && second->refusal);
+    EXPECT_EQ(second->refusal->cause, RefusalCause::kUserLimit);
+    EXPECT_EQ(second->user, "alice");
+    first.reset();
+    EXPECT_EQ(table_->count("user:alice"), 0u);
+    auto third = run(intent, false, nullptr);
+    ASSERT_TRUE(third);
+    EXPECT_FALSE(third->refusal);
+}
+
+// SOCKS5 authenticates in its handshake: the pipeline takes its account.
+TEST_F(PipelineWithAccounts, AuthenticatedIntentSkipsTheCheck) {
+    LoopbackListener origin;
+    Intent intent = tunnel_to(origin.port());
+    intent.account = Account{"alice", "", 0s, 1};
+    auto result = run(intent, false, nullptr);
+    ASSERT_TRUE(result);
+    ASSERT_FALSE(result->refusal) << result->refusal->detail;
+    EXPECT_EQ(result->user, "alice");
+    EXPECT_EQ(table_->count("user:alice"), 1u);
+}
+
+TEST_F(PipelineWithAccounts, CancelDuringVerificationNeverCallsBack) {
+    Intent intent = tunnel_to(closed_port());
+    intent.credentials.emplace("alice", "not the password");
+    bool called = false;
+    {
+        RequestPipeline pipeline(context_);
+        pipeline.start(intent, false, [&](PipelineResult&&) { called = true; });
+        EXPECT_FALSE(called);  // waiting for the hash
+    }
+    timeval limit{0, 300 * 1000};
+    event_base_loopexit(base_.get(), &limit);
+    event_base_dispatch(base_.get());
+    EXPECT_FALSE(called);
 }
 
 // ---------------------------------------------------------------- graveyard
