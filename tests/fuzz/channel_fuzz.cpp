@@ -2,10 +2,12 @@
 // control socket (common/json_util.h over nlohmann-json): no input may crash
 // or throw, and whatever decodes must re-encode to the same bytes (records)
 // or re-parse to the same line (JSON), within the nesting limit.
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -26,6 +28,31 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     ch::Command command;
     if (ch::decode_command(data, size, command) == ch::DecodeStatus::kOk) {
         if (size != sizeof command || std::memcmp(&command, data, size) != 0) std::abort();
+    }
+    ch::UserSessions sessions;
+    if (ch::decode_user_sessions(data, size, sessions) == ch::DecodeStatus::kOk) {
+        if (size != sizeof sessions || std::memcmp(&sessions, data, size) != 0) std::abort();
+    }
+    // Whatever decodes has the type its header says.
+    std::optional<ch::RecordType> type = ch::record_type(data, size);
+    if (ch::decode_report(data, size, report) == ch::DecodeStatus::kOk &&
+        type != ch::RecordType::kReport) {
+        std::abort();
+    }
+    // The input as the entries of a record with a valid header, so the
+    // per-entry checks are reached: every accepted entry is a usable name.
+    ch::UserSessions built = ch::make_user_sessions();
+    std::memcpy(reinterpret_cast<unsigned char*>(&built) + sizeof built.header, data,
+                std::min(size, sizeof built - sizeof built.header));
+    if (ch::decode_user_sessions(&built, sizeof built, sessions) == ch::DecodeStatus::kOk) {
+        if (sessions.count < 1 || sessions.count > ch::kUsersPerRecord || sessions.pid <= 0) {
+            std::abort();
+        }
+        for (uint32_t i = 0; i < sessions.count; ++i) {
+            const ch::UserSessionCount& user = sessions.users[i];
+            if (user.name_length < 1 || user.name_length > ch::kMaxUserName) std::abort();
+            if (std::memchr(user.name, '\0', user.name_length) != nullptr) std::abort();
+        }
     }
     (void)ch::describe(ch::DecodeStatus::kBadValue);
 
