@@ -420,8 +420,12 @@ TEST_F(AccountsHttp, ProxyAuthorizationNeverForwardedOnAuthNoneListener) {
     ASSERT_TRUE(r);
     EXPECT_EQ(r->status, 200);
     EXPECT_FALSE(contains(lower(r->body), "proxy-authorization")) << r->body;
-    // And an auth = none listener wants no credentials at all.
+    // And an auth = none listener wants no credentials at all, and ignores wrong ones.
     EXPECT_EQ(get_status(port("open"), "/"), 200);
+    std::optional<HttpResponse> wrong = get(port("open"), "/headers", basic("alice", "wrong"));
+    ASSERT_TRUE(wrong);
+    EXPECT_EQ(wrong->status, 200);
+    EXPECT_FALSE(contains(lower(wrong->body), "proxy-authorization")) << wrong->body;
     // The access log of an unauthenticated request has "-" as its user.
     EXPECT_NE(access_line("-", "GET " + origin_.url("/")), "")
         << harness::read_file(access_log_path());
@@ -1333,6 +1337,41 @@ TEST_F(AccountsReload, RelativeUsersFileIsRelativeToTheCwd) {
     ASSERT_TRUE(harness::is_ok(proxy_->control_json("reload", 30s)));
     EXPECT_TRUE(
         wait_for([&] { return get_status(port(), "/", basic("bob", "hunter2")) == 200; }, 30s));
+}
+
+// The operator's own workflow: htpasswd creates and edits the users file in
+// place (-c to create, -D to delete), and a reload picks up each edit.
+TEST_F(AccountsReload, FileEditedInPlaceByHtpasswd) {
+    const std::string cost = std::to_string(harness::kDefaultBcryptCost);
+    auto htpasswd = [&](std::vector<std::string> args) {
+        args.insert(args.begin(), "htpasswd");
+        CurlResult r = harness::run_program(args, 60s);
+        EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+    };
+    ConfigBuilder c = config();
+    proxy_ = std::make_unique<ProxydInstance>(c);
+    htpasswd({"-c", "-b", "-B", "-C", cost, users_path(), "alice", "secret"});
+    ASSERT_TRUE(proxy_->start(30s));
+    EXPECT_EQ(get_status(port(), "/", basic("alice", "secret")), 200);
+    auto reload = [&] {
+        const int64_t generation = proxy_->status()["generation"].as_int();
+        EXPECT_TRUE(harness::is_ok(proxy_->control_json("reload", 30s)));
+        EXPECT_TRUE(wait_new_generation_serving(generation, 2))
+            << proxy_->control("workers").value_or("(no answer)");
+    };
+    htpasswd({"-b", "-B", "-C", cost, users_path(), "bob", "hunter2"});
+    reload();
+    EXPECT_EQ(get_status(port(), "/", basic("bob", "hunter2")), 200);
+    EXPECT_EQ(get_status(port(), "/", basic("alice", "secret")), 200);
+    htpasswd({"-D", users_path(), "alice"});
+    reload();
+    expect_407(get(port(), "/", basic("alice", "secret")), "alice deleted by htpasswd -D");
+    EXPECT_EQ(get_status(port(), "/", basic("bob", "hunter2")), 200);
+    // A new password for bob, written by htpasswd over the old line.
+    htpasswd({"-b", "-B", "-C", cost, users_path(), "bob", "changed"});
+    reload();
+    EXPECT_EQ(get_status(port(), "/", basic("bob", "changed")), 200);
+    expect_407(get(port(), "/", basic("bob", "hunter2")), "bob's old password");
 }
 
 // --- AccountsControl -------------------------------------------------------------
