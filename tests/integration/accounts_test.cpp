@@ -1117,6 +1117,14 @@ TEST_F(AccountsLimits, SessionsReturnOnEveryEnd) {
         expect_released("GET refused upstream");
     }
     {
+        RawClient client;
+        EXPECT_EQ(hex(socks_login(client, port("socks"), "alice", "secret")), hex(kAuthSucceeded));
+        ASSERT_TRUE(client.send(socks::connect_ipv4(harness::closed_port())));
+        EXPECT_EQ(hex(read_at_least(client, 10, 30s)),
+                  hex(socks::failure(socks::kConnectionRefused)));
+        expect_released("SOCKS CONNECT refused upstream");
+    }
+    {
         Tunnel t = open_tunnel(port(), auth);
         ASSERT_EQ(t.status(), 200);
         EXPECT_TRUE(echoes(*t.client, "then gone"));
@@ -1202,6 +1210,14 @@ TEST_F(AccountsLimits, HttpRequestHoldsASessionUntilItsResponseEnds) {
     std::optional<HttpResponse> other = third.read_response(30s);
     ASSERT_TRUE(other);
     EXPECT_EQ(other->status, 200);
+    // Pipelined requests on one connection are one session after another:
+    // each is admitted when the one before it has ended.
+    ASSERT_TRUE(third.send(request("/fast") + request("/fast")));
+    for (int i = 0; i < 2; ++i) {
+        std::optional<HttpResponse> pipelined = third.read_response(30s);
+        ASSERT_TRUE(pipelined) << "pipelined request " << i;
+        EXPECT_EQ(pipelined->status, 200) << "pipelined request " << i;
+    }
     EXPECT_TRUE(wait_active("alice", 0, 10s)) << users_answer();
 }
 
@@ -1424,6 +1440,15 @@ TEST_F(AccountsControl, UsersCommandListsEveryUserSortedWithCounts) {
         20s))
         << users_answer();
     EXPECT_EQ(user_row("carol")["total_sessions"].as_int(), 0) << users_answer();
+    // max_sessions = 0 is no limit, above max_sessions_per_user.
+    std::vector<Tunnel> carols;
+    for (int i = 0; i < 5; ++i) {
+        carols.push_back(open_tunnel(port(), basic("carol", "c-pass")));
+        EXPECT_EQ(carols.back().status(), 200) << "carol's tunnel " << i;
+    }
+    EXPECT_EQ(active_sessions("carol"), 5) << users_answer();
+    carols.clear();
+    EXPECT_TRUE(wait_active("carol", 0)) << users_answer();
 
     // proxyctl: a table, and the JSON line unchanged.
     const std::string sock = proxy_->control_socket_path();
@@ -1436,6 +1461,16 @@ TEST_F(AccountsControl, UsersCommandListsEveryUserSortedWithCounts) {
         harness::run_program({harness::proxyctl_bin(), "-s", sock, "--json", "users"});
     EXPECT_EQ(json.exit_code, 0) << json.err;
     EXPECT_EQ(json.out, proxy_->control("users").value_or("") + "\n");
+}
+
+// Without [auth], `users` answers an empty list.
+TEST(AccountsControlPlain, UsersWithoutAuthIsAnEmptyList) {
+    ProxydInstance proxy;
+    ASSERT_TRUE(proxy.start(30s));
+    Json answer = proxy.control_json("users");
+    EXPECT_TRUE(harness::is_ok(answer)) << proxy.control("users").value_or("(no answer)");
+    EXPECT_TRUE(answer["users"].is_array()) << proxy.control("users").value_or("(no answer)");
+    EXPECT_EQ(answer["users"].size(), 0u);
 }
 
 // Configuration errors of accounts: start and -t refuse them, naming what.
