@@ -12,7 +12,7 @@
 # bench/work/raw.tsv. Knobs (environment):
 #   BENCH_DURATION=5        seconds per wrk run
 #   BENCH_REPS=3            interleaved repetitions
-#   BENCH_PEERS="noproxy nginx proxyd tinyproxy squid privoxy"
+#   BENCH_PEERS="noproxy nginx proxyd proxyd-auth tinyproxy squid privoxy"
 #   BENCH_TUNNELS="5000 20000"
 #   BENCH_PROFILE=1         perf profile of a proxyd worker under keep-alive load
 #   BENCH_INSTALL=1         install missing Debian packages
@@ -24,7 +24,7 @@ ROOT=$(dirname "$HERE")
 W=$HERE/work
 DUR=${BENCH_DURATION:-5}
 REPS=${BENCH_REPS:-3}
-PEERS=${BENCH_PEERS:-"noproxy nginx proxyd tinyproxy squid privoxy"}
+PEERS=${BENCH_PEERS:-"noproxy nginx proxyd proxyd-auth tinyproxy squid privoxy"}
 TUNNELS=${BENCH_TUNNELS:-"5000 20000"}
 PROFILE=${BENCH_PROFILE:-1}
 INSTALL=${BENCH_INSTALL:-1}
@@ -36,7 +36,16 @@ ORIGIN_PORT=$((BASE + 0))
 ORIGIN_TLS_PORT=$((BASE + 1))
 SINK_PORT=$((BASE + 2))
 declare -A PORT=([noproxy]=$ORIGIN_PORT [nginx]=$((BASE + 10)) [proxyd]=$((BASE + 11))
-                 [tinyproxy]=$((BASE + 12)) [squid]=$((BASE + 13)) [privoxy]=$((BASE + 14)))
+                 [tinyproxy]=$((BASE + 12)) [squid]=$((BASE + 13)) [privoxy]=$((BASE + 14))
+                 [proxyd-auth]=$((BASE + 15)))
+# proxyd-auth is no process of its own: it is proxyd's second listener
+# (`auth = password`), so its CPU is the same process tree's. Its wrk runs
+# send Basic credentials with every request, and only these tests have it.
+AUTH_USER=bench
+AUTH_PASS=benchpass
+AUTH_HEADER="Basic $(printf '%s:%s' "$AUTH_USER" "$AUTH_PASS" | base64 -w0)"
+AUTH_TESTS="ka50 ka200 close50"
+NO_USERS=""   # why proxyd has no auth listener, if it has none
 declare -A PID=()        # peer -> root pid of its process tree
 declare -A BROKEN=()     # peer -> why it could not be measured at all
 declare -A NOTE=()       # peer -> remark for the report
@@ -127,6 +136,7 @@ need_install() {
     command -v curl >/dev/null || missing+=(curl)
     command -v g++ >/dev/null || missing+=(g++)
     command -v perf >/dev/null || missing+=(linux-perf)
+    command -v htpasswd >/dev/null || missing+=(apache2-utils)
     [ ${#missing[@]} -eq 0 ] && return 0
     if [ "$INSTALL" != 1 ] || [ "$(id -u)" != 0 ]; then
         log "missing packages: ${missing[*]} (run as root, or install them); going on without"
@@ -160,26 +170,29 @@ need_install() {
 # ---------------------------------------------------------------- work dir
 setup_workdir() {
     rm -rf "$W"
-    mkdir -p "$W"/{www,tls,origin,nginx,proxyd,tinyproxy,squid,privoxy,wrk,out}
+    mkdir -p "$W"/{www,tls,origin,nginx,proxyd,proxyd-auth,tinyproxy,squid,privoxy,wrk,out}
     head -c 1024 /dev/urandom >"$W/www/1k"
     head -c 65536 /dev/urandom >"$W/www/64k"
     head -c 16777216 /dev/urandom >"$W/www/16m"
     openssl req -x509 -newkey rsa:2048 -nodes -days 30 -subj /CN=127.0.0.1 \
         -keyout "$W/tls/key.pem" -out "$W/tls/cert.pem" >/dev/null 2>&1 || die "openssl req failed"
     g++ -O2 -std=c++20 -o "$W/tunnel_hold" "$HERE/tunnel_hold.cpp" || die "cannot build tunnel_hold"
-    # wrk script: absolute-form (or origin-form) path, Host header and an
-    # optional "Connection: close" come from the environment; done() prints
+    # wrk script: absolute-form (or origin-form) path, Host header, an
+    # optional "Connection: close" and an optional Proxy-Authorization
+    # (sent with every request) come from the environment; done() prints
     # one machine-readable line.
     cat >"$W/wrk/bench.lua" <<'EOF'
 wrk.method = "GET"
 wrk.path = os.getenv("BENCH_PATH")
 wrk.headers["Host"] = os.getenv("BENCH_HOST")
 if os.getenv("BENCH_CLOSE") == "1" then wrk.headers["Connection"] = "close" end
+local auth = os.getenv("BENCH_AUTH")
+if auth and auth ~= "" then wrk.headers["Proxy-Authorization"] = auth end
 function done(summary, latency, requests)
   local e = summary.errors
-  io.write(string.format("RESULT requests=%d duration_us=%d bytes=%d p50_us=%d p99_us=%d e_connect=%d e_read=%d e_write=%d e_status=%d e_timeout=%d\n",
+  io.write(string.format("RESULT requests=%d duration_us=%d bytes=%d p50_us=%d p99_us=%d max_us=%d e_connect=%d e_read=%d e_write=%d e_status=%d e_timeout=%d\n",
     summary.requests, summary.duration, summary.bytes, latency:percentile(50), latency:percentile(99),
-    e.connect, e.read, e.write, e.status, e.timeout))
+    latency.max, e.connect, e.read, e.write, e.status, e.timeout))
 end
 EOF
 }
@@ -244,6 +257,21 @@ http {
     }
 }
 EOF
+    # proxyd-auth's account, bcrypt at cost 10 as a deployment would make it.
+    # Without htpasswd proxyd runs with its plain listener only.
+    local auth_conf=""
+    if ! command -v htpasswd >/dev/null; then
+        NO_USERS="htpasswd (apache2-utils) not installed: no users file"
+    elif ! htpasswd -nbB -C 10 "$AUTH_USER" "$AUTH_PASS" >"$W/proxyd/users" 2>"$W/proxyd-auth/stderr"; then
+        NO_USERS="htpasswd failed: $(head -c 200 "$W/proxyd-auth/stderr" | tr '\n' ' ')"
+    else
+        auth_conf="[listen auth]
+address = 127.0.0.1:${PORT[proxyd-auth]}
+backlog = 4096
+auth = password
+[auth]
+users_file = $W/proxyd/users"
+    fi
     cat >"$W/proxyd/proxyd.conf" <<EOF
 [master]
 workers = 2
@@ -256,6 +284,7 @@ access_log = off
 [listen main]
 address = 127.0.0.1:${PORT[proxyd]}
 backlog = 4096
+$auth_conf
 [limits]
 max_connections = 30000
 upstream_keepalive_per_destination = 256
@@ -325,6 +354,7 @@ EOF
 start_peer() {  # start_peer NAME: starts it, sets PID[NAME], returns 1 if it fails
     local p=$1 port=${PORT[$1]}
     [ "$p" = noproxy ] && { PID[noproxy]=${PID[origin]}; return 0; }
+    [ "$p" = proxyd-auth ] && { start_auth_peer; return; }
     port_free "$port" || { BROKEN[$p]="port $port busy"; return 1; }
     case $p in
         nginx) nginx -p "$W/nginx/" -c "$W/nginx/nginx.conf" >"$W/nginx/stderr" 2>&1 & ;;
@@ -351,16 +381,48 @@ start_peer() {  # start_peer NAME: starts it, sets PID[NAME], returns 1 if it fa
     fi
     return 0
 }
+# start_auth_peer: proxyd-auth is proxyd's `auth = password` listener, so
+# proxyd is started first if it is not running. A request without
+# credentials must get 407 (else the row would measure nothing); then the
+# first contact is measured, which also fills both workers' credential
+# caches; then a request with credentials must get 200.
+start_auth_peer() {
+    local port=${PORT[proxyd-auth]} code
+    [ -n "$NO_USERS" ] && { BROKEN[proxyd-auth]=$NO_USERS; return 1; }
+    if [ -z "${PID[proxyd]:-}" ] && ! start_peer proxyd; then
+        BROKEN[proxyd-auth]="proxyd did not start: ${BROKEN[proxyd]}"
+        return 1
+    fi
+    PID[proxyd-auth]=${PID[proxyd]}
+    wait_port "$port" 5 || { BROKEN[proxyd-auth]="nothing listens on :$port"; unset 'PID[proxyd-auth]'; return 1; }
+    code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 -x "http://127.0.0.1:$port" "http://127.0.0.1:$ORIGIN_PORT/1k")
+    if [ "$code" != 407 ]; then
+        BROKEN[proxyd-auth]="a request without credentials answered $code, not 407"
+        unset 'PID[proxyd-auth]'
+        return 1
+    fi
+    run_first_contact
+    code=$(peer_curl proxyd-auth "http://127.0.0.1:$ORIGIN_PORT/1k")
+    if [ "$code" != 200 ]; then
+        BROKEN[proxyd-auth]="a request with credentials answered $code"
+        unset 'PID[proxyd-auth]'
+        return 1
+    fi
+    return 0
+}
 peer_curl() {  # peer_curl PEER URL: prints the HTTP status through PEER
     case $1 in
         noproxy) curl -s -o /dev/null -w '%{http_code}' --max-time 5 "$2" ;;
+        proxyd-auth) curl -s -o /dev/null -w '%{http_code}' --max-time 5 -U "$AUTH_USER:$AUTH_PASS" \
+                         -x "http://127.0.0.1:${PORT[$1]}" "$2" ;;
         nginx) curl -s -o /dev/null -w '%{http_code}' --max-time 5 "http://127.0.0.1:${PORT[nginx]}/${2##*/}" ;;
         *) curl -s -o /dev/null -w '%{http_code}' --max-time 5 -x "http://127.0.0.1:${PORT[$1]}" "$2" ;;
     esac
 }
 stop_peer() {
     local p=$1 root=${PID[$1]:-} i c
-    [ -z "$root" ] || [ "$p" = noproxy ] && { unset 'PID[$p]'; return 0; }
+    # proxyd-auth's process is proxyd's: stopping proxyd stops it
+    [ -z "$root" ] || [ "$p" = noproxy ] || [ "$p" = proxyd-auth ] && { unset 'PID[$p]'; return 0; }
     local all
     all=$(tree_pids "$root")
     kill -TERM "$root" 2>/dev/null
@@ -373,7 +435,7 @@ stop_peer() {
 
 version_of() {
     case $1 in
-        proxyd) "$PROXYD" -v 2>&1 | head -1 ;;
+        proxyd|proxyd-auth) "$PROXYD" -v 2>&1 | head -1 ;;
         nginx|noproxy) nginx -v 2>&1 | sed 's/.*version: //' ;;
         tinyproxy) tinyproxy -v 2>&1 | head -1 ;;
         squid) squid -v 2>&1 | head -1 | sed 's/Squid Cache: //' ;;
@@ -410,27 +472,38 @@ spread() {  # spread BEFORE_FILE AFTER_FILE COLUMN
         END { if (n && s > 0) printf "%.2f", m / (s / n); else print "nan" }' "$1" "$2"
 }
 
-# run_wrk TEST PEER REP CONNS PATH CLOSE
+# run_wrk TEST PEER REP CONNS PATH CLOSE [SECONDS]
 run_wrk() {
-    local test=$1 peer=$2 rep=$3 conns=$4 file=$5 close=$6
-    local port=${PORT[$peer]} path host
+    local test=$1 peer=$2 rep=$3 conns=$4 file=$5 close=$6 dur=${7:-$DUR}
+    local port=${PORT[$peer]} path host auth=""
+    [ "$peer" = proxyd-auth ] && auth=$AUTH_HEADER
     if [ "$peer" = noproxy ] || [ "$peer" = nginx ]; then
         path=/$file; host=127.0.0.1:$port
     else
         path=http://127.0.0.1:$ORIGIN_PORT/$file; host=127.0.0.1:$ORIGIN_PORT
     fi
     local root=${PID[$peer]} out=$W/out/$test.$peer.$rep.txt
-    local oa0 ao0 t0 oa1 ao1 t1
-    if [ "$peer" = proxyd ]; then proxyd_workers >"$W/out/w0"; worker_ticks >"$W/out/t0"; fi
+    local oa0 ao0 t0 oa1 ao1 t1 log0=0
+    [ "$peer" = proxyd-auth ] && log0=$(wc -l <"$W/proxyd/error.log" 2>/dev/null || echo 0)
+    local is_proxyd=0
+    case $peer in proxyd|proxyd-auth) is_proxyd=1 ;; esac
+    if [ $is_proxyd = 1 ]; then proxyd_workers >"$W/out/w0"; worker_ticks >"$W/out/t0"; fi
     oa0=$(origin_accepts); ao0=$(tcp_active_opens); t0=$(cpu_ticks "$root")
-    BENCH_PATH=$path BENCH_HOST=$host BENCH_CLOSE=$close \
-        timeout $((DUR + 30)) wrk -t2 -c"$conns" -d"${DUR}s" --timeout 5s -s "$W/wrk/bench.lua" \
+    BENCH_PATH=$path BENCH_HOST=$host BENCH_CLOSE=$close BENCH_AUTH=$auth \
+        timeout $((dur + 30)) wrk -t2 -c"$conns" -d"${dur}s" --timeout 5s -s "$W/wrk/bench.lua" \
         "http://127.0.0.1:$port" >"$out" 2>&1
     t1=$(cpu_ticks "$root"); ao1=$(tcp_active_opens); oa1=$(origin_accepts)
     local extra=""
-    if [ "$peer" = proxyd ]; then
+    if [ $is_proxyd = 1 ]; then
         proxyd_workers >"$W/out/w1"; worker_ticks >"$W/out/t1"
         extra="spread_req=$(spread "$W/out/w0" "$W/out/w1" 2) spread_sessions=$(spread "$W/out/w0" "$W/out/w1" 3) spread_cpu=$(spread "$W/out/t0" "$W/out/t1" 2)"
+    fi
+    # proxyd logs each refused authentication: which refusals this run got
+    if [ "$peer" = proxyd-auth ]; then
+        extra="$extra $(tail -n +$((log0 + 1)) "$W/proxyd/error.log" 2>/dev/null | awk '
+            /authentication refused .*too many attempts pending/ { busy++ }
+            /authentication failed/ { failed++ }
+            END { printf "refused_429=%d refused_407=%d", busy, failed }')"
     fi
     local res
     res=$(grep '^RESULT' "$out" | tail -1)
@@ -448,13 +521,24 @@ run_wrk() {
         cpu_us = t * 1e6 / hz
         up = oa - 2; if (up < 0) up = 0; cl = ao - oa; if (cl < 0) cl = 0
         if (peer == "noproxy") { cl = up; up = 0 }
-        printf "rps=%.0f p50_ms=%.3f p99_ms=%.3f cpu_us_req=%.1f mbps=%.1f cpu_ms_100mb=%.1f errors=%d non2xx=%d client_conn_per_req=%.3f upstream_conn_per_req=%.3f requests=%d",
-            req / dur, v["p50_us"] / 1000, v["p99_us"] / 1000, req ? cpu_us / req : 0,
+        printf "rps=%.0f p50_ms=%.3f p99_ms=%.3f max_ms=%.3f cpu_us_req=%.1f mbps=%.1f cpu_ms_100mb=%.1f errors=%d non2xx=%d client_conn_per_req=%.3f upstream_conn_per_req=%.3f requests=%d",
+            req / dur, v["p50_us"] / 1000, v["p99_us"] / 1000, v["max_us"] / 1000, req ? cpu_us / req : 0,
             v["bytes"] / dur / 1e6, v["bytes"] ? cpu_us / 1000 / (v["bytes"] / 1e8) : 0,
             v["e_connect"] + v["e_read"] + v["e_write"] + v["e_timeout"], v["e_status"],
             req ? cl / req : 0, req ? up / req : 0, req }')
     printf '%s\t%s\t%s\t%s %s\n' "$test" "$peer" "$rep" "$line" "$extra" >>"$RAW"
     log "$test $peer #$rep: $line $extra"
+}
+
+# run_first_contact: 50 keep-alive clients of one account arrive at once on
+# proxyd-auth's cold credential caches (the first request of each needs a
+# bcrypt hash on its worker). Measured once, for FIRST_CONTACT_S seconds
+# whatever BENCH_DURATION is, and it leaves both workers' caches filled for
+# the measured rows.
+FIRST_CONTACT_S=5
+run_first_contact() {
+    run_wrk first50 proxyd-auth 1 50 1k 0 "$FIRST_CONTACT_S"
+    sleep 0.5
 }
 
 # run_connect PEER REP: P parallel tunnels, each K sequential 16 MiB TLS downloads
@@ -575,8 +659,10 @@ main() {
 
     local p active=()
     for p in $PEERS; do
-        command -v "$p" >/dev/null || [ "$p" = noproxy ] || [ "$p" = proxyd ] || [ -x "/usr/sbin/$p" ] ||
-            { BROKEN[$p]="not installed"; continue; }
+        [ -n "${PORT[$p]:-}" ] || { BROKEN[$p]="unknown peer"; continue; }
+        case $p in noproxy|proxyd|proxyd-auth) ;; *)
+            command -v "$p" >/dev/null || [ -x "/usr/sbin/$p" ] || { BROKEN[$p]="not installed"; continue; } ;;
+        esac
         if start_peer "$p"; then active+=("$p"); log "$p up on :${PORT[$p]} (pid ${PID[$p]})"
         else log "$p: ${BROKEN[$p]}"; fi
     done
@@ -586,17 +672,22 @@ main() {
     for test in "ka50 50 1k 0" "ka200 200 1k 0" "close50 50 1k 1" "get16m 4 16m 0"; do
         set -- $test
         for ((rep = 1; rep <= REPS; rep++)); do
-            for p in "${active[@]}"; do run_wrk "$1" "$p" "$rep" "$2" "$3" "$4"; sleep 0.5; done
+            for p in "${active[@]}"; do
+                [ "$p" = proxyd-auth ] && [[ " $AUTH_TESTS " != *" $1 "* ]] && continue
+                run_wrk "$1" "$p" "$rep" "$2" "$3" "$4"; sleep 0.5
+            done
         done
     done
     for ((rep = 1; rep <= REPS; rep++)); do
         for p in "${active[@]}"; do
-            [ "$p" = nginx ] && continue   # a reverse proxy has no CONNECT
+            # a reverse proxy has no CONNECT; proxyd-auth has the throughput rows only
+            [ "$p" = nginx ] || [ "$p" = proxyd-auth ] && continue
             run_connect "$p" "$rep"; sleep 0.5
         done
     done
     if [ "$PROFILE" = 1 ] && [ -n "${PID[proxyd]:-}" ]; then run_profile; fi
     for p in "${active[@]}"; do stop_peer "$p"; done
+    stop_peer proxyd   # started for proxyd-auth alone
 
     # Memory per idle tunnel: each proxy fresh for each count. A one-process
     # proxy needs 2 fds per tunnel; when the hard RLIMIT_NOFILE (which root
@@ -613,7 +704,7 @@ main() {
         case " $counts " in *" $n "*) ;; *) counts="$counts $n" ;; esac
     done
     for p in "${active[@]}"; do
-        [ "$p" = nginx ] || [ "$p" = noproxy ] && continue
+        case $p in nginx|noproxy|proxyd-auth) continue ;; esac
         for n in $counts; do
             if start_peer "$p"; then run_tunnels "$p" "$n"; stop_peer "$p"; fi
         done
@@ -621,7 +712,7 @@ main() {
 
     ELAPSED=$(($(date +%s) - STARTED_AT))
     # what report.sh needs when re-run alone on this work dir
-    { declare -p BROKEN NOTE | sed 's/^declare -A/declare -gA/'; echo "ELAPSED=$ELAPSED REPS=$REPS DUR=$DUR BENCH_PORT_BASE=$BASE"
+    { declare -p BROKEN NOTE | sed 's/^declare -A/declare -gA/'; echo "ELAPSED=$ELAPSED REPS=$REPS DUR=$DUR BENCH_PORT_BASE=$BASE FIRST_CONTACT_S=$FIRST_CONTACT_S"
       echo "LOAD_START='$LOAD_START' LOAD_END='$(cut -d" " -f1-3 /proc/loadavg)'"; } >"$W/meta.sh"
     report
     chart

@@ -386,13 +386,35 @@ SharedTable::~SharedTable() {
 
 // ---- leases ---------------------------------------------------------------------
 
+namespace {
+
+// getpid() is a system call every time (glibc no longer caches it) and a
+// lease is taken and given back per request. The pid only changes across
+// fork(), so it is cached, and each child refreshes it in a pthread_atfork()
+// handler before any of its code runs.
+pid_t cached_pid = 0;
+
+void refresh_cached_pid() {
+    cached_pid = ::getpid();
+}
+
+pid_t current_pid() {
+    static const bool registered = [] {
+        refresh_cached_pid();
+        return pthread_atfork(nullptr, nullptr, refresh_cached_pid) == 0;
+    }();
+    return registered ? cached_pid : ::getpid();
+}
+
+}  // namespace
+
 SharedTable::Lease SharedTable::acquire(std::string_view key, uint32_t limit) {
     Region* r = region_;
     if (!valid_key(key)) {
         bump(r->refused_bad_key);
         return Lease(Refusal::kBadKey);
     }
-    const pid_t me = ::getpid();
+    const pid_t me = current_pid();
     const int64_t now = now_();
     const uint32_t hash = hash_key(r->seed, key);
     Locked lock(r);
@@ -452,7 +474,7 @@ SharedTable::Lease SharedTable::acquire(std::string_view key, uint32_t limit) {
 
 void SharedTable::release(int32_t g, uint32_t serial) noexcept {
     Region* r = region_;
-    const pid_t me = ::getpid();
+    const pid_t me = current_pid();
     Locked lock(r);
     if (!lock) return;
     Holding& h = holding_rows(r)[g];

@@ -38,44 +38,63 @@ Refusal auth_refusal(std::string why) {
 // ---------------------------------------------------------------- cache
 
 CredentialCache::CredentialCache(size_t capacity, Clock::duration lifetime)
-    : capacity_(capacity), lifetime_(lifetime) {
+    : capacity_(capacity),
+      lifetime_(lifetime),
+      sha256_(EVP_MD_fetch(nullptr, "SHA256", nullptr)),
+      context_(EVP_MD_CTX_new()) {
     // Without randomness the digests would still be salted per name; the
     // salt only keeps them from matching a digest computed elsewhere.
     if (RAND_bytes(salt_.data(), static_cast<int>(salt_.size())) != 1) salt_.fill(0);
 }
 
+CredentialCache::~CredentialCache() {
+    EVP_MD_CTX_free(context_);
+    EVP_MD_free(sha256_);
+}
+
+// Without the algorithm (out of memory) every digest is all zeros and
+// unique to nothing: holds() then never matches a remembered one, since
+// remember() is skipped for it.
 CredentialCache::Digest CredentialCache::digest(std::string_view name,
                                                 std::string_view password) const {
-    std::string input(reinterpret_cast<const char*>(salt_.data()), salt_.size());
-    input.append(name).push_back('\0');
-    input.append(password);
-    Digest out;
-    SHA256(reinterpret_cast<const unsigned char*>(input.data()), input.size(), out.data());
-    OPENSSL_cleanse(input.data(), input.size());
+    Digest out{};
+    unsigned int length = 0;
+    bool ok = sha256_ != nullptr && context_ != nullptr &&
+              EVP_DigestInit_ex2(context_, sha256_, nullptr) == 1 &&
+              EVP_DigestUpdate(context_, salt_.data(), salt_.size()) == 1 &&
+              EVP_DigestUpdate(context_, name.data(), name.size()) == 1 &&
+              EVP_DigestUpdate(context_, "", 1) == 1 &&
+              EVP_DigestUpdate(context_, password.data(), password.size()) == 1 &&
+              EVP_DigestFinal_ex(context_, out.data(), &length) == 1 && length == out.size();
+    if (!ok) out.fill(0);
     return out;
 }
 
 bool CredentialCache::holds(std::string_view name, const Digest& digest, Clock::time_point now) {
     auto it = entries_.find(std::string(name));
     if (it == entries_.end()) return false;
-    if (it->second.expires <= now) {
+    Entry& entry = it->second;
+    if (entry.expires <= now) {
         forget(it);
         return false;
     }
-    return CRYPTO_memcmp(it->second.digest.data(), digest.data(), digest.size()) == 0;
+    if (CRYPTO_memcmp(entry.digest.data(), digest.data(), digest.size()) != 0) return false;
+    entry.expires = now + lifetime_;
+    by_use_.splice(by_use_.end(), by_use_, entry.age);
+    return true;
 }
 
 void CredentialCache::remember(std::string_view name, const Digest& digest, Clock::time_point now) {
     auto it = entries_.find(std::string(name));
     if (it != entries_.end()) forget(it);
-    if (capacity_ == 0) return;
-    while (entries_.size() >= capacity_) forget(entries_.find(oldest_.front()));
-    oldest_.emplace_back(name);
-    entries_.emplace(std::string(name), Entry{digest, now + lifetime_, std::prev(oldest_.end())});
+    if (capacity_ == 0 || digest == Digest{}) return;
+    while (entries_.size() >= capacity_) forget(entries_.find(by_use_.front()));
+    by_use_.emplace_back(name);
+    entries_.emplace(std::string(name), Entry{digest, now + lifetime_, std::prev(by_use_.end())});
 }
 
-void CredentialCache::forget(std::unordered_map<std::string, Entry>::iterator it) {
-    oldest_.erase(it->second.age);
+void CredentialCache::forget(Entries::iterator it) {
+    by_use_.erase(it->second.age);
     entries_.erase(it);
 }
 
@@ -114,46 +133,92 @@ uint64_t Authenticator::check(std::string_view user_field, std::string_view pass
         done(AuthOutcome{std::nullopt, auth_refusal("wrong user name or password")});
         return 0;
     }
+    std::string key = account.name;
+    key.push_back('\0');
+    key.append(reinterpret_cast<const char*>(digest.data()), digest.size());
+    if (in_flight_.count(key)) {
+        return wait_for(key, std::move(account), client.to_string(), std::move(done));
+    }
+    InFlight& flight = in_flight_[key];
+    flight.known_user = known;
+    flight.digest = digest;
     // An unknown name is checked against another user's hash, and refused
     // whatever the verdict: it takes as long as a known one.
     const std::string& hash = known ? user->second.hash : users.begin()->second.hash;
-    std::string text = client.to_string();
-    return verifier_.verify(
+    flight.verifier_ticket = verifier_.verify(
         client.host_string(), hash, std::string(password),
-        [this, account = std::move(account), known, digest, text = std::move(text),
-         done = std::move(done)](PasswordVerifier::Verdict verdict) {
-            on_verdict(verdict, account, known, digest, text, done);
-        });
+        [this, key](PasswordVerifier::Verdict verdict) { on_verdict(key, verdict); });
+    if (flight.verifier_ticket == 0) {  // out of memory: no answer would come
+        in_flight_.erase(key);
+        done(AuthOutcome{std::nullopt,
+                         make_refusal(RefusalCause::kInternal, "cannot verify passwords")});
+        return 0;
+    }
+    return wait_for(key, std::move(account), client.to_string(), std::move(done));
 }
 
-void Authenticator::on_verdict(PasswordVerifier::Verdict verdict, Account account, bool known_user,
-                               const CredentialCache::Digest& digest,
-                               const std::string& client_text, const Callback& done) {
+uint64_t Authenticator::wait_for(const std::string& key, Account account, std::string client_text,
+                                 Callback done) {
+    uint64_t id = next_waiter_++;
+    in_flight_[key].waiters.push_back(
+        Waiter{id, std::move(account), std::move(client_text), std::move(done)});
+    waiting_.emplace(id, key);
+    return id;
+}
+
+// Every check waiting on this hash gets the verdict. The entry leaves the
+// map first: a callback may start another check of the same credentials.
+void Authenticator::on_verdict(const std::string& key, PasswordVerifier::Verdict verdict) {
+    auto found = in_flight_.find(key);
+    if (found == in_flight_.end()) return;
+    InFlight flight = std::move(found->second);
+    in_flight_.erase(found);
+    for (const Waiter& waiter : flight.waiters) waiting_.erase(waiter.id);
+
     using Verdict = PasswordVerifier::Verdict;
-    if (verdict == Verdict::kMatch && known_user) {
-        cache_.remember(account.name, digest, CredentialCache::Clock::now());
-        done(AuthOutcome{std::move(account), std::nullopt});
-        return;
+    const bool matched = verdict == Verdict::kMatch && flight.known_user;
+    if (matched && !flight.waiters.empty()) {
+        cache_.remember(flight.waiters.front().account.name, flight.digest,
+                        CredentialCache::Clock::now());
     }
+    std::optional<Refusal> refusal;
     if (verdict == Verdict::kBusy || verdict == Verdict::kTimeout) {
-        const char* why = verdict == Verdict::kBusy
-                              ? "too many authentications pending from this client"
-                              : "the password check waited too long (the proxy is busy)";
-        LOG_WARN("authentication refused for user \"%s\" from %s: %s", account.name.c_str(),
-                 client_text.c_str(), why);
-        done(AuthOutcome{std::nullopt, make_refusal(RefusalCause::kAuthBusy, why)});
-        return;
+        refusal = make_refusal(RefusalCause::kAuthBusy,
+                               verdict == Verdict::kBusy
+                                   ? "too many authentications pending from this client"
+                                   : "the password check waited too long (the proxy is busy)");
+    } else if (!matched) {
+        refusal = auth_refusal("wrong user name or password");
     }
     const char* why = verdict == Verdict::kError ? "verification failed"
-                      : known_user               ? "wrong password"
+                      : flight.known_user        ? "wrong password"
                                                  : "no such user";
-    LOG_WARN("authentication failed for user \"%s\" from %s: %s", account.name.c_str(),
-             client_text.c_str(), why);
-    done(AuthOutcome{std::nullopt, auth_refusal("wrong user name or password")});
+    for (Waiter& waiter : flight.waiters) {
+        if (refusal) {
+            LOG_WARN("authentication failed for user \"%s\" from %s: %s",
+                     waiter.account.name.c_str(), waiter.client_text.c_str(),
+                     refusal->cause == RefusalCause::kAuthBusy ? refusal->detail.c_str() : why);
+            waiter.done(AuthOutcome{std::nullopt, refusal});
+        } else {
+            waiter.done(AuthOutcome{std::move(waiter.account), std::nullopt});
+        }
+    }
 }
 
+// The last waiter gone: the hash is not needed any more.
 void Authenticator::cancel(uint64_t ticket) {
-    if (ticket != 0) verifier_.cancel(ticket);
+    auto waiting = waiting_.find(ticket);
+    if (waiting == waiting_.end()) return;
+    std::string key = std::move(waiting->second);
+    waiting_.erase(waiting);
+    auto flight = in_flight_.find(key);
+    if (flight == in_flight_.end()) return;
+    auto& waiters = flight->second.waiters;
+    std::erase_if(waiters, [ticket](const Waiter& w) { return w.id == ticket; });
+    if (waiters.empty()) {
+        verifier_.cancel(flight->second.verifier_ticket);
+        in_flight_.erase(flight);
+    }
 }
 
 }  // namespace worker

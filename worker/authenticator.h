@@ -24,6 +24,7 @@
 #pragma once
 
 #include <event2/event.h>
+#include <openssl/evp.h>
 
 #include <array>
 #include <chrono>
@@ -34,6 +35,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <vector>
 
 #include "common/address.h"
 #include "common/config.h"
@@ -43,17 +45,24 @@
 namespace worker {
 
 // Verified credentials per account name: a salted digest of the password and
-// when it stops counting. Bounded; the oldest entry goes first.
+// when it stops counting: `lifetime` after its last use. Bounded; the entry
+// used longest ago goes first.
 class CredentialCache {
   public:
     using Digest = std::array<unsigned char, 32>;
     using Clock = std::chrono::steady_clock;
 
     CredentialCache(size_t capacity, Clock::duration lifetime);
+    ~CredentialCache();
+    CredentialCache(const CredentialCache&) = delete;
+    CredentialCache& operator=(const CredentialCache&) = delete;
 
     // The salted digest of `password` for `name` (the salt is this cache's).
+    // Computed for every request of an authenticated client, so the digest
+    // algorithm is fetched once, not per call.
     Digest digest(std::string_view name, std::string_view password) const;
-    // True when `name` was verified with this digest within the lifetime.
+    // True when `name` was verified with this digest within the lifetime;
+    // a hit counts as a use.
     bool holds(std::string_view name, const Digest& digest, Clock::time_point now);
     void remember(std::string_view name, const Digest& digest, Clock::time_point now);
     size_t size() const { return entries_.size(); }
@@ -62,15 +71,18 @@ class CredentialCache {
     struct Entry {
         Digest digest;
         Clock::time_point expires;
-        std::list<std::string>::iterator age;  // position in oldest_
+        std::list<std::string>::iterator age;  // position in by_use_
     };
-    void forget(std::unordered_map<std::string, Entry>::iterator it);
+    using Entries = std::unordered_map<std::string, Entry>;
+    void forget(Entries::iterator it);
 
     size_t capacity_;
     Clock::duration lifetime_;
     std::array<unsigned char, 32> salt_;
-    std::unordered_map<std::string, Entry> entries_;
-    std::list<std::string> oldest_;  // names, oldest first
+    EVP_MD* sha256_ = nullptr;
+    EVP_MD_CTX* context_ = nullptr;
+    Entries entries_;
+    std::list<std::string> by_use_;  // names, used longest ago first
 };
 
 // An authenticated client: the account and the parameters its user field
@@ -100,15 +112,36 @@ class Authenticator {
     void cancel(uint64_t ticket);
 
     bool ok() const { return verifier_.ok(); }
+    // Distinct credentials being hashed now.
+    size_t hashes_in_flight() const { return in_flight_.size(); }
 
   private:
-    void on_verdict(PasswordVerifier::Verdict verdict, Account account, bool known_user,
-                    const CredentialCache::Digest& digest, const std::string& client_text,
-                    const Callback& done);
+    // Checks of the same name and password in flight share one hash: a
+    // client opening 50 connections at once with credentials not cached yet
+    // costs one bcrypt, not 50 queued behind each other.
+    struct Waiter {
+        uint64_t id;
+        Account account;  // its own parameters (session ID, ttl)
+        std::string client_text;
+        Callback done;
+    };
+    struct InFlight {
+        uint64_t verifier_ticket = 0;
+        bool known_user = false;
+        CredentialCache::Digest digest;
+        std::vector<Waiter> waiters;
+    };
+
+    uint64_t wait_for(const std::string& key, Account account, std::string client_text,
+                      Callback done);
+    void on_verdict(const std::string& key, PasswordVerifier::Verdict verdict);
 
     const common::Config& config_;
     PasswordVerifier verifier_;
     CredentialCache cache_;
+    std::unordered_map<std::string, InFlight> in_flight_;  // by name and digest
+    std::unordered_map<uint64_t, std::string> waiting_;    // waiter id -> its key
+    uint64_t next_waiter_ = 1;
 };
 
 // The refusal a failed authentication gets: 407 with `why` in its body.

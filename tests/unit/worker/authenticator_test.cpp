@@ -6,8 +6,10 @@
 #include <event2/event.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "common/libevent_handles.h"
 #include "common/shared_table.h"
@@ -24,33 +26,38 @@ constexpr const char* kBobHash =
     "$6$pLwPxCPKLRzFBDl7$4OPyuCHmEpoluP8/Hh45aokt1qrt8BH5gKtAXDS3zu/"
     "lhni.sDpPqCKPVncM5KB3RdZ9oMCeW3sbWBEVNZITh/";
 
-TEST(CredentialCache, HoldsWhatWasVerifiedForItsLifetime) {
+TEST(CredentialCache, HoldsWhatWasVerifiedUntilUnusedForItsLifetime) {
     CredentialCache cache(4, 10min);
     auto now = CredentialCache::Clock::now();
     auto right = cache.digest("alice", "secret");
+    EXPECT_EQ(right, cache.digest("alice", "secret"));
     EXPECT_FALSE(cache.holds("alice", right, now));
     cache.remember("alice", right, now);
     EXPECT_TRUE(cache.holds("alice", right, now + 9min));
     EXPECT_FALSE(cache.holds("alice", cache.digest("alice", "Secret"), now));
     // The digest is per name: bob with alice's password is another digest.
     EXPECT_FALSE(cache.holds("bob", cache.digest("alice", "secret"), now));
-    EXPECT_FALSE(cache.holds("alice", right, now + 10min));  // expired, and dropped
+    // The use at +9 min renewed it: it lasts until +19 min unused.
+    EXPECT_TRUE(cache.holds("alice", right, now + 18min));
+    EXPECT_FALSE(cache.holds("alice", right, now + 29min));  // expired, and dropped
     EXPECT_EQ(cache.size(), 0u);
 }
 
-TEST(CredentialCache, IsBoundedOldestFirst) {
+TEST(CredentialCache, IsBoundedLeastRecentlyUsedFirst) {
     CredentialCache cache(2, 10min);
     auto now = CredentialCache::Clock::now();
     for (const char* name : {"a", "b", "c"}) cache.remember(name, cache.digest(name, "pw"), now);
     EXPECT_EQ(cache.size(), 2u);
     EXPECT_FALSE(cache.holds("a", cache.digest("a", "pw"), now));
-    EXPECT_TRUE(cache.holds("b", cache.digest("b", "pw"), now));
     EXPECT_TRUE(cache.holds("c", cache.digest("c", "pw"), now));
-    // Remembering a name again renews it instead of adding a second entry.
-    cache.remember("b", cache.digest("b", "pw"), now);
+    EXPECT_TRUE(cache.holds("b", cache.digest("b", "pw"), now));  // b used last
     cache.remember("d", cache.digest("d", "pw"), now);
     EXPECT_TRUE(cache.holds("b", cache.digest("b", "pw"), now));
     EXPECT_FALSE(cache.holds("c", cache.digest("c", "pw"), now));
+    // Remembering a name again replaces its entry instead of adding one.
+    cache.remember("b", cache.digest("b", "pw2"), now);
+    EXPECT_EQ(cache.size(), 2u);
+    EXPECT_FALSE(cache.holds("b", cache.digest("b", "pw"), now));
 }
 
 class AuthenticatorTest : public ::testing::Test {
@@ -133,12 +140,43 @@ TEST_F(AuthenticatorTest, UserFieldParametersAuthenticateAsTheName) {
     EXPECT_NE(malformed.outcome->refusal->detail.find("ttl"), std::string::npos);
 }
 
+// Many requests with credentials not cached yet share one hash.
+TEST_F(AuthenticatorTest, SameCredentialsInFlightShareOneHash) {
+    std::vector<std::optional<AuthOutcome>> outcomes(20);
+    for (size_t i = 0; i < outcomes.size(); ++i) {
+        std::string user = "alice-session-s" + std::to_string(i);
+        authenticator_->check(user, "secret", client_, [&outcomes, i](AuthOutcome&& outcome) {
+            outcomes[i] = std::move(outcome);
+        });
+    }
+    std::optional<AuthOutcome> wrong;
+    authenticator_->check("alice", "guess", client_,
+                          [&](AuthOutcome&& outcome) { wrong = std::move(outcome); });
+    EXPECT_EQ(authenticator_->hashes_in_flight(), 2u);  // the right password, and the guess
+    timeval limit{5, 0};
+    event_base_loopexit(base_.get(), &limit);
+    auto all = [&] {
+        return wrong && std::all_of(outcomes.begin(), outcomes.end(),
+                                    [](const auto& o) { return o.has_value(); });
+    };
+    while (!all() && event_base_loop(base_.get(), EVLOOP_ONCE) == 0) {
+    }
+    ASSERT_TRUE(all());
+    for (size_t i = 0; i < outcomes.size(); ++i) {
+        ASSERT_TRUE(outcomes[i]->account) << i;
+        EXPECT_EQ(outcomes[i]->account->session_id, "s" + std::to_string(i));  // each its own
+    }
+    EXPECT_TRUE(wrong->refusal);
+    EXPECT_EQ(authenticator_->hashes_in_flight(), 0u);
+}
+
 TEST_F(AuthenticatorTest, CancelledCheckNeverAnswers) {
     bool called = false;
     uint64_t ticket =
         authenticator_->check("alice", "wrong", client_, [&](AuthOutcome&&) { called = true; });
     ASSERT_NE(ticket, 0u);
     authenticator_->cancel(ticket);
+    EXPECT_EQ(authenticator_->hashes_in_flight(), 0u);  // its hash is not needed any more
     timeval wait{0, 300000};
     event_base_loopexit(base_.get(), &wait);
     event_base_dispatch(base_.get());
