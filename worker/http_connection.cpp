@@ -173,6 +173,7 @@ void HttpConnection::on_exchange_tunnel(common::BufferEventPtr upstream, Exchang
     state_ = State::kTunnel;
     event_del(request_timer_.get());
     retire_exchange();
+    known_credentials_.reset();  // no request follows a tunnel
     tunnel_ = OpenTunnel::start(context_, std::move(client_), std::move(upstream),
                                 std::move(record), std::move(admission), [this] { close(); });
 }
@@ -188,6 +189,12 @@ void HttpConnection::on_exchange_complete() {
         return;
     }
     reset_for_next_request();
+}
+
+void HttpConnection::remember_credentials(std::string field, const Account& account) {
+    if (!known_credentials_) known_credentials_ = std::make_unique<KnownCredentials>();
+    known_credentials_->field = std::move(field);
+    known_credentials_->account = account;
 }
 
 void HttpConnection::on_exchange_refused(const Refusal& refusal, bool close_after) {

@@ -54,6 +54,8 @@ class HttpConnection final : public ClientSession, public HttpExchange::Owner {
     void on_exchange_refused(const Refusal& refusal, bool close) override;
     void on_exchange_aborted() override;
     void on_exchange_lost_client() override;
+    const KnownCredentials* known_credentials() const override { return known_credentials_.get(); }
+    void remember_credentials(std::string field, const Account& account) override;
 
     void on_close() override;
     void read_request_head();
@@ -82,6 +84,8 @@ class HttpConnection final : public ClientSession, public HttpExchange::Owner {
     common::EventPtr linger_timer_;  // the lingering close's limit, made when it begins
     std::unique_ptr<HttpExchange> exchange_;
     std::unique_ptr<OpenTunnel> tunnel_;  // kTunnel
+    // Only on authenticated connections: a pointer's weight on the others.
+    std::unique_ptr<KnownCredentials> known_credentials_;
     State state_ = State::kReadingHead;
     bool first_request_ = true;
     bool timer_is_idle_ = false;

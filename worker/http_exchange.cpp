@@ -156,6 +156,12 @@ void HttpExchange::read_credentials(const http::RequestHead& head) {
         field = &head.headers[i];
     }
     if (field == nullptr) return;
+    const KnownCredentials* known = owner_.known_credentials();
+    if (known != nullptr && known->field == field->value) {
+        intent_.account = known->account;
+        return;
+    }
+    credentials_field_ = field->value;
     std::string error;
     auto credentials = common::accounts::parse_basic_credentials(field->value, error);
     if (!credentials) {
@@ -223,6 +229,9 @@ void HttpExchange::on_pipeline_done(PipelineResult&& result) {
         return;
     }
     admission_ = std::move(result.admission);
+    if (!credentials_field_.empty() && admission_.account) {
+        owner_.remember_credentials(std::move(credentials_field_), *admission_.account);
+    }
     record_.route = result.route.name();
     pool_key_ = pool_key(intent_, result.route);
     upstream_ = std::move(result.upstream);

@@ -42,6 +42,14 @@ inline size_t input_length(bufferevent* bev) {
     return evbuffer_get_length(bufferevent_get_input(bev));
 }
 
+// What a keep-alive connection last authenticated with: a request carrying
+// the same Proxy-Authorization bytes is that account again, without
+// decoding them, hashing them for the cache, or looking them up.
+struct KnownCredentials {
+    std::string field;  // the Proxy-Authorization value, as received
+    Account account;
+};
+
 class HttpExchange final : public Deferrable {
   public:
     // The connection, as an exchange sees it.
@@ -64,6 +72,10 @@ class HttpExchange final : public Deferrable {
         virtual void on_exchange_aborted() = 0;
         // The client is gone: close now.
         virtual void on_exchange_lost_client() = 0;
+        // The credentials this connection last authenticated with; null
+        // before the first.
+        virtual const KnownCredentials* known_credentials() const = 0;
+        virtual void remember_credentials(std::string field, const Account& account) = 0;
 
       protected:
         ~Owner() = default;
@@ -137,6 +149,9 @@ class HttpExchange final : public Deferrable {
     ExchangeRecord record_;
     Intent intent_;
     bool connect_ = false;
+    // The Proxy-Authorization value, kept until the pipeline authenticated
+    // it, for known_credentials(); empty when it matched them already.
+    std::string credentials_field_;
     bool client_keep_alive_ = false;
     std::string upstream_head_;  // kept until the first response byte, for a retry
     bool reused_upstream_ = false;
