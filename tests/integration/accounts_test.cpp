@@ -496,6 +496,54 @@ TEST_F(AccountsHttp, RefusedConnectClosesAndRefusedGetMayKeepAlive) {
     }
 }
 
+// Every request on a keep-alive connection carries its own credentials: one
+// that authenticated earlier lends nothing to a later one without them, with
+// wrong ones, or with another user's.
+TEST_F(AccountsHttp, KeepAliveConnectionChecksEveryRequest) {
+    UsersFile users = alice_only();
+    ASSERT_TRUE(users.add("bob", "hunter2"));
+    ConfigBuilder c = config();
+    c.set("user bob", "max_sessions", "1");
+    ASSERT_TRUE(start(c, users));
+    RawClient client;
+    ASSERT_TRUE(client.connect(port()));
+    auto exchange = [&](const std::string& path, const std::string& credentials) {
+        std::optional<HttpResponse> r;
+        if (client.send(get_request(path, credentials))) r = client.read_response(30s);
+        return r;
+    };
+    auto still_open = [&](const std::optional<HttpResponse>& r) {
+        return r && !contains(lower(r->header("Connection").value_or("")), "close");
+    };
+    std::optional<HttpResponse> first = exchange("/1", basic("alice", "secret"));
+    ASSERT_TRUE(first);
+    ASSERT_EQ(first->status, 200);
+    ASSERT_TRUE(still_open(first));
+    std::optional<HttpResponse> bare = exchange("/2", "");
+    expect_407(bare, "no credentials after an authenticated request");
+    if (!still_open(bare)) {
+        client.close();
+        ASSERT_TRUE(client.connect(port()));
+    }
+    std::optional<HttpResponse> wrong = exchange("/3", basic("alice", "wrong"));
+    expect_407(wrong, "wrong password after an authenticated request");
+    if (!still_open(wrong)) {
+        client.close();
+        ASSERT_TRUE(client.connect(port()));
+    }
+    std::optional<HttpResponse> again = exchange("/4", basic("alice", "secret"));
+    ASSERT_TRUE(again);
+    EXPECT_EQ(again->status, 200);
+    // Another user on the same connection is that user (and counts as such).
+    Tunnel bobs = open_tunnel(port(), basic("bob", "hunter2"));
+    ASSERT_EQ(bobs.status(), 200);
+    expect_429(exchange("/5", basic("bob", "hunter2")), "bob at his limit on alice's connection");
+    EXPECT_NE(access_line("alice", "GET " + origin_.url("/4")), "");
+    std::vector<std::string> paths;
+    for (const harness::ReceivedRequest& r : origin_.requests()) paths.push_back(r.target);
+    EXPECT_EQ(paths, (std::vector<std::string>{"/1", "/4"}));
+}
+
 // User-name parameters: valid ones authenticate as the name (and the access
 // log says only the name), malformed ones get a 407 that names the parameter.
 TEST_F(AccountsHttp, UserNameParameters) {
