@@ -453,6 +453,15 @@ bool HttpExchange::start_response(const http::ResponseHead& head) {
 void HttpExchange::pump_response_body() {
     bool done = false;
     http::BodyKind kind = response_framing_.kind;
+    // The session ends with its response: when the last bytes are at hand,
+    // its lease goes back before they are written, so a client that sees
+    // the end of the response can open its next session at once, even on
+    // another worker. (A chunked or spliced body learns its end as it
+    // writes it: its lease goes back right after, in finish().)
+    if (kind == http::BodyKind::kNone || (kind == http::BodyKind::kContentLength &&
+                                          input_length(upstream_.get()) >= response_left_)) {
+        admission_ = Admission();
+    }
     if (kind != http::BodyKind::kContentLength && kind != http::BodyKind::kUntilClose) {
         send_staged_head();  // move() sends it with the first body bytes
     }
