@@ -163,9 +163,10 @@ asan: deps
 # What CI runs under the sanitizers: every unit test, and the integration
 # suites that carry client and upstream bytes through the data path (HTTP,
 # CONNECT, SOCKS, TLS, hostile input and the malformed-request tables, splice
-# relay, the upstream pool, HTTP edges, DNS, descriptor budget). The load and
+# relay, the upstream pool, HTTP edges, DNS, descriptor budget, accounts:
+# credentials, user limits, the verifier's threads). The load and
 # supervision suites, whose timings ASan stretches, run under `make asan`.
-ASAN_CI_FILTER := HttpProxy*:*/HttpProxyMalformed.*:Sizes/*:Socks*:Tls*:Hostile*:*/MalformedRequest.*:SpliceRelay*:Cli*:Harness*:EmbeddedIpv4*:DescriptorBudget*:UpstreamPool*:HttpEdges*:Dns*
+ASAN_CI_FILTER := HttpProxy*:*/HttpProxyMalformed.*:Sizes/*:Socks*:Tls*:Hostile*:*/MalformedRequest.*:SpliceRelay*:Cli*:Harness*:EmbeddedIpv4*:DescriptorBudget*:UpstreamPool*:HttpEdges*:Dns*:Accounts*
 asan-ci: deps
 	$(Q)$(MAKE) --no-print-directory BUILD=build/asan SANITIZE=1 CXXFLAGS="-O1 -g" FUZZ_SMOKE_SECONDS=0 \
 	    INTEGRATION_FILTER='$(ASAN_CI_FILTER)' test

@@ -81,9 +81,8 @@ TEST(WorkerBase, AFloodOfSessionWorkDoesNotHoldBackTheHeartbeat) {
     // No session callback after the due time at all: a turn ended right at
     // it (on an idle machine, turns of 10 callbacks of 1 ms end at 10 and
     // 20 ms) and the heartbeat ran first. That is the best case, not a failure.
-    const int past_due = loop.busy_runs_when_due < 0
-                             ? 0
-                             : loop.busy_runs_at_heartbeat - loop.busy_runs_when_due;
+    const int past_due =
+        loop.busy_runs_when_due < 0 ? 0 : loop.busy_runs_at_heartbeat - loop.busy_runs_when_due;
     EXPECT_LE(past_due, 12) << "session callbacks ran after the heartbeat fell due";
 }
 
