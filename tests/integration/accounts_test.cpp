@@ -44,6 +44,7 @@ using harness::bytes;
 using harness::Clock;
 using harness::ConfigBuilder;
 using harness::CurlResult;
+using harness::echo_handler;
 using harness::HashKind;
 using harness::hex;
 using harness::HttpOrigin;
@@ -54,6 +55,7 @@ using harness::pattern_bytes;
 using harness::ProxydInstance;
 using harness::RawClient;
 using harness::RawTcpServer;
+using harness::read_at_least;
 using harness::UsersFile;
 using harness::wait_for;
 using Event = harness::ProxydInstance::WorkerEvent;
@@ -98,35 +100,6 @@ std::string lower(std::string s) {
 
 bool contains(const std::string& haystack, const std::string& needle) {
     return haystack.find(needle) != std::string::npos;
-}
-
-// Reads from `client` until at least `n` bytes arrived, EOF or timeout;
-// returns all it read.
-std::string read_at_least(RawClient& client, size_t n, Millis timeout = 20s) {
-    auto deadline = Clock::now() + timeout;
-    std::string out;
-    while (out.size() < n && Clock::now() < deadline) {
-        auto left = std::chrono::duration_cast<Millis>(deadline - Clock::now());
-        std::string part = client.recv_some(std::max(left, Millis(1)));
-        if (part.empty()) break;  // timeout or EOF
-        out += part;
-    }
-    return out;
-}
-
-// An origin for tunnels: echoes every byte back until the client closes or
-// the test ends, so each tunnel stays open exactly as long as its client.
-RawTcpServer::Handler echo_handler() {
-    return [](int fd, const std::atomic<bool>& stopping) {
-        char buf[4096];
-        while (!stopping) {
-            pollfd p{fd, POLLIN, 0};
-            if (poll(&p, 1, 50) <= 0) continue;
-            ssize_t n = recv(fd, buf, sizeof buf, 0);
-            if (n <= 0) return;
-            harness::send_all(fd, std::string_view(buf, static_cast<size_t>(n)));
-        }
-    };
 }
 
 // Sends `message` through an echoing tunnel; true when exactly it came back.
@@ -279,7 +252,7 @@ class AccountsTest : public ::testing::Test {
             return "";
         }
         if (!client.send(kGreetingPassword)) return "";
-        std::string chosen = read_at_least(client, 2);
+        std::string chosen = read_at_least(client, 2, 20s);
         if (chosen != kMethodPassword) {
             ADD_FAILURE() << "greeting 05 01 02 answered " << hex(chosen);
             return "";
@@ -714,7 +687,7 @@ TEST_F(AccountsSocks, MethodSelectionAndRfc1929Bytes) {
         RawClient client;
         ASSERT_TRUE(client.connect(p));
         ASSERT_TRUE(client.send(socks::kGreetingNoAuth));
-        EXPECT_EQ(hex(read_at_least(client, 2)), hex(kNoAcceptableMethod));
+        EXPECT_EQ(hex(read_at_least(client, 2, 20s)), hex(kNoAcceptableMethod));
         EXPECT_TRUE(client.wait_closed(10s));
     }
     {
@@ -722,7 +695,7 @@ TEST_F(AccountsSocks, MethodSelectionAndRfc1929Bytes) {
         RawClient client;
         ASSERT_TRUE(client.connect(p));
         ASSERT_TRUE(client.send(bytes({5, 2, 0, 2})));
-        EXPECT_EQ(hex(read_at_least(client, 2)), hex(kMethodPassword));
+        EXPECT_EQ(hex(read_at_least(client, 2, 20s)), hex(kMethodPassword));
     }
     {
         SCOPED_TRACE("right password, then a tunnel");
@@ -768,7 +741,7 @@ TEST_F(AccountsSocks, Socks4And4aRefusedOnPasswordListener) {
         RawClient client;
         ASSERT_TRUE(client.connect(port("socks")));
         ASSERT_TRUE(client.send(request));
-        EXPECT_EQ(hex(read_at_least(client, 8)), hex(socks::kSocks4Rejected));
+        EXPECT_EQ(hex(read_at_least(client, 8, 20s)), hex(socks::kSocks4Rejected));
         EXPECT_TRUE(client.wait_closed(10s));
     }
     EXPECT_EQ(echo_.connections_accepted(), 0);

@@ -1832,6 +1832,31 @@ bool send_all(int fd, std::string_view data, const std::atomic<bool>& stopping, 
     return true;
 }
 
+std::string read_at_least(RawClient& client, size_t n, Millis timeout) {
+    auto deadline = Clock::now() + timeout;
+    std::string out;
+    while (out.size() < n && Clock::now() < deadline) {
+        auto left = std::chrono::duration_cast<Millis>(deadline - Clock::now());
+        std::string part = client.recv_some(std::max(left, Millis(1)));
+        if (part.empty()) break;  // timeout or EOF
+        out += part;
+    }
+    return out;
+}
+
+RawTcpServer::Handler echo_handler() {
+    return [](int fd, const std::atomic<bool>& stopping) {
+        char buf[4096];
+        while (!stopping) {
+            pollfd p{fd, POLLIN, 0};
+            if (poll(&p, 1, 50) <= 0) continue;
+            ssize_t n = recv(fd, buf, sizeof buf, 0);
+            if (n <= 0) return;
+            send_all(fd, std::string_view(buf, static_cast<size_t>(n)));
+        }
+    };
+}
+
 bool wait_peer_close(int fd, const std::atomic<bool>& stopping, Millis timeout) {
     const auto deadline = Clock::now() + timeout;
     char buf[65536];

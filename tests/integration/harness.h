@@ -570,6 +570,15 @@ bool send_all(int fd, std::string_view data, const std::atomic<bool>& stopping,
 // Waits for the peer to close its end (EOF or reset), discarding what it
 // sends meanwhile; true when it did within `timeout`.
 bool wait_peer_close(int fd, const std::atomic<bool>& stopping, Millis timeout);
+
+// Reads from `client` until at least `n` bytes arrived, EOF or `timeout`;
+// returns all it read.
+std::string read_at_least(RawClient& client, size_t n, Millis timeout = std::chrono::seconds(5));
+
+// A RawTcpServer handler for tunnels: echoes every byte back until the
+// client closes or the test ends, so a tunnel stays open exactly as long as
+// its client.
+RawTcpServer::Handler echo_handler();
 // Reads one request head (through the blank line) from `fd`; bytes read
 // past it stay in `in` (pass what earlier reads left there). The head, or ""
 // on EOF, error, stop or `timeout`.

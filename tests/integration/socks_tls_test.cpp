@@ -39,6 +39,7 @@ using harness::ms_since;
 using harness::pattern_bytes;
 using harness::ProxydInstance;
 using harness::RawClient;
+using harness::read_at_least;
 using harness::sha256_hex;
 using harness::since;
 using harness::TlsOrigin;
@@ -47,20 +48,6 @@ namespace socks = harness::socks;
 using harness::bytes;
 using harness::hex;
 using harness::TlsClient;
-
-// Reads from `client` until at least `n` bytes arrived, EOF or timeout;
-// returns all it read.
-std::string read_at_least(RawClient& client, size_t n, Millis timeout = 5s) {
-    auto deadline = Clock::now() + timeout;
-    std::string out;
-    while (out.size() < n && Clock::now() < deadline) {
-        auto left = std::chrono::duration_cast<Millis>(deadline - Clock::now());
-        std::string part = client.recv_some(std::max(left, Millis(1)));
-        if (part.empty()) break;  // timeout or EOF
-        out += part;
-    }
-    return out;
-}
 
 std::string http_get(const std::string& path, const std::string& host_port) {
     return "GET " + path + " HTTP/1.1\r\nHost: " + host_port + "\r\nConnection: close\r\n\r\n";

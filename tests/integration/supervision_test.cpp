@@ -33,6 +33,7 @@ namespace {
 
 using namespace std::chrono_literals;
 using harness::ConfigBuilder;
+using harness::echo_handler;
 using harness::Json;
 using harness::Millis;
 using harness::ProxydInstance;
@@ -91,21 +92,6 @@ size_t log_offset(const ProxydInstance& proxy, const std::string& needle) {
 
 std::string worker_tag(pid_t pid) {
     return "(pid " + std::to_string(pid);
-}
-
-// An origin for tunnels: echoes every byte back until the client closes or
-// the test ends.
-RawTcpServer::Handler echo_handler() {
-    return [](int fd, const std::atomic<bool>& stopping) {
-        char buf[4096];
-        while (!stopping) {
-            pollfd p{fd, POLLIN, 0};
-            if (poll(&p, 1, 50) <= 0) continue;
-            ssize_t n = recv(fd, buf, sizeof buf, 0);
-            if (n <= 0) return;
-            harness::send_all(fd, std::string_view(buf, static_cast<size_t>(n)));
-        }
-    };
 }
 
 // An HTTP CONNECT tunnel through the proxy to 127.0.0.1:`target`; null
