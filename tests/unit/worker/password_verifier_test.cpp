@@ -50,6 +50,21 @@ std::string make_hash(const char* prefix, unsigned long cost, const std::string&
     return hash;
 }
 
+// The /proc/self/task directories of the threads named "proxyd-crypt".
+// A thread shows its name once it has run, so callers poll.
+std::vector<std::string> crypt_thread_dirs() {
+    std::vector<std::string> dirs;
+    std::unique_ptr<DIR, int (*)(DIR*)> tasks(opendir("/proc/self/task"), closedir);
+    if (!tasks) return dirs;
+    while (dirent* entry = readdir(tasks.get())) {
+        std::string dir = std::string("/proc/self/task/") + entry->d_name;
+        std::string name;
+        std::getline(std::ifstream(dir + "/comm"), name);
+        if (name == "proxyd-crypt") dirs.push_back(dir);
+    }
+    return dirs;
+}
+
 // A real loop and a verifier on it; run() turns the loop until `done` or a
 // bounded timeout.
 class PasswordVerifierLoop : public ::testing::Test {
@@ -368,13 +383,7 @@ TEST_F(PasswordVerifierLoop, ThreadsNamedWithSignalsBlocked) {
     std::vector<std::string> masks;
     for (int attempt = 0; attempt < 200 && masks.size() < 2; ++attempt) {
         masks.clear();
-        std::unique_ptr<DIR, int (*)(DIR*)> tasks(opendir("/proc/self/task"), closedir);
-        ASSERT_NE(tasks, nullptr);
-        while (dirent* entry = readdir(tasks.get())) {
-            std::string dir = std::string("/proc/self/task/") + entry->d_name;
-            std::string name;
-            std::getline(std::ifstream(dir + "/comm"), name);
-            if (name != "proxyd-crypt") continue;
+        for (const std::string& dir : crypt_thread_dirs()) {
             std::ifstream status(dir + "/status");
             for (std::string line; std::getline(status, line);) {
                 if (line.rfind("SigBlk:", 0) == 0) masks.push_back(line.substr(7));
@@ -427,27 +436,29 @@ TEST_F(PasswordVerifierLoop, ThreadsRunAtALowerPriority) {
     int loop_nice = getpriority(PRIO_PROCESS, 0);
     ASSERT_EQ(errno, 0);
     start({.threads = 2});
-    std::optional<Verdict> verdict;  // a job makes sure the threads have run
-    verify("a", make_hash("$2b$", 4, "pw"), "pw", verdict);
-    ASSERT_TRUE(run([&] { return verdict.has_value(); }));
-    int seen = 0;
-    std::unique_ptr<DIR, int (*)(DIR*)> tasks(opendir("/proc/self/task"), closedir);
-    ASSERT_NE(tasks, nullptr);
-    while (dirent* entry = readdir(tasks.get())) {
-        std::string dir = std::string("/proc/self/task/") + entry->d_name;
-        std::string name;
-        std::getline(std::ifstream(dir + "/comm"), name);
-        if (name != "proxyd-crypt") continue;
-        std::string stat;
-        std::getline(std::ifstream(dir + "/stat"), stat);
-        std::istringstream fields(stat.substr(stat.rfind(')') + 2));
-        std::string field;
-        for (int i = 3; i <= 19 && fields >> field; ++i) {
+    // The nice value (field 19 of stat) of each thread, once both have
+    // named themselves and lowered their priority.
+    auto nice_values = [] {
+        std::vector<int> values;
+        for (const std::string& dir : crypt_thread_dirs()) {
+            std::string stat;
+            std::getline(std::ifstream(dir + "/stat"), stat);
+            std::istringstream fields(stat.substr(stat.rfind(')') + 2));
+            std::string field;
+            for (int i = 3; i <= 19 && fields >> field; ++i) {
+            }
+            values.push_back(std::stoi(field));
         }
-        EXPECT_EQ(std::stoi(field), std::min(loop_nice + 5, 19)) << stat;
-        ++seen;
+        return values;
+    };
+    const int expected = std::min(loop_nice + 5, 19);
+    std::vector<int> values;
+    for (int attempt = 0; attempt < 200; ++attempt) {
+        values = nice_values();
+        if (values == std::vector<int>{expected, expected}) break;
+        usleep(5000);
     }
-    EXPECT_EQ(seen, 2);
+    EXPECT_EQ(values, (std::vector<int>{expected, expected}));
 }
 
 // Without an eventfd (the descriptor limit reached) the verifier is not ok()
