@@ -12,6 +12,7 @@
 #include <set>
 #include <sstream>
 
+#include "common/http_parser.h"
 #include "common/users_file.h"
 
 namespace common {
@@ -101,14 +102,9 @@ std::optional<std::string> parse_path_or_off(std::string_view text, std::string&
     return std::string(text);
 }
 
-// RFC 9110 §5.6.2 tchar: a pseudonym goes into Via and Proxy-Status as is.
-bool is_tchar(char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
-}
-
+// A pseudonym goes into Via and Proxy-Status as is: it must be a token.
 std::optional<std::string> parse_proxy_name(std::string_view text, std::string& error) {
-    if (text.empty() || text.size() > 64 || !std::all_of(text.begin(), text.end(), is_tchar)) {
+    if (text.size() > 64 || !http::is_token(text)) {
         error = "\"" + std::string(text) +
                 "\" is not a name (1-64 letters, digits or !#$%&'*+-.^_`|~, no spaces)";
         return std::nullopt;

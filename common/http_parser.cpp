@@ -29,10 +29,6 @@ bool is_tchar(unsigned char c) {
     return c != 0 && std::strchr("!#$%&'*+-.^_`|~", c) != nullptr;
 }
 
-bool is_token(std::string_view s) {
-    return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return is_tchar(c); });
-}
-
 bool is_ows(char c) {
     return c == ' ' || c == '\t';
 }
@@ -420,6 +416,10 @@ BodyFraming response_body_framing(const ResponseHead& head, std::string_view req
     }
     if (has_length) return {BodyKind::kContentLength, length, ParseError::kNone};
     return {BodyKind::kUntilClose, 0, ParseError::kNone};
+}
+
+bool is_token(std::string_view s) {
+    return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return is_tchar(c); });
 }
 
 bool iequals(std::string_view a, std::string_view b) {

@@ -129,6 +129,8 @@ BodyFraming response_body_framing(const ResponseHead& head, std::string_view req
 
 // Case-insensitive ASCII comparison for field names and tokens.
 bool iequals(std::string_view a, std::string_view b);
+// A token (RFC 9110 §5.6.2): one or more tchar.
+bool is_token(std::string_view s);
 // True when a comma-separated field value lists `token` (case-insensitive).
 bool list_contains_token(std::string_view field_value, std::string_view token);
 
