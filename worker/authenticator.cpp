@@ -136,51 +136,43 @@ uint64_t Authenticator::check(std::string_view user_field, std::string_view pass
     std::string key = account.name;
     key.push_back('\0');
     key.append(reinterpret_cast<const char*>(digest.data()), digest.size());
-    if (in_flight_.count(key)) {
-        return wait_for(key, std::move(account), client.to_string(), std::move(done));
+    auto [flight, fresh] = in_flight_.try_emplace(key);
+    if (fresh) {
+        flight->second.name = account.name;
+        flight->second.known_user = known;
+        flight->second.digest = digest;
+        // An unknown name is checked against another user's hash, and
+        // refused whatever the verdict: it takes as long as a known one.
+        const std::string& hash = known ? user->second.hash : users.begin()->second.hash;
+        flight->second.verifier_ticket = verifier_.verify(
+            client.host_string(), hash, std::string(password),
+            [this, key](PasswordVerifier::Verdict verdict) { on_verdict(key, verdict); });
+        if (flight->second.verifier_ticket == 0) {  // out of memory: no answer would come
+            in_flight_.erase(flight);
+            done(AuthOutcome{std::nullopt,
+                             make_refusal(RefusalCause::kInternal, "cannot verify passwords")});
+            return 0;
+        }
     }
-    InFlight& flight = in_flight_[key];
-    flight.known_user = known;
-    flight.digest = digest;
-    // An unknown name is checked against another user's hash, and refused
-    // whatever the verdict: it takes as long as a known one.
-    const std::string& hash = known ? user->second.hash : users.begin()->second.hash;
-    flight.verifier_ticket = verifier_.verify(
-        client.host_string(), hash, std::string(password),
-        [this, key](PasswordVerifier::Verdict verdict) { on_verdict(key, verdict); });
-    if (flight.verifier_ticket == 0) {  // out of memory: no answer would come
-        in_flight_.erase(key);
-        done(AuthOutcome{std::nullopt,
-                         make_refusal(RefusalCause::kInternal, "cannot verify passwords")});
-        return 0;
-    }
-    return wait_for(key, std::move(account), client.to_string(), std::move(done));
-}
-
-uint64_t Authenticator::wait_for(const std::string& key, Account account, std::string client_text,
-                                 Callback done) {
     uint64_t id = next_waiter_++;
-    in_flight_[key].waiters.push_back(
-        Waiter{id, std::move(account), std::move(client_text), std::move(done)});
-    waiting_.emplace(id, key);
+    flight->second.waiters.push_back(
+        Waiter{id, std::move(account), client.to_string(), std::move(done)});
+    waiting_.emplace(id, std::move(key));
     return id;
 }
 
 // Every check waiting on this hash gets the verdict. The entry leaves the
-// map first: a callback may start another check of the same credentials.
+// map first: a callback may start another check of the same credentials,
+// or cancel a waiter not answered yet (it is then skipped).
 void Authenticator::on_verdict(const std::string& key, PasswordVerifier::Verdict verdict) {
     auto found = in_flight_.find(key);
     if (found == in_flight_.end()) return;
     InFlight flight = std::move(found->second);
     in_flight_.erase(found);
-    for (const Waiter& waiter : flight.waiters) waiting_.erase(waiter.id);
 
     using Verdict = PasswordVerifier::Verdict;
     const bool matched = verdict == Verdict::kMatch && flight.known_user;
-    if (matched && !flight.waiters.empty()) {
-        cache_.remember(flight.waiters.front().account.name, flight.digest,
-                        CredentialCache::Clock::now());
-    }
+    if (matched) cache_.remember(flight.name, flight.digest, CredentialCache::Clock::now());
     std::optional<Refusal> refusal;
     if (verdict == Verdict::kBusy || verdict == Verdict::kTimeout) {
         refusal = make_refusal(RefusalCause::kAuthBusy,
@@ -194,6 +186,7 @@ void Authenticator::on_verdict(const std::string& key, PasswordVerifier::Verdict
                       : flight.known_user        ? "wrong password"
                                                  : "no such user";
     for (Waiter& waiter : flight.waiters) {
+        if (waiting_.erase(waiter.id) == 0) continue;  // cancelled by an earlier callback
         if (refusal) {
             LOG_WARN("authentication failed for user \"%s\" from %s: %s",
                      waiter.account.name.c_str(), waiter.client_text.c_str(),

@@ -126,14 +126,13 @@ class Authenticator {
         Callback done;
     };
     struct InFlight {
+        std::string name;
         uint64_t verifier_ticket = 0;
         bool known_user = false;
         CredentialCache::Digest digest;
         std::vector<Waiter> waiters;
     };
 
-    uint64_t wait_for(const std::string& key, Account account, std::string client_text,
-                      Callback done);
     void on_verdict(const std::string& key, PasswordVerifier::Verdict verdict);
 
     const common::Config& config_;

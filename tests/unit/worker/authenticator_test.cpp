@@ -170,6 +170,28 @@ TEST_F(AuthenticatorTest, SameCredentialsInFlightShareOneHash) {
     EXPECT_EQ(authenticator_->hashes_in_flight(), 0u);
 }
 
+// A check sharing a hash can still be cancelled while the verdict is being
+// handed out: by an earlier waiter's callback (a session it closes).
+TEST_F(AuthenticatorTest, WaiterCancelledDuringDeliveryIsSkipped) {
+    uint64_t second = 0;
+    bool first_called = false, second_called = false, third_called = false;
+    authenticator_->check("alice", "secret", client_, [&](AuthOutcome&&) {
+        first_called = true;
+        authenticator_->cancel(second);
+    });
+    second = authenticator_->check("alice", "secret", client_,
+                                   [&](AuthOutcome&&) { second_called = true; });
+    authenticator_->check("alice", "secret", client_, [&](AuthOutcome&&) { third_called = true; });
+    EXPECT_EQ(authenticator_->hashes_in_flight(), 1u);
+    timeval limit{5, 0};
+    event_base_loopexit(base_.get(), &limit);
+    while (!third_called && event_base_loop(base_.get(), EVLOOP_ONCE) == 0) {
+    }
+    EXPECT_TRUE(first_called);
+    EXPECT_FALSE(second_called);
+    EXPECT_TRUE(third_called);
+}
+
 TEST_F(AuthenticatorTest, CancelledCheckNeverAnswers) {
     bool called = false;
     uint64_t ticket =
