@@ -39,7 +39,10 @@ std::optional<Refusal> admit(common::SharedTable* table, const Account& account,
                                                           std::to_string(account.max_sessions) +
                                                           " concurrent sessions (max_sessions)");
     }
-    return make_refusal(RefusalCause::kInternal, "the session table is full");
+    return make_refusal(RefusalCause::kInternal,
+                        lease.refusal() == common::SharedTable::Refusal::kBroken
+                            ? "the session table is unusable"
+                            : "the session table is full");
 }
 
 RequestPipeline::~RequestPipeline() {
@@ -94,10 +97,7 @@ void RequestPipeline::after_authentication(std::optional<Account> account) {
     if (account) {
         if (auto refusal = admit(context_.shared_table, *account, admission_)) {
             admission_ = Admission();
-            PipelineResult refused;
-            refused.refusal = std::move(refusal);
-            refused.user = account->name;
-            finish(std::move(refused));
+            refuse(std::move(*refusal), false, account->name);
             return;
         }
         context_.user_sessions.count(account->name);
@@ -118,10 +118,11 @@ void RequestPipeline::after_authentication(std::optional<Account> account) {
     dial(intent);
 }
 
-void RequestPipeline::refuse(Refusal&& refusal, bool by_policy) {
+void RequestPipeline::refuse(Refusal&& refusal, bool by_policy, std::string user) {
     PipelineResult refused;
     refused.refusal = std::move(refusal);
     refused.refused_by_policy = by_policy;
+    refused.user = std::move(user);
     finish(std::move(refused));
 }
 

@@ -116,7 +116,7 @@ class RequestPipeline {
   private:
     void authenticate();
     void after_authentication(std::optional<Account> account);
-    void refuse(Refusal&& refusal, bool by_policy);
+    void refuse(Refusal&& refusal, bool by_policy, std::string user = {});
     void dial(const Intent& intent);
     void on_dialled(ConnectResult&& connected);
     void finish(PipelineResult&& result);

@@ -239,6 +239,20 @@ TEST(Admit, UnlimitedUsersAreCountedToo) {
     EXPECT_EQ(table->count(common::user_lease_key("bob")), 5u);
 }
 
+// A full table fails closed: the session is refused, never let through
+// uncounted.
+TEST(Admit, FullTableRefusesTheSession) {
+    auto table = common::SharedTable::create(common::SharedTable::Capacity{1, 1, 1});
+    ASSERT_TRUE(table);
+    Admission alice, bob;
+    EXPECT_FALSE(admit(table.get(), Account{"alice", "", 0s, 0}, alice));
+    auto refusal = admit(table.get(), Account{"bob", "", 0s, 0}, bob);
+    ASSERT_TRUE(refusal);
+    EXPECT_EQ(refusal->http_status, 500);
+    EXPECT_EQ(refusal->detail, "the session table is full");
+    EXPECT_EQ(bob.held(), 0u);
+}
+
 TEST(Admit, WithoutATableOnlyUnlimitedUsersPass) {
     Admission admission;
     EXPECT_FALSE(admit(nullptr, Account{"bob", "", 0s, 0}, admission));
