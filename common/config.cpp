@@ -13,6 +13,7 @@
 #include <sstream>
 
 #include "common/http_parser.h"
+#include "common/parent_url.h"
 #include "common/users_file.h"
 
 namespace common {
@@ -26,6 +27,9 @@ constexpr size_t kMaxLineLength = 198;
 constexpr int kMaxWorkers = 1024;
 // Each nameserver holds a socket in every worker, out of kFixedDescriptors.
 constexpr size_t kMaxNameservers = 8;
+// Routes are parents x source addresses; each is a row of `proxyctl routes`
+// and of every worker's health table.
+constexpr size_t kMaxSourceAddresses = 256;
 
 std::string_view trim(std::string_view text) {
     while (!text.empty() && (text.front() == ' ' || text.front() == '\t')) text.remove_prefix(1);
@@ -126,6 +130,62 @@ std::optional<std::string> parse_realm(std::string_view text, std::string& error
     return std::string(text);
 }
 
+// A rate in requests per second: a decimal number, 0 (off) to 1000000.
+std::optional<double> parse_rate(std::string_view text, std::string& error) {
+    std::string copy(trim(text));
+    char* end = nullptr;
+    double rate = copy.empty() || copy.find_first_not_of("0123456789.") != std::string::npos
+                      ? -1
+                      : std::strtod(copy.c_str(), &end);
+    if (rate < 0 || end == nullptr || *end != '\0' || rate > 1e6) {
+        error = "\"" + std::string(text) + "\" is not a rate (requests per second, e.g. 2 or 0.5)";
+        return std::nullopt;
+    }
+    return rate;
+}
+
+std::optional<Rotation> parse_rotation(std::string_view text, std::string& error) {
+    if (text == "round-robin") return Rotation::kRoundRobin;
+    if (text == "random") return Rotation::kRandom;
+    if (text == "least-connections") return Rotation::kLeastConnections;
+    error = "\"" + std::string(text) +
+            "\" is not a rotation (round-robin, random or least-connections)";
+    return std::nullopt;
+}
+
+std::optional<OnFailure> parse_on_failure(std::string_view text, std::string& error) {
+    if (text == "retry-next") return OnFailure::kRetryNext;
+    if (text == "fail") return OnFailure::kFail;
+    error = "\"" + std::string(text) + "\" is not a failure policy (retry-next or fail)";
+    return std::nullopt;
+}
+
+// A local address to dial from: numeric, IPv4 or IPv6 (no brackets, no
+// port: the kernel picks the port when connecting).
+std::optional<std::vector<SocketAddress>> parse_source_list(std::string_view text,
+                                                            std::string& error) {
+    std::vector<std::string_view> items;
+    if (!split_list(text, items, error)) return std::nullopt;
+    std::vector<SocketAddress> out;
+    for (auto item : items) {
+        auto address = SocketAddress::from_numeric(item, 0);
+        if (!address) {
+            error = "\"" + std::string(item) +
+                    "\" is not a numeric IP address (e.g. 192.0.2.7 or 2001:db8::7, no port)";
+            return std::nullopt;
+        }
+        out.push_back(*address);
+    }
+    return out;
+}
+
+std::optional<std::vector<std::string>> parse_name_list(std::string_view text,
+                                                        std::string& error) {
+    std::vector<std::string_view> items;
+    if (!split_list(text, items, error)) return std::nullopt;
+    return std::vector<std::string>(items.begin(), items.end());
+}
+
 std::optional<int> parse_workers(std::string_view text, std::string& error) {
     if (text == "auto") {
         long cpus = sysconf(_SC_NPROCESSORS_ONLN);
@@ -214,6 +274,19 @@ KeyRule nameserver_list() {
                    }};
 }
 
+// A list key of [route]: continuation lines append.
+template <typename T>
+KeyRule route_list(std::vector<T> RouteConfig::*field,
+                   std::optional<std::vector<T>> (*parse)(std::string_view, std::string&)) {
+    return KeyRule{true, [=](Config& config, std::string_view value, std::string& error) {
+                       auto parsed = parse(value, error);
+                       if (!parsed) return false;
+                       auto& target = config.route.*field;
+                       target.insert(target.end(), parsed->begin(), parsed->end());
+                       return true;
+                   }};
+}
+
 template <typename T>
 KeyRule list_of(std::vector<T> AclConfig::*field,
                 std::optional<std::vector<T>> (*parse)(std::string_view, std::string&)) {
@@ -292,6 +365,20 @@ const std::map<std::string, std::map<std::string, KeyRule>>& schema() {
               scalar(&Config::limits, &LimitsConfig::shared_table_keys, parse_count)},
              {"shared_table_leases",
               scalar(&Config::limits, &LimitsConfig::shared_table_leases, parse_count)},
+             {"destination_rate",
+              scalar(&Config::limits, &LimitsConfig::destination_rate, parse_rate)},
+             {"destination_burst",
+              scalar(&Config::limits, &LimitsConfig::destination_burst, parse_count)},
+             {"destination_queue_timeout",
+              scalar(&Config::limits, &LimitsConfig::destination_queue_timeout, parse_duration)},
+         }},
+        {"route",
+         {
+             {"parents", route_list(&RouteConfig::parents, parse_name_list)},
+             {"source_addresses", route_list(&RouteConfig::source_addresses, parse_source_list)},
+             {"rotation", scalar(&Config::route, &RouteConfig::rotation, parse_rotation)},
+             {"sticky_ttl", scalar(&Config::route, &RouteConfig::sticky_ttl, parse_duration)},
+             {"on_failure", scalar(&Config::route, &RouteConfig::on_failure, parse_on_failure)},
          }},
         {"acl",
          {
@@ -365,6 +452,40 @@ bool apply_listen_key(ListenConfig& listen, std::string_view key, std::string_vi
     return true;
 }
 
+bool apply_parent_key(ParentConfig& parent, std::string_view key, std::string_view value,
+                      std::string& error) {
+    if (key == "url") {
+        auto url = parse_parent_url(value, error);
+        if (!url) return false;
+        parent.scheme = url->scheme;
+        parent.host = std::move(url->host);
+        parent.port = url->port;
+        parent.ipv6_literal = url->ipv6_literal;
+        parent.credentials = std::move(url->credentials);
+    } else if (key == "ca_file") {
+        parent.ca_file = value;
+    } else if (key == "max_failures") {
+        auto count = parse_count(value, error);
+        if (!count || *count < 1 || *count > 1000) {
+            error = "must be a number from 1 to 1000";
+            return false;
+        }
+        parent.max_failures = *count;
+    } else if (key == "retry_after") {
+        auto duration = parse_duration(value, error);
+        if (!duration) return false;
+        if (duration->count() <= 0) {
+            error = "must be greater than 0";
+            return false;
+        }
+        parent.retry_after = *duration;
+    } else {
+        error = "unknown key";
+        return false;
+    }
+    return true;
+}
+
 // Collects values from inih's callbacks. inih (Debian's build) tells the
 // handler no line number; it returns the first line whose handler returned
 // 0, so the loader keeps only the first message and pairs it with that line.
@@ -383,6 +504,15 @@ struct Loader {
     bool fail(const std::string& message) {
         if (first_error.empty()) first_error = message;
         return false;
+    }
+
+    ParentConfig* parent(const std::string& name) {
+        for (auto& p : config.parents) {
+            if (p.name == name) return &p;
+        }
+        config.parents.push_back(ParentConfig{});
+        config.parents.back().name = name;
+        return &config.parents.back();
     }
 
     ListenConfig* listener(const std::string& name) {
@@ -411,6 +541,16 @@ bool Loader::on_value(std::string_view section, std::string_view key, std::strin
         if (seen.count(id)) return fail("duplicate key " + describe_key(section, key));
         seen.insert(id);
         if (!apply_listen_key(*listener(name), key, value, error)) {
+            return fail((error == "unknown key" ? "unknown key " : "invalid value for ") +
+                        describe_key(section, key) + (error == "unknown key" ? "" : ": " + error));
+        }
+        return true;
+    }
+    if (section.substr(0, 7) == "parent ") {
+        std::string name(trim(section.substr(7)));
+        if (seen.count(id)) return fail("duplicate key " + describe_key(section, key));
+        seen.insert(id);
+        if (!apply_parent_key(*parent(name), key, value, error)) {
             return fail((error == "unknown key" ? "unknown key " : "invalid value for ") +
                         describe_key(section, key) + (error == "unknown key" ? "" : ": " + error));
         }
@@ -466,6 +606,62 @@ int on_ini_value(void* user, const char* section, const char* key, const char* v
 bool is_wildcard(const SocketAddress& address) {
     const std::string host = address.host_string();
     return host == "0.0.0.0" || host == "::";
+}
+
+// [parent NAME] sections and [route]: every parent has a URL and is used,
+// every name [route] lists is a parent, TLS contexts for https parents.
+bool validate_routing(Config& config, std::string& error) {
+    std::set<std::string_view> listed;
+    for (const std::string& name : config.route.parents) {
+        if (!config.parent(name)) {
+            error = "[route]: \"parents\" names \"" + name + "\", which is no [parent NAME]";
+            return false;
+        }
+        if (!listed.insert(name).second) {
+            error = "[route]: \"parents\" names \"" + name + "\" twice";
+            return false;
+        }
+    }
+    for (ParentConfig& parent : config.parents) {
+        std::string where = "[parent " + parent.name + "]: ";
+        if (parent.host.empty()) {
+            error = where + "\"url\" is required";
+            return false;
+        }
+        if (!listed.count(parent.name)) {
+            error = where + "not used: list it in [route] parents";
+            return false;
+        }
+        if (parent.scheme != ParentScheme::kHttps) {
+            if (!parent.ca_file.empty()) {
+                error = where + "\"ca_file\" is for https:// parents only";
+                return false;
+            }
+            continue;
+        }
+        std::string tls_error;
+        parent.tls_context = tls::create_client_context(parent.ca_file, tls_error);
+        if (!parent.tls_context) {
+            error = where + tls_error;
+            return false;
+        }
+    }
+    if (config.route.source_addresses.size() > kMaxSourceAddresses) {
+        error = "[route]: \"source_addresses\" lists more than " +
+                std::to_string(kMaxSourceAddresses) + " addresses";
+        return false;
+    }
+    if (config.route.sticky_ttl.count() <= 0) {
+        error = "[route]: \"sticky_ttl\" must be greater than 0";
+        return false;
+    }
+    const LimitsConfig& limits = config.limits;
+    if (limits.destination_rate > 0 && (limits.destination_burst < 1 ||
+                                        limits.destination_burst > 1000000)) {
+        error = "[limits]: \"destination_burst\" must be from 1 to 1000000";
+        return false;
+    }
+    return true;
 }
 
 // Checks that need the whole file: required keys and relations between keys.
@@ -558,6 +754,7 @@ bool validate(Config& config, std::string& error) {
                 " servers";
         return false;
     }
+    if (!validate_routing(config, error)) return false;
     const Duration* positive[] = {
         &limits.connect_timeout,           &limits.header_timeout,   &limits.idle_timeout,
         &limits.tunnel_idle_timeout,       &limits.upstream_timeout, &limits.dns_timeout,
@@ -604,7 +801,7 @@ bool load_users(AuthConfig& auth,
 
 bool known_section(std::string_view name) {
     return schema().count(std::string(name)) || name.substr(0, 7) == "listen " ||
-           name.substr(0, 5) == "user ";
+           name.substr(0, 5) == "user " || name.substr(0, 7) == "parent ";
 }
 
 // A pass before inih for what it cannot report: lines longer than its buffer
@@ -613,6 +810,7 @@ bool known_section(std::string_view name) {
 struct SectionNames {
     std::vector<std::string> listeners;  // [listen NAME]
     std::vector<std::string> users;      // [user NAME]
+    std::vector<std::string> parents;    // [parent NAME]
 };
 
 std::string prescan(const std::string& text, SectionNames& names) {
@@ -632,11 +830,22 @@ std::string prescan(const std::string& text, SectionNames& names) {
         if (name == "listen")
             return std::to_string(number) + ": [listen] needs a name: [listen NAME]";
         if (name == "user") return std::to_string(number) + ": [user] needs a name: [user NAME]";
+        if (name == "parent") {
+            return std::to_string(number) + ": [parent] needs a name: [parent NAME]";
+        }
         if (!known_section(name)) {
             return std::to_string(number) + ": unknown section [" + std::string(name) + "]";
         }
         if (name.substr(0, 7) == "listen ") names.listeners.emplace_back(trim(name.substr(7)));
         if (name.substr(0, 5) == "user ") names.users.emplace_back(trim(name.substr(5)));
+        if (name.substr(0, 7) == "parent ") {
+            std::string parent(trim(name.substr(7)));
+            if (!http::is_token(parent) || parent.size() > 64) {
+                return std::to_string(number) + ": [parent " + parent +
+                       "]: a parent's name is 1-64 letters, digits or !#$%&'*+-.^_`|~";
+            }
+            names.parents.push_back(parent);
+        }
     }
     return "";
 }
@@ -768,6 +977,7 @@ ConfigPtr load_config(const std::string& path, std::string& error) {
     // must still fail validation ("address" is required), not vanish.
     for (const std::string& name : sections.listeners) loader.listener(name);
     for (const std::string& name : sections.users) loader.user_sections[name];
+    for (const std::string& name : sections.parents) loader.parent(name);
     int line = ini_parse_string(text.c_str(), on_ini_value, &loader);
     if (line != 0) {
         error = path + ":" + std::to_string(line) + ": " + message_for_line(text, line);
@@ -785,6 +995,17 @@ ConfigPtr load_config(const std::string& path, std::string& error) {
     }
     loader.config.path = path;
     return std::make_shared<const Config>(std::move(loader.config));
+}
+
+std::string ParentConfig::authority() const {
+    return (ipv6_literal ? "[" + host + "]" : host) + ":" + std::to_string(port);
+}
+
+const ParentConfig* Config::parent(std::string_view name) const {
+    for (const ParentConfig& p : parents) {
+        if (p.name == name) return &p;
+    }
+    return nullptr;
 }
 
 uint64_t idle_upstream_limit(const LimitsConfig& limits) {

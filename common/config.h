@@ -77,6 +77,12 @@ struct LimitsConfig {
     // Size of the shared table (common/shared_table.h), fixed at first start.
     uint64_t shared_table_keys = 16384;    // distinct keys in use at once
     uint64_t shared_table_leases = 65536;  // leases held at once, all workers
+    // Access-frequency budgets ([route] budgets in the contract's words):
+    // requests and tunnels per second to one destination host from one
+    // exit (source address or parent), across all workers; 0 = off.
+    double destination_rate = 0;
+    uint64_t destination_burst = 10;
+    Duration destination_queue_timeout{0};  // wait this long for a token; 0 = refuse at once
 };
 
 struct AclConfig {
@@ -96,6 +102,40 @@ struct ProxyConfig {
     // a token. Two chained proxies need different names, or each sees the
     // other's Via entry as its own and refuses a loop.
     std::string name = "proxyd";
+};
+
+// A parent proxy ([parent NAME]): where requests go on instead of to their
+// destination. The URL's credentials, if any, are ours for the parent.
+enum class ParentScheme { kHttp, kHttps, kSocks5 };
+
+struct ParentConfig {
+    std::string name;  // from "[parent NAME]"
+    ParentScheme scheme = ParentScheme::kHttp;
+    std::string host;  // a DNS name or an IP literal (IPv6 without brackets)
+    uint16_t port = 0;
+    bool ipv6_literal = false;
+    std::optional<std::pair<std::string, std::string>> credentials;  // user, password
+    std::string ca_file;              // https: the CAs to verify it with; empty = the system's
+    uint64_t max_failures = 3;        // consecutive failures that mark it down
+    Duration retry_after{10000};      // how long it stays down before it is tried again
+    tls::SharedSslCtx tls_context;    // https: made at load, verifies the certificate
+
+    // "host:port" with brackets for IPv6, for logs and the CONNECT target.
+    std::string authority() const;
+};
+
+enum class Rotation { kRoundRobin, kRandom, kLeastConnections };
+enum class OnFailure { kRetryNext, kFail };
+
+// How requests leave: over which parents (none: directly) and from which
+// local addresses (none: the kernel's choice). The routes are every
+// (parent or direct, source address) pair; see worker/route_table.h.
+struct RouteConfig {
+    std::vector<std::string> parents;  // [parent NAME]s, in order
+    std::vector<SocketAddress> source_addresses;
+    Rotation rotation = Rotation::kRoundRobin;
+    Duration sticky_ttl{600000};
+    OnFailure on_failure = OnFailure::kRetryNext;
 };
 
 // One account of the users file, with its limit resolved: [user NAME]
@@ -125,6 +165,11 @@ struct Config {
     AclConfig acl;
     ResolverConfig resolver;
     AuthConfig auth;
+    std::vector<ParentConfig> parents;  // every [parent NAME], in file order
+    RouteConfig route;
+
+    // The [parent NAME] section called `name`; nullptr if there is none.
+    const ParentConfig* parent(std::string_view name) const;
 };
 
 using ConfigPtr = std::shared_ptr<const Config>;

@@ -80,4 +80,32 @@ SharedSslCtx create_server_context(const std::string& certificate_file, const st
     return ctx;
 }
 
+SharedSslCtx create_client_context(const std::string& ca_file, std::string& error) {
+    ERR_clear_error();
+    SharedSslCtx ctx(SSL_CTX_new(TLS_client_method()), SSL_CTX_free);
+    if (!ctx) {
+        error = "SSL_CTX_new() failed: " + take_openssl_errors();
+        return nullptr;
+    }
+    SSL_CTX* c = ctx.get();
+    SSL_CTX_set_min_proto_version(c, TLS1_2_VERSION);
+    SSL_CTX_set_options(c, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION |
+                               SSL_OP_IGNORE_UNEXPECTED_EOF);
+    SSL_CTX_set_mode(c, SSL_MODE_RELEASE_BUFFERS);
+    if (SSL_CTX_set_cipher_list(c, kTls12Ciphers) != 1) {
+        error = "no usable TLS 1.2 cipher suites: " + take_openssl_errors();
+        return nullptr;
+    }
+    int loaded = ca_file.empty() ? SSL_CTX_set_default_verify_paths(c)
+                                 : SSL_CTX_load_verify_locations(c, ca_file.c_str(), nullptr);
+    if (loaded != 1) {
+        error = ca_file.empty() ? "cannot load the system's CA certificates: "
+                                : "cannot load CA file \"" + ca_file + "\": ";
+        error += take_openssl_errors();
+        return nullptr;
+    }
+    SSL_CTX_set_verify(c, SSL_VERIFY_PEER, nullptr);
+    return ctx;
+}
+
 }  // namespace common::tls

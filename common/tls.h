@@ -1,4 +1,5 @@
-// TLS for listeners: clients that speak TLS to the proxy (an "HTTPS proxy").
+// TLS for listeners: clients that speak TLS to the proxy (an "HTTPS proxy"),
+// and towards https parent proxies.
 // Server contexts are made while the configuration is loaded, that is in the
 // master, at start and on every reload, so a bad certificate refuses the
 // configuration with the reason, and workers inherit a ready context.
@@ -19,6 +20,12 @@ using SharedSslCtx = std::shared_ptr<SSL_CTX>;
 // doesn't match the certificate.
 SharedSslCtx create_server_context(const std::string& certificate_file, const std::string& key_file,
                                    std::string& error);
+
+// TLS towards an https parent proxy: TLS 1.2 and 1.3, the peer's
+// certificate verified against `ca_file` (PEM; empty: the system's default
+// store). The host name is checked per connection (worker/parent_handshake).
+// Returns nullptr and sets `error` when the CA file does not load.
+SharedSslCtx create_client_context(const std::string& ca_file, std::string& error);
 
 // OpenSSL's error queue as one line, emptied; "" when it is empty.
 std::string take_openssl_errors();

@@ -232,7 +232,7 @@ void HttpExchange::on_pipeline_done(PipelineResult&& result) {
     if (!credentials_field_.empty() && admission_.account) {
         owner_.remember_credentials(std::move(credentials_field_), *admission_.account);
     }
-    record_.route = result.route.name();
+    record_.route = result.route.name;
     pool_key_ = pool_key(intent_, result.route);
     upstream_ = std::move(result.upstream);
     upstream_peer_ = result.peer;

@@ -47,14 +47,16 @@ struct Intent {
     bool tunnel() const { return mode == Mode::kTunnel; }
 };
 
-// How the upstream is reached. Today every route is direct from the
-// kernel's choice of source address; parents and source addresses plug in
-// here (the routing issue) and the pool keys on the route's name.
+// One way out (worker/route_table.h holds them all): a parent proxy or
+// direct to the destination, from a source address or the kernel's choice.
 struct Route {
-    enum class Kind { kDirect };
-    Kind kind = Kind::kDirect;
-
-    std::string name() const { return "direct"; }
+    const common::ParentConfig* parent = nullptr;   // nullptr: direct
+    const common::SocketAddress* source = nullptr;  // nullptr: the kernel's choice
+    // "direct", "direct@192.0.2.7", "NAME" or "NAME@192.0.2.7": in the access
+    // log, the pool's keys, `proxyctl routes`.
+    std::string name = "direct";
+    uint32_t id = 1;   // a hash of the name, never 0: the sticky map's value
+    size_t index = 0;  // in the RouteTable
 };
 
 // Every way the pipeline (or a protocol, before it) can refuse a request.

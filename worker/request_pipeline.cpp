@@ -16,7 +16,7 @@ Route choose_route(const common::Config&, const Intent&) {
 }
 
 std::string pool_key(const Intent& intent, const Route& route) {
-    return intent.destination.authority() + " " + route.name();
+    return intent.destination.authority() + " " + route.name;
 }
 
 std::optional<Refusal> admit(common::SharedTable* table, const Account& account,

@@ -44,8 +44,7 @@ TEST(Route, DirectAndKeyedByDestinationAndRoute) {
     common::Config config;
     Intent forward = intent_for("example.com", 80, Intent::Mode::kForward);
     Route route = choose_route(config, forward);
-    EXPECT_EQ(route.kind, Route::Kind::kDirect);
-    EXPECT_EQ(route.name(), "direct");
+    EXPECT_EQ(route.name, "direct");
     EXPECT_EQ(pool_key(forward, route), "example.com:80 direct");
     EXPECT_EQ(pool_key(intent_for("::1", 8080, Intent::Mode::kForward), route),
               "[::1]:8080 direct");
@@ -143,7 +142,7 @@ TEST_F(Pipeline, DialsTheDestinationDirectly) {
     ASSERT_FALSE(result->refusal) << result->refusal->detail;
     ASSERT_TRUE(result->upstream);
     EXPECT_EQ(result->peer.to_string(), "127.0.0.1:" + std::to_string(origin.port()));
-    EXPECT_EQ(result->route.name(), "direct");
+    EXPECT_EQ(result->route.name, "direct");
     EXPECT_FALSE(result->reused);
 }
 
