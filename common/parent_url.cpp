@@ -115,8 +115,8 @@ std::optional<ParentUrl> parse_parent_url(std::string_view text, std::string& er
     ProxyTarget target;
     std::string authority(rest);
     size_t host_end = !rest.empty() && rest.front() == '[' ? rest.find(']') : 0;
-    bool has_port = host_end != std::string_view::npos &&
-                    rest.find(':', host_end) != std::string_view::npos;
+    bool has_port =
+        host_end != std::string_view::npos && rest.find(':', host_end) != std::string_view::npos;
     if (!has_port) authority += ":" + std::to_string(rule->default_port);
     if (!parse_authority_target(authority, target, error)) {
         error = "bad parent address \"" + std::string(rest) + "\": " + error;

@@ -179,6 +179,14 @@ class SharedTable {
     bool take(std::string_view key, double rate_per_second, uint32_t burst,
               std::chrono::nanoseconds* wait = nullptr);
 
+    struct Stick {
+        uint32_t value = 0;
+        uint32_t previous = 0;
+        bool stored = false;
+    };
+    Stick stick(std::string_view key, uint32_t proposed, std::chrono::nanoseconds ttl,
+                uint32_t avoid = 0);
+
     // Leases held on `key` now; 0 for an unknown or bad key.
     uint32_t count(std::string_view key) const;
     // Every key in use with its leases, in no particular order. Read in
