@@ -63,11 +63,13 @@ TEST(ParentUrl, RefusesWhatCannotBeMeant) {
               "the password holds a character that must be percent-encoded");
     EXPECT_EQ(error_of("http://u:" + std::string(256, 'x') + "@h"),
               "the password must be 1 to 255 bytes");
-    EXPECT_EQ(error_of("http://h:0"), "bad parent address \"h:0\": port must be a number from 1 "
-                                      "to 65535");
+    EXPECT_EQ(error_of("http://h:0"),
+              "bad parent address \"h:0\": port must be a number from 1 "
+              "to 65535");
     EXPECT_EQ(error_of("http://"), "bad parent address \"\": empty host");
-    EXPECT_EQ(error_of("http://127.1"), "bad parent address \"127.1\": ambiguous numeric host "
-                                        "\"127.1\"");
+    EXPECT_EQ(error_of("http://127.1"),
+              "bad parent address \"127.1\": ambiguous numeric host "
+              "\"127.1\"");
 }
 
 TEST(ParentUrl, ErrorsNeverRepeatThePassword) {
