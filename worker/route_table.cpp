@@ -59,6 +59,9 @@ RouteTable::RouteTable(const common::Config& config)
         }
     }
     state_.resize(routes_.size());
+    // Each worker starts its turns somewhere else, so that the first
+    // requests of several workers do not all leave by the first route.
+    next_ = random_() % routes_.size();
 }
 
 const Route* RouteTable::by_id(uint32_t id) const {
