@@ -63,7 +63,8 @@
 // old generation keeps the old table until its workers exit. During the
 // hand-over each table is exact for its own workers, but a user may hold up
 // to `limit` sessions in each (at most twice the limit, until the old
-// workers have drained), and buckets start full in the new table.
+// workers have drained), buckets start full in the new table, and sticky
+// values start empty there (a session ID may move to another route once).
 #pragma once
 
 #include <sys/types.h>
