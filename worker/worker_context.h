@@ -23,6 +23,7 @@ namespace worker {
 
 class Authenticator;
 class DeferredDeleter;
+class RouteTable;
 class SessionList;
 
 // Declared with the metric table (common/metrics.h): sessions increment its
@@ -43,6 +44,7 @@ struct WorkerContext {
     common::SharedTable* shared_table = nullptr;  // may be null (mmap failed)
     Authenticator* authenticator = nullptr;       // null when no listener needs it
     UserSessionCounts user_sessions;
+    RouteTable* routes = nullptr;  // the worker's routes; null until it has them
     int slot = 0;
     SessionList* sessions = nullptr;
     DeferredDeleter* graveyard = nullptr;  // see deferred_delete.h
