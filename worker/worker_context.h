@@ -24,7 +24,6 @@ namespace worker {
 class Authenticator;
 class RouteTable;
 class DeferredDeleter;
-class RouteTable;
 class SessionList;
 
 // Declared with the metric table (common/metrics.h): sessions increment its
@@ -46,7 +45,6 @@ struct WorkerContext {
     Authenticator* authenticator = nullptr;       // null when no listener needs it
     RouteTable* routes = nullptr;                 // the ways out; never null while serving
     UserSessionCounts user_sessions;
-    RouteTable* routes = nullptr;  // the worker's routes; null until it has them
     int slot = 0;
     SessionList* sessions = nullptr;
     DeferredDeleter* graveyard = nullptr;  // see deferred_delete.h
