@@ -228,8 +228,9 @@ void HttpConnection::respond_error(const Refusal& refusal, bool close_after) {
     if (refusal.retry_after > 0) {
         extra_fields += "Retry-After: " + std::to_string(refusal.retry_after) + "\r\n";
     }
-    std::string response = build_error_response(refusal.http_status, refusal.detail, close_now,
-                                                refusal.error_type, config.proxy.name, extra_fields);
+    std::string response =
+        build_error_response(refusal.http_status, refusal.detail, close_now, refusal.error_type,
+                             config.proxy.name, extra_fields);
     send_or_queue(client_.get(), response.data(), response.size());
     record.bytes_to_client += response.size();
     context_.counters.bytes_out += response.size();

@@ -101,6 +101,7 @@ std::string hex_byte(uint8_t value) {
 bool is_route_failure(ParentError error) {
     switch (error) {
         case ParentError::kTls:
+        case ParentError::kCertificate:
         case ParentError::kProtocol:
         case ParentError::kClosed:
         case ParentError::kTimeout:
@@ -427,8 +428,9 @@ void ParentHandshake::on_closed(short events) {
         why = events & BEV_EVENT_EOF ? "the parent closed the connection" : std::strerror(error);
     }
     if (state_ == State::kTls || !reasons.empty()) {
-        fail(ParentError::kTls,
-             "TLS to parent " + parent_.name + " failed: " + why + verify_failure(bev_.get()));
+        const std::string refused = verify_failure(bev_.get());
+        fail(refused.empty() ? ParentError::kTls : ParentError::kCertificate,
+             "TLS to parent " + parent_.name + " failed: " + why + refused);
         return;
     }
     if (events & BEV_EVENT_EOF) {

@@ -34,7 +34,8 @@ namespace worker {
 
 enum class ParentError {
     kNone,
-    kTls,          // the TLS handshake failed (certificate, protocol)
+    kTls,          // the TLS handshake failed (protocol, connection)
+    kCertificate,  // the TLS handshake failed: the parent's certificate was refused
     kAuth,         // the parent wants credentials or refused ours (407, SOCKS5 FF, RFC 1929)
     kRefused,      // the parent could not or would not reach the destination
     kProtocol,     // the parent's answer is malformed, too large or unexpected
@@ -54,7 +55,7 @@ struct ParentResult {
 };
 
 // True when the failure is the parent's own and counts against its health
-// (route_table.h): kTls, kProtocol, kClosed, kTimeout. A refused
+// (route_table.h): kTls, kCertificate, kProtocol, kClosed, kTimeout. A refused
 // destination, refused credentials (a configuration matter) and our own
 // want of resources are not.
 bool is_route_failure(ParentError error);

@@ -82,6 +82,7 @@ enum class RefusalCause {
     kAuthBusy,                // too many verifications pending for this client (429)
     kUserLimit,               // the user holds max_sessions sessions already (429)
     kParentTls,               // TLS to an https parent failed (502)
+    kParentCertificate,       // an https parent's certificate was refused (502)
     kParentAuth,              // a parent refused our credentials (502, never its 407)
     kParentRefused,           // a parent could not or would not reach the destination (502)
     kNoRoute,                 // every route is down (502)

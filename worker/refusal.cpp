@@ -53,6 +53,8 @@ constexpr CauseRow kCauses[] = {
     {"user_limit", 429, socks::kRepNotAllowed, "http_request_denied", channel::kErrLimit},
     {"parent_tls", 502, socks::kRepGeneralFailure, "tls_protocol_error",
      channel::kErrUpstreamConnect},
+    {"parent_certificate", 502, socks::kRepGeneralFailure, "tls_certificate_error",
+     channel::kErrUpstreamConnect},
     {"parent_auth", 502, socks::kRepGeneralFailure, "proxy_configuration_error",
      channel::kErrUpstreamConnect},
     {"parent_refused", 502, socks::kRepHostUnreachable, "destination_unavailable",

@@ -54,6 +54,8 @@ Refusal refusal_of(const Route& route, ParentResult& handshake) {
     switch (handshake.error) {
         case ParentError::kTls:
             return make_refusal(RefusalCause::kParentTls, std::move(handshake.detail));
+        case ParentError::kCertificate:
+            return make_refusal(RefusalCause::kParentCertificate, std::move(handshake.detail));
         case ParentError::kAuth:
             return make_refusal(RefusalCause::kParentAuth, std::move(handshake.detail));
         case ParentError::kRefused: {

@@ -88,6 +88,7 @@ TEST(ParentHandshakeText, ConnectHead) {
 
 TEST(ParentHandshakeText, RouteFailures) {
     EXPECT_TRUE(is_route_failure(ParentError::kTls));
+    EXPECT_TRUE(is_route_failure(ParentError::kCertificate));
     EXPECT_TRUE(is_route_failure(ParentError::kProtocol));
     EXPECT_TRUE(is_route_failure(ParentError::kClosed));
     EXPECT_TRUE(is_route_failure(ParentError::kTimeout));
@@ -730,10 +731,10 @@ TEST_F(ParentHandshakeTls, TransportOnlyToAnIpLiteralCarriesBytes) {
     EXPECT_EQ(peer.sni(), "") << "no SNI for an address (RFC 6066)";
 }
 
-TEST_F(ParentHandshakeTls, UnknownCaIsKTls) {
+TEST_F(ParentHandshakeTls, UnknownCaIsACertificateRefusal) {
     ScriptedParent peer([](PeerConnection&) { return ""s; }, server_ctx_.get());
     ParentResult result = handshake(peer, https_parent("localhost", "other_ca.pem"), kName);
-    EXPECT_EQ(result.error, ParentError::kTls);
+    EXPECT_EQ(result.error, ParentError::kCertificate);
     EXPECT_EQ(result.detail,
               "TLS to parent up failed: certificate verify failed "
               "(unable to get local issuer certificate)");
@@ -741,18 +742,18 @@ TEST_F(ParentHandshakeTls, UnknownCaIsKTls) {
     EXPECT_TRUE(peer.tls_failed());
 }
 
-TEST_F(ParentHandshakeTls, WrongNameIsKTls) {
+TEST_F(ParentHandshakeTls, WrongNameIsACertificateRefusal) {
     ScriptedParent peer([](PeerConnection&) { return ""s; }, server_ctx_.get());
     ParentResult result = handshake(peer, https_parent("proxy.example"), kName);
-    EXPECT_EQ(result.error, ParentError::kTls);
+    EXPECT_EQ(result.error, ParentError::kCertificate);
     EXPECT_EQ(result.detail,
               "TLS to parent up failed: certificate verify failed (hostname mismatch)");
 }
 
-TEST_F(ParentHandshakeTls, WrongAddressIsKTls) {
+TEST_F(ParentHandshakeTls, WrongAddressIsACertificateRefusal) {
     ScriptedParent peer([](PeerConnection&) { return ""s; }, server_ctx_.get());
     ParentResult result = handshake(peer, https_parent("127.0.0.2"), kName);
-    EXPECT_EQ(result.error, ParentError::kTls);
+    EXPECT_EQ(result.error, ParentError::kCertificate);
     EXPECT_EQ(result.detail,
               "TLS to parent up failed: certificate verify failed (IP address mismatch)");
 }
