@@ -179,8 +179,7 @@ std::optional<std::vector<SocketAddress>> parse_source_list(std::string_view tex
     return out;
 }
 
-std::optional<std::vector<std::string>> parse_name_list(std::string_view text,
-                                                        std::string& error) {
+std::optional<std::vector<std::string>> parse_name_list(std::string_view text, std::string& error) {
     std::vector<std::string_view> items;
     if (!split_list(text, items, error)) return std::nullopt;
     return std::vector<std::string>(items.begin(), items.end());
@@ -656,8 +655,8 @@ bool validate_routing(Config& config, std::string& error) {
         return false;
     }
     const LimitsConfig& limits = config.limits;
-    if (limits.destination_rate > 0 && (limits.destination_burst < 1 ||
-                                        limits.destination_burst > 1000000)) {
+    if (limits.destination_rate > 0 &&
+        (limits.destination_burst < 1 || limits.destination_burst > 1000000)) {
         error = "[limits]: \"destination_burst\" must be from 1 to 1000000";
         return false;
     }

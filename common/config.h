@@ -115,10 +115,10 @@ struct ParentConfig {
     uint16_t port = 0;
     bool ipv6_literal = false;
     std::optional<std::pair<std::string, std::string>> credentials;  // user, password
-    std::string ca_file;              // https: the CAs to verify it with; empty = the system's
-    uint64_t max_failures = 3;        // consecutive failures that mark it down
-    Duration retry_after{10000};      // how long it stays down before it is tried again
-    tls::SharedSslCtx tls_context;    // https: made at load, verifies the certificate
+    std::string ca_file;            // https: the CAs to verify it with; empty = the system's
+    uint64_t max_failures = 3;      // consecutive failures that mark it down
+    Duration retry_after{10000};    // how long it stays down before it is tried again
+    tls::SharedSslCtx tls_context;  // https: made at load, verifies the certificate
 
     // "host:port" with brackets for IPv6, for logs and the CONNECT target.
     std::string authority() const;

@@ -36,8 +36,11 @@ bool userinfo_char(char c) {
            std::string_view("-._~!$&'()*+,;=").find(c) != std::string_view::npos;
 }
 
+// The password may hold ':' as it is (RFC 3986 userinfo); the user name
+// ends at the first one.
 std::optional<std::string> decode_credential(std::string_view text, const char* what,
                                              std::string& error) {
+    const bool password = std::string_view(what) == "password";
     std::string out;
     for (size_t i = 0; i < text.size(); ++i) {
         char c = text[i];
@@ -54,7 +57,7 @@ std::optional<std::string> decode_credential(std::string_view text, const char* 
                 error = std::string("the ") + what + " holds a control or non-ASCII byte";
                 return std::nullopt;
             }
-        } else if (!userinfo_char(c)) {
+        } else if (!userinfo_char(c) && !(password && c == ':')) {
             error = std::string("the ") + what + " holds a character that must be percent-encoded";
             return std::nullopt;
         }
@@ -115,8 +118,8 @@ std::optional<ParentUrl> parse_parent_url(std::string_view text, std::string& er
     ProxyTarget target;
     std::string authority(rest);
     size_t host_end = !rest.empty() && rest.front() == '[' ? rest.find(']') : 0;
-    bool has_port = host_end != std::string_view::npos &&
-                    rest.find(':', host_end) != std::string_view::npos;
+    bool has_port =
+        host_end != std::string_view::npos && rest.find(':', host_end) != std::string_view::npos;
     if (!has_port) authority += ":" + std::to_string(rule->default_port);
     if (!parse_authority_target(authority, target, error)) {
         error = "bad parent address \"" + std::string(rest) + "\": " + error;

@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <new>
 #include <random>
 
@@ -27,6 +28,9 @@ constexpr int32_t kNil = -1;
 constexpr uint8_t kFree = 0;
 constexpr uint8_t kUsed = 1;
 
+// The bucket (burst, rate, tokens, refilled_ns) and the sticky value
+// (value, expires_ns) are authoritative too: a rebuild keeps them as they
+// are, since nothing else could recompute them.
 struct KeyEntry {
     uint8_t state;  // authoritative
     uint8_t unused;
@@ -35,10 +39,11 @@ struct KeyEntry {
     int32_t next;     // derived: hash chain while used, free list while free
     uint32_t leases;  // derived: holdings that name this key
     uint32_t burst;   // 0: no bucket
-    uint32_t unused2;
-    double rate;  // tokens per second
+    uint32_t value;   // the sticky value; 0: none
+    double rate;      // tokens per second
     double tokens;
     int64_t refilled_ns;
+    int64_t expires_ns;                     // the sticky value is live while now < expires_ns
     char bytes[SharedTable::kMaxKeyBytes];  // authoritative
 };
 
@@ -147,10 +152,28 @@ double tokens_at(const KeyEntry& k, int64_t now) {
     return std::min(static_cast<double>(k.burst), k.tokens + elapsed * k.rate);
 }
 
-// Free for reuse: no lease, and no bucket or a full one (the same state as a
-// key never seen).
+bool sticky_live(const KeyEntry& k, int64_t now) {
+    return k.value != 0 && now < k.expires_ns;
+}
+
+// Holds nothing at all: freed at once when its last lease goes. Checked
+// without the clock (release() does not read it): a full bucket or an
+// expired sticky value keeps the entry until a sweep finds it reclaimable.
+bool holds_nothing(const KeyEntry& k) {
+    return k.leases == 0 && k.burst == 0 && k.value == 0;
+}
+
+// Free for reuse: no lease, no bucket or a full one, and no sticky value or
+// an expired one (the same state as a key never seen).
 bool reclaimable(const KeyEntry& k, int64_t now) {
-    return k.leases == 0 && (k.burst == 0 || tokens_at(k, now) >= k.burst);
+    return k.leases == 0 && (k.burst == 0 || tokens_at(k, now) >= k.burst) && !sticky_live(k, now);
+}
+
+// now + ttl (ttl > 0), saturated: a TTL of centuries must not wrap into the
+// past.
+int64_t expiry(int64_t now, std::chrono::nanoseconds ttl) {
+    const int64_t max = std::numeric_limits<int64_t>::max();
+    return ttl.count() > max - std::max<int64_t>(now, 0) ? max : now + ttl.count();
 }
 
 // ---- keys (lock held) --------------------------------------------------------
@@ -205,6 +228,8 @@ int32_t insert_key(Region* r, std::string_view key, uint32_t hash, int64_t now) 
     k.rate = 0;
     k.tokens = 0;
     k.refilled_ns = now;
+    k.value = 0;
+    k.expires_ns = 0;
     step();
     k.state = kUsed;
     step();
@@ -234,7 +259,7 @@ void drop_holding(Region* r, int32_t g) {
     Holding& h = holding_rows(r)[g];
     KeyEntry& k = key_rows(r)[h.key];
     --k.leases;
-    if (k.leases == 0 && k.burst == 0) free_key(r, h.key);
+    if (holds_nothing(k)) free_key(r, h.key);
     h.next = r->free_holding;
     r->free_holding = g;
     --r->leases_in_use;
@@ -244,7 +269,7 @@ void drop_holding(Region* r, int32_t g) {
 
 // Recomputes every derived field from the authoritative ones. Holdings that
 // name a free key or a free holder (a half-done acquire or reclaim) are
-// freed; keys in use keep their bucket.
+// freed; keys in use keep their bucket and their sticky value.
 void rebuild(Region* r) {
     std::fill_n(buckets(r), r->bucket_mask + 1, kNil);
     r->free_key = kNil;
@@ -446,7 +471,7 @@ SharedTable::Lease SharedTable::acquire(std::string_view key, uint32_t limit) {
     }
     if (k == kNil) k = insert_key(r, key, hash, now);
     if (k == kNil || r->free_holding == kNil) {
-        if (k != kNil && key_rows(r)[k].leases == 0 && key_rows(r)[k].burst == 0) free_key(r, k);
+        if (k != kNil && holds_nothing(key_rows(r)[k])) free_key(r, k);
         bump(r->refused_full);
         return Lease(Refusal::kTableFull);
     }
@@ -564,6 +589,59 @@ bool SharedTable::take(std::string_view key, double rate_per_second, uint32_t bu
         *wait = std::chrono::nanoseconds(static_cast<int64_t>(std::min(ns, 86400e9)));
     }
     return false;
+}
+
+// ---- sticky map ---------------------------------------------------------------------
+
+SharedTable::Stick SharedTable::stick(std::string_view key, uint32_t proposed,
+                                      std::chrono::nanoseconds ttl, uint32_t avoid) {
+    Region* r = region_;
+    Stick out;
+    out.value = proposed;
+    if (!valid_key(key) || proposed == 0 || ttl.count() <= 0) {
+        bump(r->refused_bad_key);
+        return out;
+    }
+    const int64_t now = now_();
+    const uint32_t hash = hash_key(r->seed, key);
+    Locked lock(r);
+    if (!lock) return out;
+    int32_t i = find_key(r, key, hash);
+    if (i == kNil) i = insert_key(r, key, hash, now);
+    if (i == kNil) {
+        bump(r->refused_full);
+        return out;
+    }
+    KeyEntry& k = key_rows(r)[i];
+    out.stored = true;
+    const bool live = sticky_live(k, now);
+    if (live && k.value != avoid) {
+        k.expires_ns = expiry(now, ttl);
+        out.value = k.value;
+        return out;
+    }
+    if (live) out.previous = k.value;
+    // The value before its expiry: a death between the two leaves the new
+    // value under the old expiry (live only if the old one was: an avoided
+    // value is replaced either way), never an expired value revived by the
+    // new expiry. A process dies between instructions and each field is one
+    // aligned store, so neither is ever half written.
+    k.value = proposed;
+    step();
+    if (test_hook_) test_hook_("stick: value stored, expiry not yet");
+    k.expires_ns = expiry(now, ttl);
+    return out;
+}
+
+uint32_t SharedTable::sticky_value(std::string_view key) const {
+    Region* r = region_;
+    if (!valid_key(key)) return 0;
+    const int64_t now = now_();
+    const uint32_t hash = hash_key(r->seed, key);
+    Locked lock(r);
+    if (!lock) return 0;
+    int32_t i = find_key(r, key, hash);
+    return i != kNil && sticky_live(key_rows(r)[i], now) ? key_rows(r)[i].value : 0;
 }
 
 // ---- reading ---------------------------------------------------------------------------

@@ -1,12 +1,16 @@
 // The shared table: keyed counters that must be exact across workers, in
 // memory mapped MAP_SHARED | MAP_ANONYMOUS by the master before the first
-// fork. Two kinds of number live under a key (a byte string, "user:alice",
-// "dst:example.com|192.0.2.7"):
+// fork. Three kinds of number live under a key (a byte string, "user:alice",
+// "dst:example.com|192.0.2.7", "sticky:alice:s1"):
 //   - leases: how many units of the key are held right now (concurrent
 //     sessions of a user). acquire() hands out a move-only Lease whose
 //     destructor gives the unit back, so no exit path can forget it.
 //   - a token bucket (a destination's rate budget): take() removes a token
 //     that refills at `rate_per_second` up to `burst`.
+//   - a sticky value (a session ID's route): stick() returns the 32-bit value
+//     the key holds, or stores the caller's proposal, and keeps it until a
+//     TTL passes without a stick() naming the key. Lookup and store are one
+//     step under the lock, so every worker sees the same value for a key.
 //
 // Why one lock and not atomics: a lease decision is "look up the key,
 // compare with the limit, add one, record who holds it", which must be one
@@ -18,11 +22,12 @@
 // kernel hands the next locker EOWNERDEAD, which rebuilds every derived
 // field (hash chains, free lists, per-key and per-holder counts) from the
 // authoritative ones (which entries are in use, and which holding belongs to
-// which holder and key) and marks the mutex consistent. Writes are ordered
-// so that an entry is marked in use only once its fields are written and
-// marked free before it is unlinked, so a death at any instruction leaves a
-// state that rebuild turns into a consistent one. Rebuild is O(capacity),
-// and only ever runs after such a death.
+// which holder and key; a key's bucket and sticky value are kept as they
+// are) and marks the mutex consistent. Writes are ordered so that an entry
+// is marked in use only once its fields are written and marked free before
+// it is unlinked, so a death at any instruction leaves a state that rebuild
+// turns into a consistent one. Rebuild is O(capacity), and only ever runs
+// after such a death.
 //
 // Attribution: every lease held is recorded as a holding attributed to a
 // holder row, claimed on the process's first acquire() and identified by
@@ -34,17 +39,20 @@
 // reclaim(pid) walks that holder's list and gives back everything it held.
 //
 // Capacity is fixed at creation (keys, holdings, holder rows): the table
-// never allocates after create(). When the table is full, acquire() and
-// take() fail closed: they refuse (Refusal::kTableFull, false) and count it
-// in stats().refused_full; memory is never overrun. A key entry is freed as
-// soon as it holds no lease and has no bucket; a key whose bucket has
-// refilled to `burst` and that holds no lease is reclaimable and is swept
-// (a bounded number of entries per insertion, from a rotating cursor) when
-// a new key finds the free list empty. So a table of finite size serves an
-// unbounded number of distinct keys over time. Keys are 1 to kMaxKeyBytes
-// bytes; an empty or longer key is refused (Refusal::kBadKey) rather than
-// truncated or hashed, so two keys never share a count. Callers that may
-// have longer keys hash them first.
+// never allocates after create(). When the table is full, acquire(), take()
+// and stick() fail closed: they refuse (Refusal::kTableFull, false, a Stick
+// not stored) and count it in stats().refused_full; memory is never
+// overrun. A key entry is freed as soon as it holds no lease and has neither
+// a bucket nor a sticky value; a key that holds no lease, whose bucket (if
+// any) has refilled to `burst` and whose sticky value (if any) has expired
+// is reclaimable and is swept (a bounded number of entries per insertion,
+// from a rotating cursor) when a new key finds the free list empty. So a
+// table of finite size serves an unbounded number of distinct keys over
+// time, as long as the live ones fit: a live sticky value is never evicted
+// to make room (its session would silently change route); the new key is
+// refused instead. Keys are 1 to kMaxKeyBytes bytes; an empty or longer key
+// is refused (Refusal::kBadKey) rather than truncated or hashed, so two keys
+// never share a count. Callers that may have longer keys hash them first.
 //
 // Lifetime: the master creates the table once, at first start, before the
 // first fork, so every worker of every reload generation shares the same
@@ -55,7 +63,8 @@
 // old generation keeps the old table until its workers exit. During the
 // hand-over each table is exact for its own workers, but a user may hold up
 // to `limit` sessions in each (at most twice the limit, until the old
-// workers have drained), and buckets start full in the new table.
+// workers have drained), buckets start full in the new table, and sticky
+// values start empty there (a session ID may move to another route once).
 #pragma once
 
 #include <sys/types.h>
@@ -87,7 +96,9 @@ class SharedTable {
     static constexpr size_t kMaxKeyBytes = 128;
 
     struct Capacity {
-        size_t keys = 16384;    // distinct keys in use at once
+        // Distinct keys in use at once: holding a lease, a bucket not yet
+        // refilled, or a sticky value not yet expired.
+        size_t keys = 16384;
         size_t leases = 65536;  // leases held at once, over all keys
         size_t holders = 4096;  // processes holding leases at once
     };
@@ -137,12 +148,12 @@ class SharedTable {
 
     struct Stats {
         Capacity capacity;
-        size_t keys = 0;     // key entries in use (leases or a bucket)
+        size_t keys = 0;     // key entries in use (leases, a bucket or a sticky value)
         size_t leases = 0;   // leases held
         size_t holders = 0;  // holder rows claimed
         uint64_t refused_at_limit = 0;
-        uint64_t refused_full = 0;     // acquire() or take() found no room
-        uint64_t refused_bad_key = 0;  // and bad take() arguments
+        uint64_t refused_full = 0;     // acquire(), take() or stick() found no room
+        uint64_t refused_bad_key = 0;  // and bad take() or stick() arguments
         uint64_t refused_empty = 0;    // take() found the bucket empty
         uint64_t reclaimed = 0;        // leases given back by reclaim()
         uint64_t repairs = 0;          // rebuilds after a lock owner died
@@ -179,11 +190,34 @@ class SharedTable {
     bool take(std::string_view key, double rate_per_second, uint32_t burst,
               std::chrono::nanoseconds* wait = nullptr);
 
+    struct Stick {
+        uint32_t value = 0;     // the value now stored for the key (`proposed` when not stored)
+        uint32_t previous = 0;  // the live value replaced because it was `avoid`; 0 when none
+        bool stored = false;    // false: table full, bad arguments or lock unusable
+    };
+
+    // The sticky map: `key` keeps a value until `ttl` passes without a
+    // stick() naming it. A live value that is not `avoid` is returned and its
+    // expiry pushed to now + ttl; otherwise (no value, expired, or equal to
+    // `avoid`) `proposed` is stored with expiry now + ttl. One lock, one
+    // lookup: two workers sticking the same new key at once agree on one
+    // value. `proposed` must be non-zero; `avoid` 0 avoids nothing.
+    // Not stored (stored false, value `proposed`, previous 0) when the key is
+    // bad, `proposed` is 0 or `ttl` is not positive (refused_bad_key), when
+    // the table has no room for a new key (refused_full), or when the lock
+    // is unusable; the caller then routes by its proposal alone.
+    Stick stick(std::string_view key, uint32_t proposed, std::chrono::nanoseconds ttl,
+                uint32_t avoid = 0);
+    // The live (stored and not expired) sticky value of `key`; 0 for none,
+    // a bad key or an unusable lock. Does not refresh the expiry.
+    uint32_t sticky_value(std::string_view key) const;
+
     // Leases held on `key` now; 0 for an unknown or bad key.
     uint32_t count(std::string_view key) const;
-    // Every key in use with its leases, in no particular order. Read in
-    // chunks (the lock is never held for the whole table), so it is not one
-    // instant's snapshot. Empty when the lock is unusable.
+    // Every key in use with its leases (0 for a key that has only a bucket or
+    // a sticky value), in no particular order. Read in chunks (the lock is
+    // never held for the whole table), so it is not one instant's snapshot.
+    // Empty when the lock is unusable.
     std::vector<KeyCount> keys() const;
 
     // Gives back every lease held by process `holder` and frees its holder

@@ -89,8 +89,8 @@ SharedSslCtx create_client_context(const std::string& ca_file, std::string& erro
     }
     SSL_CTX* c = ctx.get();
     SSL_CTX_set_min_proto_version(c, TLS1_2_VERSION);
-    SSL_CTX_set_options(c, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION |
-                               SSL_OP_IGNORE_UNEXPECTED_EOF);
+    SSL_CTX_set_options(
+        c, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION | SSL_OP_IGNORE_UNEXPECTED_EOF);
     SSL_CTX_set_mode(c, SSL_MODE_RELEASE_BUFFERS);
     if (SSL_CTX_set_cipher_list(c, kTls12Ciphers) != 1) {
         error = "no usable TLS 1.2 cipher suites: " + take_openssl_errors();

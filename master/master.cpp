@@ -16,6 +16,7 @@
 #include "common/json_util.h"
 #include "common/log.h"
 #include "master/pid_file.h"
+#include "master/preflight.h"
 #include "master/upgrade.h"
 
 namespace master {
@@ -282,6 +283,11 @@ bool Master::reload(std::string& error) {
     }
     common::ConfigPtr config = common::load_config(options_.config_path, error);
     if (!config) {
+        LOG_ERROR("reload refused, keeping the current configuration: %s", error.c_str());
+        return false;
+    }
+    if (std::string problem = source_address_problem(*config); !problem.empty()) {
+        error = config->path + ": [route] \"source_addresses\": " + problem;
         LOG_ERROR("reload refused, keeping the current configuration: %s", error.c_str());
         return false;
     }

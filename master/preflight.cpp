@@ -1,8 +1,10 @@
 #include "master/preflight.h"
 
 #include <grp.h>
+#include <netinet/in.h>
 #include <pwd.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -135,6 +137,9 @@ void check_accounts(const common::Config& config, Report& report) {
 
 void check_paths(const common::Config& config, bool control_in_use_ok, Report& report) {
     check_logs(config, report);
+    if (std::string problem = source_address_problem(config); !problem.empty()) {
+        report.error("[route] \"source_addresses\"", problem);
+    }
     check_pid_file(config, report);
     check_control_socket(config, control_in_use_ok, report);
     check_accounts(config, report);
@@ -169,6 +174,23 @@ void check_nofile(const common::Config& config, Report& report) {
 }
 
 }  // namespace
+
+std::string source_address_problem(const common::Config& config) {
+    for (const common::SocketAddress& source : config.route.source_addresses) {
+        int fd = ::socket(source.family(), SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd < 0) return "socket() failed: " + std::string(std::strerror(errno));
+        int one = 1;
+        ::setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof(one));
+        int result = ::bind(fd, source.get(), source.length);
+        int error = errno;
+        ::close(fd);
+        if (result != 0) {
+            return "source address " + source.host_string() + " cannot be bound (" +
+                   std::strerror(error) + ")";
+        }
+    }
+    return "";
+}
 
 int append_error(const std::string& path) {
     struct stat st;

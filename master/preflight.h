@@ -13,6 +13,8 @@
 //                                                                          master: then an
 //                                                                          address or socket in
 //                                                                          use is taken as its own
+//   [route] source_addresses    source address A cannot be bound (...)     error (same text);
+//                               (also at every reload, which it refuses)
 //   user, group (as root)       unknown user / group                       error; not as root:
 //                                                                          warning (ignored)
 //   RLIMIT_NOFILE hard limit    warning                                    warning
@@ -43,6 +45,10 @@ PreflightReport check_files(const common::Config& config);
 // compares the limit of open files with max_connections: everything a start
 // would refuse or warn about, for `proxyd -t`.
 PreflightReport preflight(const common::Config& config);
+
+// Why a source address of [route] cannot be bound (not an address of this
+// host, say), or "" when every one can.
+std::string source_address_problem(const common::Config& config);
 
 // Whether a file can be opened for appending at `path`: it exists and is
 // writable, or its directory exists and is writable. errno-like result, 0

@@ -64,6 +64,8 @@ std::string format_access_line(const AccessRecord& r) {
         std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(r.duration).count()) +
         "ms ";
     append_escaped(line, r.upstream);
+    line += ' ';
+    append_escaped(line, r.route.empty() ? "-" : r.route);
     line += " \"";
     append_escaped(line, r.reason);
     line += '"';

@@ -30,6 +30,7 @@ struct AccessRecord {
     uint64_t bytes_to_client = 0;
     std::chrono::steady_clock::duration duration{};
     std::string_view upstream;
+    std::string_view route;  // "direct", "NAME@192.0.2.7"...; "-" when none was chosen
     std::string_view reason;
 };
 

@@ -33,6 +33,7 @@ void ExchangeRecord::finish(WorkerContext& context) {
     line.bytes_to_client = bytes_to_client;
     line.duration = std::chrono::steady_clock::now() - started;
     line.upstream = upstream;
+    line.route = route;
     line.reason = reason;
     context.access_log->write(line);
 }

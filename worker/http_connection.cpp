@@ -221,12 +221,15 @@ void HttpConnection::respond_error(const Refusal& refusal, bool close_after) {
     bool close_now = close_after || !exchange_->client_keep_alive() || !exchange_->request_done() ||
                      no_more_requests() || context_.draining;
     const common::Config& config = *context_.config;
-    std::string challenge;
+    std::string extra_fields;
     if (refusal.http_status == 407) {
-        challenge = "Proxy-Authenticate: Basic realm=\"" + config.auth.realm + "\"\r\n";
+        extra_fields = "Proxy-Authenticate: Basic realm=\"" + config.auth.realm + "\"\r\n";
+    }
+    if (refusal.retry_after > 0) {
+        extra_fields += "Retry-After: " + std::to_string(refusal.retry_after) + "\r\n";
     }
     std::string response = build_error_response(refusal.http_status, refusal.detail, close_now,
-                                                refusal.error_type, config.proxy.name, challenge);
+                                                refusal.error_type, config.proxy.name, extra_fields);
     send_or_queue(client_.get(), response.data(), response.size());
     record.bytes_to_client += response.size();
     context_.counters.bytes_out += response.size();

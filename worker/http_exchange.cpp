@@ -232,8 +232,9 @@ void HttpExchange::on_pipeline_done(PipelineResult&& result) {
     if (!credentials_field_.empty() && admission_.account) {
         owner_.remember_credentials(std::move(credentials_field_), *admission_.account);
     }
-    record_.route = result.route.name;
-    pool_key_ = pool_key(intent_, result.route);
+    route_ = result.route;
+    record_.route = route_->name;
+    pool_key_ = pool_key(intent_, *route_);
     upstream_ = std::move(result.upstream);
     upstream_peer_ = result.peer;
     record_.upstream = result.peer.to_string();
@@ -261,8 +262,7 @@ void HttpExchange::start_forwarding() {
         timeval idle = to_timeval(limits_.idle_timeout);
         bufferevent_set_timeouts(client, &idle, &idle);
     }
-    send_or_queue(up, upstream_head_.data(), upstream_head_.size());
-    context_.counters.bytes_out += upstream_head_.size();
+    send_request_head(up);
     // A reused connection may turn out to be closed by the origin; the head
     // is kept so an idempotent request can be retried once on a fresh
     // connection, as long as it has no body (see upstream_broke()).
@@ -271,6 +271,24 @@ void HttpExchange::start_forwarding() {
     bufferevent_enable(up, EV_READ);
     enable_writing(up);
     pump_request_body();
+}
+
+// An HTTP(S) parent takes the request in absolute form, with our
+// credentials for it; everyone else gets the origin-form head as built.
+void HttpExchange::send_request_head(bufferevent* up) {
+    const common::ParentConfig* parent = route_->parent;
+    if (parent == nullptr || parent->scheme == common::ParentScheme::kSocks5) {
+        send_or_queue(up, upstream_head_.data(), upstream_head_.size());
+        context_.counters.bytes_out += upstream_head_.size();
+        return;
+    }
+    std::string line;
+    size_t rest =
+        append_absolute_request_line(upstream_head_, intent_.destination.host_header(80), line);
+    append_parent_authorization(*parent, line);
+    send_or_queue(up, line.data(), line.size());
+    send_or_queue(up, upstream_head_.data() + rest, upstream_head_.size() - rest);
+    context_.counters.bytes_out += line.size() + upstream_head_.size() - rest;
 }
 
 BodyPump HttpExchange::pump_to_client() {
@@ -359,6 +377,16 @@ void HttpExchange::read_response_head() {
             // its output without bound. on_client_drained() resumes.
             if (pump_to_client().hold_if_receiver_full()) return;
             continue;
+        }
+        if (head.status == 407 && route_->parent != nullptr) {
+            // Its challenge is for us, not for our client: our credentials
+            // for the parent are wrong, which is our configuration's fault.
+            std::string detail = "parent " + route_->parent->name +
+                                 (route_->parent->credentials ? " refused our credentials (407)"
+                                                              : " requires credentials (407)");
+            upstream_reusable_ = false;
+            refuse(make_refusal(RefusalCause::kParentAuth, std::move(detail)), false);
+            return;
         }
         if (!start_response(head)) return;
         evbuffer_drain(input, head.head_length);

@@ -137,6 +137,7 @@ class HttpExchange final : public Deferrable {
     BodyPump pump_to_client();
     BodyPump pump_to_upstream();
 
+    void send_request_head(bufferevent* up);
     static void on_upstream_read(bufferevent* bev, void* arg) noexcept;
     static void on_upstream_write(bufferevent* bev, void* arg) noexcept;
     static void on_upstream_event(bufferevent* bev, short events, void* arg) noexcept;
@@ -170,6 +171,7 @@ class HttpExchange final : public Deferrable {
     bool response_keep_alive_ = false;
     bool upstream_reusable_ = false;
     std::string pool_key_;
+    const Route* route_ = nullptr;  // once the pipeline chose it
     common::SocketAddress upstream_peer_;
     RequestPipeline pipeline_;
     Admission admission_;

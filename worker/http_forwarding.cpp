@@ -162,6 +162,19 @@ void build_upstream_request(const common::http::RequestHead& head,
     out.append("\r\n");
 }
 
+size_t append_absolute_request_line(std::string_view origin_head, std::string_view authority,
+                                    std::string& out) {
+    size_t line_end = origin_head.find("\r\n");
+    size_t method_end = origin_head.find(' ');
+    constexpr std::string_view kVersion = " HTTP/1.1";
+    std::string_view target =
+        origin_head.substr(method_end + 1, line_end - kVersion.size() - method_end - 1);
+    out.append(origin_head.substr(0, method_end)).append(" http://").append(authority);
+    if (target != "*") out.append(target);
+    out.append(kVersion).append("\r\n");
+    return line_end + 2;
+}
+
 void build_client_response(const common::http::ResponseHead& head, OutgoingBody body,
                            uint64_t length, bool keep_alive, int client_minor, std::string& out,
                            std::string_view pseudonym) {

@@ -63,6 +63,14 @@ void build_upstream_request(const common::http::RequestHead& head,
                             const common::http::BodyFraming& framing, std::string& out,
                             std::string_view pseudonym = kDefaultPseudonym);
 
+// For an HTTP parent proxy: appends the request line of `origin_head` (a
+// head build_upstream_request() made) in absolute form,
+// "GET http://AUTHORITY/path HTTP/1.1\r\n" ("OPTIONS *" becomes
+// "OPTIONS http://AUTHORITY", RFC 9112 §3.2.4), and returns where the rest
+// of `origin_head` (its field lines) starts.
+size_t append_absolute_request_line(std::string_view origin_head, std::string_view authority,
+                                    std::string& out);
+
 // Appends the response head to send to the client. `body` and `length`
 // describe the body as the client will receive it; `keep_alive` decides the
 // Connection field; `client_minor` is the client's HTTP minor version.

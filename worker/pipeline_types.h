@@ -81,6 +81,11 @@ enum class RefusalCause {
     kAuthRequired,            // no, wrong or malformed credentials (407)
     kAuthBusy,                // too many verifications pending for this client (429)
     kUserLimit,               // the user holds max_sessions sessions already (429)
+    kParentTls,               // TLS to an https parent failed (502)
+    kParentAuth,              // a parent refused our credentials (502, never its 407)
+    kParentRefused,           // a parent could not or would not reach the destination (502)
+    kNoRoute,                 // every route is down (502)
+    kDestinationRate,         // the destination's budget from this exit is spent (429)
     kInternal,                // out of memory or descriptors (500)
 };
 
@@ -91,6 +96,7 @@ struct Refusal {
     std::string detail;           // for the error body, the log and the access log
     const char* error_type = "";  // RFC 9209 Proxy-Status error type
     uint32_t error_class = 0;     // common::channel::ErrorClass
+    uint32_t retry_after = 0;     // seconds, for Retry-After; 0: none
 };
 
 }  // namespace worker

@@ -51,6 +51,15 @@ constexpr CauseRow kCauses[] = {
     {"auth_required", 407, socks::kRepNotAllowed, "http_request_denied", channel::kErrAuth},
     {"auth_busy", 429, socks::kRepNotAllowed, "http_request_denied", channel::kErrAuth},
     {"user_limit", 429, socks::kRepNotAllowed, "http_request_denied", channel::kErrLimit},
+    {"parent_tls", 502, socks::kRepGeneralFailure, "tls_protocol_error",
+     channel::kErrUpstreamConnect},
+    {"parent_auth", 502, socks::kRepGeneralFailure, "proxy_configuration_error",
+     channel::kErrUpstreamConnect},
+    {"parent_refused", 502, socks::kRepHostUnreachable, "destination_unavailable",
+     channel::kErrUpstreamConnect},
+    {"no_route", 502, socks::kRepGeneralFailure, "destination_unavailable",
+     channel::kErrUpstreamConnect},
+    {"destination_rate", 429, socks::kRepNotAllowed, "http_request_denied", channel::kErrLimit},
     {"internal_error", 500, socks::kRepGeneralFailure, "proxy_internal_error",
      channel::kErrInternal},
 };
@@ -93,6 +102,8 @@ RefusalCause cause_of(ConnectError error) {
             return RefusalCause::kConnectTimeout;
         case ConnectError::kNoResources:
             return RefusalCause::kInternal;
+        case ConnectError::kBind:
+            return RefusalCause::kUnreachable;
         case ConnectError::kNone:
             break;
     }

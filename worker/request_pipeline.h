@@ -8,13 +8,20 @@
 //                       ├─ authorize     connect_ports, Via loops    policy.h (allow_clients ran
 //                       │                                            at accept)
 //                       ├─ admit         per-user limits: leases     accounts: shared table
-//                       ├─ route         direct today                routing: parents, source
-//                       │                                            addresses, rotation, sticky
-//                       ├─ budget        destination rate            routing: shared table
+//                       ├─ route         a parent or direct, from    route_table.h: rotation;
+//                       │                a source address            sticky: shared table
+//                       ├─ budget        destination rate per exit   shared table token buckets,
+//                       │                                            a timer while queued
 //                       ├─ (forward)     a pooled connection for (destination, route)
 //                       ├─ resolve       Resolver (async, cached)
-//                       └─ dial          UpstreamConnect: every dialled address checked by
-//                                        policy.h, connect_timeout, next address on failure
+//                       ├─ dial          UpstreamConnect: bound to the source address, every
+//                       │                dialled address checked by policy.h, connect_timeout,
+//                       │                next address on failure
+//                       └─ handshake     ParentHandshake: TLS to an https parent, its CONNECT
+//                                        or SOCKS5 for tunnels
+//                       │
+//            a failure of the route (not of the destination): on_failure = retry-next goes
+//            back to `route` with that route excluded, at most kMaxRouteAttempts in all
 //                       │
 //            Upstream + Admission  |  Refusal (refusal.h: HTTP status, Proxy-Status,
 //                                             SOCKS reply, error class)
@@ -23,9 +30,10 @@
 // (http_exchange.h) or a byte tunnel (tunnel_start.h). The exchange record
 // (exchange_record.h) is filled along the way and consumed once at the end.
 //
-// Each decision is a pure function (authorize() in policy.h, choose_route()
-// and pool_key() here), unit-tested apart from the loop; the pipeline object
-// only sequences them around the asynchronous steps.
+// Each decision is a function unit-tested apart from the loop (authorize()
+// in policy.h, the RouteTable's selection, pool_key() and budget_key()
+// here); the pipeline object only sequences them around the asynchronous
+// steps.
 #pragma once
 
 #include <functional>
@@ -38,7 +46,9 @@
 #include "common/config.h"
 #include "common/libevent_handles.h"
 #include "common/shared_table.h"
+#include "worker/parent_handshake.h"
 #include "worker/pipeline_types.h"
+#include "worker/route_table.h"
 #include "worker/upstream_connector.h"
 
 namespace worker {
@@ -57,11 +67,14 @@ class Admission {
 
     void hold(common::SharedTable::Lease lease) { leases_.push_back(std::move(lease)); }
     size_t held() const { return leases_.size(); }
+    // The route the session goes out by, counted active while held.
+    void use(RouteUse route) { route_ = std::move(route); }
 
     std::optional<Account> account;  // authenticated; none on auth = none listeners
 
   private:
     std::vector<common::SharedTable::Lease> leases_;
+    RouteUse route_;
 };
 
 // Admits `account` against its limit (max_sessions, 0 = none) with a lease
@@ -72,12 +85,22 @@ class Admission {
 std::optional<Refusal> admit(common::SharedTable* table, const Account& account,
                              Admission& admission);
 
-// The route for `intent`. Pure.
-Route choose_route(const common::Config& config, const Intent& intent);
-
 // The upstream pool's key: the destination and the route, so a connection
 // is only reused for the same way out.
 std::string pool_key(const Intent& intent, const Route& route);
+
+// The shared table key of the destination budget of `host` from `route`'s
+// exit: the parent ("dst:example.com|parent:a"), else the source address
+// ("dst:example.com|192.0.2.7"), else "-" for the kernel's choice. Hashed
+// (SHA-256, hex) when it would be longer than a key may be.
+std::string budget_key(std::string_view host, const Route& route);
+
+// The sticky map's key of a session ID: "sticky:USER:ID", hashed likewise.
+std::string sticky_key(const Account& account);
+
+// At most this many routes are tried for one request with on_failure =
+// retry-next: the first and up to three more.
+constexpr size_t kMaxRouteAttempts = 4;
 
 struct PipelineResult {
     std::optional<Refusal> refusal;  // set: nothing else is, but `user`
@@ -85,7 +108,7 @@ struct PipelineResult {
     std::string user;                // the account name once authenticated
     common::BufferEventPtr upstream;
     common::SocketAddress peer;
-    Route route;
+    const Route* route = nullptr;  // set with `upstream`; the worker's RouteTable owns it
     Admission admission;
     bool reused = false;  // taken from the upstream pool
 };
@@ -116,21 +139,37 @@ class RequestPipeline {
   private:
     void authenticate();
     void after_authentication(std::optional<Account> account);
-    void refuse(Refusal&& refusal, bool by_policy, std::string user = {});
-    void dial(const Intent& intent);
+    void choose_route();
+    const Route* sticky_route(const Account& account, RouteTable::Clock::time_point now);
+    void take_budget();
+    static void on_budget_timer(evutil_socket_t, short, void* arg) noexcept;
+    void take_pooled_or_dial();
+    void dial();
     void on_dialled(ConnectResult&& connected);
+    void on_handshake(ParentResult&& handshake, const common::SocketAddress& peer);
+    // A dial by the route failed for a reason of its own: mark it, then
+    // try another route or give up with `refusal`.
+    void route_failed(Refusal&& refusal);
+    void refuse(Refusal&& refusal, bool by_policy, std::string user = {});
+    void succeed(common::BufferEventPtr upstream, const common::SocketAddress& peer, bool reused);
     void finish(PipelineResult&& result);
-    // Hands the connector to the graveyard: it may be the caller.
+    // Hands the connector and the handshake to the graveyard: they may be
+    // the caller.
     void drop_connector();
 
     WorkerContext& context_;
     Callback callback_;
     const Intent* intent_ = nullptr;  // the caller's, while running
     bool may_reuse_ = false;
-    uint64_t auth_ticket_ = 0;  // a verification in flight (authenticator.h)
-    Route route_;               // while dialling
+    uint64_t auth_ticket_ = 0;               // a verification in flight (authenticator.h)
+    const Route* route_ = nullptr;           // while dialling
+    std::vector<size_t> tried_;              // routes that failed for this request
+    std::unique_ptr<Refusal> last_failure_;  // of the last route tried, while retrying
+    std::chrono::steady_clock::time_point queued_until_{};  // while waiting for a token
+    common::EventPtr budget_timer_;                         // made the first time a request waits
     Admission admission_;
     std::unique_ptr<UpstreamConnect> connect_;
+    std::unique_ptr<ParentHandshake> handshake_;
 };
 
 }  // namespace worker

@@ -28,6 +28,7 @@
 #include <random>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "common/config.h"
@@ -44,6 +45,10 @@ struct RouteCounters {
 class RouteTable {
   public:
     using Clock = std::chrono::steady_clock;
+    // Health for direct routes, whose only failure of their own is a
+    // source address that cannot be bound.
+    static constexpr uint64_t kDirectMaxFailures = 3;
+    static constexpr common::Duration kDirectRetryAfter{10000};
 
     // Every route of `config` (which must outlive the table), in the order
     // parents x source addresses. Never empty.
@@ -81,7 +86,6 @@ class RouteTable {
         Clock::time_point down_until{};
     };
 
-    const common::Config& config_;
     common::Rotation rotation_;
     std::vector<Route> routes_;
     std::vector<State> state_;

@@ -289,7 +289,7 @@ void SocksSession::on_pipeline_done(PipelineResult&& result) {
         fail(*result.refusal);
         return;
     }
-    record_->route = result.route.name;
+    record_->route = result.route->name;
     record_->upstream = result.peer.to_string();
     // BND.ADDR/BND.PORT: the address our upstream socket is bound to.
     common::SocketAddress bound = local_address(result.upstream.get());

@@ -30,6 +30,16 @@ enum class ConnectError {
     kRefused,         // refused or reset while connecting (502)
     kTimeout,         // connect_timeout (504)
     kNoResources,     // no descriptor or memory for the socket (500)
+    kBind,            // the source address cannot be bound (the route's failure, 502)
+};
+
+// Where a dial leaves from and what it may reach.
+struct DialOptions {
+    const common::SocketAddress* source =
+        nullptr;  // bind to it first; nullptr: the kernel's choice
+    // A parent proxy is the operator's choice of address: it is not held to
+    // deny_private_destinations (our own listeners still are: a loop).
+    bool allow_private = false;
 };
 
 struct ConnectResult {
@@ -59,12 +69,14 @@ class UpstreamConnect final : public Deferrable {
                     UpstreamPool* idle_pool = nullptr);
     ~UpstreamConnect() override;
 
-    void start(const std::string& host, uint16_t port, Callback callback);
+    void start(const std::string& host, uint16_t port, const DialOptions& options,
+               Callback callback);
 
   private:
     void on_resolved(const Resolution& resolution);
     void try_next();
     bool dial(const common::SocketAddress& address);
+    int bound_socket(const common::SocketAddress& address);
     void note_failure(const common::SocketAddress& address, int error);
     void fail(ConnectError error, std::string detail);
     static void on_event(bufferevent* bev, short events, void* arg) noexcept;
@@ -76,6 +88,7 @@ class UpstreamConnect final : public Deferrable {
     Resolver::RequestId dns_request_ = 0;
     std::string host_;
     uint16_t port_ = 0;
+    DialOptions options_;
     std::vector<common::SocketAddress> candidates_;
     size_t next_ = 0;
     common::BufferEventPtr connecting_;

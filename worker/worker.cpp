@@ -35,6 +35,7 @@
 #include "worker/client_session.h"
 #include "worker/deferred_delete.h"
 #include "worker/resolver.h"
+#include "worker/route_table.h"
 #include "worker/upstream_pool.h"
 #include "worker/worker_context.h"
 
@@ -106,6 +107,8 @@ class Worker {
     common::EventBasePtr base_;
     std::unique_ptr<Resolver> resolver_;
     std::unique_ptr<UpstreamPool> pool_;
+    // Outlives the sessions and the graveyard: their admissions hold routes.
+    std::unique_ptr<RouteTable> routes_;
     // Outlives the sessions and the graveyard, whose pipelines may still
     // hold a verification to cancel.
     std::unique_ptr<Authenticator> authenticator_;
@@ -163,6 +166,8 @@ bool Worker::setup() {
     context_.config = startup_.config;
     context_.resolver = resolver_.get();
     context_.pool = pool_.get();
+    routes_ = std::make_unique<RouteTable>(config);
+    context_.routes = routes_.get();
     context_.pipes = pipes_.get();
     context_.access_log = access_log_.get();
     context_.connect_policy.deny_private = config.acl.deny_private_destinations;

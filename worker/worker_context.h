@@ -22,6 +22,7 @@
 namespace worker {
 
 class Authenticator;
+class RouteTable;
 class DeferredDeleter;
 class SessionList;
 
@@ -42,6 +43,7 @@ struct WorkerContext {
     common::Scoreboard* scoreboard = nullptr;
     common::SharedTable* shared_table = nullptr;  // may be null (mmap failed)
     Authenticator* authenticator = nullptr;       // null when no listener needs it
+    RouteTable* routes = nullptr;                 // the ways out; never null while serving
     UserSessionCounts user_sessions;
     int slot = 0;
     SessionList* sessions = nullptr;

@@ -115,21 +115,21 @@ struct OriginLog {
 // --- The access log -----------------------------------------------------------
 
 // One access-log line (worker/access_log.cpp):
-// TIME CLIENT USER "REQUEST" STATUS FROM TO DURATIONms UPSTREAM "REASON"
+// TIME CLIENT USER "REQUEST" STATUS FROM TO DURATIONms UPSTREAM ROUTE "REASON"
 struct AccessLine {
     std::string client, user, request;
     int status = 0;
     uint64_t from_client = 0, to_client = 0;
-    std::string upstream, reason;
+    std::string upstream, route, reason;
 };
 
 std::optional<AccessLine> parse_access_line(const std::string& line) {
     static const std::regex shape(
-        R"re(^\S+ (\S+) (\S+) "([^"]*)" (\d+) (\d+) (\d+) \d+ms (\S+) "([^"]*)"$)re");
+        R"re(^\S+ (\S+) (\S+) "([^"]*)" (\d+) (\d+) (\d+) \d+ms (\S+) (\S+) "([^"]*)"$)re");
     std::smatch m;
     if (!std::regex_match(line, m, shape)) return std::nullopt;
     return AccessLine{m[1], m[2], m[3], std::stoi(m[4]), std::stoull(m[5]), std::stoull(m[6]),
-                      m[7], m[8]};
+                      m[7], m[8], m[9]};
 }
 
 // --- Fixture ----------------------------------------------------------------
@@ -231,6 +231,7 @@ class TlsListenerTunnel : public ::testing::Test {
         EXPECT_EQ(line->user, "-");
         EXPECT_EQ(line->status, 200);
         EXPECT_EQ(line->upstream, authority(origin_port));
+        EXPECT_EQ(line->route, "direct");
         EXPECT_EQ(line->reason, reason);
         if (tunnel_up) {
             EXPECT_EQ(line->from_client, head_bytes_from_client(via, origin_port) + *tunnel_up);

@@ -269,6 +269,172 @@ TEST(SharedTable, CreateRefusesBadCapacities) {
     EXPECT_EQ(SharedTable::create(capacity), nullptr);
 }
 
+// ---- sticky map ---------------------------------------------------------------------
+
+constexpr int64_t kSecond = 1000000000;
+
+TEST(SharedTable, StickStoresKeepsAndRefreshes) {
+    auto table = make_table();
+    g_now = 0;
+    SharedTable::Stick s = table->stick("sticky:alice:s1", 7, 10s);
+    EXPECT_TRUE(s.stored);
+    EXPECT_EQ(s.value, 7u);
+    EXPECT_EQ(s.previous, 0u);
+    EXPECT_EQ(table->sticky_value("sticky:alice:s1"), 7u);
+
+    // Another proposal gets the stored value, and the expiry moves to 19 s.
+    g_now = 9 * kSecond;
+    s = table->stick("sticky:alice:s1", 8, 10s);
+    EXPECT_TRUE(s.stored);
+    EXPECT_EQ(s.value, 7u);
+    g_now = 18 * kSecond;  // past the first expiry (10 s): kept by the refresh
+    EXPECT_EQ(table->sticky_value("sticky:alice:s1"), 7u);
+
+    // Reading does not refresh: at 19 s the value has expired.
+    g_now = 19 * kSecond;
+    EXPECT_EQ(table->sticky_value("sticky:alice:s1"), 0u);
+    s = table->stick("sticky:alice:s1", 8, 10s);
+    EXPECT_TRUE(s.stored);
+    EXPECT_EQ(s.value, 8u);
+    EXPECT_EQ(s.previous, 0u);  // an expired value is not reported as replaced
+
+    // The latest call's TTL applies.
+    g_now = 20 * kSecond;
+    EXPECT_EQ(table->stick("sticky:alice:s1", 9, 1s).value, 8u);
+    g_now = 21 * kSecond - 1;
+    EXPECT_EQ(table->sticky_value("sticky:alice:s1"), 8u);
+    g_now = 21 * kSecond;
+    EXPECT_EQ(table->sticky_value("sticky:alice:s1"), 0u);
+    EXPECT_EQ(table->sticky_value("sticky:alice:other"), 0u);
+    EXPECT_EQ(table->stats().keys, 1u);
+}
+
+TEST(SharedTable, StickAvoidReplacesAndReportsPrevious) {
+    auto table = make_table();
+    g_now = 0;
+    ASSERT_EQ(table->stick("sticky:u:s", 7, 10s).value, 7u);
+    SharedTable::Stick s = table->stick("sticky:u:s", 9, 10s, /*avoid=*/7);
+    EXPECT_TRUE(s.stored);
+    EXPECT_EQ(s.value, 9u);
+    EXPECT_EQ(s.previous, 7u);
+    EXPECT_EQ(table->sticky_value("sticky:u:s"), 9u);
+
+    // Avoiding another value keeps this one.
+    s = table->stick("sticky:u:s", 11, 10s, /*avoid=*/7);
+    EXPECT_EQ(s.value, 9u);
+    EXPECT_EQ(s.previous, 0u);
+
+    // An expired value equal to `avoid` is no longer live: nothing replaced.
+    g_now = 10 * kSecond;
+    s = table->stick("sticky:u:s", 11, 10s, /*avoid=*/9);
+    EXPECT_EQ(s.value, 11u);
+    EXPECT_EQ(s.previous, 0u);
+}
+
+TEST(SharedTable, StickRefusesBadArguments) {
+    auto table = make_table();
+    g_now = 0;
+    const SharedTable::Stick bad[] = {
+        table->stick("", 5, 10s),           table->stick(std::string(129, 'x'), 5, 10s),
+        table->stick("sticky:u:s", 0, 10s), table->stick("sticky:u:s", 5, 0s),
+        table->stick("sticky:u:s", 5, -1s),
+    };
+    for (const SharedTable::Stick& s : bad) {
+        EXPECT_FALSE(s.stored);
+        EXPECT_EQ(s.previous, 0u);
+    }
+    EXPECT_EQ(bad[0].value, 5u);  // the proposal, to route by
+    EXPECT_EQ(bad[1].value, 5u);
+    EXPECT_EQ(table->sticky_value(""), 0u);
+    SharedTable::Stats stats = table->stats();
+    EXPECT_EQ(stats.refused_bad_key, 5u);
+    EXPECT_EQ(stats.keys, 0u);
+    EXPECT_TRUE(table->stick(std::string(128, 'x'), 5, 10s).stored);
+    // A TTL of centuries saturates instead of wrapping into the past.
+    g_now = 5 * kSecond;
+    EXPECT_TRUE(table->stick("forever", 3, std::chrono::nanoseconds::max()).stored);
+    EXPECT_EQ(table->sticky_value("forever"), 3u);
+}
+
+TEST(SharedTable, StickOnAFullTableRefusesWithTheProposal) {
+    auto table = make_table(/*keys=*/4);
+    g_now = 0;
+    for (uint32_t i = 1; i <= 4; ++i)
+        ASSERT_TRUE(table->stick("s" + std::to_string(i), i, 10s).stored);
+    SharedTable::Stick s = table->stick("s5", 5, 10s);
+    EXPECT_FALSE(s.stored);
+    EXPECT_EQ(s.value, 5u);
+    EXPECT_EQ(s.previous, 0u);
+    EXPECT_EQ(table->sticky_value("s5"), 0u);
+    EXPECT_EQ(table->stats().refused_full, 1u);
+    // Keys that exist are still served.
+    EXPECT_EQ(table->stick("s2", 9, 10s).value, 2u);
+    EXPECT_EQ(table->stick("s3", 9, 10s, /*avoid=*/3).value, 9u);
+    EXPECT_EQ(table->stats().keys, 4u);
+}
+
+TEST(SharedTable, ExpiredStickyEntriesAreReclaimed) {
+    auto table = make_table(/*keys=*/8);
+    g_now = 0;
+    for (uint32_t i = 1; i <= 8; ++i)
+        ASSERT_TRUE(table->stick("s" + std::to_string(i), i, 1s).stored);
+    g_now = kSecond - 1;
+    EXPECT_FALSE(table->stick("new", 1, 1s).stored);
+    g_now = kSecond;  // every one has expired: reusable
+    EXPECT_TRUE(table->stick("new", 1, 1s).stored);
+    EXPECT_EQ(table->stats().keys, 1u);  // the sweep freed all eight
+    EXPECT_EQ(table->sticky_value("s1"), 0u);
+}
+
+TEST(SharedTable, LiveStickyEntryIsNeverReclaimed) {
+    auto table = make_table(/*keys=*/8);
+    g_now = 0;
+    ASSERT_TRUE(table->stick("live", 42, 100s).stored);
+    for (uint32_t i = 1; i <= 7; ++i)
+        ASSERT_TRUE(table->stick("s" + std::to_string(i), i, 1s).stored);
+    g_now = 2 * kSecond;
+    for (uint32_t i = 1; i <= 7; ++i) {
+        EXPECT_TRUE(table->stick("new" + std::to_string(i), i, 100s).stored) << i;
+    }
+    // Full of live values now: refused rather than evicting one.
+    EXPECT_FALSE(table->stick("new8", 8, 100s).stored);
+    EXPECT_EQ(table->sticky_value("live"), 42u);
+    EXPECT_EQ(table->stats().keys, 8u);
+}
+
+// A key entry is in use while it holds a lease, a bucket not yet refilled or
+// a live sticky value; losing any one of them must not free it.
+TEST(SharedTable, StickyValueSharesAKeyWithLeasesAndBucket) {
+    auto table = make_table(/*keys=*/2, /*leases=*/1);
+    g_now = 0;
+    auto lease = table->acquire("k", 0);
+    ASSERT_TRUE(lease);
+    ASSERT_TRUE(table->stick("k", 3, 1s).stored);
+    ASSERT_TRUE(table->stick("j", 4, 100s).stored);
+    // A refused acquire (no holding left) keeps the key it found.
+    EXPECT_EQ(table->acquire("j", 0).refusal(), Refusal::kTableFull);
+    EXPECT_EQ(table->sticky_value("j"), 4u);
+    // An expired sticky value under a held lease: the entry stays.
+    g_now = 2 * kSecond;
+    EXPECT_FALSE(table->stick("new", 5, 1s).stored);
+    EXPECT_EQ(table->count("k"), 1u);
+    // The last lease goes while the sticky value lives: the entry stays.
+    ASSERT_TRUE(table->stick("k", 6, 100s).stored);
+    lease.release();
+    EXPECT_EQ(table->sticky_value("k"), 6u);
+    EXPECT_EQ(table->stats().keys, 2u);
+
+    // A bucket that is not yet full keeps an entry whose value has expired.
+    auto buckets = make_table(/*keys=*/1);
+    g_now = 0;
+    ASSERT_TRUE(buckets->take("b", 0.1, 1));  // empty; full again in 10 s
+    ASSERT_TRUE(buckets->stick("b", 7, 1s).stored);
+    g_now = 5 * kSecond;
+    EXPECT_FALSE(buckets->stick("new", 8, 1s).stored);
+    g_now = 10 * kSecond;
+    EXPECT_TRUE(buckets->stick("new", 8, 1s).stored);
+}
+
 // ---- several processes --------------------------------------------------------------
 
 // Shared between the test and its children.
@@ -283,22 +449,23 @@ struct Shared {
     std::atomic<long> tried[8];
 };
 
+template <typename T = Shared>
 class SharedMemory {
   public:
     SharedMemory() {
-        void* m = mmap(nullptr, sizeof(Shared), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
-                       -1, 0);
-        if (m != MAP_FAILED) shared_ = new (m) Shared();
+        void* m =
+            mmap(nullptr, sizeof(T), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+        if (m != MAP_FAILED) shared_ = new (m) T();
     }
     ~SharedMemory() {
-        if (shared_) munmap(shared_, sizeof(Shared));
+        if (shared_) munmap(shared_, sizeof(T));
     }
-    Shared* operator->() const { return shared_; }
-    Shared& operator*() const { return *shared_; }
+    T* operator->() const { return shared_; }
+    T& operator*() const { return *shared_; }
     explicit operator bool() const { return shared_ != nullptr; }
 
   private:
-    Shared* shared_ = nullptr;
+    T* shared_ = nullptr;
 };
 
 void raise_max(std::atomic<int>& max, int value) {
@@ -339,7 +506,7 @@ constexpr uint32_t kLimit = 3;
 TEST(SharedTableMultiProcess, NeverOverTheLimitNeverLeaked) {
     Watchdog watchdog(60);
     auto table = make_table();
-    SharedMemory shm;
+    SharedMemory<> shm;
     ASSERT_TRUE(shm);
     auto pids = fork_children(kChildren, [&](int i) {
         start_line(*shm);
@@ -380,7 +547,7 @@ TEST(SharedTableMultiProcess, NeverOverTheLimitNeverLeaked) {
 TEST(SharedTableMultiProcess, TokensAreExactAcrossProcesses) {
     Watchdog watchdog(60);
     auto table = make_table();
-    SharedMemory shm;
+    SharedMemory<> shm;
     ASSERT_TRUE(shm);
     constexpr long kBurst = 1000;
     g_now = 0;  // a frozen clock: no refill, so exactly kBurst tokens exist
@@ -419,6 +586,49 @@ TEST(SharedTableMultiProcess, ExhaustedHolderRowsRefuse) {
     ASSERT_EQ(pids.size(), 1u);
     EXPECT_TRUE(exited_ok(wait_for(pids[0])));
     EXPECT_EQ(table->count("k"), 1u);
+}
+
+// Two processes stick the same new key at the same moment (a barrier per
+// key), each with its own proposal: one lookup under one lock means both get
+// the same value, whichever proposal won.
+TEST(SharedTableMultiProcess, RacingSticksAgree) {
+    Watchdog watchdog(60);
+    constexpr int kKeys = 1000;
+    struct Race {
+        std::atomic<int> arrived[kKeys];
+        uint32_t seen[2][kKeys];
+        bool stored[2][kKeys];
+    };
+    auto table = make_table(/*keys=*/2 * kKeys);
+    SharedMemory<Race> race;
+    ASSERT_TRUE(race);
+    g_now = 0;
+    auto pids = fork_children(2, [&](int i) {
+        for (int n = 0; n < kKeys; ++n) {
+            ++race->arrived[n];
+            while (race->arrived[n].load() < 2) ::sched_yield();
+            auto s =
+                table->stick("sticky:u:" + std::to_string(n), static_cast<uint32_t>(i + 1), 10s);
+            race->seen[i][n] = s.value;
+            race->stored[i][n] = s.stored;
+        }
+    });
+    ASSERT_EQ(pids.size(), 2u);
+    for (pid_t pid : pids) EXPECT_TRUE(exited_ok(wait_for(pid)));
+    int won[2] = {0, 0};
+    for (int n = 0; n < kKeys; ++n) {
+        const std::string key = "sticky:u:" + std::to_string(n);
+        ASSERT_TRUE(race->stored[0][n] && race->stored[1][n]) << key;
+        ASSERT_EQ(race->seen[0][n], race->seen[1][n]) << key;
+        ASSERT_TRUE(race->seen[0][n] == 1 || race->seen[0][n] == 2) << key;
+        EXPECT_EQ(table->sticky_value(key), race->seen[0][n]) << key;
+        ++won[race->seen[0][n] - 1];
+    }
+    // Which proposal wins each race is the scheduler's choice; only the sum is known.
+    EXPECT_EQ(won[0] + won[1], kKeys) << "first " << won[0] << ", second " << won[1];
+    SharedTable::Stats s = table->stats();
+    EXPECT_EQ(s.keys, static_cast<size_t>(kKeys));
+    EXPECT_EQ(s.repairs, 0u);
 }
 
 // A pipe a child writes one byte to once it is ready to be killed.
@@ -541,6 +751,53 @@ TEST(SharedTableMultiProcess, DeathInsideReleaseDoesNotBlockOthers) {
     EXPECT_EQ(table->reclaim(pids[0]), 1u);
     EXPECT_EQ(table->count("k"), 0u);
     EXPECT_EQ(table->stats().leases, 0u);
+}
+
+// Forks a child that dies inside stick(), at the test hook, holding the lock
+// with the value stored and its expiry not. True when it died there.
+bool dies_inside_stick(SharedTable& table, const char* key, uint32_t proposed, uint32_t avoid) {
+    auto pids = fork_children(1, [&](int) {
+        table.set_test_hook(die);
+        table.stick(key, proposed, 10s, avoid);
+        ::_exit(1);  // the hook was not reached
+    });
+    if (pids.size() != 1) return false;
+    int status = wait_for(pids[0]);
+    return WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL;
+}
+
+// Whatever the case (replacing a live avoided value, an expired one, or a
+// new key), the next locker repairs the table and finds the old value or the
+// new one, never another; the entry then works as any other.
+TEST(SharedTableMultiProcess, DeathInsideStickIsRepaired) {
+    Watchdog watchdog(60);
+    auto table = make_table();
+    g_now = 0;
+    ASSERT_EQ(table->stick("avoided", 7, 100s).value, 7u);
+    ASSERT_EQ(table->stick("expired", 7, 1s).value, 7u);
+    g_now = 2 * kSecond;
+    struct Case {
+        const char* key;
+        uint32_t old_value;  // live before the death (0: none)
+        uint32_t avoid;
+    };
+    const Case cases[] = {{"avoided", 7, 7}, {"expired", 0, 0}, {"new", 0, 0}};
+    uint64_t repairs = 0;
+    for (const Case& c : cases) {
+        ASSERT_TRUE(dies_inside_stick(*table, c.key, 9, c.avoid)) << c.key;
+        const uint32_t after = table->sticky_value(c.key);  // the next locker: repairs
+        EXPECT_EQ(table->stats().repairs, ++repairs) << c.key;
+        EXPECT_TRUE(after == c.old_value || after == 9) << c.key << ": " << after;
+        // The entry works as usual: kept if live, else replaced.
+        SharedTable::Stick s = table->stick(c.key, 11, 100s);
+        EXPECT_TRUE(s.stored) << c.key;
+        EXPECT_EQ(s.value, after != 0 ? after : 11u) << c.key;
+        EXPECT_EQ(table->sticky_value(c.key), s.value) << c.key;
+    }
+    SharedTable::Stats s = table->stats();
+    EXPECT_EQ(s.keys, 3u);
+    EXPECT_EQ(s.leases, 0u);
+    EXPECT_TRUE(another_process_gets_through(*table, "k"));
 }
 
 }  // namespace

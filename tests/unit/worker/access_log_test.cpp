@@ -33,6 +33,7 @@ AccessRecord sample() {
     r.bytes_to_client = 1590;
     r.duration = 12345us;
     r.upstream = "93.184.216.34:80";
+    r.route = "a@192.0.2.7";
     r.reason = "";
     return r;
 }
@@ -48,7 +49,7 @@ TEST(AccessLogFormat, FieldsInOrder) {
     std::string line = format_access_line(sample());
     EXPECT_EQ(fields_of(line),
               "127.0.0.1:50122 - \"GET http://example.com/ HTTP/1.1\" 200 78 1590 12ms "
-              "93.184.216.34:80 \"-\"");
+              "93.184.216.34:80 a@192.0.2.7 \"-\"");
     EXPECT_EQ(line.find('\n'), std::string::npos);
 }
 
@@ -58,7 +59,7 @@ TEST(AccessLogFormat, DashForEmptyFields) {
     r.status = 502;
     r.reason = "host not found";
     EXPECT_EQ(fields_of(format_access_line(r)),
-              "- - \"- - HTTP/1.0\" 502 0 0 0ms - \"host not found\"");
+              "- - \"- - HTTP/1.0\" 502 0 0 0ms - - \"host not found\"");
 }
 
 TEST(AccessLogFormat, TunnelLine) {
@@ -70,7 +71,7 @@ TEST(AccessLogFormat, TunnelLine) {
     r.reason = "client closed";
     EXPECT_EQ(fields_of(format_access_line(r)),
               "127.0.0.1:50122 alice \"CONNECT example.com:443 HTTP/1.1\" 200 78 1590 2000ms "
-              "93.184.216.34:80 \"client closed\"");
+              "93.184.216.34:80 a@192.0.2.7 \"client closed\"");
 }
 
 TEST(AccessLogFormat, EscapesControlCharactersAndQuotes) {
@@ -87,7 +88,7 @@ TEST(AccessLogFormat, EscapesControlCharactersAndQuotes) {
     EXPECT_EQ(fields_of(line),
               "127.0.0.1:50122 a\\x09b\\x7f\\x01\\x22\\x5c \"G\\x00T "
               "http://x/\\x0d\\x0a2026-01-01T00:00:00.000+0000 6.6.6.6:1 - \\x22GET / "
-              "HTTP/1.1\\x22 200 HTTP/1.1\" 200 78 1590 12ms 93.184.216.34:80 \"bad "
+              "HTTP/1.1\\x22 200 HTTP/1.1\" 200 78 1590 12ms 93.184.216.34:80 a@192.0.2.7 \"bad "
               "\\x22quote\\x22\"");
     for (char c : line) {
         EXPECT_GE(static_cast<unsigned char>(c), 0x20) << line;
@@ -141,7 +142,7 @@ TEST_F(AccessLogFile, WritesAfterFlush) {
     size_t first_end = text.find('\n');
     EXPECT_EQ(fields_of(text.substr(0, first_end)),
               "127.0.0.1:50122 - \"GET http://example.com/ HTTP/1.1\" 200 78 1590 12ms "
-              "93.184.216.34:80 \"-\"");
+              "93.184.216.34:80 a@192.0.2.7 \"-\"");
     EXPECT_NE(text.find("HTTP/1.1\" 404 78"), std::string::npos);
     log.flush();  // nothing new: nothing written twice
     EXPECT_EQ(read(path_), text);

@@ -43,7 +43,9 @@ Intent intent_for(const std::string& host, uint16_t port, Intent::Mode mode) {
 TEST(Route, DirectAndKeyedByDestinationAndRoute) {
     common::Config config;
     Intent forward = intent_for("example.com", 80, Intent::Mode::kForward);
-    Route route = choose_route(config, forward);
+    RouteTable routes(config);
+    ASSERT_EQ(routes.routes().size(), 1u);
+    const Route& route = routes.routes()[0];
     EXPECT_EQ(route.name, "direct");
     EXPECT_EQ(pool_key(forward, route), "example.com:80 direct");
     EXPECT_EQ(pool_key(intent_for("::1", 8080, Intent::Mode::kForward), route),
@@ -89,7 +91,9 @@ class Pipeline : public ::testing::Test {
         resolver_ = Resolver::create(base_.get(), 2000ms);
         ASSERT_TRUE(resolver_);
         pool_ = std::make_unique<UpstreamPool>(30s, 4, 16);
+        routes_ = std::make_unique<RouteTable>(*config);
         ASSERT_TRUE(graveyard_.start(base_.get()));
+        context_.routes = routes_.get();
         context_.base = base_.get();
         context_.config = config;
         context_.resolver = resolver_.get();
@@ -116,6 +120,7 @@ class Pipeline : public ::testing::Test {
     common::EventBasePtr base_;
     std::unique_ptr<Resolver> resolver_;
     std::unique_ptr<UpstreamPool> pool_;
+    std::unique_ptr<RouteTable> routes_;
     DeferredDeleter graveyard_;
     WorkerContext context_;
 };
@@ -142,7 +147,7 @@ TEST_F(Pipeline, DialsTheDestinationDirectly) {
     ASSERT_FALSE(result->refusal) << result->refusal->detail;
     ASSERT_TRUE(result->upstream);
     EXPECT_EQ(result->peer.to_string(), "127.0.0.1:" + std::to_string(origin.port()));
-    EXPECT_EQ(result->route.name, "direct");
+    EXPECT_EQ(result->route->name, "direct");
     EXPECT_FALSE(result->reused);
 }
 
