@@ -5,6 +5,7 @@
 #include "common/channel.h"
 
 #include <cstring>
+#include <string_view>
 #include <type_traits>
 
 namespace common::channel {
@@ -12,6 +13,9 @@ namespace common::channel {
 static_assert(std::is_trivially_copyable_v<Report>);
 static_assert(std::is_trivially_copyable_v<Command>);
 static_assert(std::is_trivially_copyable_v<UserSessions>);
+static_assert(std::is_trivially_copyable_v<RouteStats>);
+// No padding inside an entry: every byte of it is checked or carried.
+static_assert(sizeof(RouteStat) == 3 * sizeof(uint64_t) + 8 + kMaxRouteName);
 
 namespace {
 
@@ -37,6 +41,32 @@ DecodeStatus check_header(const void* data, size_t size, RecordType type, size_t
     return DecodeStatus::kOk;
 }
 
+constexpr std::string_view kDirect = "direct";
+
+// The rule of RouteStat's comment: "HEAD" or "HEAD@SOURCE" with one '@' at
+// most and a source after it, where HEAD is the parent's name
+// (parent_length bytes) or, for a direct route, "direct".
+bool valid_route_names(const RouteStat& entry) {
+    if (entry.name_length < 1 || entry.name_length > kMaxRouteName) return false;
+    const std::string_view name(entry.name, entry.name_length);
+    if (name.find('\0') != std::string_view::npos) return false;
+    const size_t at = name.find('@');
+    if (at != std::string_view::npos &&
+        (at + 1 == name.size() || name.find('@', at + 1) != std::string_view::npos)) {
+        return false;
+    }
+    const std::string_view head = name.substr(0, at);
+    if (entry.parent_length == 0) return head == kDirect;
+    return head.size() == entry.parent_length;
+}
+
+bool zero(const uint8_t* bytes, size_t size) {
+    for (size_t i = 0; i < size; ++i) {
+        if (bytes[i] != 0) return false;
+    }
+    return true;
+}
+
 }  // namespace
 
 Report make_report() {
@@ -50,6 +80,34 @@ UserSessions make_user_sessions() {
     UserSessions record{};
     record.header = make_header(RecordType::kUserSessions, sizeof(UserSessions));
     return record;
+}
+
+RouteStats make_route_stats() {
+    RouteStats record{};
+    record.header = make_header(RecordType::kRouteStats, sizeof(RouteStats));
+    return record;
+}
+
+bool set_route_names(RouteStat& entry, std::string_view name, std::string_view parent) {
+    if (name.empty() || name.size() > kMaxRouteName || parent.size() > name.size()) return false;
+    std::memcpy(entry.name, name.data(), name.size());
+    entry.name_length = static_cast<uint8_t>(name.size());
+    entry.parent_length = static_cast<uint8_t>(parent.size());
+    return valid_route_names(entry) && name.substr(0, parent.size()) == parent;
+}
+
+std::string_view route_name(const RouteStat& entry) {
+    return std::string_view(entry.name, entry.name_length);
+}
+
+std::string_view route_parent(const RouteStat& entry) {
+    return route_name(entry).substr(0, entry.parent_length);
+}
+
+std::string_view route_source(const RouteStat& entry) {
+    const std::string_view name = route_name(entry);
+    const size_t at = name.find('@');
+    return at == std::string_view::npos ? std::string_view() : name.substr(at + 1);
 }
 
 Command make_command(CommandCode code) {
@@ -101,6 +159,7 @@ std::optional<RecordType> record_type(const void* data, size_t size) {
         case RecordType::kReport:
         case RecordType::kCommand:
         case RecordType::kUserSessions:
+        case RecordType::kRouteStats:
             return static_cast<RecordType>(header.type);
     }
     return std::nullopt;
@@ -118,6 +177,25 @@ DecodeStatus decode_user_sessions(const void* data, size_t size, UserSessions& o
         const UserSessionCount& user = record.users[i];
         if (user.name_length < 1 || user.name_length > kMaxUserName ||
             std::memchr(user.name, '\0', user.name_length) != nullptr) {
+            return DecodeStatus::kBadValue;
+        }
+    }
+    out = record;
+    return DecodeStatus::kOk;
+}
+
+DecodeStatus decode_route_stats(const void* data, size_t size, RouteStats& out) {
+    DecodeStatus status = check_header(data, size, RecordType::kRouteStats, sizeof(RouteStats));
+    if (status != DecodeStatus::kOk) return status;
+    RouteStats record;
+    std::memcpy(&record, data, sizeof record);
+    if (record.pid <= 0 || record.count < 1 || record.count > kRoutesPerRecord) {
+        return DecodeStatus::kBadValue;
+    }
+    for (uint32_t i = 0; i < record.count; ++i) {
+        const RouteStat& route = record.routes[i];
+        if (route.down > 1 || !zero(route.reserved, sizeof route.reserved) ||
+            !valid_route_names(route)) {
             return DecodeStatus::kBadValue;
         }
     }

@@ -843,6 +843,10 @@ std::string prescan(const std::string& text, SectionNames& names) {
                 return std::to_string(number) + ": [parent " + parent +
                        "]: a parent's name is 1-64 letters, digits or !#$%&'*+-.^_`|~";
             }
+            if (parent == "direct") {
+                return std::to_string(number) +
+                       ": [parent direct]: \"direct\" names the routes without a parent";
+            }
             names.parents.push_back(parent);
         }
     }

@@ -42,8 +42,8 @@ std::string ok_answer() {
 }
 
 const char* kHelp[] = {
-    "status",    "workers", "stats", "users", "reload", "scale N",
-    "drain PID", "reopen",  "quit",  "stop",  "help",
+    "status",  "workers",   "stats",  "users", "routes", "reload",
+    "scale N", "drain PID", "reopen", "quit",  "stop",   "help",
 };
 
 }  // namespace
@@ -441,6 +441,12 @@ std::string Master::handle_command(std::string_view line) {
         v["users"] = supervisor_->users_json();
         return common::to_line(v);
     }
+    if (cmd == "routes" && no_args()) {
+        Json v;
+        v["ok"] = true;
+        v["routes"] = supervisor_->routes_json();
+        return common::to_line(v);
+    }
     if (cmd == "stats" && no_args()) {
         Json stats = supervisor_->stats_json();
         Json out;
@@ -494,8 +500,8 @@ std::string Master::handle_command(std::string_view line) {
         v["commands"] = std::move(list);
         return common::to_line(v);
     }
-    for (const char* known :
-         {"status", "workers", "stats", "users", "reload", "reopen", "quit", "stop", "help"}) {
+    for (const char* known : {"status", "workers", "stats", "users", "routes", "reload", "reopen",
+                              "quit", "stop", "help"}) {
         if (cmd == known)
             return error_answer("command \"" + std::string(cmd) + "\" takes no arguments");
     }

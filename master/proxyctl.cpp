@@ -19,6 +19,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/channel.h"
 #include "common/config.h"
 #include "common/json_util.h"
 #include "common/libevent_handles.h"
@@ -45,8 +46,8 @@ void usage(FILE* out) {
                  "  -j, --json           print the answer's JSON line unchanged\n"
                  "  -h, --help           print this help\n"
                  "\n"
-                 "commands: status, workers, stats, users, reload, scale N, drain PID, reopen,\n"
-                 "          quit, stop, help\n",
+                 "commands: status, workers, stats, users, routes, reload, scale N, drain PID,\n"
+                 "          reopen, quit, stop, help\n",
                  kLocalSocket, kSystemSocket);
 }
 
@@ -212,6 +213,33 @@ void print_users(const Json& users) {
     }
 }
 
+// "up", or "down (2 of 4 workers)": health is each worker's own.
+std::string route_state(const Json& route) {
+    const std::string state = as_string(at(route, "state"));
+    const int64_t down = as_int(at(route, "down_workers"));
+    const int64_t workers = as_int(at(route, "workers"));
+    if (state != "down" || down <= 0) return state;
+    const int64_t of = std::max(down, workers);
+    return "down (" + std::to_string(down) + " of " + std::to_string(of) +
+           (of == 1 ? " worker)" : " workers)");
+}
+
+// One line per route, the name column as wide as the longest name.
+void print_routes(const Json& routes) {
+    int width = 5;
+    for (const Json& r : elements(routes)) {
+        width = std::max(width, static_cast<int>(std::min(as_string(at(r, "name")).size(),
+                                                          common::channel::kMaxRouteName)));
+    }
+    std::printf("%-*s %8s %10s %8s  %s\n", width, "ROUTE", "ACTIVE", "TOTAL", "FAILURES", "STATE");
+    for (const Json& r : elements(routes)) {
+        std::printf("%-*s %8lld %10lld %8lld  %s\n", width, as_string(at(r, "name")).c_str(),
+                    static_cast<long long>(as_int(at(r, "active"))),
+                    static_cast<long long>(as_int(at(r, "total"))),
+                    static_cast<long long>(as_int(at(r, "failures"))), route_state(r).c_str());
+    }
+}
+
 // key: value lines; nested objects flatten to "a.b: value". The recursion is
 // bounded by the depth limit of parse_untrusted().
 void print_fields(const Json& object, const std::string& prefix) {
@@ -341,6 +369,8 @@ int main(int argc, char** argv) {
         print_workers(at(answer, "workers"));
     } else if (command == "users") {
         print_users(at(answer, "users"));
+    } else if (command == "routes") {
+        print_routes(at(answer, "routes"));
     } else {
         print_fields(answer, "");
     }

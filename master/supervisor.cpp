@@ -208,9 +208,11 @@ Supervisor::~Supervisor() = default;
 void Supervisor::start_generation(GenerationPtr generation) {
     open_shared_table(*generation->config);
     current_ = std::move(generation);
-    // Users the new users file no longer has are forgotten.
+    // Users the new users file no longer has are forgotten, and so are the
+    // routes the new configuration no longer has, once no worker reports them.
     const auto& users = current_->config->auth.users;
     std::erase_if(user_sessions_, [&](const auto& entry) { return !users.count(entry.first); });
+    routes_.configure(current_->config);
     target_ = std::clamp(current_->config->master.workers, 1, kMaxWorkers);
     slots_.clear();
     limit_draining_generations();
@@ -480,7 +482,9 @@ void Supervisor::on_channel(evutil_socket_t, short, void* arg) noexcept {
 
 void Supervisor::read_channel(Worker& w) {
     for (int i = 0; i < 64; ++i) {
-        alignas(8) unsigned char buf[std::max(sizeof(ch::Report), sizeof(ch::UserSessions)) + 64];
+        alignas(8) unsigned char
+            buf[std::max({sizeof(ch::Report), sizeof(ch::UserSessions), sizeof(ch::RouteStats)}) +
+                64];
         ssize_t n = ::recv(w.channel.get(), buf, sizeof buf, MSG_DONTWAIT | MSG_TRUNC);
         if (n < 0 && errno == EINTR) continue;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
@@ -502,6 +506,10 @@ void Supervisor::read_channel(Worker& w) {
             ch::UserSessions record;
             status = ch::decode_user_sessions(buf, size, record);
             if (status == ch::DecodeStatus::kOk) on_user_sessions(w, record);
+        } else if (type == ch::RecordType::kRouteStats) {
+            ch::RouteStats record;
+            status = ch::decode_route_stats(buf, size, record);
+            if (status == ch::DecodeStatus::kOk) on_route_stats(w, record);
         } else if (size <= sizeof buf) {
             ch::Report report;
             status = ch::decode_report(buf, size, report);
@@ -529,6 +537,14 @@ void Supervisor::on_user_sessions(Worker& w, const ch::UserSessions& record) {
         if (it == user_sessions_.end()) it = user_sessions_.emplace(std::string(name), 0).first;
         it->second += user.sessions;
     }
+}
+
+void Supervisor::on_route_stats(Worker& w, const ch::RouteStats& record) {
+    if (record.pid != w.pid) {
+        LOG_ERROR("route stats from worker %d (pid %d) claim pid %d", w.slot, w.pid, record.pid);
+        return;
+    }
+    routes_.on_record(w.pid, record);
 }
 
 void Supervisor::on_report(Worker& w, const ch::Report& report) {
@@ -629,6 +645,7 @@ void Supervisor::on_exit(Worker& w, int wait_status) {
             break;
     }
     common::metrics::add_counters(retired_, w.report.counters);
+    routes_.worker_exited(pid);
     if (!expected && !w.retiring) count_failure(w, kind);
 }
 
@@ -923,7 +940,12 @@ Json Supervisor::stats_json() const {
     Json users = Json::object();
     for (const auto& [name, sessions] : user_sessions_) users[name] = sessions;
     out["user_sessions"] = std::move(users);
+    out["parents"] = routes_.parents_json();
     return out;
+}
+
+Json Supervisor::routes_json() const {
+    return routes_.routes_json();
 }
 
 Json Supervisor::users_json() const {

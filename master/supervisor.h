@@ -28,6 +28,7 @@
 #include "common/scoreboard.h"
 #include "common/shared_table.h"
 #include "master/listeners.h"
+#include "master/route_status.h"
 #include "master/silence.h"
 
 namespace master {
@@ -179,18 +180,22 @@ class Supervisor {
 
     common::Json workers_json() const;
     common::Json slots_json() const;
-    // Totals over live workers plus everything exited workers had reported.
+    // Totals over live workers plus everything exited workers had reported;
+    // with the sessions admitted per user and the routes' sums per parent.
     common::Json stats_json() const;
     // Every user of the current configuration's users file, by name: its
     // sessions now (exact, from the shared table), sessions admitted so far
     // (the workers' reports) and its limit.
     common::Json users_json() const;
+    // Every route the workers report, by name: see RouteStatus::routes_json().
+    common::Json routes_json() const;
 
   private:
     static void on_channel(evutil_socket_t fd, short events, void* arg) noexcept;
     void read_channel(Worker& worker);
     void on_report(Worker& worker, const common::channel::Report& report);
     void on_user_sessions(Worker& worker, const common::channel::UserSessions& record);
+    void on_route_stats(Worker& worker, const common::channel::RouteStats& record);
     void on_exit(Worker& worker, int wait_status);
     void count_failure(const Worker& worker, ExitKind kind);
 
@@ -235,6 +240,9 @@ class Supervisor {
     // records; only names of the current users file are kept, so it is
     // bounded by that file.
     std::map<std::string, uint64_t, std::less<>> user_sessions_;
+    // The routes' sessions, failures and health, from the workers'
+    // RouteStats records.
+    RouteStatus routes_;
     uint64_t starved_total_ = 0;
 };
 

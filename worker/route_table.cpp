@@ -158,4 +158,14 @@ void RouteTable::closed(const Route& route) {
     state_[route.index].counters.active--;
 }
 
+std::vector<RouteSnapshot> RouteTable::snapshot(Clock::time_point now) const {
+    std::vector<RouteSnapshot> out;
+    out.reserve(routes_.size());
+    for (const Route& route : routes_) {
+        out.push_back(RouteSnapshot{route.name, route.parent ? route.parent->name : std::string(),
+                                    state_[route.index].counters, down(route, now)});
+    }
+    return out;
+}
+
 }  // namespace worker

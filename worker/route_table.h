@@ -42,6 +42,15 @@ struct RouteCounters {
     uint64_t failures = 0;  // dials that failed for reasons of the route
 };
 
+// One route as the master is told of it (worker/route_reports.h), copied out
+// of the table by RouteTable::snapshot().
+struct RouteSnapshot {
+    std::string name;    // Route::name
+    std::string parent;  // the parent's name; empty for a direct route
+    RouteCounters counters;
+    bool down = false;  // down(route, now)
+};
+
 class RouteTable {
   public:
     using Clock = std::chrono::steady_clock;
@@ -78,6 +87,9 @@ class RouteTable {
 
     const RouteCounters& counters(const Route& route) const { return state_[route.index].counters; }
     bool down(const Route& route, Clock::time_point now) const { return !up(route, now); }
+    // Every route in the order of routes(), with its counters and whether it
+    // is down at `now`: what the heartbeat sends (worker/route_reports.h).
+    std::vector<RouteSnapshot> snapshot(Clock::time_point now) const;
 
   private:
     struct State {

@@ -8,8 +8,9 @@
 //   draining   last session closed                       exit
 //   draining   kStop / SIGTERM / channel EOF             exit now
 //
-// Every heartbeat_interval the worker sends its report (the heartbeat) and
-// flushes the access log. A worker never outlives its master: channel EOF
+// Every heartbeat_interval the worker sends its report (the heartbeat),
+// followed by what changed of its users' and routes' counters, and flushes
+// the access log. A worker never outlives its master: channel EOF
 // ends it, and the master also set PR_SET_PDEATHSIG before calling us.
 #include "worker/worker.h"
 
@@ -35,6 +36,7 @@
 #include "worker/client_session.h"
 #include "worker/deferred_delete.h"
 #include "worker/resolver.h"
+#include "worker/route_reports.h"
 #include "worker/route_table.h"
 #include "worker/upstream_pool.h"
 #include "worker/worker_context.h"
@@ -121,6 +123,7 @@ class Worker {
     common::EventPtr heartbeat_;
     std::vector<common::EventPtr> signals_;
     WorkerContext context_;
+    RouteReports route_reports_;
     std::chrono::steady_clock::time_point next_heartbeat_;
     uint64_t loop_lag_us_ = 0;
     channel::WorkerState state_ = channel::WorkerState::kStarting;
@@ -254,6 +257,10 @@ void Worker::send_report() {
                   std::strerror(errno));
     }
     context_.user_sessions.send(startup_.channel_fd, report.pid);
+    if (context_.routes != nullptr) {
+        route_reports_.send(startup_.channel_fd, report.pid, *context_.routes,
+                            RouteTable::Clock::now());
+    }
 }
 
 void Worker::handle_command(const channel::Command& command) {

@@ -33,6 +33,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (ch::decode_user_sessions(data, size, sessions) == ch::DecodeStatus::kOk) {
         if (size != sizeof sessions || std::memcmp(&sessions, data, size) != 0) std::abort();
     }
+    ch::RouteStats routes;
+    if (ch::decode_route_stats(data, size, routes) == ch::DecodeStatus::kOk) {
+        if (size != sizeof routes || std::memcmp(&routes, data, size) != 0) std::abort();
+    }
     // Whatever decodes has the type its header says.
     std::optional<ch::RecordType> type = ch::record_type(data, size);
     if (ch::decode_report(data, size, report) == ch::DecodeStatus::kOk &&
@@ -52,6 +56,33 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
             const ch::UserSessionCount& user = sessions.users[i];
             if (user.name_length < 1 || user.name_length > ch::kMaxUserName) std::abort();
             if (std::memchr(user.name, '\0', user.name_length) != nullptr) std::abort();
+        }
+    }
+    // The same for route stats: every accepted entry has a usable name whose
+    // parts the master can read, and a name that is valid travels again.
+    ch::RouteStats built_routes = ch::make_route_stats();
+    std::memcpy(reinterpret_cast<unsigned char*>(&built_routes) + sizeof built_routes.header, data,
+                std::min(size, sizeof built_routes - sizeof built_routes.header));
+    if (ch::decode_route_stats(&built_routes, sizeof built_routes, routes) ==
+        ch::DecodeStatus::kOk) {
+        if (routes.count < 1 || routes.count > ch::kRoutesPerRecord || routes.pid <= 0) {
+            std::abort();
+        }
+        for (uint32_t i = 0; i < routes.count; ++i) {
+            const ch::RouteStat& route = routes.routes[i];
+            const std::string_view name = ch::route_name(route);
+            if (name.empty() || name.size() > ch::kMaxRouteName || route.down > 1) std::abort();
+            if (name.find('\0') != std::string_view::npos) std::abort();
+            const std::string_view parent = ch::route_parent(route);
+            const std::string_view source = ch::route_source(route);
+            const std::string_view head = parent.empty() ? "direct" : parent;
+            if (name != (source.empty() ? std::string(head)
+                                        : std::string(head) + "@" + std::string(source))) {
+                std::abort();
+            }
+            ch::RouteStat again{};
+            if (!ch::set_route_names(again, name, parent)) std::abort();
+            if (again.parent_length != route.parent_length) std::abort();
         }
     }
     (void)ch::describe(ch::DecodeStatus::kBadValue);

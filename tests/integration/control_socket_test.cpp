@@ -185,7 +185,7 @@ TEST(ControlSocket, PipelinedCommandsAreAnsweredInOrder) {
     ASSERT_TRUE(help);
     EXPECT_TRUE((*help)["ok"].boolean());
     EXPECT_EQ((*help)["commands"][0].str(), "status");
-    EXPECT_EQ((*help)["commands"].size(), 11u);  // users included
+    EXPECT_EQ((*help)["commands"].size(), 12u);  // users and routes included
 
     std::optional<Json> status = Json::parse(conn.read_line().value_or(""));
     ASSERT_TRUE(status);

@@ -5,6 +5,8 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <string>
+#include <utility>
 #include <vector>
 
 namespace common::channel {
@@ -153,6 +155,120 @@ TEST(Channel, UserSessionsRejectsBadEntries) {
     EXPECT_FALSE(record_type(&r, 3));
     r.header.type = 99;
     EXPECT_FALSE(record_type(&r, sizeof r));
+}
+
+// The four shapes of route names, and the longest name there can be.
+RouteStats sample_route_stats() {
+    RouteStats r = make_route_stats();
+    r.pid = 1234;
+    const std::string longest(kMaxRouteName, 'p');
+    const std::pair<std::string, std::string> routes[] = {
+        {"direct", ""},     {"direct@127.0.0.2", ""},
+        {"NAME", "NAME"},   {"NAME@2001:db8::7", "NAME"},
+        {longest, longest},
+    };
+    for (const auto& [name, parent] : routes) {
+        RouteStat& entry = r.routes[r.count++];
+        EXPECT_TRUE(set_route_names(entry, name, parent)) << name;
+        entry.active = r.count;
+        entry.total_delta = 10 * r.count;
+        entry.failures_delta = 100 * r.count;
+        entry.down = r.count % 2;
+    }
+    return r;
+}
+
+TEST(Channel, RouteStatsRoundTrip) {
+    RouteStats in = sample_route_stats();
+    EXPECT_EQ(record_type(&in, sizeof in), RecordType::kRouteStats);
+    RouteStats out{};
+    ASSERT_EQ(decode_route_stats(&in, sizeof in, out), DecodeStatus::kOk);
+    EXPECT_EQ(std::memcmp(&in, &out, sizeof in), 0);
+    ASSERT_EQ(out.count, 5u);
+    const RouteStat& v6 = out.routes[3];
+    EXPECT_EQ(route_name(v6), "NAME@2001:db8::7");
+    EXPECT_EQ(route_parent(v6), "NAME");
+    EXPECT_EQ(route_source(v6), "2001:db8::7");
+    EXPECT_EQ(v6.active, 4u);
+    EXPECT_EQ(v6.total_delta, 40u);
+    EXPECT_EQ(v6.failures_delta, 400u);
+    EXPECT_EQ(v6.down, 0u);
+    EXPECT_EQ(route_parent(out.routes[1]), "");  // direct
+    EXPECT_EQ(route_source(out.routes[1]), "127.0.0.2");
+    EXPECT_EQ(route_source(out.routes[2]), "");  // the kernel's choice
+    // Other records are not route stats, and the other way round.
+    Report report = sample_report();
+    EXPECT_EQ(decode_route_stats(&report, sizeof report, out), DecodeStatus::kBadType);
+    UserSessions users = sample_user_sessions();
+    EXPECT_EQ(decode_route_stats(&users, sizeof users, out), DecodeStatus::kBadType);
+    UserSessions as_users{};
+    EXPECT_EQ(decode_user_sessions(&in, sizeof in, as_users), DecodeStatus::kBadType);
+    Report as_report{};
+    EXPECT_EQ(decode_report(&in, sizeof in, as_report), DecodeStatus::kBadType);
+}
+
+TEST(Channel, RouteNamesThatCannotTravel) {
+    RouteStat entry{};
+    EXPECT_TRUE(set_route_names(entry, "direct", "direct"));  // a parent called "direct"
+    EXPECT_EQ(entry.parent_length, 6u);
+    EXPECT_TRUE(set_route_names(entry, "a@::1", "a"));
+    EXPECT_FALSE(set_route_names(entry, "", ""));
+    EXPECT_FALSE(set_route_names(entry, std::string(kMaxRouteName + 1, 'p'), "p"));
+    EXPECT_FALSE(set_route_names(entry, std::string("a\0b", 3), "a"));
+    EXPECT_FALSE(set_route_names(entry, "a@127.0.0.2", "b"));   // not its parent
+    EXPECT_FALSE(set_route_names(entry, "ab@127.0.0.2", "a"));  // a prefix, not the part
+    EXPECT_FALSE(set_route_names(entry, "a", "a@"));            // longer than the part
+    EXPECT_FALSE(set_route_names(entry, "a@127.0.0.2", ""));    // direct, but named a
+    EXPECT_FALSE(set_route_names(entry, "directly", ""));       // idem
+    EXPECT_FALSE(set_route_names(entry, "a@", "a"));            // no source after '@'
+    EXPECT_FALSE(set_route_names(entry, "a@1@2", "a"));         // two '@'
+    EXPECT_FALSE(set_route_names(entry, "a", "abc"));           // longer than the name
+}
+
+TEST(Channel, RouteStatsRejectsBadEntries) {
+    RouteStats out{};
+    auto decoded = [&](void (*spoil)(RouteStats&)) {
+        RouteStats r = sample_route_stats();
+        spoil(r);
+        return decode_route_stats(&r, sizeof r, out);
+    };
+    EXPECT_EQ(decoded([](RouteStats&) {}), DecodeStatus::kOk);
+    EXPECT_EQ(decoded([](RouteStats& r) { r.count = 0; }), DecodeStatus::kBadValue);
+    EXPECT_EQ(decoded([](RouteStats& r) { r.count = kRoutesPerRecord + 1; }),
+              DecodeStatus::kBadValue);
+    // The entries in use must be whole; those past `count` are not read.
+    EXPECT_EQ(decoded([](RouteStats& r) { r.count = 6; }), DecodeStatus::kBadValue);
+    EXPECT_EQ(decoded([](RouteStats& r) { r.count = 4; }), DecodeStatus::kOk);
+    EXPECT_EQ(decoded([](RouteStats& r) { r.pid = 0; }), DecodeStatus::kBadValue);
+    EXPECT_EQ(decoded([](RouteStats& r) { r.pid = -1; }), DecodeStatus::kBadValue);
+    EXPECT_EQ(decoded([](RouteStats& r) { r.routes[0].down = 2; }), DecodeStatus::kBadValue);
+    EXPECT_EQ(decoded([](RouteStats& r) { r.routes[1].reserved[4] = 1; }), DecodeStatus::kBadValue);
+    EXPECT_EQ(decoded([](RouteStats& r) { r.routes[2].name_length = 0; }), DecodeStatus::kBadValue);
+    EXPECT_EQ(decoded([](RouteStats& r) { r.routes[4].name_length = kMaxRouteName + 1; }),
+              DecodeStatus::kBadValue);
+    EXPECT_EQ(decoded([](RouteStats& r) { r.routes[3].name[1] = '\0'; }), DecodeStatus::kBadValue);
+    EXPECT_EQ(decoded([](RouteStats& r) { r.routes[3].name[8] = '@'; }), DecodeStatus::kBadValue);
+    // The kind must match the name: "NAME" is no direct route, "direct" has
+    // no parent of 3 bytes, and a parent is the whole part before '@'.
+    EXPECT_EQ(decoded([](RouteStats& r) { r.routes[2].parent_length = 0; }),
+              DecodeStatus::kBadValue);
+    EXPECT_EQ(decoded([](RouteStats& r) { r.routes[0].parent_length = 3; }),
+              DecodeStatus::kBadValue);
+    EXPECT_EQ(decoded([](RouteStats& r) { r.routes[3].parent_length = 3; }),
+              DecodeStatus::kBadValue);
+    EXPECT_EQ(decoded([](RouteStats& r) { r.routes[2].parent_length = 5; }),
+              DecodeStatus::kBadValue);
+    EXPECT_EQ(decoded([](RouteStats& r) { r.routes[0].parent_length = 6; }),
+              DecodeStatus::kOk);  // a parent called "direct"
+    EXPECT_EQ(decoded([](RouteStats& r) { r.header.magic = 0; }), DecodeStatus::kBadMagic);
+    EXPECT_EQ(decoded([](RouteStats& r) { r.header.version = 1; }), DecodeStatus::kBadVersion);
+    EXPECT_EQ(decoded([](RouteStats& r) { r.header.length -= 1; }), DecodeStatus::kBadLength);
+    RouteStats r = sample_route_stats();
+    EXPECT_EQ(decode_route_stats(&r, sizeof r - 1, out), DecodeStatus::kBadLength);
+    std::vector<unsigned char> longer(sizeof r + 8, 0);
+    std::memcpy(longer.data(), &r, sizeof r);
+    EXPECT_EQ(decode_route_stats(longer.data(), longer.size(), out), DecodeStatus::kBadLength);
+    EXPECT_EQ(decode_route_stats(nullptr, 0, out), DecodeStatus::kBadLength);
 }
 
 // SEQPACKET keeps record boundaries: one send is one recv.

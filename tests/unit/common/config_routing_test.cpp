@@ -123,6 +123,8 @@ TEST_F(ConfigRouting, BadValuesNameTheirLine) {
     EXPECT_EQ(error_for("[parent]\n"), ":1: [parent] needs a name: [parent NAME]");
     EXPECT_EQ(error_for("[parent a b]\nurl = http://x\n"),
               ":1: [parent a b]: a parent's name is 1-64 letters, digits or !#$%&'*+-.^_`|~");
+    EXPECT_EQ(error_for("[parent direct]\nurl = http://x\n"),
+              ":1: [parent direct]: \"direct\" names the routes without a parent");
     EXPECT_EQ(error_for("[route]\nsource_addresses = 127.0.0.1:80\n"),
               ":2: invalid value for \"source_addresses\" in [route]: \"127.0.0.1:80\" is not a "
               "numeric IP address (e.g. 192.0.2.7 or 2001:db8::7, no port)");

@@ -1,5 +1,6 @@
-// The supervisor's pure policy: exit classification, backoff, balancing; and
-// the metric table's way into the `workers` and `stats` answers.
+// The supervisor's pure policy: exit classification, backoff, balancing;
+// the metric table's way into the `workers` and `stats` answers; and the
+// routes' counters from the workers' records to `routes` and `stats`.
 #include "master/supervisor.h"
 
 #include <gtest/gtest.h>
@@ -7,7 +8,14 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <event2/event.h>
+
+#include <memory>
+#include <string>
+
 #include <nlohmann/json.hpp>
+
+#include "master/route_status.h"
 
 namespace master {
 namespace {
@@ -176,6 +184,172 @@ TEST(Reporting, StatsSumsEveryFoldedMetricOverWorkers) {
         EXPECT_TRUE(stats[key].is_number_unsigned()) << key;
     }
     EXPECT_TRUE(stats["errors_by_class"]["timeout"].is_number_unsigned());
+}
+
+// ---- routes ----------------------------------------------------------------
+
+namespace ch = common::channel;
+
+struct Entry {
+    std::string name;
+    std::string parent;  // empty: direct
+    uint64_t active = 0;
+    uint64_t total = 0;
+    uint64_t failures = 0;
+    bool down = false;
+};
+
+ch::RouteStats record(pid_t pid, const std::vector<Entry>& entries) {
+    ch::RouteStats r = ch::make_route_stats();
+    r.pid = pid;
+    for (const Entry& e : entries) {
+        ch::RouteStat& entry = r.routes[r.count++];
+        EXPECT_TRUE(ch::set_route_names(entry, e.name, e.parent)) << e.name;
+        entry.active = e.active;
+        entry.total_delta = e.total;
+        entry.failures_delta = e.failures;
+        entry.down = e.down ? 1 : 0;
+    }
+    // What the master reads has been through the decoder.
+    ch::RouteStats decoded;
+    EXPECT_EQ(ch::decode_route_stats(&r, sizeof r, decoded), ch::DecodeStatus::kOk);
+    return decoded;
+}
+
+// The `routes` entry called `name`, or null.
+common::Json route(const common::Json& routes, const std::string& name) {
+    for (const common::Json& r : routes) {
+        if (r["name"] == name) return r;
+    }
+    return common::Json();
+}
+
+TEST(SupervisorRoutes, TotalsSurviveAWorkersExitItsGaugesDoNot) {
+    RouteStatus status;
+    status.on_record(100, record(100, {{"a@127.0.0.2", "a", 3, 10, 1, false}}));
+    status.on_record(200, record(200, {{"a@127.0.0.2", "a", 2, 5, 0, true}}));
+    common::Json a = route(status.routes_json(), "a@127.0.0.2");
+    EXPECT_EQ(a["parent"], "a");
+    EXPECT_EQ(a["source"], "127.0.0.2");
+    EXPECT_EQ(a["active"], 5u);
+    EXPECT_EQ(a["total"], 15u);
+    EXPECT_EQ(a["failures"], 1u);
+    EXPECT_EQ(a["state"], "down");  // one worker holds it down
+    EXPECT_EQ(a["down_workers"], 1u);
+    EXPECT_EQ(a["workers"], 2u);
+    // Active and down replace what the worker said; increases add up.
+    status.on_record(100, record(100, {{"a@127.0.0.2", "a", 1, 4, 2, false}}));
+    a = route(status.routes_json(), "a@127.0.0.2");
+    EXPECT_EQ(a["active"], 3u);
+    EXPECT_EQ(a["total"], 19u);
+    EXPECT_EQ(a["failures"], 3u);
+    // The worker that held it down is reaped: its sessions and its view go.
+    status.worker_exited(200);
+    a = route(status.routes_json(), "a@127.0.0.2");
+    EXPECT_EQ(a["active"], 1u);
+    EXPECT_EQ(a["total"], 19u);
+    EXPECT_EQ(a["state"], "up");
+    EXPECT_EQ(a["down_workers"], 0u);
+    EXPECT_EQ(a["workers"], 1u);
+    status.worker_exited(100);
+    a = route(status.routes_json(), "a@127.0.0.2");
+    EXPECT_EQ(a["active"], 0u);
+    EXPECT_EQ(a["total"], 19u);
+    EXPECT_EQ(a["failures"], 3u);
+    EXPECT_EQ(a["workers"], 0u);
+}
+
+TEST(SupervisorRoutes, SortedByNameWithDirectAndTheKernelsChoiceAsNull) {
+    RouteStatus status;
+    status.on_record(100, record(100, {{"direct@::1", ""},
+                                       {"b", "b"},
+                                       {"a@2001:db8::7", "a"},
+                                       {"direct", ""},
+                                       {"direct", "direct"}}));
+    const common::Json routes = status.routes_json();
+    ASSERT_EQ(routes.size(), 5u);
+    std::vector<std::string> names;
+    for (const common::Json& r : routes) names.push_back(r["name"]);
+    EXPECT_EQ(names,
+              (std::vector<std::string>{"a@2001:db8::7", "b", "direct", "direct", "direct@::1"}));
+    EXPECT_EQ(routes[0]["source"], "2001:db8::7");
+    EXPECT_TRUE(routes[1]["source"].is_null());
+    // The direct route, then a parent called "direct": two routes.
+    EXPECT_TRUE(routes[2]["parent"].is_null());
+    EXPECT_EQ(routes[3]["parent"], "direct");
+    EXPECT_TRUE(routes[4]["parent"].is_null());
+    EXPECT_EQ(routes[4]["source"], "::1");
+    for (const char* key : {"name", "parent", "source", "active", "total", "failures", "state",
+                            "down_workers", "workers"}) {
+        EXPECT_TRUE(routes[0].contains(key)) << key;
+    }
+}
+
+TEST(SupervisorRoutes, ParentsSumTheirRoutesAndAreDownWhenAllAre) {
+    RouteStatus status;
+    status.on_record(100, record(100, {{"a@127.0.0.2", "a", 1, 10, 2, true},
+                                       {"a@127.0.0.3", "a", 2, 20, 0, false},
+                                       {"b@127.0.0.2", "b", 0, 5, 5, true}}));
+    status.on_record(200, record(200, {{"a@127.0.0.3", "a", 4, 1, 1, false}}));
+    common::Json parents = status.parents_json();
+    ASSERT_EQ(parents.size(), 2u);
+    EXPECT_EQ(parents["a"]["active"], 7u);
+    EXPECT_EQ(parents["a"]["total"], 31u);
+    EXPECT_EQ(parents["a"]["failures"], 3u);
+    EXPECT_EQ(parents["a"]["state"], "up");  // a@127.0.0.3 is up
+    EXPECT_EQ(parents["b"]["state"], "down");
+    // Down in one worker is down: every route of a is now.
+    status.on_record(200, record(200, {{"a@127.0.0.3", "a", 4, 0, 3, true}}));
+    parents = status.parents_json();
+    EXPECT_EQ(parents["a"]["state"], "down");
+    EXPECT_EQ(parents["a"]["failures"], 6u);
+    // Direct routes belong to no parent.
+    RouteStatus direct;
+    direct.on_record(100, record(100, {{"direct@127.0.0.2", "", 1, 1, 0, false}}));
+    EXPECT_TRUE(direct.parents_json().empty());
+    EXPECT_TRUE(direct.parents_json().is_object());
+}
+
+// Like the users a new users file drops, the routes a reload removed are
+// forgotten, once no live worker (an old one, draining) reports them.
+TEST(SupervisorRoutes, ReloadForgetsRemovedRoutesOnceNoWorkerReportsThem) {
+    auto config = std::make_shared<common::Config>();
+    config->route.parents = {"a"};
+    config->route.source_addresses = {*common::SocketAddress::from_numeric("127.0.0.2", 0),
+                                      *common::SocketAddress::from_numeric("::1", 0)};
+    RouteStatus status;
+    status.on_record(100, record(100, {{"a@127.0.0.2", "a", 0, 3, 0, false},
+                                       {"a@::1", "a", 0, 4, 0, false},
+                                       {"b@127.0.0.2", "b", 1, 5, 0, false},
+                                       {"a", "a", 0, 6, 0, false},
+                                       {"direct@127.0.0.2", "", 0, 7, 0, false}}));
+    status.configure(config);
+    EXPECT_EQ(status.routes_json().size(), 5u);  // worker 100 still reports them
+    status.worker_exited(100);
+    const common::Json routes = status.routes_json();
+    ASSERT_EQ(routes.size(), 2u);
+    EXPECT_EQ(routes[0]["name"], "a@127.0.0.2");
+    EXPECT_EQ(routes[0]["total"], 3u);
+    EXPECT_EQ(routes[1]["name"], "a@::1");
+    // Without parents and source addresses, "direct" alone is configured.
+    auto direct = std::make_shared<common::Config>();
+    status.on_record(
+        300, record(300, {{"direct", "", 0, 1, 0, false}, {"direct", "direct", 0, 1, 0, false}}));
+    status.configure(direct);
+    status.worker_exited(300);
+    ASSERT_EQ(status.routes_json().size(), 1u);
+    EXPECT_TRUE(status.routes_json()[0]["parent"].is_null());
+}
+
+// The supervisor's answers carry them: `routes`, and `parents` in `stats`.
+TEST(SupervisorRoutes, AnswersHaveTheirFields) {
+    std::unique_ptr<event_base, decltype(&event_base_free)> base(event_base_new(), event_base_free);
+    ASSERT_TRUE(base);
+    Supervisor supervisor(base.get());
+    EXPECT_TRUE(supervisor.routes_json().is_array());
+    const common::Json stats = supervisor.stats_json();
+    ASSERT_TRUE(stats.contains("parents"));
+    EXPECT_TRUE(stats["parents"].is_object());
 }
 
 TEST(WorkerStatus, Names) {
