@@ -749,7 +749,7 @@ TEST_F(RoutingParent, TunnelsThroughAnHttpParent) {
                 ++n;
             return n == 2;
         },
-        10s))
+        5s))
         << "want two CONNECT lines at the parent:\n"
         << harness::read_file(parent->path("access.log"));
     EXPECT_TRUE(origin_.wait_requests(2));
