@@ -120,7 +120,7 @@ $(BUILD)/integration_tests: $(INTEG_OBJ) $(CORE_LIB)
 
 # libFuzzer targets are built with clang. The sources they share are
 # compiled once into build/fuzz/obj/ (instrumented for coverage, not linked
-# with libFuzzer's main), so seven targets cost one compile of common/.
+# with libFuzzer's main), so every target shares one compile of common/.
 FUZZ_FLAGS = -std=c++20 -O1 -g -I. -MMD -MP -fsanitize=fuzzer-no-link,address,undefined $(PKG_CFLAGS)
 fuzz_obj = $(patsubst %.cpp,$(BUILD)/fuzz/obj/%.o,$(1))
 FUZZ_COMMON_OBJ := $(call fuzz_obj,$(COMMON_SRC))

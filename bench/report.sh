@@ -68,12 +68,14 @@ cell() {
 }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || b + 0 == 0) print "—"; else printf "%.2f×", a / b }'; }
 peers_in() { awk -F'\t' -v t="$1" '$1 == t { print $2 }' "$AGG" | awk '!s[$0]++' | sort_peers; }
-sort_peers() { awk 'BEGIN { o["noproxy"] = 1; o["nginx"] = 2; o["proxyd"] = 3; o["proxyd-auth"] = 3.5; o["tinyproxy"] = 4; o["squid"] = 5; o["privoxy"] = 6 } { print (o[$1] ? o[$1] : 9), $1 }' | sort -n | awk '{ print $2 }'; }
+sort_peers() { awk 'BEGIN { o["noproxy"] = 1; o["nginx"] = 2; o["proxyd"] = 3; o["proxyd-auth"] = 3.5; o["proxyd-rotate"] = 3.6; o["proxyd-parent"] = 3.7; o["tinyproxy"] = 4; o["squid"] = 5; o["privoxy"] = 6 } { print (o[$1] ? o[$1] : 9), $1 }' | sort -n | awk '{ print $2 }'; }
 label() {
     case $1 in
         noproxy) echo "no proxy (reference)" ;;
         nginx) echo "nginx reverse proxy (reference)" ;;
         proxyd-auth) echo "proxyd authenticated (Basic)" ;;
+        proxyd-rotate) echo "proxyd, 4 source addresses in rotation" ;;
+        proxyd-parent) echo "proxyd through a proxyd parent" ;;
         *) echo "$1" ;;
     esac
 }
@@ -170,6 +172,10 @@ report() {
         echo "  \`auth = password\` and a users file of one bcrypt (cost 10) account made by \`htpasswd -nbB -C 10\`; wrk sends"
         echo "  \`Proxy-Authorization: Basic …\` with every request. Only the first check per worker costs a hash; the"
         echo "  measured runs come after the first contact (below), so they hit the per-worker credential cache."
+        echo "- \"proxyd, 4 source addresses in rotation\" is a proxyd process of its own, configured like plain proxyd plus"
+        echo "  \`[route] source_addresses = ${ROTATE_SOURCES:-?}\` and \`rotation = round-robin\`."
+        echo "  \"proxyd through a proxyd parent\" is two more proxyd processes, each configured like plain proxyd: a front"
+        echo "  (\`[route] parents = up\`) and its parent, which goes to the origin; its CPU and RSS are both processes'."
         echo "- Keep-alive and close tests: \`wrk -t2 -c{50,200}\` with a Lua script sending absolute-form"
         echo "  \`GET http://127.0.0.1:$ORIGIN_PORT/1k\` (origin-form \`/1k\` to nginx and no proxy)."
         echo "- CPU = utime+stime of every process of the peer (from /proc) over the run ÷ requests."
@@ -183,6 +189,11 @@ report() {
         if [ ${#BROKEN[@]} -gt 0 ]; then
             echo "Not measured:"
             for p in "${!BROKEN[@]}"; do echo "- $p: ${BROKEN[$p]}"; done
+            echo
+        fi
+        if [ ${#TUNNEL_BROKEN[@]} -gt 0 ]; then
+            echo "CONNECT and tunnel rows not measured:"
+            for p in "${!TUNNEL_BROKEN[@]}"; do echo "- $p: ${TUNNEL_BROKEN[$p]}"; done
             echo
         fi
         echo "## Results"
@@ -216,6 +227,8 @@ report() {
         echo
         [ -n "${NOTE[tunnels]:-}" ] && { echo "Note: ${NOTE[tunnels]}"; echo; }
         report_auth
+        report_rotation
+        report_parent
         echo "### Load spread across proxyd's workers (max / mean over the 2 workers)"
         echo
         echo "| test | requests | client connections (sessions) | CPU time |"
@@ -272,6 +285,111 @@ report_auth() {
         fi
         echo
     fi
+}
+
+# ---------------------------------------------------------------- routing rows (issue 15)
+# vs_keys TEST: "THROUGHPUT CPU UNIT CPU-UNIT MACHINE-CPU PROXY-CPU" of a test: what the
+# row shows, and the per-request (per-100 MB) CPU pair that the CPU-bound
+# expectation compares in the same unit
+vs_keys() {
+    case $1 in
+        get16m) echo "mbps cpu_ms_100mb MB/s ms/100MB machine_cpu_us_req cpu_us_req" ;;
+        connect) echo "mbps cpu_ms_100mb MB/s ms/100MB machine_cpu_ms_100mb cpu_ms_100mb" ;;
+        *) echo "rps cpu_us_req req/s µs/req machine_cpu_us_req cpu_us_req" ;;
+    esac
+}
+# vs_tests PEER: the tests both PEER and plain proxyd have a row in
+vs_tests() {
+    local t
+    for t in ka50 ka200 close50 get16m connect; do
+        [ -n "$(get "$t" "$1" mbps)$(get "$t" "$1" rps)" ] && [ -n "$(get "$t" proxyd mbps)$(get "$t" proxyd rps)" ] && echo "$t"
+    done
+}
+# vs_missing PEER: why a routing row has no numbers, when it has none
+vs_missing() {
+    if [ -n "${BROKEN[$1]:-}" ]; then echo "Not measured: ${BROKEN[$1]}"
+    elif [ -z "$(get ka50 proxyd rps)" ]; then echo "No comparison: plain proxyd was not measured in this run."
+    else echo "No comparison: no common rows."; fi
+}
+# vs_tunnels PEER: memory per held tunnel, plain → PEER, one line per count
+vs_tunnels() {
+    local t any=""
+    for t in $(awk -F'\t' -v p="$1" '$1 ~ /^tunnels/ && $2 == p { print $1 }' "$AGG" | sort -u -t s -k2 -n); do
+        [ -z "$(get "$t" proxyd kib_per_tunnel)" ] && continue
+        any=1
+        echo "- ${t#tunnels} idle tunnels held: $(fmt "$(get "$t" proxyd kib_per_tunnel)" 2) → $(fmt "$(get "$t" "$1" kib_per_tunnel)" 2) KiB RSS per tunnel ($(ratio "$(get "$t" "$1" kib_per_tunnel)" "$(get "$t" proxyd kib_per_tunnel)")), $(get "$t" "$1" established) established${2:+; $2}"
+    done
+    [ -n "${TUNNEL_BROKEN[$1]:-}" ] && echo "- CONNECT and tunnel rows not measured: ${TUNNEL_BROKEN[$1]}"
+    [ -n "$any" ] || [ -n "${TUNNEL_BROKEN[$1]:-}" ] && echo
+    return 0
+}
+
+report_rotation() {
+    local p=proxyd-rotate t tests
+    [ -z "$(get ka50 $p rps)" ] && [ -z "${BROKEN[$p]:-}" ] && return 0
+    echo "### Rotation (four source addresses) vs plain proxyd (issue 15)"
+    echo
+    echo "A proxyd process of its own, configured like plain proxyd plus \`[route] source_addresses ="
+    echo "${ROTATE_SOURCES:-?}\` and \`rotation = round-robin\`: each request and tunnel takes its worker's"
+    echo "next route (\`direct@127.0.0.N\`), binds that source address, and pools upstream connections per route (four"
+    echo "pools where plain proxyd has one)."
+    [ -s "$W/$p/seen" ] && echo "Checked before it was measured: $(cat "$W/$p/seen")."
+    echo "Ratios are rotation ÷ plain, of the medians of interleaved runs. Goal: within 10 % of the direct row (≥ 0.90×)."
+    echo
+    tests=$(vs_tests $p)
+    if [ -z "$tests" ]; then vs_missing $p; echo; return 0; fi
+    echo "| test | throughput plain → rotation | ÷ plain | p99 ms plain → rotation | proxy CPU plain → rotation | CPU ÷ plain | upstream conn/req plain → rotation | goal: within 10 % |"
+    echo "|---|---|---|---|---|---|---|---|"
+    for t in $tests; do
+        local k r verdict f
+        read -ra k <<<"$(vs_keys "$t")"
+        r=$(div "$(get "$t" $p "${k[0]}")" "$(get "$t" proxyd "${k[0]}")")
+        verdict=$(awk -v r="$r" 'BEGIN { if (r == "") { print "no ratio: a row is missing"; exit }
+            printf "%s: %.0f %% %s plain", (r >= 0.9 ? "**met**" : "**missed**"), (r < 1 ? 1 - r : r - 1) * 100, (r < 1 ? "below" : "above") }')
+        f=$(flagged "$t" $p)
+        [ -n "$f" ] && verdict="$verdict; flagged: $f"
+        echo "| $t | $(fmt "$(get "$t" proxyd "${k[0]}")") → $(fmt "$(get "$t" $p "${k[0]}")") ${k[2]} | $(ratio "$(get "$t" $p "${k[0]}")" "$(get "$t" proxyd "${k[0]}")") | $(fmt "$(get "$t" proxyd p99_ms)" 2) → $(fmt "$(get "$t" $p p99_ms)" 2) | $(fmt "$(get "$t" proxyd "${k[1]}")" 1) → $(fmt "$(get "$t" $p "${k[1]}")" 1) ${k[3]} | $(ratio "$(get "$t" $p "${k[1]}")" "$(get "$t" proxyd "${k[1]}")") | $(fmt "$(get "$t" proxyd upstream_conn_per_req)" 3) → $(fmt "$(get "$t" $p upstream_conn_per_req)" 3) | $verdict |"
+    done
+    echo
+    vs_tunnels $p
+}
+
+report_parent() {
+    local p=proxyd-parent t tests
+    [ -z "$(get ka50 $p rps)" ] && [ -z "${BROKEN[$p]:-}" ] && return 0
+    echo "### Through a proxyd parent vs plain proxyd (issue 15)"
+    echo
+    echo "A front proxyd (\`[proxy] name = proxyd-front\`, \`[route] parents = up\`) sends every request and tunnel to a"
+    echo "second proxyd (\`name = proxyd-parent\`), which goes to the origin; both are configured like plain proxyd"
+    echo "(2 workers each). CPU and RSS are both processes'."
+    [ -s "$W/$p/via" ] && echo "Checked before it was measured: the answer came back with \`$(cat "$W/$p/via")\`."
+    echo
+    echo "**The ideal is not 1.0×.** The two proxies share the same $(nproc) CPUs with wrk and the origin, and every request"
+    echo "is parsed, forwarded and relayed twice, so the proxies' CPU per request is expected near 2× plain's (less"
+    echo "in close50, where the new connection per request is the front's alone and the front → parent leg stays"
+    echo "pooled), and on a CPU-saturated machine throughput falls by the share of CPU the second hop takes. The"
+    echo "\"expected\" column is that share from this run's own numbers: with M the whole machine's busy CPU per"
+    echo "request in the plain runs (wrk and the origin included) and c the proxies' CPU per request, expected ="
+    echo "M ÷ (M − c plain + c through the parent). It holds when the CPUs are saturated in both runs (\"machine"
+    echo "busy\"); where they are not (16 MiB and CONNECT have 4 connections), latency adds to it instead. Measured ÷"
+    echo "expected near 1.00 means the hop costs its CPU and nothing more."
+    echo
+    tests=$(vs_tests $p)
+    if [ -z "$tests" ]; then vs_missing $p; echo; vs_tunnels $p; return 0; fi
+    echo "| test | throughput plain → parent | ÷ plain | expected if CPU-bound | measured ÷ expected | p99 ms plain → parent | proxy CPU plain → front + parent | CPU ÷ plain | machine busy plain → parent | flags |"
+    echo "|---|---|---|---|---|---|---|---|---|---|"
+    for t in $tests; do
+        local k r e f ecell="—"
+        read -ra k <<<"$(vs_keys "$t")"
+        r=$(div "$(get "$t" $p "${k[0]}")" "$(get "$t" proxyd "${k[0]}")")
+        e=$(awk -v m="$(get "$t" proxyd "${k[4]}")" -v a="$(get "$t" proxyd "${k[5]}")" -v b="$(get "$t" $p "${k[5]}")" \
+            'BEGIN { if (m == "" || a == "" || b == "" || m - a + b <= 0) print ""; else printf "%.4f", m / (m - a + b) }')
+        [ -n "$e" ] && ecell="$(fmt "$e" 2)×"
+        f=$(flagged "$t" $p)
+        echo "| $t | $(fmt "$(get "$t" proxyd "${k[0]}")") → $(fmt "$(get "$t" $p "${k[0]}")") ${k[2]} | $(ratio "$(get "$t" $p "${k[0]}")" "$(get "$t" proxyd "${k[0]}")") | $ecell | $(fmt "$(div "$r" "$e")" 2) | $(fmt "$(get "$t" proxyd p99_ms)" 2) → $(fmt "$(get "$t" $p p99_ms)" 2) | $(fmt "$(get "$t" proxyd "${k[1]}")" 1) → $(fmt "$(get "$t" $p "${k[1]}")" 1) ${k[3]} | $(ratio "$(get "$t" $p "${k[1]}")" "$(get "$t" proxyd "${k[1]}")") | $(fmt "$(awk -v x="$(get "$t" proxyd machine_busy)" 'BEGIN { if (x != "") print x * 100 }')") → $(fmt "$(awk -v x="$(get "$t" $p machine_busy)" 'BEGIN { if (x != "") print x * 100 }')") % | ${f:-ok} |"
+    done
+    echo
+    vs_tunnels $p "two proxies hold each tunnel, so about 2× plain is the expectation"
 }
 
 # share SO: % of the keep-alive profile's samples in a shared object (kernel, libevent, libc, proxyd)
@@ -396,6 +514,7 @@ report_anomalies() {
     # wide spread between repetitions
     awk -F'\t' '$3 == "rps" || $3 == "mbps" { if ($4 > 0 && ($6 - $5) / $4 > 0.25) printf "- %s, %s: %s varies %.0f %% between repetitions (min %.0f, max %.0f): noisy\n", $2, $1, $3, ($6 - $5) / $4 * 100, $5, $6 }' "$AGG"
     for p in "${!BROKEN[@]}"; do echo "- $p: not measured: ${BROKEN[$p]}"; done
+    for p in "${!TUNNEL_BROKEN[@]}"; do echo "- $p: CONNECT and tunnel rows not measured: ${TUNNEL_BROKEN[$p]}"; done
     [ -n "${NOTE[tunnels]:-}" ] && echo "- Tunnel counts: ${NOTE[tunnels]}"
     if awk -v a="$(get close50 proxyd p50_ms)" -v b="$(get close50 nginx p50_ms)" 'BEGIN { exit !(a != "" && b != "" && a > 5 * b) }'; then
         echo "- proxyd, close50: p50 $(fmt "$(get close50 proxyd p50_ms)" 1) ms vs nginx's $(fmt "$(get close50 nginx p50_ms)" 1) ms, $(fmt "$(get close50 proxyd rps)") req/s: connections wait in the listen backlog with 2 workers (see Targets)."
@@ -493,14 +612,14 @@ if [ "${BASH_SOURCE[0]}" = "$0" ]; then
     HERE=$(cd "$(dirname "$0")" && pwd)
     W=$HERE/work RAW=$HERE/work/raw.tsv AGG=$W/agg.tsv FLAGS=$W/flags.tsv
     REPS=${BENCH_REPS:-3} DUR=${BENCH_DURATION:-5} CONNECT_PAR=4 CONNECT_SEQ=4 FIRST_CONTACT_S=5
-    declare -A BROKEN=() NOTE=()
+    declare -A BROKEN=() NOTE=() TUNNEL_BROKEN=()
     [ -f "$W/meta.sh" ] && . "$W/meta.sh"
     ORIGIN_PORT=$(( ${BENCH_PORT_BASE:-19000} ))
     PROXYD=$(dirname "$HERE")/build/proxyd
     log() { printf '[report] %s\n' "$*" >&2; }
     version_of() {
         case $1 in
-            proxyd|proxyd-auth) "$PROXYD" -v 2>&1 | head -1 ;;
+            proxyd|proxyd-*) "$PROXYD" -v 2>&1 | head -1 ;;
             nginx) nginx -v 2>&1 | sed 's/.*version: //' ;;
             tinyproxy) tinyproxy -v 2>&1 | head -1 ;;
             squid) squid -v 2>&1 | head -1 | sed 's/Squid Cache: //' ;;

@@ -12,7 +12,7 @@
 # bench/work/raw.tsv. Knobs (environment):
 #   BENCH_DURATION=5        seconds per wrk run
 #   BENCH_REPS=3            interleaved repetitions
-#   BENCH_PEERS="noproxy nginx proxyd proxyd-auth tinyproxy squid privoxy"
+#   BENCH_PEERS="noproxy nginx proxyd proxyd-auth proxyd-rotate proxyd-parent tinyproxy squid privoxy"
 #   BENCH_TUNNELS="5000 20000"
 #   BENCH_PROFILE=1         perf profile of a proxyd worker under keep-alive load
 #   BENCH_INSTALL=1         install missing Debian packages
@@ -24,7 +24,7 @@ ROOT=$(dirname "$HERE")
 W=$HERE/work
 DUR=${BENCH_DURATION:-5}
 REPS=${BENCH_REPS:-3}
-PEERS=${BENCH_PEERS:-"noproxy nginx proxyd proxyd-auth tinyproxy squid privoxy"}
+PEERS=${BENCH_PEERS:-"noproxy nginx proxyd proxyd-auth proxyd-rotate proxyd-parent tinyproxy squid privoxy"}
 TUNNELS=${BENCH_TUNNELS:-"5000 20000"}
 PROFILE=${BENCH_PROFILE:-1}
 INSTALL=${BENCH_INSTALL:-1}
@@ -37,7 +37,8 @@ ORIGIN_TLS_PORT=$((BASE + 1))
 SINK_PORT=$((BASE + 2))
 declare -A PORT=([noproxy]=$ORIGIN_PORT [nginx]=$((BASE + 10)) [proxyd]=$((BASE + 11))
                  [tinyproxy]=$((BASE + 12)) [squid]=$((BASE + 13)) [privoxy]=$((BASE + 14))
-                 [proxyd-auth]=$((BASE + 15)))
+                 [proxyd-auth]=$((BASE + 15)) [proxyd-rotate]=$((BASE + 16)) [proxyd-parent]=$((BASE + 17))
+                 [proxyd-parent-up]=$((BASE + 18)))
 # proxyd-auth is no process of its own: it is proxyd's second listener
 # (`auth = password`), so its CPU is the same process tree's. Its wrk runs
 # send Basic credentials with every request, and only these tests have it.
@@ -46,9 +47,16 @@ AUTH_PASS=benchpass
 AUTH_HEADER="Basic $(printf '%s:%s' "$AUTH_USER" "$AUTH_PASS" | base64 -w0)"
 AUTH_TESTS="ka50 ka200 close50"
 NO_USERS=""   # why proxyd has no auth listener, if it has none
+# proxyd-rotate and proxyd-parent are proxyd processes of their own, each
+# configured like the proxyd peer plus a [route]: four source addresses in
+# rotation, or one proxyd parent (proxyd-parent-up, a second process that
+# the row's CPU and RSS include). Their checks prove the route is taken.
+ROTATE_SOURCES="127.0.0.2, 127.0.0.3, 127.0.0.4, 127.0.0.5"
+ROTATE_PROBES=8
 declare -A PID=()        # peer -> root pid of its process tree
 declare -A BROKEN=()     # peer -> why it could not be measured at all
 declare -A NOTE=()       # peer -> remark for the report
+declare -A TUNNEL_BROKEN=()  # peer -> why its CONNECT and tunnel rows are not measured
 STARTED_AT=$(date +%s)
 LOAD_START=$(cut -d" " -f1-3 /proc/loadavg)
 
@@ -91,24 +99,31 @@ tree_pids() {
             for (p in keep) if (p != "") print p
         }'
 }
-# cpu_ticks ROOT: utime+stime (clock ticks) summed over the tree.
+# cpu_ticks ROOT...: utime+stime (clock ticks) summed over the trees.
 cpu_ticks() {
-    local p t=0 v
-    for p in $(tree_pids "$1"); do
+    local r p t=0 v
+    for p in $(for r in "$@"; do tree_pids "$r"; done); do
         v=$(awk '{ sub(/.*\) /, ""); print $12 + $13 }' "/proc/$p/stat" 2>/dev/null) || continue
         t=$((t + ${v:-0}))
     done
     echo "$t"
 }
-# rss_kib ROOT: VmRSS summed over the tree.
+# rss_kib ROOT...: VmRSS summed over the trees.
 rss_kib() {
-    local p t=0 v
-    for p in $(tree_pids "$1"); do
+    local r p t=0 v
+    for p in $(for r in "$@"; do tree_pids "$r"; done); do
         v=$(awk '/^VmRSS:/ { print $2 }' "/proc/$p/status" 2>/dev/null)
         t=$((t + ${v:-0}))
     done
     echo "$t"
 }
+# peer_roots PEER: the roots of every process tree a peer's row pays for
+# (proxyd-parent: the front and its parent).
+peer_roots() { echo "${PID[$1]:-}" "${PID[$1-up]:-}"; }
+# machine_ticks: "busy total" clock ticks of all CPUs (/proc/stat), to tell
+# how saturated the machine was during a run and what the whole machine
+# (load generator, origin, proxies) spent per request.
+machine_ticks() { awk '$1 == "cpu" { busy = $2 + $3 + $4 + $7 + $8 + $9; print busy, busy + $5 + $6; exit }' /proc/stat; }
 HZ=$(getconf CLK_TCK)
 tcp_active_opens() { awk '/^Tcp:/ { if (!h) { for (i = 1; i <= NF; i++) if ($i == "ActiveOpens") c = i; h = 1 } else print $c }' /proc/net/snmp; }
 origin_accepts() { curl -s --max-time 2 "http://127.0.0.1:$ORIGIN_PORT/nginx_status" | awk 'NR == 3 { print $1 }'; }
@@ -170,7 +185,7 @@ need_install() {
 # ---------------------------------------------------------------- work dir
 setup_workdir() {
     rm -rf "$W"
-    mkdir -p "$W"/{www,tls,origin,nginx,proxyd,proxyd-auth,tinyproxy,squid,privoxy,wrk,out}
+    mkdir -p "$W"/{www,tls,origin,nginx,proxyd,proxyd-auth,proxyd-rotate,proxyd-parent,proxyd-parent-up,tinyproxy,squid,privoxy,wrk,out}
     head -c 1024 /dev/urandom >"$W/www/1k"
     head -c 65536 /dev/urandom >"$W/www/64k"
     head -c 16777216 /dev/urandom >"$W/www/16m"
@@ -218,6 +233,8 @@ http {
         listen 127.0.0.1:$ORIGIN_PORT backlog=4096;
         root $W/www;
         location = /nginx_status { stub_status; }
+        # who connected: proxyd-rotate's check counts the source addresses
+        location = /peer { default_type text/plain; return 200 "\$remote_addr\n"; }
     }
     server {
         listen 127.0.0.1:$ORIGIN_TLS_PORT ssl backlog=4096;
@@ -272,26 +289,21 @@ auth = password
 [auth]
 users_file = $W/proxyd/users"
     fi
-    cat >"$W/proxyd/proxyd.conf" <<EOF
-[master]
-workers = 2
-pid_file = $W/proxyd/proxyd.pid
-control_socket = $W/proxyd/proxyd.sock
-[log]
-error_log = $W/proxyd/error.log
-level = warn
-access_log = off
-[listen main]
-address = 127.0.0.1:${PORT[proxyd]}
-backlog = 4096
-$auth_conf
-[limits]
-max_connections = 30000
-upstream_keepalive_per_destination = 256
-[acl]
-deny_private_destinations = no
-connect_ports = 1-65535
-EOF
+    proxyd_conf proxyd "$auth_conf" >"$W/proxyd/proxyd.conf"
+    # The routing rows: the proxyd peer's configuration plus a [route]
+    # (routing is per configuration, so each is a process of its own).
+    proxyd_conf proxyd-rotate "" "[route]
+source_addresses = $ROTATE_SOURCES
+rotation = round-robin" >"$W/proxyd-rotate/proxyd.conf"
+    # Two chained proxyd need different [proxy] names (Via loop detection).
+    proxyd_conf proxyd-parent "" "[proxy]
+name = proxyd-front
+[route]
+parents = up
+[parent up]
+url = http://127.0.0.1:${PORT[proxyd-parent-up]}" >"$W/proxyd-parent/proxyd.conf"
+    proxyd_conf proxyd-parent-up "" "[proxy]
+name = proxyd-parent" >"$W/proxyd-parent-up/proxyd.conf"
     chmod 777 "$W/tinyproxy"
     cat >"$W/tinyproxy/tinyproxy.conf" <<EOF
 User nobody
@@ -351,14 +363,48 @@ default-server-timeout 60
 EOF
 }
 
+# proxyd_conf PEER [LISTENERS] [SECTIONS]: the proxyd peer's configuration
+# with PEER's port and paths under $W/PEER, plus more listeners and sections.
+proxyd_conf() {
+    local p=$1 listeners=${2:-} sections=${3:-}
+    cat <<EOF
+[master]
+workers = 2
+pid_file = $W/$p/proxyd.pid
+control_socket = $W/$p/proxyd.sock
+[log]
+error_log = $W/$p/error.log
+level = warn
+access_log = off
+[listen main]
+address = 127.0.0.1:${PORT[$p]}
+backlog = 4096
+$listeners
+[limits]
+max_connections = 30000
+upstream_keepalive_per_destination = 256
+[acl]
+deny_private_destinations = no
+connect_ports = 1-65535
+$sections
+EOF
+}
+
 start_peer() {  # start_peer NAME: starts it, sets PID[NAME], returns 1 if it fails
     local p=$1 port=${PORT[$1]}
     [ "$p" = noproxy ] && { PID[noproxy]=${PID[origin]}; return 0; }
     [ "$p" = proxyd-auth ] && { start_auth_peer; return; }
-    port_free "$port" || { BROKEN[$p]="port $port busy"; return 1; }
+    # proxyd-parent's front needs its parent up first
+    if [ "$p" = proxyd-parent ] && ! start_peer proxyd-parent-up; then
+        BROKEN[proxyd-parent]="its parent proxyd did not come up: ${BROKEN[proxyd-parent-up]}"
+        unset 'BROKEN[proxyd-parent-up]'
+        return 1
+    fi
+    port_free "$port" || { BROKEN[$p]="port $port busy"; stop_peer "$p"; return 1; }
     case $p in
         nginx) nginx -p "$W/nginx/" -c "$W/nginx/nginx.conf" >"$W/nginx/stderr" 2>&1 & ;;
-        proxyd) "$PROXYD" -c "$W/proxyd/proxyd.conf" >"$W/proxyd/stderr" 2>&1 & ;;
+        proxyd|proxyd-rotate|proxyd-parent|proxyd-parent-up)
+            "$PROXYD" -c "$W/$p/proxyd.conf" >"$W/$p/stderr" 2>&1 & ;;
         tinyproxy) tinyproxy -d -c "$W/tinyproxy/tinyproxy.conf" >"$W/tinyproxy/stderr" 2>&1 & ;;
         squid) squid --foreground -n benchsquid -f "$W/squid/squid.conf" >"$W/squid/stderr" 2>&1 & ;;
         privoxy) privoxy --no-daemon "$W/privoxy/config" >"$W/privoxy/stderr" 2>&1 & ;;
@@ -379,7 +425,78 @@ start_peer() {  # start_peer NAME: starts it, sets PID[NAME], returns 1 if it fa
         stop_peer "$p"
         return 1
     fi
+    # the routing rows must really take their route
+    local why=""
+    case $p in
+        proxyd-rotate) why=$(check_rotation) ;;
+        proxyd-parent) why=$(check_parent) ;;
+    esac
+    if [ -n "$why" ]; then
+        BROKEN[$p]=$why
+        stop_peer "$p"
+        return 1
+    fi
+    # ...and their CONNECT too, or their CONNECT and tunnel rows are left out
+    case $p in proxyd-rotate|proxyd-parent)
+        why=$(check_connect "$p")
+        if [ -n "$why" ]; then TUNNEL_BROKEN[$p]=$why; log "$p: CONNECT and tunnel rows left out: $why"
+        else unset 'TUNNEL_BROKEN[$p]'; fi ;;
+    esac
     return 0
+}
+# check_rotation: ROTATE_PROBES requests on one client connection (so on one
+# worker, whose round-robin then walks the routes) to the origin's /peer,
+# which echoes the address it was reached from. Prints why the row would
+# measure no rotation, if it would not; else notes the addresses seen.
+check_rotation() {
+    local urls=() i seen n stray
+    for ((i = 0; i < ROTATE_PROBES; i++)); do urls+=("http://127.0.0.1:$ORIGIN_PORT/peer"); done
+    seen=$(curl -s --max-time 10 -x "http://127.0.0.1:${PORT[proxyd-rotate]}" "${urls[@]}" | sort -u | grep .)
+    n=$(printf '%s' "$seen" | grep -c .)
+    stray=$(printf '%s\n' "$seen" | grep -vxF -f <(printf '%s\n' "${ROTATE_SOURCES//, /$'\n'}") | tr '\n' ' ')
+    seen=$(printf '%s' "$seen" | tr '\n' ' ')
+    if [ "$n" -lt 2 ]; then
+        echo "rotation not in effect: over $ROTATE_PROBES requests the origin saw $n source address(es) (${seen:-none}), not 2 or more of $ROTATE_SOURCES"
+    elif [ -n "${stray// /}" ]; then
+        echo "the origin saw source addresses not in source_addresses: $stray"
+    else
+        echo "over $ROTATE_PROBES requests on one connection the origin saw $n source addresses: $seen" >"$W/proxyd-rotate/seen"
+    fi
+}
+# check_parent: the front's answer must carry both proxies' Via entries
+# (the parent's, then the front's), i.e. the request went through the parent.
+check_parent() {
+    local via
+    via=$(curl -s -D - -o /dev/null --max-time 5 -x "http://127.0.0.1:${PORT[proxyd-parent]}" \
+        "http://127.0.0.1:$ORIGIN_PORT/1k" | tr -d '\r' | awk -F': *' 'tolower($1) == "via" { printf "%s%s", sep, $2; sep = ", " }')
+    case $via in
+        *proxyd-parent*proxyd-front*) echo "Via: $via" >"$W/proxyd-parent/via" ;;
+        *) echo "the answer did not come through the parent: Via \"$via\", expected the entries of proxyd-parent and proxyd-front" ;;
+    esac
+}
+# check_connect PEER: one HTTPS download through PEER's CONNECT; prints why
+# it failed, if it did. proxyd-parent's tunnel must also be counted by the
+# parent (its `tunnels` counter, which workers report within a heartbeat).
+check_connect() {
+    local code err=$W/$1/connect_check.err t0=0 t1=0 i
+    [ "$1" = proxyd-parent ] && t0=$(proxyd_stat "$W/proxyd-parent-up" tunnels)
+    code=$(curl -sS -k -p -x "http://127.0.0.1:${PORT[$1]}" --max-time 10 -o /dev/null -w '%{http_code}' \
+        "https://127.0.0.1:$ORIGIN_TLS_PORT/1k" 2>"$err")
+    if [ "$code" != 200 ]; then
+        echo "a download through its CONNECT failed (status $code): $(tr '\n' ' ' <"$err" | head -c 300)"
+        return 0
+    fi
+    [ "$1" = proxyd-parent ] || return 0
+    for ((i = 0; i < 30; i++)); do
+        t1=$(proxyd_stat "$W/proxyd-parent-up" tunnels)
+        [ "${t1:-0}" -gt "${t0:-0}" ] && return 0
+        sleep 0.1
+    done
+    echo "a download through its CONNECT worked but did not go through the parent (its tunnels counter stayed at ${t1:-?})"
+}
+# proxyd_stat DIR KEY: a top-level number of that proxyd's `stats` answer
+proxyd_stat() {
+    timeout 3 "$PROXYCTL" -s "$1/proxyd.sock" --json stats 2>/dev/null | grep -o "\"$2\":[0-9]*" | head -1 | cut -d: -f2
 }
 # start_auth_peer: proxyd-auth is proxyd's `auth = password` listener, so
 # proxyd is started first if it is not running. A request without
@@ -421,6 +538,8 @@ peer_curl() {  # peer_curl PEER URL: prints the HTTP status through PEER
 }
 stop_peer() {
     local p=$1 root=${PID[$1]:-} i c
+    # proxyd-parent's parent goes with its front
+    [ "$p" = proxyd-parent ] && stop_peer proxyd-parent-up
     # proxyd-auth's process is proxyd's: stopping proxyd stops it
     [ -z "$root" ] || [ "$p" = noproxy ] || [ "$p" = proxyd-auth ] && { unset 'PID[$p]'; return 0; }
     local all
@@ -435,7 +554,7 @@ stop_peer() {
 
 version_of() {
     case $1 in
-        proxyd|proxyd-auth) "$PROXYD" -v 2>&1 | head -1 ;;
+        proxyd|proxyd-*) "$PROXYD" -v 2>&1 | head -1 ;;
         nginx|noproxy) nginx -v 2>&1 | sed 's/.*version: //' ;;
         tinyproxy) tinyproxy -v 2>&1 | head -1 ;;
         squid) squid -v 2>&1 | head -1 | sed 's/Squid Cache: //' ;;
@@ -449,8 +568,16 @@ version_of() {
 # ---------------------------------------------------------------- measurements
 RAW=$W/raw.tsv   # test peer rep key=value...
 
-proxyd_workers() {  # one line per worker: pid requests total_sessions accepts
-    timeout 3 "$PROXYCTL" -s "$W/proxyd/proxyd.sock" --json workers 2>/dev/null |
+# proxyd_dir PEER: the work dir of the proxyd process a proxyd row talks to
+# (proxyd-auth: proxyd's; proxyd-parent: the front's); empty for other peers.
+proxyd_dir() {
+    case $1 in
+        proxyd|proxyd-auth) echo "$W/proxyd" ;;
+        proxyd-rotate|proxyd-parent) echo "$W/$1" ;;
+    esac
+}
+proxyd_workers() {  # proxyd_workers DIR: one line per worker: pid requests total_sessions accepts
+    timeout 3 "$PROXYCTL" -s "$1/proxyd.sock" --json workers 2>/dev/null |
         tr '{' '\n' | awk -F, '/"pid":/ {
             pid = req = ses = acc = 0
             for (i = 1; i <= NF; i++) {
@@ -460,9 +587,9 @@ proxyd_workers() {  # one line per worker: pid requests total_sessions accepts
             }
             print pid, req, ses, acc }'
 }
-worker_ticks() {  # "pid ticks" for each child of the proxyd master
+worker_ticks() {  # worker_ticks ROOT: "pid ticks" for each child of that proxyd master
     local p
-    for p in $(ps -o pid= --ppid "${PID[proxyd]}"); do
+    for p in $(ps -o pid= --ppid "$1"); do
         echo "$p $(awk '{ sub(/.*\) /, ""); print $12 + $13 }' "/proc/$p/stat" 2>/dev/null)"
     done
 }
@@ -482,20 +609,22 @@ run_wrk() {
     else
         path=http://127.0.0.1:$ORIGIN_PORT/$file; host=127.0.0.1:$ORIGIN_PORT
     fi
-    local root=${PID[$peer]} out=$W/out/$test.$peer.$rep.txt
-    local oa0 ao0 t0 oa1 ao1 t1 log0=0
+    local roots=() out=$W/out/$test.$peer.$rep.txt
+    read -ra roots <<<"$(peer_roots "$peer")"
+    local oa0 ao0 t0 m0 oa1 ao1 t1 m1 log0=0
     [ "$peer" = proxyd-auth ] && log0=$(wc -l <"$W/proxyd/error.log" 2>/dev/null || echo 0)
-    local is_proxyd=0
-    case $peer in proxyd|proxyd-auth) is_proxyd=1 ;; esac
-    if [ $is_proxyd = 1 ]; then proxyd_workers >"$W/out/w0"; worker_ticks >"$W/out/t0"; fi
-    oa0=$(origin_accepts); ao0=$(tcp_active_opens); t0=$(cpu_ticks "$root")
+    # a proxyd row: its workers' spread (proxyd-parent: the front's)
+    local pdir
+    pdir=$(proxyd_dir "$peer")
+    if [ -n "$pdir" ]; then proxyd_workers "$pdir" >"$W/out/w0"; worker_ticks "${PID[$peer]}" >"$W/out/t0"; fi
+    oa0=$(origin_accepts); ao0=$(tcp_active_opens); t0=$(cpu_ticks "${roots[@]}"); m0=$(machine_ticks)
     BENCH_PATH=$path BENCH_HOST=$host BENCH_CLOSE=$close BENCH_AUTH=$auth \
         timeout $((dur + 30)) wrk -t2 -c"$conns" -d"${dur}s" --timeout 5s -s "$W/wrk/bench.lua" \
         "http://127.0.0.1:$port" >"$out" 2>&1
-    t1=$(cpu_ticks "$root"); ao1=$(tcp_active_opens); oa1=$(origin_accepts)
+    m1=$(machine_ticks); t1=$(cpu_ticks "${roots[@]}"); ao1=$(tcp_active_opens); oa1=$(origin_accepts)
     local extra=""
-    if [ $is_proxyd = 1 ]; then
-        proxyd_workers >"$W/out/w1"; worker_ticks >"$W/out/t1"
+    if [ -n "$pdir" ]; then
+        proxyd_workers "$pdir" >"$W/out/w1"; worker_ticks "${PID[$peer]}" >"$W/out/t1"
         extra="spread_req=$(spread "$W/out/w0" "$W/out/w1" 2) spread_sessions=$(spread "$W/out/w0" "$W/out/w1" 3) spread_cpu=$(spread "$W/out/t0" "$W/out/t1" 2)"
     fi
     # proxyd logs each refused authentication: which refusals this run got
@@ -515,17 +644,20 @@ run_wrk() {
     # origin accepts are upstream connections; every other new TCP connection
     # in the window was a client connection (for noproxy they are the same).
     local line
-    line=$(echo "$res" | awk -v t=$((t1 - t0)) -v hz="$HZ" -v oa=$((oa1 - oa0)) -v ao=$((ao1 - ao0)) -v peer="$peer" '{
+    line=$(echo "$res" | awk -v t=$((t1 - t0)) -v hz="$HZ" -v oa=$((oa1 - oa0)) -v ao=$((ao1 - ao0)) -v peer="$peer" \
+        -v mb=$((${m1% *} - ${m0% *})) -v mt=$((${m1#* } - ${m0#* })) '{
         for (i = 2; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
         req = v["requests"]; dur = v["duration_us"] / 1e6
         cpu_us = t * 1e6 / hz
         up = oa - 2; if (up < 0) up = 0; cl = ao - oa; if (cl < 0) cl = 0
         if (peer == "noproxy") { cl = up; up = 0 }
-        printf "rps=%.0f p50_ms=%.3f p99_ms=%.3f max_ms=%.3f cpu_us_req=%.1f mbps=%.1f cpu_ms_100mb=%.1f errors=%d non2xx=%d client_conn_per_req=%.3f upstream_conn_per_req=%.3f requests=%d",
+        # the whole machine: busy share of all CPUs, and busy CPU per request
+        busy = mt ? mb / mt : 0; mcpu_us = mb * 1e6 / hz
+        printf "rps=%.0f p50_ms=%.3f p99_ms=%.3f max_ms=%.3f cpu_us_req=%.1f mbps=%.1f cpu_ms_100mb=%.1f errors=%d non2xx=%d client_conn_per_req=%.3f upstream_conn_per_req=%.3f requests=%d machine_busy=%.3f machine_cpu_us_req=%.1f",
             req / dur, v["p50_us"] / 1000, v["p99_us"] / 1000, v["max_us"] / 1000, req ? cpu_us / req : 0,
             v["bytes"] / dur / 1e6, v["bytes"] ? cpu_us / 1000 / (v["bytes"] / 1e8) : 0,
             v["e_connect"] + v["e_read"] + v["e_write"] + v["e_timeout"], v["e_status"],
-            req ? cl / req : 0, req ? up / req : 0, req }')
+            req ? cl / req : 0, req ? up / req : 0, req, busy, req ? mcpu_us / req : 0 }')
     printf '%s\t%s\t%s\t%s %s\n' "$test" "$peer" "$rep" "$line" "$extra" >>"$RAW"
     log "$test $peer #$rep: $line $extra"
 }
@@ -545,12 +677,13 @@ run_first_contact() {
 CONNECT_PAR=4
 CONNECT_SEQ=4
 run_connect() {
-    local peer=$1 rep=$2 root=${PID[$1]} out=$W/out/connect.$1.$2
+    local peer=$1 rep=$2 roots=() out=$W/out/connect.$1.$2
+    read -ra roots <<<"$(peer_roots "$peer")"
     local proxy=()
     [ "$peer" = noproxy ] || proxy=(-p -x "http://127.0.0.1:${PORT[$peer]}")
-    local t0 s0 s1 t1 j jobs_=()
+    local t0 s0 s1 t1 m0 m1 j jobs_=()
     rm -f "$out".*
-    t0=$(cpu_ticks "$root"); s0=$(date +%s%N)
+    t0=$(cpu_ticks "${roots[@]}"); m0=$(machine_ticks); s0=$(date +%s%N)
     for ((j = 0; j < CONNECT_PAR; j++)); do
         ( for ((k = 0; k < CONNECT_SEQ; k++)); do
               curl -s -k "${proxy[@]}" --max-time 60 -o /dev/null -w '%{http_code} %{size_download}\n' \
@@ -559,13 +692,15 @@ run_connect() {
         jobs_+=($!)
     done
     wait_pids 200 "${jobs_[@]}"
-    s1=$(date +%s%N); t1=$(cpu_ticks "$root")
+    s1=$(date +%s%N); m1=$(machine_ticks); t1=$(cpu_ticks "${roots[@]}")
     local line
-    line=$(cat "$out".* | awk -v ns=$((s1 - s0)) -v t=$((t1 - t0)) -v hz="$HZ" -v n=$((CONNECT_PAR * CONNECT_SEQ)) '
+    line=$(cat "$out".* | awk -v ns=$((s1 - s0)) -v t=$((t1 - t0)) -v hz="$HZ" -v n=$((CONNECT_PAR * CONNECT_SEQ)) \
+        -v mb=$((${m1% *} - ${m0% *})) -v mt=$((${m1#* } - ${m0#* })) '
         $1 == 200 && $2 == 16777216 { ok++; bytes += $2; next } { bad++ }
-        END { bad += n - ok - bad; cpu_us = t * 1e6 / hz
-              printf "mbps=%.1f cpu_ms_100mb=%.1f errors=%d downloads=%d", bytes / (ns / 1e9) / 1e6,
-                  bytes ? cpu_us / 1000 / (bytes / 1e8) : 0, bad, ok }')
+        END { bad += n - ok - bad; cpu_us = t * 1e6 / hz; mcpu_us = mb * 1e6 / hz
+              printf "mbps=%.1f cpu_ms_100mb=%.1f errors=%d downloads=%d machine_busy=%.3f machine_cpu_ms_100mb=%.1f",
+                  bytes / (ns / 1e9) / 1e6, bytes ? cpu_us / 1000 / (bytes / 1e8) : 0, bad, ok,
+                  mt ? mb / mt : 0, bytes ? mcpu_us / 1000 / (bytes / 1e8) : 0 }')
     printf 'connect\t%s\t%s\t%s\n' "$peer" "$rep" "$line" >>"$RAW"
     log "connect $peer #$rep: $line"
 }
@@ -592,7 +727,9 @@ run_tunnels() {
     local peer=$1 n=$2 out=$W/out/tunnels.$1.$2 r0 r1 i k chunks left m hp
     local holders=()
     sleep 1
-    r0=$(rss_kib "${PID[$peer]}")
+    local roots=()
+    read -ra roots <<<"$(peer_roots "$peer")"
+    r0=$(rss_kib "${roots[@]}")
     chunks=$(((n + HOLD_CHUNK - 1) / HOLD_CHUNK)); left=$n
     for ((k = 0; k < chunks; k++)); do
         m=$((left / (chunks - k))); left=$((left - m))
@@ -609,7 +746,7 @@ run_tunnels() {
         sleep 0.1
     done
     sleep 2
-    r1=$(rss_kib "${PID[$peer]}")
+    r1=$(rss_kib "${roots[@]}")
     for hp in "${holders[@]}"; do kill -TERM "$hp" 2>/dev/null; done
     wait_pids 10 "${holders[@]}"
     local line
@@ -660,7 +797,7 @@ main() {
     local p active=()
     for p in $PEERS; do
         [ -n "${PORT[$p]:-}" ] || { BROKEN[$p]="unknown peer"; continue; }
-        case $p in noproxy|proxyd|proxyd-auth) ;; *)
+        case $p in noproxy|proxyd|proxyd-*) ;; *)
             command -v "$p" >/dev/null || [ -x "/usr/sbin/$p" ] || { BROKEN[$p]="not installed"; continue; } ;;
         esac
         if start_peer "$p"; then active+=("$p"); log "$p up on :${PORT[$p]} (pid ${PID[$p]})"
@@ -682,6 +819,7 @@ main() {
         for p in "${active[@]}"; do
             # a reverse proxy has no CONNECT; proxyd-auth has the throughput rows only
             [ "$p" = nginx ] || [ "$p" = proxyd-auth ] && continue
+            [ -n "${TUNNEL_BROKEN[$p]:-}" ] && continue
             run_connect "$p" "$rep"; sleep 0.5
         done
     done
@@ -705,6 +843,7 @@ main() {
     done
     for p in "${active[@]}"; do
         case $p in nginx|noproxy|proxyd-auth) continue ;; esac
+        [ -n "${TUNNEL_BROKEN[$p]:-}" ] && continue
         for n in $counts; do
             if start_peer "$p"; then run_tunnels "$p" "$n"; stop_peer "$p"; fi
         done
@@ -712,7 +851,8 @@ main() {
 
     ELAPSED=$(($(date +%s) - STARTED_AT))
     # what report.sh needs when re-run alone on this work dir
-    { declare -p BROKEN NOTE | sed 's/^declare -A/declare -gA/'; echo "ELAPSED=$ELAPSED REPS=$REPS DUR=$DUR BENCH_PORT_BASE=$BASE FIRST_CONTACT_S=$FIRST_CONTACT_S"
+    { declare -p BROKEN NOTE TUNNEL_BROKEN | sed 's/^declare -A/declare -gA/'; echo "ELAPSED=$ELAPSED REPS=$REPS DUR=$DUR BENCH_PORT_BASE=$BASE FIRST_CONTACT_S=$FIRST_CONTACT_S"
+      echo "ROTATE_SOURCES='$ROTATE_SOURCES'"
       echo "LOAD_START='$LOAD_START' LOAD_END='$(cut -d" " -f1-3 /proc/loadavg)'"; } >"$W/meta.sh"
     report
     chart
