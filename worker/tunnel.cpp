@@ -44,7 +44,8 @@ void Tunnel::start() {
 
 // The bufferevents keep their sockets (and close them at the end) but move
 // no more bytes; whatever they hold goes first: the client's output has
-// the 200 line, its input any bytes sent before it.
+// the 200 line, its input any bytes sent before it, the upstream's input
+// what a parent sent after its answer to our CONNECT or SOCKS request.
 void Tunnel::start_relays() {
     for (Side* side : {&client_, &upstream_}) {
         bufferevent_disable(side->bev.get(), EV_READ | EV_WRITE);
@@ -88,7 +89,11 @@ void Tunnel::start_bufferevents() {
         set_io_size(side->bev.get(), high_watermark_);
         bufferevent_enable(side->bev.get(), EV_READ | EV_WRITE);
     }
-    if (evbuffer_get_length(bufferevent_get_input(client_.bev.get())) > 0) relay(client_);
+    // Bytes read before the tunnel: the client's sent before the 200, a
+    // parent's sent after its own answer to our CONNECT or SOCKS request.
+    for (Side* side : {&client_, &upstream_}) {
+        if (evbuffer_get_length(bufferevent_get_input(side->bev.get())) > 0) relay(*side);
+    }
 }
 
 std::chrono::steady_clock::time_point Tunnel::latest_activity() const {
