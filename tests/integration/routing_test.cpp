@@ -903,6 +903,8 @@ TEST_F(RoutingParent, Socks5ParentCarriesPlainRequestsAndTunnels) {
         auto in = get_in_tunnel(*t.client, origin_.port(), "/bytes/100");
         ASSERT_TRUE(in);
         EXPECT_TRUE(in->body == harness::pattern_bytes(100)) << shown(in->body);
+        // The parent logs a SOCKS session when it ends: the tunnel's, now.
+        t.client->close();
         EXPECT_NE(parent_line(*k.parent, {" " + k.user + " \"SOCKS5 " + origin_.host_port()}), "")
             << harness::read_file(k.parent->path("access.log"));
     }
