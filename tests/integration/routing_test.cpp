@@ -14,12 +14,12 @@
 // time is the behaviour under test (a token bucket's refill, a sticky TTL).
 // Budgets use rates low enough that a loaded machine finishes a handful of
 // requests well inside one token's refill.
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <arpa/inet.h>
 #include <algorithm>
 #include <cctype>
 #include <cmath>
@@ -400,8 +400,8 @@ class RoutingTest : public ::testing::Test {
 
     // GET /peer through the edge on a fresh connection: the exit's IP, or
     // "status N" / "no response".
-    std::string exit_ip(const std::string& extra = "", uint16_t listener = 0) {
-        auto r = fetch(listener != 0 ? listener : port(), origin_.url("/peer"), extra);
+    std::string exit_ip(const std::string& extra = "") {
+        auto r = fetch(port(), origin_.url("/peer"), extra);
         if (!r) return "no response";
         if (r->status != 200) return "status " + std::to_string(r->status) + ": " + r->body;
         return ip_of(r->body);
