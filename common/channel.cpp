@@ -165,42 +165,45 @@ std::optional<RecordType> record_type(const void* data, size_t size) {
     return std::nullopt;
 }
 
-DecodeStatus decode_user_sessions(const void* data, size_t size, UserSessions& out) {
-    DecodeStatus status = check_header(data, size, RecordType::kUserSessions, sizeof(UserSessions));
+namespace {
+
+// A record of per-name entries (UserSessions, RouteStats): the header, a
+// sending pid, a count in range, and every entry in use valid by `valid`.
+template <typename Record, typename Entry, size_t N, typename Valid>
+DecodeStatus decode_entries(const void* data, size_t size, RecordType type,
+                            Entry (Record::*entries)[N], Valid valid, Record& out) {
+    DecodeStatus status = check_header(data, size, type, sizeof(Record));
     if (status != DecodeStatus::kOk) return status;
-    UserSessions record;
+    Record record;
     std::memcpy(&record, data, sizeof record);
-    if (record.pid <= 0 || record.count < 1 || record.count > kUsersPerRecord) {
-        return DecodeStatus::kBadValue;
-    }
+    if (record.pid <= 0 || record.count < 1 || record.count > N) return DecodeStatus::kBadValue;
     for (uint32_t i = 0; i < record.count; ++i) {
-        const UserSessionCount& user = record.users[i];
-        if (user.name_length < 1 || user.name_length > kMaxUserName ||
-            std::memchr(user.name, '\0', user.name_length) != nullptr) {
-            return DecodeStatus::kBadValue;
-        }
+        if (!valid((record.*entries)[i])) return DecodeStatus::kBadValue;
     }
     out = record;
     return DecodeStatus::kOk;
 }
 
+}  // namespace
+
+DecodeStatus decode_user_sessions(const void* data, size_t size, UserSessions& out) {
+    return decode_entries(
+        data, size, RecordType::kUserSessions, &UserSessions::users,
+        [](const UserSessionCount& user) {
+            return user.name_length >= 1 && user.name_length <= kMaxUserName &&
+                   std::memchr(user.name, '\0', user.name_length) == nullptr;
+        },
+        out);
+}
+
 DecodeStatus decode_route_stats(const void* data, size_t size, RouteStats& out) {
-    DecodeStatus status = check_header(data, size, RecordType::kRouteStats, sizeof(RouteStats));
-    if (status != DecodeStatus::kOk) return status;
-    RouteStats record;
-    std::memcpy(&record, data, sizeof record);
-    if (record.pid <= 0 || record.count < 1 || record.count > kRoutesPerRecord) {
-        return DecodeStatus::kBadValue;
-    }
-    for (uint32_t i = 0; i < record.count; ++i) {
-        const RouteStat& route = record.routes[i];
-        if (route.down > 1 || !zero(route.reserved, sizeof route.reserved) ||
-            !valid_route_names(route)) {
-            return DecodeStatus::kBadValue;
-        }
-    }
-    out = record;
-    return DecodeStatus::kOk;
+    return decode_entries(
+        data, size, RecordType::kRouteStats, &RouteStats::routes,
+        [](const RouteStat& route) {
+            return route.down <= 1 && zero(route.reserved, sizeof route.reserved) &&
+                   valid_route_names(route);
+        },
+        out);
 }
 
 DecodeStatus decode_command(const void* data, size_t size, Command& out) {

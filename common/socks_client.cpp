@@ -17,24 +17,6 @@ constexpr uint8_t kAtypDomain = 0x03;
 constexpr uint8_t kAtypIpv6 = 0x04;
 constexpr size_t kMaxField = 255;
 
-template <typename M>
-Result<M> need_more() {
-    return {};
-}
-
-template <typename M>
-Result<M> fail(ParseError error) {
-    Result<M> r;
-    r.status = ParseStatus::kError;
-    r.error = error;
-    return r;
-}
-
-template <typename M>
-Result<M> complete(size_t consumed, const M& message) {
-    return {ParseStatus::kComplete, consumed, ParseError::kNone, message};
-}
-
 uint8_t byte_at(std::string_view input, size_t i) {
     return static_cast<uint8_t>(input[i]);
 }

@@ -57,24 +57,6 @@ class Reader {
     size_t pos_ = 0;
 };
 
-template <typename M>
-Result<M> need_more() {
-    return {};
-}
-
-template <typename M>
-Result<M> fail(ParseError error) {
-    Result<M> r;
-    r.status = ParseStatus::kError;
-    r.error = error;
-    return r;
-}
-
-template <typename M>
-Result<M> complete(size_t consumed, const M& message) {
-    return {ParseStatus::kComplete, consumed, ParseError::kNone, message};
-}
-
 // The outcome of one step that may need more input, fail, or succeed.
 struct Step {
     ParseStatus status;

@@ -99,6 +99,26 @@ struct Result {
     Message message{};
 };
 
+// The three ways a parse ends, for the parsers of both sides
+// (socks_parser.cpp, socks_client.cpp).
+template <typename M>
+Result<M> need_more() {
+    return {};
+}
+
+template <typename M>
+Result<M> fail(ParseError error) {
+    Result<M> r;
+    r.status = ParseStatus::kError;
+    r.error = error;
+    return r;
+}
+
+template <typename M>
+Result<M> complete(size_t consumed, const M& message) {
+    return {ParseStatus::kComplete, consumed, ParseError::kNone, message};
+}
+
 enum class Version { kSocks4, kSocks5 };
 
 // Which protocol a connection speaks, from its first byte. Consumes nothing

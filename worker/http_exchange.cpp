@@ -282,13 +282,15 @@ void HttpExchange::send_request_head(bufferevent* up) {
         context_.counters.bytes_out += upstream_head_.size();
         return;
     }
-    std::string line;
+    // One write, so the head leaves in one segment as it does to an origin.
+    std::string head;
+    head.reserve(upstream_head_.size() + 256);
     size_t rest =
-        append_absolute_request_line(upstream_head_, intent_.destination.host_header(80), line);
-    append_parent_authorization(*parent, line);
-    send_or_queue(up, line.data(), line.size());
-    send_or_queue(up, upstream_head_.data() + rest, upstream_head_.size() - rest);
-    context_.counters.bytes_out += line.size() + upstream_head_.size() - rest;
+        append_absolute_request_line(upstream_head_, intent_.destination.host_header(80), head);
+    append_parent_authorization(*parent, head);
+    head.append(upstream_head_, rest);
+    send_or_queue(up, head.data(), head.size());
+    context_.counters.bytes_out += head.size();
 }
 
 BodyPump HttpExchange::pump_to_client() {

@@ -111,7 +111,7 @@ bool answers_help(ControlConnection& conn) {
     std::optional<std::string> line = conn.read_line();
     if (!line) return false;
     std::optional<Json> answer = Json::parse(*line);
-    return answer && (*answer)["ok"].boolean() && (*answer)["commands"].size() == 11;
+    return answer && (*answer)["ok"].boolean() && (*answer)["commands"].size() == 12;
 }
 
 // The HTTP status curl got through the proxy, as text ("200", "502").
