@@ -1184,8 +1184,10 @@ TEST_F(RoutingSticky, SessionIdKeepsOneAddressAcrossWorkers) {
 
 // The session's route fails: it moves to another (retry-next), logged at
 // info, and stays there, though the first route comes back: the sticky map,
-// not the hash alone, decides. After its -ttl- without use the session gets
-// a fresh proposal, which with the same routes up is its first route again.
+// not the hash alone, decides. Unused past its TTL the session gets a fresh
+// proposal, which with the same routes up is its first route again. Two
+// sessions with the same first route: m2 lives by [route] sticky_ttl = 3s,
+// m1 by its own -ttl-1h, which outlasts it.
 TEST_F(RoutingSticky, SessionMovesWhenItsRouteFailsAndKeepsTheNewOneUntilTtl) {
     const uint16_t fixed1 = harness::closed_port();
     uint16_t fixed2 = harness::closed_port();
@@ -1199,16 +1201,24 @@ TEST_F(RoutingSticky, SessionMovesWhenItsRouteFailsAndKeepsTheNewOneUntilTtl) {
         c.set(hop, "max_failures", "1");
         c.set(hop, "retry_after", "1s");
     }
+    c.set("route", "sticky_ttl", "3s");
     ASSERT_TRUE(start_sticky_edge(c));
-    const std::string session = basic("alice-session-m1-ttl-3s", "secret");
-    auto via = [&]() -> std::string {
-        auto r = fetch(port(), origin_.url("/headers"), session);
+    auto via = [&](const std::string& user) -> std::string {
+        auto r = fetch(port(), origin_.url("/headers"), basic(user, "secret"));
         if (!r || r->status != 200) return r ? "status " + std::to_string(r->status) : "none";
         return parent_in(*r, {"parent1", "parent2"});
     };
-    const std::string home = via();
+    const std::string m1 = "alice-session-m1-ttl-1h";
+    const std::string home = via(m1);
     ASSERT_TRUE(home == "parent1" || home == "parent2") << home;
-    for (int i = 0; i < 3; ++i) ASSERT_EQ(via(), home);
+    for (int i = 0; i < 3; ++i) ASSERT_EQ(via(m1), home);
+    // A second session ID whose route is the same (each ID has even odds).
+    std::string m2;
+    for (int i = 2; i < 40 && m2.empty(); ++i) {
+        std::string candidate = "alice-session-m" + std::to_string(i);
+        if (via(candidate) == home) m2 = candidate;
+    }
+    ASSERT_FALSE(m2.empty()) << "no session ID among 38 went by " << home;
     const bool home_is_1 = home == "parent1";
     const std::string other = home_is_1 ? "parent2" : "parent1";
     const std::string home_hop = home_is_1 ? "hop1" : "hop2";
@@ -1216,21 +1226,28 @@ TEST_F(RoutingSticky, SessionMovesWhenItsRouteFailsAndKeepsTheNewOneUntilTtl) {
 
     (home_is_1 ? p1 : p2)->stop();
     auto failed = Clock::now();
-    EXPECT_EQ(via(), other) << "the session did not move when its route failed";
+    EXPECT_EQ(via(m1), other) << "the session did not move when its route failed";
+    EXPECT_EQ(via(m2), other);
     EXPECT_TRUE(edge_->wait_for_log("session m1 of user alice moves from route " + home_hop +
                                     " to route " + other_hop))
         << edge_->error_log();
 
     // The first parent again, on its port. Once retry_after passed its route
-    // is up and rendezvous proposes it again, but the session keeps its
-    // route while it is used within its TTL (3 s).
+    // is up and rendezvous proposes it again, but each session keeps its
+    // route while it is used within its TTL.
     ASSERT_TRUE(start_parent({.name = home, .port = home_is_1 ? fixed1 : fixed2}));
-    EXPECT_EQ(via(), other);
+    EXPECT_EQ(via(m1), other);
+    EXPECT_EQ(via(m2), other);
     std::this_thread::sleep_until(failed + 1300ms);  // retry_after = 1s: time is under test
-    for (int i = 0; i < 4; ++i) EXPECT_EQ(via(), other) << "request " << i;
-    // Unused past its TTL: a fresh proposal, which is the first route again.
+    for (int i = 0; i < 3; ++i) {
+        EXPECT_EQ(via(m1), other) << "request " << i;
+        EXPECT_EQ(via(m2), other) << "request " << i;
+    }
+    // Unused for longer than sticky_ttl: m2 gets a fresh proposal, its
+    // first route again; m1's own TTL keeps it where it is.
     std::this_thread::sleep_for(3300ms);
-    EXPECT_EQ(via(), home);
+    EXPECT_EQ(via(m2), home) << "sticky_ttl = 3s";
+    EXPECT_EQ(via(m1), other) << "-ttl-1h outlasts sticky_ttl";
 }
 
 // --- RoutingBudget ---------------------------------------------------------------------
