@@ -980,6 +980,8 @@ TEST_F(RoutingParent, HttpsParentIsVerifiedAgainstCaFile) {
     EXPECT_EQ(r->status, 502) << refusal_text(*r);
     EXPECT_TRUE(contains(refusal_text(*r), "hop1")) << refusal_text(*r);
     EXPECT_TRUE(contains(refusal_text(*r), "TLS")) << refusal_text(*r);
+    EXPECT_TRUE(contains(r->header("Proxy-Status").value_or(""), "error=tls_certificate_error"))
+        << refusal_text(*r);
 }
 
 // --- RoutingFailover ---------------------------------------------------------------
@@ -1030,6 +1032,8 @@ TEST_F(RoutingFailover, FailGivesA502NamingTheDeadParent) {
         ++failed;
         EXPECT_EQ(r->status, 502) << refusal_text(*r);
         EXPECT_TRUE(contains(refusal_text(*r), "hop-dead")) << refusal_text(*r);
+        EXPECT_TRUE(contains(r->header("Proxy-Status").value_or(""), "error=connection_refused"))
+            << refusal_text(*r);
     }
     EXPECT_EQ(ok, 3);
     EXPECT_EQ(failed, 3);
