@@ -222,6 +222,7 @@ void HttpExchange::run_pipeline(bool may_reuse) {
 
 void HttpExchange::on_pipeline_done(PipelineResult&& result) {
     record_.user = std::move(result.user);
+    if (result.route) record_.route = result.route->name;
     if (result.refusal) {
         // A policy refusal closes: after a CONNECT head, anything may be
         // tunnel data; after a refused request, its body is still coming.
@@ -233,7 +234,6 @@ void HttpExchange::on_pipeline_done(PipelineResult&& result) {
         owner_.remember_credentials(std::move(credentials_field_), *admission_.account);
     }
     route_ = result.route;
-    record_.route = route_->name;
     pool_key_ = pool_key(intent_, *route_);
     upstream_ = std::move(result.upstream);
     upstream_peer_ = result.peer;

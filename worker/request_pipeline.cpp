@@ -135,6 +135,7 @@ void RequestPipeline::start(const Intent& intent, bool may_reuse, Callback callb
     callback_ = std::move(callback);
     intent_ = &intent;
     may_reuse_ = may_reuse;
+    route_ = nullptr;
     tried_.clear();
     last_failure_.reset();
     authenticate();
@@ -399,6 +400,7 @@ void RequestPipeline::refuse(Refusal&& refusal, bool by_policy, std::string user
     PipelineResult refused;
     refused.refusal = std::move(refusal);
     refused.refused_by_policy = by_policy;
+    refused.route = route_;  // the last one tried, if any: the logs name it
     refused.user =
         !user.empty() || !admission_.account ? std::move(user) : admission_.account->name;
     admission_ = Admission();  // a refused request holds nothing

@@ -108,7 +108,9 @@ struct PipelineResult {
     std::string user;                // the account name once authenticated
     common::BufferEventPtr upstream;
     common::SocketAddress peer;
-    const Route* route = nullptr;  // set with `upstream`; the worker's RouteTable owns it
+    // Set with `upstream`, and with a refusal once a route was chosen; the
+    // worker's RouteTable owns it.
+    const Route* route = nullptr;
     Admission admission;
     bool reused = false;  // taken from the upstream pool
 };

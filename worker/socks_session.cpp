@@ -285,11 +285,11 @@ bool SocksSession::take_request(const Parsed& request, uint8_t malformed_reply) 
 void SocksSession::on_pipeline_done(PipelineResult&& result) {
     if (closed()) return;
     intent_.reset();  // the pipeline is done with it; a held tunnel keeps less
+    if (result.route) record_->route = result.route->name;
     if (result.refusal) {
         fail(*result.refusal);
         return;
     }
-    record_->route = result.route->name;
     record_->upstream = result.peer.to_string();
     // BND.ADDR/BND.PORT: the address our upstream socket is bound to.
     common::SocketAddress bound = local_address(result.upstream.get());

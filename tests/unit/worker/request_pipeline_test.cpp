@@ -159,6 +159,9 @@ TEST_F(Pipeline, RefusedConnectionIsADialRefusal) {
     EXPECT_EQ(result->refusal->cause, RefusalCause::kConnectRefused);
     EXPECT_EQ(result->refusal->http_status, 502);
     EXPECT_FALSE(result->refused_by_policy);
+    // The route it failed on, for the logs.
+    ASSERT_NE(result->route, nullptr);
+    EXPECT_EQ(result->route->name, "direct");
 }
 
 TEST_F(Pipeline, PrivateAddressRefusedWhereItIsDialled) {
