@@ -164,9 +164,10 @@ asan: deps
 # suites that carry client and upstream bytes through the data path (HTTP,
 # CONNECT, SOCKS, TLS, hostile input and the malformed-request tables, splice
 # relay, the upstream pool, HTTP edges, DNS, descriptor budget, accounts:
-# credentials, user limits, the verifier's threads). The load and
+# credentials, user limits, the verifier's threads; routing: parent
+# handshakes, source addresses, budget timers). The load and
 # supervision suites, whose timings ASan stretches, run under `make asan`.
-ASAN_CI_FILTER := HttpProxy*:*/HttpProxyMalformed.*:Sizes/*:Socks*:Tls*:Hostile*:*/MalformedRequest.*:SpliceRelay*:Cli*:Harness*:EmbeddedIpv4*:DescriptorBudget*:UpstreamPool*:HttpEdges*:Dns*:Accounts*
+ASAN_CI_FILTER := HttpProxy*:*/HttpProxyMalformed.*:Sizes/*:Socks*:Tls*:Hostile*:*/MalformedRequest.*:SpliceRelay*:Cli*:Harness*:EmbeddedIpv4*:DescriptorBudget*:UpstreamPool*:HttpEdges*:Dns*:Accounts*:Routing*
 asan-ci: deps
 	$(Q)$(MAKE) --no-print-directory BUILD=build/asan SANITIZE=1 CXXFLAGS="-O1 -g" FUZZ_SMOKE_SECONDS=0 \
 	    INTEGRATION_FILTER='$(ASAN_CI_FILTER)' test

@@ -1015,7 +1015,8 @@ struct HttpOrigin::Conn {
     int fd = -1;
     SSL* ssl = nullptr;
     int id = 0;
-    std::string in;  // received, not yet consumed
+    std::string peer;  // "IP:PORT" of the client
+    std::string in;    // received, not yet consumed
     std::atomic<bool> closed{false};
 
     ~Conn() {
@@ -1163,7 +1164,9 @@ void HttpOrigin::stop() {
 void HttpOrigin::accept_loop() {
     while (!stopping_.load()) {
         if (!poll_fd(listen_fd_, POLLIN, Clock::now() + kPollSlice)) continue;
-        int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
+        sockaddr_in from{};
+        socklen_t from_len = sizeof from;
+        int fd = ::accept4(listen_fd_, reinterpret_cast<sockaddr*>(&from), &from_len, SOCK_CLOEXEC);
         if (fd < 0) continue;
         int one = 1;
         ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
@@ -1171,6 +1174,9 @@ void HttpOrigin::accept_loop() {
         auto conn = std::make_shared<Conn>();
         conn->fd = fd;
         conn->id = ++accepted_;
+        char ip[INET_ADDRSTRLEN] = "?";
+        ::inet_ntop(AF_INET, &from.sin_addr, ip, sizeof ip);
+        conn->peer = std::string(ip) + ":" + std::to_string(ntohs(from.sin_port));
         std::lock_guard lock(mutex_);
         // Reap finished threads now and then so a long test doesn't pile them up.
         conns_.push_back(conn);
@@ -1292,6 +1298,7 @@ bool HttpOrigin::serve_one(Conn& conn, bool& keep_alive) {
     }
     ReceivedRequest req = std::move(*head);
     req.connection_id = conn.id;
+    req.peer = conn.peer;
     conn.in.erase(0, head_len);
     // Like real servers, invite the body of an Expect: 100-continue request.
     auto expect = find_header(req.headers, "Expect");
@@ -1366,6 +1373,8 @@ bool HttpOrigin::serve_one(Conn& conn, bool& keep_alive) {
         extra.push_back(std::string("X-Body-Chunked: ") + (req.chunked ? "yes" : "no"));
     } else if (path == "/headers") {
         for (const auto& [k, v] : req.headers) body += k + ": " + v + "\n";
+    } else if (path == "/peer") {
+        body = conn.peer;
     } else if (path == "/silent") {
         // Hold the connection without answering until the peer or the test gives up.
         while (conn.fill(stopping_, deadline)) conn.in.clear();

@@ -359,6 +359,7 @@ struct ReceivedRequest {
     std::string body;  // decoded (chunked bodies de-chunked)
     bool chunked = false;
     int connection_id = 0;  // 1-based, in order of accept
+    std::string peer;       // "IP:PORT" of the connection's client, as accepted
 
     // First value of header `name` (case-insensitive); nullopt if absent.
     std::optional<std::string> header(const std::string& name) const;
@@ -374,6 +375,8 @@ struct ReceivedRequest {
 //   /echo               200, the decoded request body; headers
 //                       X-Body-Length, X-Body-Sha256 describe it
 //   /headers            200, body = received header lines "name: value\n"
+//   /peer               200, body = the connection's client address "IP:PORT"
+//                       (what a proxy dialed from: tests of source addresses)
 //   /silent             reads the request and never answers
 //   /close-mid-body/N   Content-Length N, sends N/2 bytes, closes
 //   /close              200 "bye\n" with Connection: close, then closes

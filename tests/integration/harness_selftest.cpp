@@ -71,6 +71,12 @@ TEST(Harness, OriginServesRoutesToCurl) {
     EXPECT_TRUE(req->chunked);
     EXPECT_EQ(req->body, "hello world");
 
+    // /peer names the client's address: curl's, on loopback.
+    r = harness::run_curl({"--interface", "127.0.0.2", origin.url("/peer")});
+    EXPECT_EQ(r.out.rfind("127.0.0.2:", 0), 0u) << r.out << r.err;
+    ASSERT_TRUE(origin.last_request());
+    EXPECT_EQ(origin.last_request()->peer, r.out);
+
     r = harness::run_curl({"-I", origin.url("/bytes/5")});
     EXPECT_NE(r.out.find("Content-Length: 5"), std::string::npos) << r.out;
     r = harness::run_curl({"-w", "%{http_code}", origin.url("/status/204")});
