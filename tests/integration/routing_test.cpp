@@ -1556,7 +1556,7 @@ TEST_F(RoutingVisibility, RoutesCommandListsEveryRouteWithCountersAndState) {
     CurlResult table = harness::run_program(
         {harness::proxyctl_bin(), "-s", edge_->control_socket_path(), "routes"}, 10s);
     EXPECT_EQ(table.exit_code, 0) << table.err;
-    for (const char* column : {"NAME", "ACTIVE", "TOTAL", "FAILURES", "STATE"}) {
+    for (const char* column : {"ROUTE", "ACTIVE", "TOTAL", "FAILURES", "STATE"}) {
         EXPECT_TRUE(contains(table.out, column)) << table.out;
     }
     for (const std::string& name : {up[0], up[1], down[0], down[1]}) {
