@@ -9,12 +9,6 @@ namespace common::socks {
 
 namespace {
 
-constexpr uint8_t kVersion5 = 0x05;
-constexpr uint8_t kAuthVersion = 0x01;
-constexpr uint8_t kCommandConnect = 0x01;
-constexpr uint8_t kAtypIpv4 = 0x01;
-constexpr uint8_t kAtypDomain = 0x03;
-constexpr uint8_t kAtypIpv6 = 0x04;
 constexpr size_t kMaxField = 255;
 
 uint8_t byte_at(std::string_view input, size_t i) {

@@ -17,13 +17,6 @@ namespace common::socks {
 
 namespace {
 
-constexpr uint8_t kVersion4 = 0x04;
-constexpr uint8_t kVersion5 = 0x05;
-constexpr uint8_t kAuthVersion = 0x01;
-constexpr uint8_t kAtypIpv4 = 0x01;
-constexpr uint8_t kAtypDomain = 0x03;
-constexpr uint8_t kAtypIpv6 = 0x04;
-
 // Hands out the fields of a message from the front of `input`. Every take
 // returns false, and moves nothing, when the input ends first.
 class Reader {

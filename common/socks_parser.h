@@ -53,6 +53,16 @@ enum class ParseError {
 // Short, human-readable cause for logs (static storage, never null).
 const char* describe(ParseError error);
 
+// Wire constants both sides use (RFC 1928, RFC 1929): this parser of
+// clients' messages and socks_client.h's, of a parent's answers.
+inline constexpr uint8_t kVersion4 = 0x04;
+inline constexpr uint8_t kVersion5 = 0x05;
+inline constexpr uint8_t kAuthVersion = 0x01;  // RFC 1929 sub-negotiation
+inline constexpr uint8_t kCommandConnect = 0x01;
+inline constexpr uint8_t kAtypIpv4 = 0x01;
+inline constexpr uint8_t kAtypDomain = 0x03;
+inline constexpr uint8_t kAtypIpv6 = 0x04;
+
 // SOCKS5 reply codes (RFC 1928 §6).
 inline constexpr uint8_t kRepSucceeded = 0x00;
 inline constexpr uint8_t kRepGeneralFailure = 0x01;

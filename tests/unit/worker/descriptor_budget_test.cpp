@@ -247,7 +247,8 @@ class DialTest : public PoolTest {
     ConnectResult dial(UpstreamPool* pool) {
         std::optional<ConnectResult> result;
         UpstreamConnect connect(base_.get(), *resolver_, policy_, pool);
-        connect.start("127.0.0.1", port_, DialOptions{}, [&](ConnectResult&& r) { result.emplace(std::move(r)); });
+        connect.start("127.0.0.1", port_, DialOptions{},
+                      [&](ConnectResult&& r) { result.emplace(std::move(r)); });
         auto deadline = std::chrono::steady_clock::now() + 3s;
         while (!result && std::chrono::steady_clock::now() < deadline) {
             event_base_loop(base_.get(), EVLOOP_ONCE | EVLOOP_NONBLOCK);
