@@ -12,6 +12,7 @@
 #include <set>
 #include <sstream>
 
+#include "common/credentials.h"
 #include "common/http_parser.h"
 #include "common/parent_url.h"
 #include "common/users_file.h"
@@ -460,7 +461,12 @@ bool apply_parent_key(ParentConfig& parent, std::string_view key, std::string_vi
         parent.host = std::move(url->host);
         parent.port = url->port;
         parent.ipv6_literal = url->ipv6_literal;
-        parent.credentials = std::move(url->credentials);
+        parent.credentials.reset();
+        parent.authorization.clear();
+        if (url->credentials) {
+            parent.set_credentials(std::move(url->credentials->first),
+                                   std::move(url->credentials->second));
+        }
     } else if (key == "ca_file") {
         parent.ca_file = value;
     } else if (key == "max_failures") {
@@ -998,6 +1004,12 @@ ConfigPtr load_config(const std::string& path, std::string& error) {
     }
     loader.config.path = path;
     return std::make_shared<const Config>(std::move(loader.config));
+}
+
+void ParentConfig::set_credentials(std::string user, std::string password) {
+    authorization =
+        "Proxy-Authorization: Basic " + accounts::encode_basic_token(user, password) + "\r\n";
+    credentials.emplace(std::move(user), std::move(password));
 }
 
 std::string ParentConfig::authority() const {

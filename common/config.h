@@ -115,10 +115,16 @@ struct ParentConfig {
     uint16_t port = 0;
     bool ipv6_literal = false;
     std::optional<std::pair<std::string, std::string>> credentials;  // user, password
+    // "Proxy-Authorization: Basic TOKEN\r\n" for the credentials, made once
+    // at load for CONNECT and plain requests alike; "" without credentials.
+    std::string authorization;
     std::string ca_file;            // https: the CAs to verify it with; empty = the system's
     uint64_t max_failures = 3;      // consecutive failures that mark it down
     Duration retry_after{10000};    // how long it stays down before it is tried again
     tls::SharedSslCtx tls_context;  // https: made at load, verifies the certificate
+
+    // Sets `credentials` and the `authorization` line made of them.
+    void set_credentials(std::string user, std::string password);
 
     // "host:port" with brackets for IPv6, for logs and the CONNECT target.
     std::string authority() const;

@@ -2,6 +2,8 @@
 // parameters, see credentials.h for the contract.
 #include "common/credentials.h"
 
+#include <openssl/evp.h>
+
 #include <algorithm>
 #include <cstdint>
 
@@ -227,6 +229,16 @@ std::optional<UserField> parse_user_field(std::string_view field, std::string& e
     if (!duration) return std::nullopt;
     out.ttl = *duration;
     return out;
+}
+
+std::string encode_basic_token(std::string_view user, std::string_view password) {
+    const std::string plain = std::string(user) + ":" + std::string(password);
+    std::string token(4 * ((plain.size() + 2) / 3) + 1, '\0');  // EVP_EncodeBlock adds a NUL
+    const int length =
+        EVP_EncodeBlock(reinterpret_cast<unsigned char*>(token.data()),
+                        reinterpret_cast<const unsigned char*>(plain.data()), plain.size());
+    token.resize(static_cast<size_t>(length));
+    return token;
 }
 
 }  // namespace common::accounts

@@ -51,6 +51,10 @@ struct Credentials {
 std::optional<Credentials> parse_basic_credentials(std::string_view field_value,
                                                    std::string& error);
 
+// base64("user:password") (RFC 7617), the token of a Basic credential: what
+// proxyd sends a parent proxy, the inverse of parse_basic_credentials().
+std::string encode_basic_token(std::string_view user, std::string_view password);
+
 // The user field split into the account name and its parameters.
 struct UserField {
     std::string_view name;        // the account name (a view into the input)

@@ -287,7 +287,7 @@ void HttpExchange::send_request_head(bufferevent* up) {
     head.reserve(upstream_head_.size() + 256);
     size_t rest =
         append_absolute_request_line(upstream_head_, intent_.destination.host_header(80), head);
-    append_parent_authorization(*parent, head);
+    head += parent->authorization;
     head.append(upstream_head_, rest);
     send_or_queue(up, head.data(), head.size());
     context_.counters.bytes_out += head.size();

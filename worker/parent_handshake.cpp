@@ -120,28 +120,11 @@ std::string TunnelTarget::authority() const {
     return (ipv6 ? "[" + host + "]" : host) + ":" + std::to_string(port);
 }
 
-std::string basic_token(std::string_view user, std::string_view password) {
-    const std::string plain = std::string(user) + ":" + std::string(password);
-    std::string token(4 * ((plain.size() + 2) / 3) + 1, '\0');  // EVP_EncodeBlock adds a NUL
-    const int length =
-        EVP_EncodeBlock(reinterpret_cast<unsigned char*>(token.data()),
-                        reinterpret_cast<const unsigned char*>(plain.data()), plain.size());
-    token.resize(static_cast<size_t>(length));
-    return token;
-}
-
-void append_parent_authorization(const common::ParentConfig& parent, std::string& out) {
-    if (!parent.credentials) return;
-    out += "Proxy-Authorization: Basic ";
-    out += basic_token(parent.credentials->first, parent.credentials->second);
-    out += "\r\n";
-}
-
 void append_connect_request(const common::ParentConfig& parent, const TunnelTarget& target,
                             std::string_view pseudonym, std::string& out) {
     const std::string authority = target.authority();
     out += "CONNECT " + authority + " HTTP/1.1\r\nHost: " + authority + "\r\n";
-    append_parent_authorization(parent, out);
+    out += parent.authorization;
     out += "Via: 1.1 ";
     out += pseudonym;
     out += "\r\n\r\n";

@@ -70,14 +70,6 @@ struct TunnelTarget {
     std::string authority() const;
 };
 
-// base64("user:password") (RFC 7617), the token of a Basic credential.
-std::string basic_token(std::string_view user, std::string_view password);
-
-// Appends "Proxy-Authorization: Basic TOKEN\r\n" for the parent's
-// credentials; nothing when its URL has none. For CONNECT and for plain
-// requests forwarded to an HTTP parent alike.
-void append_parent_authorization(const common::ParentConfig& parent, std::string& out);
-
 // Appends the CONNECT request head asking `parent` for a tunnel to `target`,
 // with our Via entry (`pseudonym`: [proxy] name).
 void append_connect_request(const common::ParentConfig& parent, const TunnelTarget& target,

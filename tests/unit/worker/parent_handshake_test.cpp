@@ -29,6 +29,7 @@
 #include <string>
 #include <thread>
 
+#include "common/credentials.h"
 #include "common/libevent_handles.h"
 #include "common/tls.h"
 #include "worker/deferred_delete.h"
@@ -53,22 +54,21 @@ ParentConfig parent_config(ParentScheme scheme, const std::string& host = "127.0
 }
 
 TEST(ParentHandshakeText, BasicTokenIsRfc7617) {
-    EXPECT_EQ(basic_token("Aladdin", "open sesame"), "QWxhZGRpbjpvcGVuIHNlc2FtZQ==");
-    EXPECT_EQ(basic_token("a", "b"), "YTpi");
-    EXPECT_EQ(basic_token("ab", "c"), "YWI6Yw==");
-    EXPECT_EQ(basic_token("abc", "de"), "YWJjOmRl");
+    EXPECT_EQ(common::accounts::encode_basic_token("Aladdin", "open sesame"),
+              "QWxhZGRpbjpvcGVuIHNlc2FtZQ==");
+    EXPECT_EQ(common::accounts::encode_basic_token("a", "b"), "YTpi");
+    EXPECT_EQ(common::accounts::encode_basic_token("ab", "c"), "YWI6Yw==");
+    EXPECT_EQ(common::accounts::encode_basic_token("abc", "de"), "YWJjOmRl");
     // Only the first ':' separates: the password keeps its own.
-    EXPECT_EQ(basic_token("alice", "s3cr:t@/%~ x"), "YWxpY2U6czNjcjp0QC8lfiB4");
+    EXPECT_EQ(common::accounts::encode_basic_token("alice", "s3cr:t@/%~ x"),
+              "YWxpY2U6czNjcjp0QC8lfiB4");
 }
 
 TEST(ParentHandshakeText, AuthorizationOnlyWithCredentials) {
     ParentConfig parent = parent_config(ParentScheme::kHttp);
-    std::string out = "x";
-    append_parent_authorization(parent, out);
-    EXPECT_EQ(out, "x");
-    parent.credentials = {"Aladdin", "open sesame"};
-    append_parent_authorization(parent, out);
-    EXPECT_EQ(out, "xProxy-Authorization: Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ==\r\n");
+    EXPECT_EQ(parent.authorization, "");
+    parent.set_credentials("Aladdin", "open sesame");
+    EXPECT_EQ(parent.authorization, "Proxy-Authorization: Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ==\r\n");
 }
 
 TEST(ParentHandshakeText, ConnectHead) {
@@ -78,7 +78,7 @@ TEST(ParentHandshakeText, ConnectHead) {
     EXPECT_EQ(out,
               "CONNECT [2001:db8::1]:443 HTTP/1.1\r\nHost: [2001:db8::1]:443\r\n"
               "Via: 1.1 edge-1\r\n\r\n");
-    parent.credentials = {"a", "b"};
+    parent.set_credentials("a", "b");
     out.clear();
     append_connect_request(parent, {"example.com", 8443, false}, "edge-1", out);
     EXPECT_EQ(out,
@@ -318,7 +318,7 @@ TEST_F(ParentHandshakeHttp, InterimAnswersAreSkipped) {
 
 TEST_F(ParentHandshakeHttp, RefusedCredentialsAreKAuth) {
     ParentConfig parent = parent_config(ParentScheme::kHttp);
-    parent.credentials = {"alice", "s3cr:t@/%~ x"};
+    parent.set_credentials("alice", "s3cr:t@/%~ x");
     ScriptedParent peer([](PeerConnection& c) {
         std::string head = c.read_head();
         c.send("HTTP/1.1 407 Proxy Authentication Required\r\nContent-Length: 0\r\n\r\n");
@@ -486,7 +486,7 @@ TEST_F(ParentHandshakeSocks, NoAuthToANameKeepsTheTunnelsBytes) {
 
 TEST_F(ParentHandshakeSocks, UsernamePasswordToAnIpv4Literal) {
     ParentConfig parent = parent_config(ParentScheme::kSocks5);
-    parent.credentials = {"alice", "s3cr:t@/%~ x"};
+    parent.set_credentials("alice", "s3cr:t@/%~ x");
     const std::string auth = "\x01\x05"s + "alice" + "\x0c" + "s3cr:t@/%~ x";
     const std::string connect = "\x05\x01\x00\x01\xc0\x00\x02\x07\x00\x50"s;
     ScriptedParent peer([&](PeerConnection& c) {
@@ -525,7 +525,7 @@ TEST_F(ParentHandshakeSocks, AnswersSentAheadAreReadInTurn) {
 
 TEST_F(ParentHandshakeSocks, WrongPasswordIsKAuth) {
     ParentConfig parent = parent_config(ParentScheme::kSocks5);
-    parent.credentials = {"alice", "wrong"};
+    parent.set_credentials("alice", "wrong");
     ScriptedParent peer([](PeerConnection& c) {
         std::string got = c.read_exactly(4);
         c.send("\x05\x02"s);
@@ -542,7 +542,7 @@ TEST_F(ParentHandshakeSocks, WrongPasswordIsKAuth) {
 TEST_F(ParentHandshakeSocks, NoAcceptableMethodIsKAuth) {
     for (bool credentials : {true, false}) {
         ParentConfig parent = parent_config(ParentScheme::kSocks5);
-        if (credentials) parent.credentials = {"alice", "pw"};
+        if (credentials) parent.set_credentials("alice", "pw");
         ScriptedParent peer([&](PeerConnection& c) {
             std::string got = c.read_exactly(credentials ? 4 : 3);
             c.send("\x05\xff"s);
