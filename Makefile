@@ -29,6 +29,11 @@ SANITIZE   ?=
 DEB_PACKAGES := g++ make pkg-config libevent-dev libssl-dev libinih-dev nlohmann-json3-dev \
                 libcrypt-dev libgtest-dev libgmock-dev mandoc curl openssl procps \
                 clang libclang-rt-14-dev apache2-utils whois
+# Operations: the operators' own tools judge compatibility: promtool
+# (prometheus) the metrics, goaccess the access log, systemd-analyze the unit,
+# logrotate its file; debhelper, dpkg-dev, fakeroot and lintian build and
+# check the Debian package.
+DEB_PACKAGES += prometheus goaccess systemd logrotate debhelper dpkg-dev fakeroot lintian
 
 PKGS       := libevent libevent_openssl openssl inih
 # Recursively expanded on purpose: pkg-config runs only after `deps`.
