@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <sys/time.h>
+#include <syslog.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -14,6 +15,10 @@
 namespace common {
 
 namespace {
+
+// The descriptor standing for syslog(3): lines go through syslog() instead
+// of write().
+constexpr int kSyslogFd = -2;
 
 struct LogState {
     int fd = STDERR_FILENO;
@@ -29,6 +34,12 @@ LogState& state() {
 
 int open_target(const std::string& target, std::string& error) {
     if (target == "stderr") return STDERR_FILENO;
+    if (target == "syslog") {
+        // LOG_NDELAY connects now, before the workers are forked: they share
+        // the socket, and each line is one datagram, so lines stay whole.
+        ::openlog("proxyd", LOG_PID | LOG_NDELAY, LOG_DAEMON);
+        return kSyslogFd;
+    }
     int fd = ::open(target.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
     if (fd < 0) error = "cannot open log file \"" + target + "\": " + std::strerror(errno);
     return fd;
@@ -38,10 +49,28 @@ int open_target(const std::string& target, std::string& error) {
 void install_fd(int fd) {
     LogState& s = state();
     if (fd == s.fd) return;
-    if (s.fd != STDERR_FILENO) {
+    if (s.fd == kSyslogFd) {
+        ::closelog();
+    } else if (s.fd != STDERR_FILENO) {
         ::close(s.fd);
     }
     s.fd = fd;
+}
+
+int syslog_priority(LogLevel level) {
+    switch (level) {
+        case LogLevel::kDebug:
+            return LOG_DEBUG;
+        case LogLevel::kInfo:
+            return LOG_INFO;
+        case LogLevel::kWarn:
+            return LOG_WARNING;
+        case LogLevel::kError:
+            return LOG_ERR;
+        case LogLevel::kAlert:
+            return LOG_ALERT;
+    }
+    return LOG_ERR;
 }
 
 size_t format_time(char* out, size_t size) {
@@ -102,7 +131,7 @@ bool open(const std::string& target, LogLevel level, std::string& error) {
 
 bool reopen(std::string& error) {
     LogState& s = state();
-    if (s.target == "stderr") return true;
+    if (s.target == "stderr" || s.target == "syslog") return true;
     int fd = open_target(s.target, error);
     if (fd < 0) return false;
     install_fd(fd);
@@ -121,14 +150,22 @@ void write(LogLevel level, const char* format, ...) {
     char line[2048];
     size_t n = format_time(line, sizeof(line));
     const LogState& s = state();
-    n += snprintf(line + n, sizeof(line) - n, " [%s] %d %s: ", log_level_name(level),
-                  static_cast<int>(getpid()), s.role.c_str());
+    n += snprintf(line + n, sizeof(line) - n, " [%s] %d ", log_level_name(level),
+                  static_cast<int>(getpid()));
+    // syslog stamps the time, the pid and the priority itself.
+    const size_t role_at = n;
+    n += snprintf(line + n, sizeof(line) - n, "%s: ", s.role.c_str());
     va_list args;
     va_start(args, format);
     int written = vsnprintf(line + n, sizeof(line) - n, format, args);
     va_end(args);
     if (written < 0) written = 0;
     n = std::min(n + static_cast<size_t>(written), sizeof(line) - 2);
+    if (s.fd == kSyslogFd) {
+        line[n] = '\0';
+        ::syslog(syslog_priority(level), "%s", line + role_at);
+        return;
+    }
     line[n++] = '\n';
     // One write per line: O_APPEND makes concurrent writers safe. A failed
     // log write has nowhere to be reported, so it is ignored on purpose.

@@ -21,9 +21,10 @@ const char* log_level_name(LogLevel level);
 
 namespace log {
 
-// Sends the log to `target` ("stderr" or a file path, opened for append).
-// Returns false and sets `error` when the file cannot be opened; the previous
-// target stays in use then.
+// Sends the log to `target`: "stderr", "syslog" (syslog(3), facility
+// daemon, ident proxyd; the level becomes the priority) or a file path,
+// opened for append. Returns false and sets `error` when the file cannot be
+// opened; the previous target stays in use then.
 bool open(const std::string& target, LogLevel level, std::string& error);
 // Reopens the current file (logrotate, SIGUSR1). False if that failed; the
 // old descriptor stays in use.

@@ -119,6 +119,8 @@ int parse_command_line(int argc, char** argv, CommandLine& cl) {
     return -1;
 }
 
+// The pid file may outlive its master, and the pid be reused by anything:
+// only a live proxyd master is signalled (the check a start makes).
 int send_signal(const common::Config& config, const std::string& name) {
     int sig = name == "reload"   ? SIGHUP
               : name == "reopen" ? SIGUSR1
@@ -130,6 +132,13 @@ int send_signal(const common::Config& config, const std::string& name) {
     if (!pid) {
         std::fprintf(stderr, "proxyd: cannot signal the master: %s (is proxyd running?)\n",
                      error.c_str());
+        return 1;
+    }
+    if (::kill(*pid, 0) == 0 && !master::is_live_master(*pid)) {
+        std::fprintf(stderr,
+                     "proxyd: pid %d in \"%s\" is not a proxyd master (a stale pid file?); "
+                     "nothing signalled\n",
+                     *pid, path.c_str());
         return 1;
     }
     if (::kill(*pid, sig) != 0) {
@@ -146,11 +155,21 @@ int send_signal(const common::Config& config, const std::string& name) {
     return 0;
 }
 
-// Reports a startup failure: on stderr always, and in the error log too when
-// that is a file (so a daemon's failure is on record).
-int fail_start(const common::Config& config, const std::string& message) {
+void notify_parent(common::UniqueFd& fd, const std::string& message) {
+    if (!fd) return;
+    (void)::write(fd.get(), message.data(), message.size());
+    fd.reset();
+}
+
+// Reports a startup failure: on stderr always, to the process waiting for
+// the outcome (`waiting`: the shell's side of -d, or the old master of a hot
+// upgrade), and in the error log too when that is not stderr (so a daemon's
+// failure is on record, once the log is open).
+int fail_start(const common::Config& config, const std::string& message, common::UniqueFd& waiting,
+               bool log_open = true) {
     std::fprintf(stderr, "proxyd: %s\n", message.c_str());
-    if (config.log.error_log != "stderr") LOG_ERROR("%s", message.c_str());
+    notify_parent(waiting, message);
+    if (log_open && config.log.error_log != "stderr") LOG_ERROR("%s", message.c_str());
     return 1;
 }
 
@@ -190,12 +209,6 @@ common::UniqueFd daemonize() {
     return write_end;
 }
 
-void notify_parent(common::UniqueFd& fd, const std::string& message) {
-    if (!fd) return;
-    (void)::write(fd.get(), message.data(), message.size());
-    fd.reset();
-}
-
 void redirect_stdio_to_null() {
     int null_fd = ::open("/dev/null", O_RDWR);
     if (null_fd < 0) return;
@@ -232,31 +245,46 @@ int test_config(const std::string& path, const common::Config& config) {
     return kExitOk;
 }
 
-int run(const CommandLine& cl, common::ConfigPtr config, int argc, char** argv) {
+// A daemon's standard error is /dev/null: said on the terminal while
+// there still is one.
+void warn_lost_log(const CommandLine& cl, const common::Config& config, pid_t upgrade_from) {
+    if (!cl.daemonize || upgrade_from > 0 || config.log.error_log != "stderr") return;
+    std::fprintf(stderr,
+                 "proxyd: warning: %s: [log] \"error_log\" is stderr, which -d sends to "
+                 "/dev/null: every log line will be lost (set error_log to a file or to syslog)\n",
+                 config.path.c_str());
+}
+
+int run(const CommandLine& cl, common::ConfigPtr config, master::UpgradeHandover& handover,
+        int argc, char** argv) {
     std::string error;
+    // Until the daemon or the new master of a hot upgrade serves, someone
+    // waits to hear why it did not start.
+    common::UniqueFd& notify = handover.report;
+    warn_lost_log(cl, *config, handover.old_master);
     // The checks proxyd -t makes too, with the same messages, before
     // anything is opened or bound.
     master::PreflightReport report = master::check_files(*config);
     if (!report.errors.empty()) {
         for (const std::string& e : report.errors) std::fprintf(stderr, "proxyd: %s\n", e.c_str());
+        notify_parent(notify, report.errors.front());
         return kExitConfig;
     }
     for (const std::string* file : {&config->master.pid_file, &config->master.control_socket}) {
         if (!master::make_runtime_directory(*file, error)) {
-            std::fprintf(stderr, "proxyd: %s\n", error.c_str());
-            return kExitConfig;
+            return fail_start(*config, error, notify, false);
         }
     }
     common::log::set_role("master");
     if (!common::log::open(config->log.error_log, config->log.level, error)) {
-        std::fprintf(stderr, "proxyd: %s\n", error.c_str());
-        return 1;
+        return fail_start(*config, error, notify, false);
     }
     common::route_libevent_logs();
-    master::UpgradeHandover handover = master::take_upgrade_handover();
     master::MasterOptions options;
     options.config_path = cl.config_path;
     options.upgrade_from = handover.old_master;
+    // Before any worker is forked: they must not inherit $NOTIFY_SOCKET.
+    options.systemd = master::SystemdNotifier::from_environment(handover.old_master);
     options.argv.assign(argv, argv + argc);
     options.executable = master::resolve_executable(error);
     if (options.executable.empty()) {
@@ -267,32 +295,30 @@ int run(const CommandLine& cl, common::ConfigPtr config, int argc, char** argv) 
     std::optional<pid_t> running = master::read_pid_file(config->master.pid_file, error);
     if (!(handover.old_master > 0 && running && *running == handover.old_master) &&
         !master::check_not_running(config->master.pid_file, error)) {
-        return fail_start(*config, error);
+        return fail_start(*config, error, notify);
     }
     master::raise_nofile_limit(*config);
     std::vector<master::Listener> listeners;
     bool bound = master::open_listeners(config->listeners, {}, handover.fds, listeners, error);
     for (const auto& [name, fd] : handover.fds) ::close(fd);  // not adopted
-    if (!bound) return fail_start(*config, error);
+    if (!bound) return fail_start(*config, error, notify);
 
     auto control = std::make_unique<master::ControlSocket>();
     if (!control->open(config->master.control_socket, handover.old_master > 0, error)) {
-        return fail_start(*config, error);
+        return fail_start(*config, error, notify);
     }
-    common::UniqueFd notify;
-    if (cl.daemonize && handover.old_master == 0) notify = daemonize();
+    const bool daemon = cl.daemonize && handover.old_master == 0;
+    if (daemon) notify = daemonize();
     if (!master::write_pid_file(config->master.pid_file, ::getpid(), error) ||
         !master::drop_privileges(config->master, *control, error) ||
         !access_log_opens(*config, error)) {
         control->remove();
         master::remove_pid_file_if_ours(config->master.pid_file, ::getpid());
-        notify_parent(notify, error);
-        return fail_start(*config, error);
+        return fail_start(*config, error, notify);
     }
-    if (notify) {
-        notify_parent(notify, "ok");
-        redirect_stdio_to_null();
-    }
+    // Closed here, before the first worker is forked and could inherit it.
+    notify_parent(notify, "ok");
+    if (daemon) redirect_stdio_to_null();
     master::Master m(std::move(options), config, std::move(listeners), std::move(control));
     return m.run();
 }
@@ -304,10 +330,14 @@ int main(int argc, char** argv) {
     int status = parse_command_line(argc, argv, cl);
     if (status >= 0) return status;
 
+    // Taken first, so that the new master of a hot upgrade reports even a
+    // configuration it cannot load to the old master.
+    master::UpgradeHandover handover = master::take_upgrade_handover();
     std::string error;
     common::ConfigPtr config = common::load_config(cl.config_path, error);
     if (!config) {
         std::fprintf(stderr, "proxyd: %s\n", error.c_str());
+        notify_parent(handover.report, error);
         if (cl.test_only) {
             std::fprintf(stderr, "proxyd: configuration file %s test failed\n",
                          cl.config_path.c_str());
@@ -316,5 +346,5 @@ int main(int argc, char** argv) {
     }
     if (cl.test_only) return test_config(cl.config_path, *config);
     if (!cl.signal_name.empty()) return send_signal(*config, cl.signal_name);
-    return run(cl, std::move(config), argc, argv);
+    return run(cl, std::move(config), handover, argc, argv);
 }

@@ -27,6 +27,8 @@ using common::Json;
 namespace ch = common::channel;
 
 constexpr timeval kTickInterval{0, 100 * 1000};
+// systemd's STATUS= line is sent when it changes, at most this often.
+constexpr std::chrono::seconds kSystemdStatusEvery{1};
 // After the last worker is gone, answers still queued on the control socket
 // get this long to be written before the loop ends.
 constexpr timeval kExitFlush{0, 100 * 1000};
@@ -263,6 +265,7 @@ void Master::handle_signal(int sig) {
 
 void Master::tick() {
     supervisor_->tick();
+    notify_systemd();
     // A master started by a hot upgrade takes over once all its workers run.
     if (options_.upgrade_from > 0 && !told_old_master_ && supervisor_->ready()) {
         told_old_master_ = true;
@@ -276,11 +279,25 @@ void Master::tick() {
     check_done();
 }
 
+// systemd hears of every reload attempt (RELOADING=1). A refused one is
+// over at once, so READY=1 follows with the reason; an accepted one is
+// over when the new generation runs (notify_systemd()).
 bool Master::reload(std::string& error) {
     if (supervisor_->stopping()) {
         error = "proxyd is shutting down";
         return false;
     }
+    SystemdNotifier& systemd = options_.systemd;
+    systemd.send(reloading_message(monotonic_usec()));
+    if (apply_reload(error)) {
+        ready_owed_ = true;
+        return true;
+    }
+    if (!ready_owed_) systemd.send("READY=1\n" + status_message("reload refused: " + error));
+    return false;
+}
+
+bool Master::apply_reload(std::string& error) {
     common::ConfigPtr config = common::load_config(options_.config_path, error);
     if (!config) {
         LOG_ERROR("reload refused, keeping the current configuration: %s", error.c_str());
@@ -317,9 +334,9 @@ bool Master::reload(std::string& error) {
     generation->number = ++generation_;
     generation->config = std::move(config);
     generation->listeners = std::move(listeners);
-    LOG_INFO("configuration reloaded: generation %u with %d workers", generation_,
-             config_->master.workers);
     supervisor_->start_generation(std::move(generation));
+    LOG_INFO("configuration reloaded: generation %u with %d workers", generation_,
+             supervisor_->target());
     return true;
 }
 
@@ -330,6 +347,14 @@ void Master::reopen_logs() {
 }
 
 void Master::stop(bool graceful) {
+    if (upgrade_child_ > 0) {
+        // Stopped by the new master of a hot upgrade (or during one): the
+        // service goes on in the new master, which took over as MAINPID,
+        // so systemd must hear neither STOPPING=1 nor this one's watchdog.
+        options_.systemd = SystemdNotifier();
+    } else if (!supervisor_->stopping()) {
+        options_.systemd.send("STOPPING=1\n");
+    }
     supervisor_->stop(graceful);
     check_done();
 }
@@ -347,8 +372,9 @@ void Master::start_upgrade() {
                  errno, std::strerror(errno));
     }
     std::string error;
-    pid_t pid = start_new_master(options_.executable, options_.argv,
-                                 supervisor_->current()->listeners, error);
+    pid_t pid =
+        start_new_master(options_.executable, options_.argv, supervisor_->current()->listeners,
+                         options_.systemd.environment_for_successor(), upgrade_report_, error);
     if (pid < 0) {
         LOG_ERROR("hot upgrade failed: %s; still serving", error.c_str());
         if (moved) ::rename(old_bin.c_str(), pid_file_.c_str());
@@ -366,6 +392,12 @@ void Master::on_other_exit(pid_t pid, int wait_status) {
         LOG_WARN("new master (pid %d) %s", pid, describe_exit(wait_status).c_str());
         return;
     }
+    // The child is gone: whatever it reported is in the pipe already.
+    std::string reason = read_upgrade_report(upgrade_report_.get());
+    upgrade_report_.reset();
+    if (!reason.empty() && reason != "ok") {
+        LOG_ERROR("hot upgrade: the new master (pid %d) could not start: %s", pid, reason.c_str());
+    }
     int status = WIFEXITED(wait_status) ? WEXITSTATUS(wait_status) : 128 + WTERMSIG(wait_status);
     LOG_ERROR("hot upgrade failed: new master exited with status %d; still serving", status);
     const std::string old_bin = pid_file_ + ".oldbin";
@@ -375,6 +407,40 @@ void Master::on_other_exit(pid_t pid, int wait_status) {
         if (!write_pid_file(pid_file_, ::getpid(), error)) LOG_ERROR("%s", error.c_str());
         ::unlink(old_bin.c_str());
     }
+}
+
+// Called every tick: READY=1 when owed and every worker of the current
+// generation runs (a hot upgrade's new master names itself MAINPID first,
+// which NotifyAccess=all lets systemd accept), the watchdog, and STATUS=
+// when it changed.
+void Master::notify_systemd() {
+    SystemdNotifier& systemd = options_.systemd;
+    if (!systemd.enabled()) return;
+    const auto now = std::chrono::steady_clock::now();
+    systemd.watchdog_tick(now);
+    if (supervisor_->stopping()) return;
+    std::string status = systemd_status();
+    if (ready_owed_ && supervisor_->ready()) {
+        std::string message = "READY=1\n";
+        if (options_.upgrade_from > 0 && generation_ == 1)
+            message = "MAINPID=" + std::to_string(::getpid()) + "\n" + message;
+        systemd.send(message + status_message(status));
+        ready_owed_ = false;
+    } else if (status == systemd_status_ || now - systemd_status_at_ < kSystemdStatusEvery) {
+        return;
+    } else {
+        systemd.send(status_message(status));
+    }
+    systemd_status_ = std::move(status);
+    systemd_status_at_ = now;
+}
+
+std::string Master::systemd_status() const {
+    Supervisor::Summary s = supervisor_->summary();
+    std::string text = std::to_string(s.running) + " workers running, " +
+                       std::to_string(s.active_sessions) + " active sessions";
+    if (supervisor_->degraded()) text += ", degraded";
+    return text;
 }
 
 void Master::check_done() {

@@ -17,6 +17,7 @@
 #include "common/libevent_handles.h"
 #include "master/control_socket.h"
 #include "master/listeners.h"
+#include "master/sd_notify.h"
 #include "master/supervisor.h"
 
 namespace master {
@@ -26,6 +27,7 @@ struct MasterOptions {
     std::string executable;         // resolved at startup, for hot upgrades
     std::vector<std::string> argv;  // the command line a hot upgrade runs again
     pid_t upgrade_from = 0;         // the old master when started by a hot upgrade
+    SystemdNotifier systemd;        // disabled unless $NOTIFY_SOCKET was set
 };
 
 class Master {
@@ -50,6 +52,9 @@ class Master {
     void tick();
 
     bool reload(std::string& error);
+    bool apply_reload(std::string& error);
+    void notify_systemd();
+    std::string systemd_status() const;
     void reopen_logs();
     void stop(bool graceful);
     void start_upgrade();
@@ -72,7 +77,13 @@ class Master {
     common::EventPtr tick_event_;
     std::unique_ptr<Supervisor> supervisor_;
 
-    pid_t upgrade_child_ = 0;  // the new master we started, while it runs
+    pid_t upgrade_child_ = 0;          // the new master we started, while it runs
+    common::UniqueFd upgrade_report_;  // its report pipe (master/upgrade.h)
+    // systemd: READY=1 is owed once the first generation runs, and again
+    // after each RELOADING=1 once the new one does.
+    bool ready_owed_ = true;
+    std::string systemd_status_;  // the STATUS= text sent last
+    std::chrono::steady_clock::time_point systemd_status_at_{};
     bool told_old_master_ = false;
     bool exiting_ = false;
 };

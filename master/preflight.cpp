@@ -83,7 +83,15 @@ bool master_running(const common::Config& config) {
 
 void check_logs(const common::Config& config, Report& report) {
     const std::string& error_log = config.log.error_log;
-    if (error_log != "stderr") {
+    if (error_log == "syslog") {
+        // glibc's syslog() writes to this socket; without it lines are lost.
+        if (::access("/dev/log", W_OK) != 0) {
+            report.warning("[log] \"error_log\"",
+                           "syslog: /dev/log cannot be written (" +
+                               std::string(std::strerror(errno)) +
+                               "): log lines are lost until a syslog daemon listens there");
+        }
+    } else if (error_log != "stderr") {
         if (int err = append_error(error_log)) {
             report.error("[log] \"error_log\"",
                          "cannot open log file \"" + error_log + "\": " + std::strerror(err));

@@ -4,6 +4,8 @@
 //   check                       start fails with                           -t
 //   --------------------------  -----------------------------------------  ---------------------
 //   error_log, access_log       cannot open log file / access log "X"      error (same text)
+//   error_log = syslog          (starts; lines are lost)                   warning when /dev/log
+//                                                                          cannot be written
 //   pid_file, control_socket:   mkdir() "DIR" failed (a start makes a      error (same text)
 //     their directory           missing directory, one level), or
 //                               open() "X.tmp" / bind() "X" failed

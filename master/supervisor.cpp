@@ -207,16 +207,31 @@ Supervisor::~Supervisor() = default;
 
 void Supervisor::start_generation(GenerationPtr generation) {
     open_shared_table(*generation->config);
+    const bool reload = current_ != nullptr;
     current_ = std::move(generation);
     // Users the new users file no longer has are forgotten, and so are the
     // routes the new configuration no longer has, once no worker reports them.
     const auto& users = current_->config->auth.users;
     std::erase_if(user_sessions_, [&](const auto& entry) { return !users.count(entry.first); });
     routes_.configure(current_->config);
-    target_ = std::clamp(current_->config->master.workers, 1, kMaxWorkers);
+    adopt_worker_count(reload);
     slots_.clear();
     limit_draining_generations();
     reconcile();
+}
+
+// An operator who scaled the workers (scale, SIGTTIN, SIGTTOU) and then
+// reloads for another reason keeps the count chosen; a reload that changes
+// `workers` itself means the new value.
+void Supervisor::adopt_worker_count(bool reload) {
+    const int configured = std::clamp(current_->config->master.workers, 1, kMaxWorkers);
+    if (reload && configured == configured_workers_ && target_ != configured) {
+        LOG_INFO("keeping %d workers as scaled: \"workers = %d\" did not change", target_,
+                 configured);
+    } else {
+        target_ = configured;
+    }
+    configured_workers_ = configured;
 }
 
 // The shared table is mapped once, before the first fork, so that every
@@ -332,6 +347,15 @@ bool Supervisor::ready() const {
         if (!running) return false;
     }
     return true;
+}
+
+Supervisor::Summary Supervisor::summary() const {
+    Summary out;
+    for (const auto& [pid, w] : workers_) {
+        if (w->status == WorkerStatus::kRunning) ++out.running;
+        out.active_sessions += w->report.counters.active_sessions;
+    }
+    return out;
 }
 
 bool Supervisor::degraded() const {

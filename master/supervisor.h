@@ -138,7 +138,9 @@ class Supervisor {
 
     // Makes `generation` the current one with config->master.workers slots.
     // Its workers start at the next tick; the previous generations are
-    // drained once every slot of this one has reported.
+    // drained once every slot of this one has reported. A count set by
+    // set_target() (scale, SIGTTIN, SIGTTOU) is kept instead while the
+    // configuration's own `workers` value stays what it was.
     void start_generation(GenerationPtr generation);
     const GenerationPtr& current() const { return current_; }
 
@@ -174,6 +176,14 @@ class Supervisor {
     // Every slot of the current generation has a running worker.
     bool ready() const;
     bool degraded() const;
+
+    // What systemd's STATUS= line shows: workers running (any generation)
+    // and the active sessions of every worker, from their last reports.
+    struct Summary {
+        int running = 0;
+        uint64_t active_sessions = 0;
+    };
+    Summary summary() const;
     // Silences past heartbeat_timeout forgiven because the worker was
     // starved of CPU, since the master started.
     uint64_t starved_total() const { return starved_total_; }
@@ -216,6 +226,7 @@ class Supervisor {
     void send_signal(Worker& worker, int sig);
     bool slot_filled(int slot) const;
     void open_shared_table(const common::Config& config);
+    void adopt_worker_count(bool reload);
 
     event_base* base_;
     // Mapped before the first fork, so every worker shares it (see
@@ -228,6 +239,7 @@ class Supervisor {
     std::unique_ptr<common::SharedTable> shared_table_;
     GenerationPtr current_;
     int target_ = 0;
+    int configured_workers_ = 0;  // the current configuration's `workers`
     std::map<pid_t, std::unique_ptr<Worker>> workers_;
     std::map<int, SlotInfo> slots_;
     bool stopping_ = false;
