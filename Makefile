@@ -8,11 +8,16 @@
 #   make fuzz       run every fuzz target for FUZZ_SECONDS each
 #   make fuzz-long  run every target for FUZZ_LONG_SECONDS; execs go to README.md
 #   make bench      compare proxyd with other proxies (bench/RESULTS.md)
-#   make install    PREFIX=/usr/local DESTDIR= : binaries, man pages, config
+#   make install    PREFIX=/usr/local SYSCONFDIR=/etc DESTDIR= : binaries, man pages,
+#                   config, systemd unit, logrotate file
+#   make deb        the Debian package, in build/ (dpkg-buildpackage)
+#   make deb-check  build the package and check its files and lintian
 #   make deps       install the Debian packages the build and tests need
 
 BUILD      ?= build
 PREFIX     ?= /usr/local
+SYSCONFDIR ?= /etc
+SYSTEMDUNITDIR ?= /lib/systemd/system
 DESTDIR    ?=
 CXX        ?= g++
 FUZZ_CXX   ?= clang++
@@ -73,7 +78,8 @@ INTEG_OBJ  := $(call obj,$(INTEG_SRC))
 FUZZ_BIN   := $(patsubst tests/fuzz/%_fuzz.cpp,$(BUILD)/fuzz/%,$(FUZZ_SRC))
 CORE_LIB   := $(BUILD)/libproxyd.a
 
-.PHONY: all deps build test check run asan asan-ci fuzz fuzz-build fuzz-long bench install clean lint format
+.PHONY: FORCE all deps build test check run asan asan-ci fuzz fuzz-build fuzz-long bench install install-files \
+        deb deb-check clean lint format
 .DEFAULT_GOAL := all
 
 all: deps
@@ -190,15 +196,75 @@ lint: deps
 format:
 	$(Q)clang-format -i common/*.[ch]* master/*.[ch]* worker/*.[ch]* tests/*/*.[ch]* tests/unit/*/*.cpp
 
+# make install: the binaries and man pages under PREFIX, and the files of the
+# installed layout (the contract's "Operations"): the config in
+# SYSCONFDIR/proxyd/, the systemd unit, the logrotate file.  An existing
+# config is never overwritten: the new one goes beside it as proxyd.conf.new.
+# The unit and the logrotate file are replaced (local changes belong in
+# drop-ins: systemctl edit proxyd).  debian/rules runs install-files.
 install: all
+	$(Q)$(MAKE) --no-print-directory install-files
+
+install-files: build $(BUILD)/installed/proxyd.conf $(BUILD)/installed/proxyd.service \
+               $(BUILD)/installed/proxyd.logrotate
 	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/bin \
 	    $(DESTDIR)$(PREFIX)/share/man/man8 $(DESTDIR)$(PREFIX)/share/man/man5 \
-	    $(DESTDIR)$(PREFIX)/share/doc/proxyd/examples
+	    $(DESTDIR)$(PREFIX)/share/doc/proxyd/examples $(DESTDIR)$(SYSCONFDIR)/proxyd \
+	    $(DESTDIR)$(SYSTEMDUNITDIR) $(DESTDIR)$(SYSCONFDIR)/logrotate.d
 	install -m 0755 $(BUILD)/proxyd $(DESTDIR)$(PREFIX)/sbin/proxyd
 	install -m 0755 $(BUILD)/proxyctl $(DESTDIR)$(PREFIX)/bin/proxyctl
 	install -m 0644 man/proxyd.8 man/proxyctl.8 $(DESTDIR)$(PREFIX)/share/man/man8/
 	install -m 0644 man/proxyd.conf.5 $(DESTDIR)$(PREFIX)/share/man/man5/
-	install -m 0644 conf/*.conf $(DESTDIR)$(PREFIX)/share/doc/proxyd/examples/
+	install -m 0644 conf/proxyd.conf $(DESTDIR)$(PREFIX)/share/doc/proxyd/examples/
+	$(Q)conf=$(DESTDIR)$(SYSCONFDIR)/proxyd/proxyd.conf; \
+	if [ -e "$$conf" ]; then \
+	    echo "make install: $$conf exists: kept; the new one is $$conf.new"; conf=$$conf.new; \
+	fi; \
+	echo "install -m 0644 $(BUILD)/installed/proxyd.conf $$conf"; \
+	install -m 0644 $(BUILD)/installed/proxyd.conf "$$conf"
+	install -m 0644 $(BUILD)/installed/proxyd.service $(DESTDIR)$(SYSTEMDUNITDIR)/proxyd.service
+	install -m 0644 $(BUILD)/installed/proxyd.logrotate $(DESTDIR)$(SYSCONFDIR)/logrotate.d/proxyd
+
+FORCE:
+
+# The shipped conf/proxyd.conf is for running from the source tree: relative
+# run/ paths, errors on stderr.  The installed one meets the unit:
+# RuntimeDirectory=proxyd is /run/proxyd, LogsDirectory=proxyd is
+# /var/log/proxyd, and `user` stays unset (the unit's User= drops root).
+# Every rewrite is checked afterwards, so an edit of conf/proxyd.conf that
+# stops a pattern matching fails the install instead of installing a config
+# that does not meet the unit.
+LAYOUT_SED   := -e 's|^\(pid_file *= *\)run/proxyd\.pid  *|\1/run/proxyd/proxyd.pid |' \
+                -e 's|^\(control_socket *= *\)run/proxyd\.sock  *|\1/run/proxyd/proxyd.sock |' \
+                -e 's|^\(error_log *= *\)stderr  *|\1/var/log/proxyd/error.log |' \
+                -e 's|^\(\# Check a file with: *proxyd -t -c \)conf/proxyd\.conf$$|\1$(SYSCONFDIR)/proxyd/proxyd.conf|'
+LAYOUT_CHECK := '^pid_file = /run/proxyd/proxyd\.pid ' '^control_socket = /run/proxyd/proxyd\.sock ' \
+                '^error_log = /var/log/proxyd/error\.log ' '^\# Check a file with: *proxyd -t -c /'
+# The unit and the logrotate file name the binary and the config: they follow
+# PREFIX and SYSCONFDIR.
+PATHS_SED    := -e 's|/usr/sbin/proxyd|$(PREFIX)/sbin/proxyd|g' -e 's|/etc/proxyd/|$(SYSCONFDIR)/proxyd/|g'
+
+# $(call checked_sed,SED ARGS,PATTERNS...): $< rewritten to $@, each PATTERN
+# required in the result.
+define checked_sed
+	@mkdir -p $(dir $@)
+	$(Q)sed $(1) $< >$@.tmp
+	$(Q)for re in $(2); do \
+	    grep -q -- "$$re" $@.tmp || { echo "make: $<: rewrite for $@ did not apply: $$re" >&2; rm -f $@.tmp; exit 1; }; \
+	done
+	$(Q)mv $@.tmp $@
+endef
+
+# Made at every install: they depend on PREFIX and SYSCONFDIR, which make
+# does not track.
+$(BUILD)/installed/proxyd.conf: conf/proxyd.conf FORCE
+	$(call checked_sed,$(LAYOUT_SED),$(LAYOUT_CHECK))
+	$(Q)! grep -nE '^(pid_file|control_socket|error_log|access_log|user) *= *(run/|logs/|[a-z])' $@ | grep -v '= *off ' \
+	    || { echo "make: $@: relative path or user left after the rewrite" >&2; rm -f $@; exit 1; }
+$(BUILD)/installed/proxyd.service: conf/proxyd.service FORCE
+	$(call checked_sed,$(PATHS_SED),'^ExecStart=$(PREFIX)/sbin/proxyd -c $(SYSCONFDIR)/proxyd/proxyd\.conf')
+$(BUILD)/installed/proxyd.logrotate: conf/proxyd.logrotate FORCE
+	$(call checked_sed,$(PATHS_SED),'$(PREFIX)/sbin/proxyd ')
 
 clean:
 	rm -rf $(BUILD) build
