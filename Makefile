@@ -47,8 +47,9 @@ PKG_LIBS    = $(shell pkg-config --libs $(PKGS))
 TEST_LIBS   = $(shell pkg-config --libs gtest_main gmock)
 
 WARNINGS   := -Wall -Wextra -Werror -Wshadow -Wnon-virtual-dtor -Wformat=2
+# CPPFLAGS and LDFLAGS are the caller's (debian/rules passes dpkg-buildflags').
 CXXFLAGS   ?= -O2 -g
-ALL_CXXFLAGS = -std=c++20 $(CXXFLAGS) $(WARNINGS) -I. -MMD -MP $(PKG_CFLAGS) $(SAN_FLAGS)
+ALL_CXXFLAGS = -std=c++20 $(CPPFLAGS) $(CXXFLAGS) $(WARNINGS) -I. -MMD -MP $(PKG_CFLAGS) $(SAN_FLAGS)
 LDLIBS      = $(PKG_LIBS) -lcrypt -lpthread
 ifneq ($(SANITIZE),)
 # GCC 12 reports false maybe-uninitialized warnings inside libstdc++ (regex,
@@ -115,19 +116,19 @@ $(CORE_LIB): $(CORE_OBJ)
 
 $(BUILD)/proxyd: $(call obj,master/main.cpp) $(CORE_LIB)
 	@$(if $(Q),echo "  LINK    $@")
-	$(Q)$(CXX) $(ALL_CXXFLAGS) $^ -o $@ $(LDLIBS)
+	$(Q)$(CXX) $(ALL_CXXFLAGS) $(LDFLAGS) $^ -o $@ $(LDLIBS)
 
 $(BUILD)/proxyctl: $(call obj,master/proxyctl.cpp) $(CORE_LIB)
 	@$(if $(Q),echo "  LINK    $@")
-	$(Q)$(CXX) $(ALL_CXXFLAGS) $^ -o $@ $(LDLIBS)
+	$(Q)$(CXX) $(ALL_CXXFLAGS) $(LDFLAGS) $^ -o $@ $(LDLIBS)
 
 $(BUILD)/unit_tests: $(UNIT_OBJ) $(CORE_LIB)
 	@$(if $(Q),echo "  LINK    $@")
-	$(Q)$(CXX) $(ALL_CXXFLAGS) $^ -o $@ $(TEST_LIBS) $(LDLIBS)
+	$(Q)$(CXX) $(ALL_CXXFLAGS) $(LDFLAGS) $^ -o $@ $(TEST_LIBS) $(LDLIBS)
 
 $(BUILD)/integration_tests: $(INTEG_OBJ) $(CORE_LIB)
 	@$(if $(Q),echo "  LINK    $@")
-	$(Q)$(CXX) $(ALL_CXXFLAGS) $^ -o $@ $(TEST_LIBS) $(LDLIBS)
+	$(Q)$(CXX) $(ALL_CXXFLAGS) $(LDFLAGS) $^ -o $@ $(TEST_LIBS) $(LDLIBS)
 
 # libFuzzer targets are built with clang. The sources they share are
 # compiled once into build/fuzz/obj/ (instrumented for coverage, not linked
@@ -265,6 +266,24 @@ $(BUILD)/installed/proxyd.service: conf/proxyd.service FORCE
 	$(call checked_sed,$(PATHS_SED),'^ExecStart=$(PREFIX)/sbin/proxyd -c $(SYSCONFDIR)/proxyd/proxyd\.conf')
 $(BUILD)/installed/proxyd.logrotate: conf/proxyd.logrotate FORCE
 	$(call checked_sed,$(PATHS_SED),'$(PREFIX)/sbin/proxyd ')
+
+# make deb: dpkg-buildpackage builds in build/deb (debian/rules) with
+# Debian's hardening flags, and writes its files to the parent directory;
+# they are moved to DEB_DIR.  The caller's make variables are not passed down
+# (MAKEFLAGS would carry BUILD, PREFIX... into debian/rules).
+DEB_DIR     ?= build
+DEB_VERSION  = $(shell dpkg-parsechangelog -S Version)
+DEB_ARCH     = $(shell dpkg --print-architecture)
+DEB_OUTPUTS  = proxyd_$(DEB_VERSION)_$(DEB_ARCH).deb proxyd-dbgsym_$(DEB_VERSION)_$(DEB_ARCH).deb \
+               proxyd_$(DEB_VERSION)_$(DEB_ARCH).buildinfo proxyd_$(DEB_VERSION)_$(DEB_ARCH).changes
+deb: deps
+	$(Q)env -u MAKEFLAGS -u MAKELEVEL -u MFLAGS dpkg-buildpackage -us -uc -b -j$(shell nproc)
+	$(Q)mkdir -p $(DEB_DIR)
+	$(Q)for f in $(DEB_OUTPUTS); do [ ! -e ../$$f ] || mv -f ../$$f $(DEB_DIR)/; done
+	@echo "make deb: $(DEB_DIR)/proxyd_$(DEB_VERSION)_$(DEB_ARCH).deb"
+
+deb-check: deb
+	$(Q)DEB=$(DEB_DIR)/proxyd_$(DEB_VERSION)_$(DEB_ARCH).deb tests/package/check_deb.sh
 
 clean:
 	rm -rf $(BUILD) build
