@@ -242,7 +242,8 @@ LAYOUT_SED   := -e 's|^\(pid_file *= *\)run/proxyd\.pid  *|\1/run/proxyd/proxyd.
 LAYOUT_CHECK := '^pid_file = /run/proxyd/proxyd\.pid ' '^control_socket = /run/proxyd/proxyd\.sock ' \
                 '^error_log = /var/log/proxyd/error\.log ' '^\# Check a file with: *proxyd -t -c /'
 # The unit and the logrotate file name the binary and the config: they follow
-# PREFIX and SYSCONFDIR.
+# PREFIX and SYSCONFDIR.  (The logrotate file may call a bare `proxyd`, found
+# in PATH; it must reopen the logs.)
 PATHS_SED    := -e 's|/usr/sbin/proxyd|$(PREFIX)/sbin/proxyd|g' -e 's|/etc/proxyd/|$(SYSCONFDIR)/proxyd/|g'
 
 # $(call checked_sed,SED ARGS,PATTERNS...): $< rewritten to $@, each PATTERN
@@ -263,9 +264,9 @@ $(BUILD)/installed/proxyd.conf: conf/proxyd.conf FORCE
 	$(Q)! grep -nE '^(pid_file|control_socket|error_log|access_log|user) *= *(run/|logs/|[a-z])' $@ | grep -v '= *off ' \
 	    || { echo "make: $@: relative path or user left after the rewrite" >&2; rm -f $@; exit 1; }
 $(BUILD)/installed/proxyd.service: conf/proxyd.service FORCE
-	$(call checked_sed,$(PATHS_SED),'^ExecStart=$(PREFIX)/sbin/proxyd -c $(SYSCONFDIR)/proxyd/proxyd\.conf')
+	$(call checked_sed,$(PATHS_SED),'^ExecStart=$(PREFIX)/sbin/proxyd .*-c $(SYSCONFDIR)/proxyd/proxyd\.conf')
 $(BUILD)/installed/proxyd.logrotate: conf/proxyd.logrotate FORCE
-	$(call checked_sed,$(PATHS_SED),'$(PREFIX)/sbin/proxyd ')
+	$(call checked_sed,$(PATHS_SED),'-s  *reopen')
 
 # make deb: dpkg-buildpackage builds in build/deb (debian/rules) with
 # Debian's hardening flags, and writes its files to the parent directory;

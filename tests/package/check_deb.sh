@@ -55,13 +55,13 @@ root=$tmp/root
 dpkg-deb -x "$DEB" "$root"
 unit=$root/lib/systemd/system/proxyd.service
 conf=$root/etc/proxyd/proxyd.conf
-grep -q '^ExecStart=/usr/sbin/proxyd -c /etc/proxyd/proxyd.conf' "$unit" || fail "unit: $(grep ExecStart= "$unit")"
+grep -q '^ExecStart=/usr/sbin/proxyd .*-c /etc/proxyd/proxyd.conf' "$unit" || fail "unit: $(grep ExecStart= "$unit")"
 [ -x "$root/usr/sbin/proxyd" ] || fail "unit's ExecStart binary missing from the package"
 grep -q '^pid_file = /run/proxyd/proxyd.pid ' "$conf" || fail "config pid_file not in /run/proxyd"
 grep -q '^control_socket = /run/proxyd/proxyd.sock ' "$conf" || fail "config control_socket not in /run/proxyd"
 grep -q '^error_log = /var/log/proxyd/error.log ' "$conf" || fail "config error_log not in /var/log/proxyd"
-grep -q -- '/usr/sbin/proxyd -c /etc/proxyd/proxyd.conf' "$root/etc/logrotate.d/proxyd" ||
-    fail "logrotate file does not call the packaged proxyd"
+grep -q -- '-s  *reopen' "$root/etc/logrotate.d/proxyd" || fail "logrotate file does not reopen the logs"
+! grep -q '/usr/local/' "$unit" "$root/etc/logrotate.d/proxyd" || fail "a /usr/local path in the package"
 "$root/usr/sbin/proxyd" -v >/dev/null || fail "the packaged proxyd does not run"
 mkdir -p "$tmp/run/proxyd" "$tmp/log/proxyd"
 sed -e "s|= /run/proxyd/|= $tmp/run/proxyd/|" -e "s|= /var/log/proxyd/|= $tmp/log/proxyd/|" "$conf" >"$tmp/t.conf"

@@ -16,7 +16,7 @@ fail() { echo "check_install: $*" >&2; exit 1; }
 
 install_into() {  # $1 = DESTDIR, then make variables
     local d=$1; shift
-    make --no-print-directory -s BUILD="$BUILD" DESTDIR="$d" "$@" install-files >"$tmp/make.log" 2>&1 ||
+    env -u MAKEFLAGS -u MAKELEVEL -u MFLAGS make --no-print-directory -s BUILD="$BUILD" DESTDIR="$d" "$@" install-files >"$tmp/make.log" 2>&1 ||
         { cat "$tmp/make.log" >&2; fail "make install-files failed"; }
 }
 
@@ -58,13 +58,13 @@ sed -e "s|= /run/proxyd/|= $tmp/run/proxyd/|" -e "s|= /var/log/proxyd/|= $tmp/lo
 
 # 3. The unit and the logrotate file name the installed binary and config.
 unit=$dest/lib/systemd/system/proxyd.service
-grep -q '^ExecStart=/usr/local/sbin/proxyd -c /etc/proxyd/proxyd.conf' "$unit" || fail "unit ExecStart: $(grep ExecStart= "$unit")"
+grep -q '^ExecStart=/usr/local/sbin/proxyd .*-c /etc/proxyd/proxyd.conf' "$unit" || fail "unit ExecStart: $(grep ExecStart= "$unit")"
 grep -q '^RuntimeDirectory=proxyd$' "$unit" || fail "unit lacks RuntimeDirectory=proxyd (/run/proxyd)"
 grep -q '^LogsDirectory=proxyd$' "$unit" || fail "unit lacks LogsDirectory=proxyd (/var/log/proxyd)"
 grep -q '^User=proxyd$' "$unit" || fail "unit lacks User=proxyd"
 ! grep -q '/usr/sbin/proxyd' "$unit" "$dest/etc/logrotate.d/proxyd" || fail "a /usr/sbin path left with PREFIX=/usr/local"
 grep -q '^/var/log/proxyd/' "$dest/etc/logrotate.d/proxyd" || fail "logrotate does not rotate /var/log/proxyd/"
-grep -q '/usr/local/sbin/proxyd ' "$dest/etc/logrotate.d/proxyd" || fail "logrotate does not call the installed proxyd"
+grep -q -- '-s  *reopen' "$dest/etc/logrotate.d/proxyd" || fail "logrotate does not reopen the logs (proxyd -s reopen)"
 
 # 4. A second install keeps the operator's config and puts the new one beside.
 echo '# edited by the operator' >>"$conf"
@@ -76,8 +76,8 @@ grep -q 'proxyd.conf.new' "$tmp/make.log" || fail "reinstall did not say where t
 # 5. PREFIX=/usr and SYSCONFDIR follow into the unit and the logrotate file
 # (the Debian package's layout).
 install_into "$tmp/usr" PREFIX=/usr SYSCONFDIR=/etc/alt
-grep -q '^ExecStart=/usr/sbin/proxyd -c /etc/alt/proxyd/proxyd.conf' "$tmp/usr/lib/systemd/system/proxyd.service" ||
+grep -q '^ExecStart=/usr/sbin/proxyd .*-c /etc/alt/proxyd/proxyd.conf' "$tmp/usr/lib/systemd/system/proxyd.service" ||
     fail "PREFIX=/usr SYSCONFDIR=/etc/alt: $(grep ExecStart= "$tmp/usr/lib/systemd/system/proxyd.service")"
 [ -f "$tmp/usr/etc/alt/proxyd/proxyd.conf" ] || fail "SYSCONFDIR=/etc/alt: no config"
-grep -q -- '-c /etc/alt/proxyd/proxyd.conf' "$tmp/usr/etc/alt/logrotate.d/proxyd" || fail "logrotate ignores SYSCONFDIR"
+! grep -q '/etc/proxyd/' "$tmp/usr/etc/alt/logrotate.d/proxyd" || fail "logrotate ignores SYSCONFDIR"
 echo "check_install: ok"
