@@ -3,7 +3,8 @@
 # build/): its file list, control fields, conffiles and maintainer scripts,
 # lintian (no errors; the warnings are printed), and the package unpacked
 # into a throwaway root with dpkg-deb -x (never installed on this machine):
-# the config meets the unit, and the packaged proxyd accepts its config.
+# the config meets the unit, the packaged proxyd accepts its config, and
+# systemd-analyze and logrotate accept the unit and the logrotate file.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 DEB=${DEB:-build/proxyd_$(dpkg-parsechangelog -S Version)_$(dpkg --print-architecture).deb}
@@ -75,5 +76,9 @@ if command -v systemd-analyze >/dev/null; then
     sed "s|/usr/sbin/proxyd|$root/usr/sbin/proxyd|g" "$unit" >"$tmp/proxyd.service"
     systemd-analyze verify --man=no "$tmp/proxyd.service" >"$tmp/verify.log" 2>&1 ||
         { cat "$tmp/verify.log" >&2; fail "systemd-analyze verify rejects the packaged unit"; }
+fi
+if command -v logrotate >/dev/null; then
+    logrotate -d -s "$tmp/logrotate.state" "$root/etc/logrotate.d/proxyd" >"$tmp/logrotate.log" 2>&1 ||
+        { cat "$tmp/logrotate.log" >&2; fail "logrotate -d rejects the packaged logrotate file"; }
 fi
 echo "check_deb: ok ($DEB)"
