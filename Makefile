@@ -8,11 +8,16 @@
 #   make fuzz       run every fuzz target for FUZZ_SECONDS each
 #   make fuzz-long  run every target for FUZZ_LONG_SECONDS; execs go to README.md
 #   make bench      compare proxyd with other proxies (bench/RESULTS.md)
-#   make install    PREFIX=/usr/local DESTDIR= : binaries, man pages, config
+#   make install    PREFIX=/usr/local SYSCONFDIR=/etc DESTDIR= : binaries, man pages,
+#                   config, systemd unit, logrotate file
+#   make deb        the Debian package, in build/ (dpkg-buildpackage)
+#   make deb-check  build the package and check its files and lintian
 #   make deps       install the Debian packages the build and tests need
 
 BUILD      ?= build
 PREFIX     ?= /usr/local
+SYSCONFDIR ?= /etc
+SYSTEMDUNITDIR ?= /lib/systemd/system
 DESTDIR    ?=
 CXX        ?= g++
 FUZZ_CXX   ?= clang++
@@ -42,8 +47,9 @@ PKG_LIBS    = $(shell pkg-config --libs $(PKGS))
 TEST_LIBS   = $(shell pkg-config --libs gtest_main gmock)
 
 WARNINGS   := -Wall -Wextra -Werror -Wshadow -Wnon-virtual-dtor -Wformat=2
+# CPPFLAGS and LDFLAGS are the caller's (debian/rules passes dpkg-buildflags').
 CXXFLAGS   ?= -O2 -g
-ALL_CXXFLAGS = -std=c++20 $(CXXFLAGS) $(WARNINGS) -I. -MMD -MP $(PKG_CFLAGS) $(SAN_FLAGS)
+ALL_CXXFLAGS = -std=c++20 $(CPPFLAGS) $(CXXFLAGS) $(WARNINGS) -I. -MMD -MP $(PKG_CFLAGS) $(SAN_FLAGS)
 LDLIBS      = $(PKG_LIBS) -lcrypt -lpthread
 ifneq ($(SANITIZE),)
 # GCC 12 reports false maybe-uninitialized warnings inside libstdc++ (regex,
@@ -73,7 +79,8 @@ INTEG_OBJ  := $(call obj,$(INTEG_SRC))
 FUZZ_BIN   := $(patsubst tests/fuzz/%_fuzz.cpp,$(BUILD)/fuzz/%,$(FUZZ_SRC))
 CORE_LIB   := $(BUILD)/libproxyd.a
 
-.PHONY: all deps build test check run asan asan-ci fuzz fuzz-build fuzz-long bench install clean lint format
+.PHONY: FORCE all deps build test check run asan asan-ci fuzz fuzz-build fuzz-long bench install install-files \
+        deb deb-check clean lint format
 .DEFAULT_GOAL := all
 
 all: deps
@@ -109,19 +116,19 @@ $(CORE_LIB): $(CORE_OBJ)
 
 $(BUILD)/proxyd: $(call obj,master/main.cpp) $(CORE_LIB)
 	@$(if $(Q),echo "  LINK    $@")
-	$(Q)$(CXX) $(ALL_CXXFLAGS) $^ -o $@ $(LDLIBS)
+	$(Q)$(CXX) $(ALL_CXXFLAGS) $(LDFLAGS) $^ -o $@ $(LDLIBS)
 
 $(BUILD)/proxyctl: $(call obj,master/proxyctl.cpp) $(CORE_LIB)
 	@$(if $(Q),echo "  LINK    $@")
-	$(Q)$(CXX) $(ALL_CXXFLAGS) $^ -o $@ $(LDLIBS)
+	$(Q)$(CXX) $(ALL_CXXFLAGS) $(LDFLAGS) $^ -o $@ $(LDLIBS)
 
 $(BUILD)/unit_tests: $(UNIT_OBJ) $(CORE_LIB)
 	@$(if $(Q),echo "  LINK    $@")
-	$(Q)$(CXX) $(ALL_CXXFLAGS) $^ -o $@ $(TEST_LIBS) $(LDLIBS)
+	$(Q)$(CXX) $(ALL_CXXFLAGS) $(LDFLAGS) $^ -o $@ $(TEST_LIBS) $(LDLIBS)
 
 $(BUILD)/integration_tests: $(INTEG_OBJ) $(CORE_LIB)
 	@$(if $(Q),echo "  LINK    $@")
-	$(Q)$(CXX) $(ALL_CXXFLAGS) $^ -o $@ $(TEST_LIBS) $(LDLIBS)
+	$(Q)$(CXX) $(ALL_CXXFLAGS) $(LDFLAGS) $^ -o $@ $(TEST_LIBS) $(LDLIBS)
 
 # libFuzzer targets are built with clang. The sources they share are
 # compiled once into build/fuzz/obj/ (instrumented for coverage, not linked
@@ -190,15 +197,94 @@ lint: deps
 format:
 	$(Q)clang-format -i common/*.[ch]* master/*.[ch]* worker/*.[ch]* tests/*/*.[ch]* tests/unit/*/*.cpp
 
+# make install: the binaries and man pages under PREFIX, and the files of the
+# installed layout (the contract's "Operations"): the config in
+# SYSCONFDIR/proxyd/, the systemd unit, the logrotate file.  An existing
+# config is never overwritten: the new one goes beside it as proxyd.conf.new.
+# The unit and the logrotate file are replaced (local changes belong in
+# drop-ins: systemctl edit proxyd).  debian/rules runs install-files.
 install: all
+	$(Q)$(MAKE) --no-print-directory install-files
+
+install-files: build $(BUILD)/installed/proxyd.conf $(BUILD)/installed/proxyd.service \
+               $(BUILD)/installed/proxyd.logrotate
 	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/bin \
 	    $(DESTDIR)$(PREFIX)/share/man/man8 $(DESTDIR)$(PREFIX)/share/man/man5 \
-	    $(DESTDIR)$(PREFIX)/share/doc/proxyd/examples
+	    $(DESTDIR)$(PREFIX)/share/doc/proxyd/examples $(DESTDIR)$(SYSCONFDIR)/proxyd \
+	    $(DESTDIR)$(SYSTEMDUNITDIR) $(DESTDIR)$(SYSCONFDIR)/logrotate.d
 	install -m 0755 $(BUILD)/proxyd $(DESTDIR)$(PREFIX)/sbin/proxyd
 	install -m 0755 $(BUILD)/proxyctl $(DESTDIR)$(PREFIX)/bin/proxyctl
 	install -m 0644 man/proxyd.8 man/proxyctl.8 $(DESTDIR)$(PREFIX)/share/man/man8/
 	install -m 0644 man/proxyd.conf.5 $(DESTDIR)$(PREFIX)/share/man/man5/
-	install -m 0644 conf/*.conf $(DESTDIR)$(PREFIX)/share/doc/proxyd/examples/
+	install -m 0644 conf/proxyd.conf $(DESTDIR)$(PREFIX)/share/doc/proxyd/examples/
+	$(Q)conf=$(DESTDIR)$(SYSCONFDIR)/proxyd/proxyd.conf; \
+	if [ -e "$$conf" ]; then \
+	    echo "make install: $$conf exists: kept; the new one is $$conf.new"; conf=$$conf.new; \
+	fi; \
+	echo "install -m 0644 $(BUILD)/installed/proxyd.conf $$conf"; \
+	install -m 0644 $(BUILD)/installed/proxyd.conf "$$conf"
+	install -m 0644 $(BUILD)/installed/proxyd.service $(DESTDIR)$(SYSTEMDUNITDIR)/proxyd.service
+	install -m 0644 $(BUILD)/installed/proxyd.logrotate $(DESTDIR)$(SYSCONFDIR)/logrotate.d/proxyd
+
+FORCE:
+
+# The shipped conf/proxyd.conf is for running from the source tree: relative
+# run/ paths, errors on stderr.  The installed one meets the unit:
+# RuntimeDirectory=proxyd is /run/proxyd, LogsDirectory=proxyd is
+# /var/log/proxyd, and `user` stays unset (the unit's User= drops root).
+# Every rewrite is checked afterwards, so an edit of conf/proxyd.conf that
+# stops a pattern matching fails the install instead of installing a config
+# that does not meet the unit.
+LAYOUT_SED   := -e 's|^\(pid_file *= *\)run/proxyd\.pid  *|\1/run/proxyd/proxyd.pid |' \
+                -e 's|^\(control_socket *= *\)run/proxyd\.sock  *|\1/run/proxyd/proxyd.sock |' \
+                -e 's|^\(error_log *= *\)stderr  *|\1/var/log/proxyd/error.log |' \
+                -e 's|^\(\# Check a file with: *proxyd -t -c \)conf/proxyd\.conf$$|\1$(SYSCONFDIR)/proxyd/proxyd.conf|'
+LAYOUT_CHECK := '^pid_file = /run/proxyd/proxyd\.pid ' '^control_socket = /run/proxyd/proxyd\.sock ' \
+                '^error_log = /var/log/proxyd/error\.log ' '^\# Check a file with: *proxyd -t -c /'
+# The unit and the logrotate file name the binary and the config: they follow
+# PREFIX and SYSCONFDIR.  (The logrotate file may call a bare `proxyd`, found
+# in PATH; it must reopen the logs.)
+PATHS_SED    := -e 's|/usr/sbin/proxyd|$(PREFIX)/sbin/proxyd|g' -e 's|/etc/proxyd/|$(SYSCONFDIR)/proxyd/|g'
+
+# $(call checked_sed,SED ARGS,PATTERNS...): $< rewritten to $@, each PATTERN
+# required in the result.
+define checked_sed
+	@mkdir -p $(dir $@)
+	$(Q)sed $(1) $< >$@.tmp
+	$(Q)for re in $(2); do \
+	    grep -q -- "$$re" $@.tmp || { echo "make: $<: rewrite for $@ did not apply: $$re" >&2; rm -f $@.tmp; exit 1; }; \
+	done
+	$(Q)mv $@.tmp $@
+endef
+
+# Made at every install: they depend on PREFIX and SYSCONFDIR, which make
+# does not track.
+$(BUILD)/installed/proxyd.conf: conf/proxyd.conf FORCE
+	$(call checked_sed,$(LAYOUT_SED),$(LAYOUT_CHECK))
+	$(Q)! grep -nE '^(pid_file|control_socket|error_log|access_log|user) *= *(run/|logs/|[a-z])' $@ | grep -v '= *off ' \
+	    || { echo "make: $@: relative path or user left after the rewrite" >&2; rm -f $@; exit 1; }
+$(BUILD)/installed/proxyd.service: conf/proxyd.service FORCE
+	$(call checked_sed,$(PATHS_SED),'^ExecStart=$(PREFIX)/sbin/proxyd .*-c $(SYSCONFDIR)/proxyd/proxyd\.conf')
+$(BUILD)/installed/proxyd.logrotate: conf/proxyd.logrotate FORCE
+	$(call checked_sed,$(PATHS_SED),'-s  *reopen')
+
+# make deb: dpkg-buildpackage builds in build/deb (debian/rules) with
+# Debian's hardening flags, and writes its files to the parent directory;
+# they are moved to DEB_DIR.  The caller's make variables are not passed down
+# (MAKEFLAGS would carry BUILD, PREFIX... into debian/rules).
+DEB_DIR     ?= build
+DEB_VERSION  = $(shell dpkg-parsechangelog -S Version)
+DEB_ARCH     = $(shell dpkg --print-architecture)
+DEB_OUTPUTS  = proxyd_$(DEB_VERSION)_$(DEB_ARCH).deb proxyd-dbgsym_$(DEB_VERSION)_$(DEB_ARCH).deb \
+               proxyd_$(DEB_VERSION)_$(DEB_ARCH).buildinfo proxyd_$(DEB_VERSION)_$(DEB_ARCH).changes
+deb: deps
+	$(Q)env -u MAKEFLAGS -u MAKELEVEL -u MFLAGS dpkg-buildpackage -us -uc -b -j$(shell nproc)
+	$(Q)mkdir -p $(DEB_DIR)
+	$(Q)for f in $(DEB_OUTPUTS); do [ ! -e ../$$f ] || mv -f ../$$f $(DEB_DIR)/; done
+	@echo "make deb: $(DEB_DIR)/proxyd_$(DEB_VERSION)_$(DEB_ARCH).deb"
+
+deb-check: deb
+	$(Q)DEB=$(DEB_DIR)/proxyd_$(DEB_VERSION)_$(DEB_ARCH).deb tests/package/check_deb.sh
 
 clean:
 	rm -rf $(BUILD) build

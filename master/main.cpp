@@ -157,7 +157,11 @@ int send_signal(const common::Config& config, const std::string& name) {
 
 void notify_parent(common::UniqueFd& fd, const std::string& message) {
     if (!fd) return;
-    (void)::write(fd.get(), message.data(), message.size());
+    // A failed write needs no handling: the parent then reads EOF and says
+    // the daemon exited during startup. (Fortified builds, such as the
+    // Debian package's, refuse to discard write's result with a cast.)
+    ssize_t written = ::write(fd.get(), message.data(), message.size());
+    static_cast<void>(written);
     fd.reset();
 }
 

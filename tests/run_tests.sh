@@ -92,6 +92,8 @@ run_gtest unit "$BUILD/unit_tests"
 run_gtest integration "$BUILD/integration_tests" "${INTEGRATION_FILTER:-}"
 run_check mandoc-lint sh -c 'out=$(mandoc -Tlint man/*.[0-9] 2>&1); [ -z "$out" ] || { echo "$out"; exit 1; }'
 run_check config-test "$PROXYD_BIN" -t -c conf/proxyd.conf
+# make install into a temp DESTDIR: the installed layout (a few seconds).
+run_check package-install env BUILD="$BUILD" tests/package/check_install.sh
 if [ "$FUZZ_SMOKE_SECONDS" != 0 ]; then
     for f in "$BUILD"/fuzz/*; do
         [ -f "$f" ] && [ -x "$f" ] || continue
