@@ -216,7 +216,9 @@ TEST(SystemdNotify, ReadyReloadStatusWatchdogAndStopping) {
     int stopping = 0;
     for (size_t i = before_stop; i < all.size(); ++i) {
         stopping += FakeSystemd::has_field(all[i], "STOPPING=1");
-        if (stopping) EXPECT_FALSE(FakeSystemd::has_field(all[i], "READY=1")) << all[i];
+        if (stopping) {
+            EXPECT_FALSE(FakeSystemd::has_field(all[i], "READY=1")) << all[i];
+        }
     }
     EXPECT_EQ(stopping, 1);
 }
