@@ -277,7 +277,7 @@ TEST(SystemdNotify, StatusFollowsActiveSessions) {
     bool seen = wait_for(
         [&] {
             for (const std::string& m : systemd.messages())
-                if (FakeSystemd::value(m, "STATUS") == "1 workers running, 1 active sessions")
+                if (FakeSystemd::value(m, "STATUS") == "1 worker running, 1 active session")
                     return true;
             return false;
         },
