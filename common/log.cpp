@@ -19,6 +19,7 @@ namespace {
 // The descriptor standing for syslog(3): lines go through syslog() instead
 // of write().
 constexpr int kSyslogFd = -2;
+constexpr int kFailed = -1;
 
 struct LogState {
     int fd = STDERR_FILENO;
@@ -41,7 +42,7 @@ int open_target(const std::string& target, std::string& error) {
         return kSyslogFd;
     }
     int fd = ::open(target.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
-    if (fd < 0) error = "cannot open log file \"" + target + "\": " + std::strerror(errno);
+    if (fd == kFailed) error = "cannot open log file \"" + target + "\": " + std::strerror(errno);
     return fd;
 }
 
@@ -122,7 +123,7 @@ namespace log {
 
 bool open(const std::string& target, LogLevel level, std::string& error) {
     int fd = open_target(target, error);
-    if (fd < 0) return false;
+    if (fd == kFailed) return false;
     install_fd(fd);
     state().target = target;
     state().level = level;
@@ -133,7 +134,7 @@ bool reopen(std::string& error) {
     LogState& s = state();
     if (s.target == "stderr" || s.target == "syslog") return true;
     int fd = open_target(s.target, error);
-    if (fd < 0) return false;
+    if (fd == kFailed) return false;
     install_fd(fd);
     return true;
 }

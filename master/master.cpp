@@ -437,8 +437,9 @@ void Master::notify_systemd() {
 
 std::string Master::systemd_status() const {
     Supervisor::Summary s = supervisor_->summary();
-    std::string text = std::to_string(s.running) + " workers running, " +
-                       std::to_string(s.active_sessions) + " active sessions";
+    std::string text = std::to_string(s.running) + (s.running == 1 ? " worker" : " workers") +
+                       " running, " + std::to_string(s.active_sessions) + " active session" +
+                       (s.active_sessions == 1 ? "" : "s");
     if (supervisor_->degraded()) text += ", degraded";
     return text;
 }

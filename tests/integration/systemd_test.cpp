@@ -216,9 +216,46 @@ TEST(SystemdNotify, ReadyReloadStatusWatchdogAndStopping) {
     int stopping = 0;
     for (size_t i = before_stop; i < all.size(); ++i) {
         stopping += FakeSystemd::has_field(all[i], "STOPPING=1");
-        if (stopping) EXPECT_FALSE(FakeSystemd::has_field(all[i], "READY=1")) << all[i];
+        if (stopping) {
+            EXPECT_FALSE(FakeSystemd::has_field(all[i], "READY=1")) << all[i];
+        }
     }
     EXPECT_EQ(stopping, 1);
+}
+
+// SIGUSR2: the new master, once its workers run, names itself MAINPID with
+// READY=1; the old one, stopped by it, says nothing of stopping (the
+// service goes on). The new master stops the service later.
+TEST(SystemdNotify, HotUpgradeHandsMainPidToTheNewMaster) {
+    FakeSystemd systemd;
+    ASSERT_TRUE(systemd.bound());
+    ProxydInstance proxy;
+    ASSERT_TRUE(start_under(systemd, proxy, "2000000"));
+    int ready = systemd.wait_field("READY=1");
+    ASSERT_GE(ready, 0);
+    for (const std::string& m : systemd.messages()) {
+        EXPECT_FALSE(FakeSystemd::has_field(m, "MAINPID=")) << "a first start names no MAINPID";
+    }
+    const pid_t old_master = proxy.master_pid();
+    ASSERT_TRUE(proxy.signal(SIGUSR2));
+    int handover = systemd.wait_field("MAINPID=", ready + 1, 20s);
+    ASSERT_GE(handover, 0) << proxy.error_log();
+    const std::string message = systemd.messages()[handover];
+    EXPECT_TRUE(FakeSystemd::has_field(message, "READY=1")) << message;
+    const pid_t new_master =
+        static_cast<pid_t>(std::atol(FakeSystemd::value(message, "MAINPID").c_str()));
+    EXPECT_NE(new_master, old_master);
+    EXPECT_EQ(proxy.wait_exit_code(15s), 0) << proxy.error_log();
+    EXPECT_EQ(std::atol(harness::read_file(proxy.pid_file_path()).c_str()), new_master);
+    // The new master keeps the watchdog going.
+    const size_t after_old_exit = systemd.messages().size();
+    EXPECT_GE(systemd.wait_field("WATCHDOG=1", after_old_exit, 5s), 0);
+    for (const std::string& m : systemd.messages()) {
+        EXPECT_FALSE(FakeSystemd::has_field(m, "STOPPING=1")) << "the old master said STOPPING";
+    }
+    const size_t before_stop = systemd.messages().size();
+    proxy.stop();
+    EXPECT_GE(systemd.wait_field("STOPPING=1", before_stop, 5s), 0);
 }
 
 // STATUS= is sent again when what it says changes: a session opened.
@@ -240,7 +277,7 @@ TEST(SystemdNotify, StatusFollowsActiveSessions) {
     bool seen = wait_for(
         [&] {
             for (const std::string& m : systemd.messages())
-                if (FakeSystemd::value(m, "STATUS") == "1 workers running, 1 active sessions")
+                if (FakeSystemd::value(m, "STATUS") == "1 worker running, 1 active session")
                     return true;
             return false;
         },
