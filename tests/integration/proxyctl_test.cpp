@@ -8,6 +8,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <cstring>
 #include <sstream>
 #include <string>
@@ -200,7 +201,12 @@ TEST(Proxyctl, SocketFoundThroughTheConfiguration) {
     ASSERT_EQ(::mkdir((tree + "/conf").c_str(), 0700), 0);
     ASSERT_TRUE(
         harness::write_file(tree + "/conf/proxyd.conf", harness::read_file(proxy.config_path())));
-    r = harness::run_program({"env", "-C", tree, harness::proxyctl_bin(), "status"});
+    // (The binary by its absolute path: PROXYCTL_BIN may be relative.)
+    char* bin = ::realpath(harness::proxyctl_bin().c_str(), nullptr);
+    ASSERT_NE(bin, nullptr) << harness::proxyctl_bin();
+    const std::string absolute_bin = bin;
+    std::free(bin);
+    r = harness::run_program({"env", "-C", tree, absolute_bin, "status"});
     EXPECT_EQ(r.exit_code, 0) << r.err;
     EXPECT_NE(r.out.find("master_pid: " + pid), std::string::npos) << r.out;
 
