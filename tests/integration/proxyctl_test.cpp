@@ -2,10 +2,17 @@
 // version, the confirmations of commands that change something, errors an
 // operator can act on (not running, permission denied), finding the socket
 // the way proxyd finds its configuration, and `top` run non-interactively.
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <poll.h>
+#include <pty.h>
+#include <signal.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/wait.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -267,6 +274,82 @@ TEST(Proxyctl, TopMeasuresRates) {
         EXPECT_TRUE(end != cols[5].c_str() && *end == '\0') << "REQ/S: " << line;
     }
     EXPECT_EQ(rows, 2u) << r.out;
+}
+
+// top on a terminal (a pseudo-terminal here): drawn in place, and `key`
+// (q, or Ctrl-C through the terminal's own SIGINT) ends it with status 0,
+// the cursor shown again and the terminal's modes as they were.
+void run_top_on_a_terminal(ProxydInstance& proxy, char key) {
+    int master_fd = -1;
+    int slave_fd = -1;
+    ASSERT_EQ(::openpty(&master_fd, &slave_fd, nullptr, nullptr, nullptr), 0);
+    termios before{};
+    ASSERT_EQ(::tcgetattr(slave_fd, &before), 0);
+    const std::string bin = harness::proxyctl_bin();
+    const std::string sock = proxy.control_socket_path();
+    pid_t child = ::fork();
+    ASSERT_GE(child, 0);
+    if (child == 0) {
+        ::setsid();
+        ::ioctl(slave_fd, TIOCSCTTY, 0);
+        ::dup2(slave_fd, 0);
+        ::dup2(slave_fd, 1);
+        ::dup2(slave_fd, 2);
+        ::execl(bin.c_str(), bin.c_str(), "-s", sock.c_str(), "top", "-d", "0.2",
+                static_cast<char*>(nullptr));
+        ::_exit(127);
+    }
+    // Read until two views were drawn, then press the key.
+    std::string screen;
+    auto read_some = [&](harness::Millis wait) {
+        pollfd pfd{master_fd, POLLIN, 0};
+        if (::poll(&pfd, 1, static_cast<int>(wait.count())) <= 0) return;
+        char buf[4096];
+        ssize_t n = ::read(master_fd, buf, sizeof buf);
+        if (n > 0) screen.append(buf, static_cast<size_t>(n));
+    };
+    EXPECT_TRUE(harness::wait_for(
+        [&] {
+            read_some(100ms);
+            return count(screen, "PID  ") >= 2;
+        },
+        15s))
+        << screen;
+    ASSERT_EQ(::write(master_fd, &key, 1), 1);
+    int status = -1;
+    EXPECT_TRUE(harness::wait_for(
+        [&] {
+            read_some(20ms);
+            return ::waitpid(child, &status, WNOHANG) == child;
+        },
+        10s));
+    if (status == -1) {
+        ::kill(child, SIGKILL);
+        ::waitpid(child, &status, 0);
+    }
+    read_some(100ms);
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+    EXPECT_NE(screen.find("\033[?25l"), std::string::npos);  // cursor hidden while drawing
+    EXPECT_NE(screen.find("\033[H"), std::string::npos);     // drawn in place
+    EXPECT_NE(screen.rfind("\033[?25h"), std::string::npos) << "cursor shown at exit";
+    termios after{};
+    ASSERT_EQ(::tcgetattr(slave_fd, &after), 0);
+    EXPECT_EQ(after.c_lflag & (ICANON | ECHO | ISIG), before.c_lflag & (ICANON | ECHO | ISIG));
+    ::close(master_fd);
+    ::close(slave_fd);
+}
+
+TEST(Proxyctl, TopOnATerminalQuitsOnQAndCtrlC) {
+    ProxydInstance proxy;
+    ASSERT_TRUE(proxy.start());
+    {
+        SCOPED_TRACE("q");
+        run_top_on_a_terminal(proxy, 'q');
+    }
+    {
+        SCOPED_TRACE("Ctrl-C");
+        run_top_on_a_terminal(proxy, '\x03');
+    }
 }
 
 // `metrics` prints the master's exposition text as is; a master without the
