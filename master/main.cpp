@@ -16,9 +16,11 @@
 #include <vector>
 
 #include "common/config.h"
+#include "common/default_config.h"
 #include "common/libevent_handles.h"
 #include "common/libevent_log.h"
 #include "common/log.h"
+#include "common/version.h"
 #include "master/control_socket.h"
 #include "master/listeners.h"
 #include "master/master.h"
@@ -28,7 +30,6 @@
 
 namespace {
 
-constexpr const char* kVersion = "0.1.0";
 constexpr int kExitOk = 0;
 constexpr int kExitConfig = 1;
 constexpr int kExitUsage = 2;
@@ -84,7 +85,7 @@ int parse_command_line(int argc, char** argv, CommandLine& cl) {
                 cl.signal_name = optarg;
                 break;
             case 'v':
-                std::printf("proxyd version %s\n", kVersion);
+                std::printf("proxyd version %s\n", common::kVersion);
                 return kExitOk;
             case 'h':
                 usage(stdout);
@@ -113,8 +114,7 @@ int parse_command_line(int argc, char** argv, CommandLine& cl) {
         return kExitUsage;
     }
     if (cl.config_path.empty()) {
-        cl.config_path = ::access("conf/proxyd.conf", F_OK) == 0 ? "conf/proxyd.conf"
-                                                                 : "/etc/proxyd/proxyd.conf";
+        cl.config_path = common::default_config_path();
     }
     return -1;
 }
