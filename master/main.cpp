@@ -270,6 +270,9 @@ int run(const CommandLine& cl, common::ConfigPtr config, int argc, char** argv) 
         return fail_start(*config, error);
     }
     master::raise_nofile_limit(*config);
+    std::unique_ptr<master::MetricsEndpoint> metrics =
+        master::MetricsEndpoint::open(config->metrics, handover.fds, error);
+    if (!metrics) return fail_start(*config, error);
     std::vector<master::Listener> listeners;
     bool bound = master::open_listeners(config->listeners, {}, handover.fds, listeners, error);
     for (const auto& [name, fd] : handover.fds) ::close(fd);  // not adopted
@@ -293,7 +296,8 @@ int run(const CommandLine& cl, common::ConfigPtr config, int argc, char** argv) 
         notify_parent(notify, "ok");
         redirect_stdio_to_null();
     }
-    master::Master m(std::move(options), config, std::move(listeners), std::move(control));
+    master::Master m(std::move(options), config, std::move(listeners), std::move(control),
+                     std::move(metrics));
     return m.run();
 }
 
