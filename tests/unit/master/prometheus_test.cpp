@@ -78,7 +78,9 @@ TEST(Prometheus, FamiliesAreDeclaredOnceWithTheirType) {
         EXPECT_TRUE(types.emplace(name, type).second) << "twice: " << name;
         ASSERT_GT(i, 0u);
         EXPECT_EQ(lines[i - 1].rfind("# HELP " + name + " ", 0), 0u) << name;
-        if (type == "counter") EXPECT_TRUE(name.ends_with("_total")) << name;
+        if (type == "counter") {
+            EXPECT_TRUE(name.ends_with("_total")) << name;
+        }
     }
     for (const char* family : {"proxyd_workers", "proxyd_active_sessions", "proxyd_sessions_total",
                                "proxyd_requests_total", "proxyd_bytes_total",
