@@ -127,20 +127,19 @@ void MetricsEndpoint::answer(evhttp_request* request) {
     evkeyvalq* headers = evhttp_request_get_output_headers(request);
     const int status =
         metrics_status(evhttp_request_get_command(request), evhttp_request_get_uri(request));
-    if (status != 200) {
-        if (status == 405) evhttp_add_header(headers, "Allow", "GET, HEAD");
-        evhttp_send_error(request, status, status == 405 ? "Method Not Allowed" : "Not Found");
-        return;
-    }
     common::EvBufferPtr body(evbuffer_new());
     if (!body) {
         evhttp_send_error(request, 500, "Internal Server Error");
         return;
     }
-    const std::string text = render_();
+    // Not evhttp_send_error(): it drops the headers set here (Allow).
+    const char* reason = status == 200 ? "OK" : status == 405 ? "Method Not Allowed" : "Not Found";
+    const std::string text = status == 200 ? render_() : std::string(reason) + "\n";
     evbuffer_add(body.get(), text.data(), text.size());
-    evhttp_add_header(headers, "Content-Type", prometheus::kContentType);
-    evhttp_send_reply(request, 200, "OK", body.get());
+    if (status == 405) evhttp_add_header(headers, "Allow", "GET, HEAD");
+    evhttp_add_header(headers, "Content-Type",
+                      status == 200 ? prometheus::kContentType : "text/plain; charset=utf-8");
+    evhttp_send_reply(request, status, reason, body.get());
 }
 
 }  // namespace master
