@@ -135,8 +135,22 @@ void MetricsEndpoint::answer(evhttp_request* request) {
     // Not evhttp_send_error(): it drops the headers set here (Allow).
     const char* reason = status == 200 ? "OK" : status == 405 ? "Method Not Allowed" : "Not Found";
     const std::string text = status == 200 ? render_() : std::string(reason) + "\n";
-    evbuffer_add(body.get(), text.data(), text.size());
+    // evhttp would write a HEAD's body too: it gets the GET's length only.
+    const bool head = evhttp_request_get_command(request) == EVHTTP_REQ_HEAD;
+    if (head && status == 200) {
+        evhttp_add_header(headers, "Content-Length", std::to_string(text.size()).c_str());
+    } else {
+        evbuffer_add(body.get(), text.data(), text.size());
+    }
     if (status == 405) evhttp_add_header(headers, "Allow", "GET, HEAD");
+    // A refused request gets no second chance on the connection. evhttp
+    // writes no Content-Length in an answer to CONNECT (and closes it only
+    // at the timeout): the length is given here, so the client need not
+    // wait for the close to read the body.
+    if (status != 200) {
+        evhttp_add_header(headers, "Connection", "close");
+        evhttp_add_header(headers, "Content-Length", std::to_string(text.size()).c_str());
+    }
     evhttp_add_header(headers, "Content-Type",
                       status == 200 ? prometheus::kContentType : "text/plain; charset=utf-8");
     evhttp_send_reply(request, status, reason, body.get());

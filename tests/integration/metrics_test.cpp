@@ -181,10 +181,21 @@ TEST(Metrics, ServesOnlyGetAndHeadOfMetrics) {
     EXPECT_EQ(get->header("Content-Type").value_or(""), "text/plain; version=0.0.4; charset=utf-8");
     EXPECT_NE(get->body.find("# TYPE proxyd_requests_total counter\n"), std::string::npos);
 
-    auto head = ask(port, "HEAD /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n", true);
+    // HEAD: the length of the GET, no body: the next answer on the same
+    // connection starts right after the head.
+    RawClient client;
+    ASSERT_TRUE(client.connect(port));
+    ASSERT_TRUE(client.send("HEAD /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n"));
+    auto head = client.read_response(10s, true);
     ASSERT_TRUE(head);
     EXPECT_EQ(head->status, 200);
     EXPECT_EQ(head->body, "");
+    EXPECT_TRUE(head->header("Content-Length"));
+    ASSERT_TRUE(client.send("GET /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n"));
+    auto after = client.read_response(10s);
+    ASSERT_TRUE(after);
+    EXPECT_EQ(after->status, 200);
+    EXPECT_EQ(after->body.rfind("# HELP proxyd_", 0), 0u);
 
     auto other = ask(port, "GET / HTTP/1.1\r\nHost: localhost\r\n\r\n");
     ASSERT_TRUE(other);
