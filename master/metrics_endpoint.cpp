@@ -3,6 +3,8 @@
 #include <event2/buffer.h>
 #include <event2/keyvalq_struct.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cstring>
@@ -21,6 +23,20 @@ common::ListenConfig as_listen_config(const common::HostPort& address) {
     config.address = address;
     config.backlog = 64;
     return config;
+}
+
+// The port `fd` is bound to; 0 when it cannot be read.
+uint16_t bound_port(int fd) {
+    sockaddr_storage address{};
+    socklen_t length = sizeof address;
+    if (::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) != 0) return 0;
+    if (address.ss_family == AF_INET) {
+        return ntohs(reinterpret_cast<const sockaddr_in*>(&address)->sin_port);
+    }
+    if (address.ss_family == AF_INET6) {
+        return ntohs(reinterpret_cast<const sockaddr_in6*>(&address)->sin6_port);
+    }
+    return 0;
 }
 
 struct EvhttpUriDeleter {
@@ -61,7 +77,9 @@ std::unique_ptr<MetricsEndpoint> MetricsEndpoint::open(const common::MetricsConf
         if (fd >= 0) ::close(fd);
         return endpoint;
     }
-    const common::ListenConfig listen = as_listen_config(*config.listen);
+    common::ListenConfig listen = as_listen_config(*config.listen);
+    // "Any port" is the port the old master had: a hot upgrade keeps it.
+    if (fd >= 0 && listen.address.port == 0) listen.address.port = bound_port(fd);
     if (fd >= 0) {
         endpoint->socket_ = adopt_socket(listen, fd);
         if (!endpoint->socket_) ::close(fd);  // listens elsewhere: bound anew below

@@ -275,6 +275,23 @@ TEST(Metrics, AWorkerKilledFromOutsideIsACrashRestart) {
     EXPECT_EQ(sample(text, "proxyd_worker_restarts_total{reason=\"recycled\"}"), 0);
 }
 
+// The new master of a hot upgrade adopts the socket: same address, no gap
+// for a scraper, and the answers are its own.
+TEST(Metrics, AHotUpgradeKeepsTheEndpoint) {
+    ProxydInstance proxy(metrics_config());
+    ASSERT_TRUE(proxy.start());
+    const uint16_t port = metrics_port(proxy);
+    ASSERT_NE(port, 0);
+    const pid_t old_master = proxy.master_pid();
+    ASSERT_TRUE(proxy.signal(SIGUSR2));
+    EXPECT_EQ(proxy.wait_exit_code(15s), 0);
+    Json status = proxy.status();
+    EXPECT_NE(status["master_pid"].as_int(), old_master);
+    EXPECT_EQ(metrics_port(proxy), port);
+    const std::string text = scrape(port);
+    EXPECT_EQ(sample(text, "proxyd_workers{state=\"running\"}"), 2) << text;
+}
+
 TEST(Metrics, ABadListenValueNamesFileAndLine) {
     ProxydInstance proxy(ConfigBuilder().set("metrics", "listen", "localhost:9145"));
     ASSERT_TRUE(proxy.write_config());
