@@ -275,6 +275,47 @@ TEST(Metrics, AWorkerKilledFromOutsideIsACrashRestart) {
     EXPECT_EQ(sample(text, "proxyd_worker_restarts_total{reason=\"recycled\"}"), 0);
 }
 
+// A worker that stops reporting is aborted and replaced: a "hung" restart,
+// not a crash, though it dies by a signal.
+TEST(Metrics, AHungWorkerIsAHungRestart) {
+    ConfigBuilder config = metrics_config();
+    config.set("master", "workers", "1");
+    config.set("master", "heartbeat_interval", "100ms");
+    config.set("master", "heartbeat_timeout", "1s");
+    ProxydInstance proxy(config);
+    proxy.expect_worker_events({ProxydInstance::WorkerEvent::kAborted});
+    ASSERT_TRUE(proxy.start());
+    const uint16_t port = metrics_port(proxy);
+    ASSERT_NE(port, 0);
+    const std::vector<pid_t> workers = proxy.worker_pids();
+    ASSERT_EQ(workers.size(), 1u);
+    ASSERT_EQ(kill(workers[0], SIGSTOP), 0);
+    const std::string hung = "proxyd_worker_restarts_total{reason=\"hung\"}";
+    const std::string text =
+        scrape_until(port, [&](const std::string& t) { return sample(t, hung) == 1; });
+    EXPECT_EQ(sample(text, hung), 1) << text;
+    EXPECT_EQ(sample(text, "proxyd_worker_restarts_total{reason=\"crash\"}"), 0);
+}
+
+// worker_max_sessions reached: the worker is recycled.
+TEST(Metrics, ARecycledWorkerIsARecycledRestart) {
+    HttpOrigin origin;
+    ConfigBuilder config = metrics_config();
+    config.set("master", "workers", "1");
+    config.set("master", "worker_max_sessions", "1");
+    ProxydInstance proxy(config);
+    proxy.expect_worker_events({ProxydInstance::WorkerEvent::kReplaced});
+    ASSERT_TRUE(proxy.start());
+    const uint16_t port = metrics_port(proxy);
+    ASSERT_NE(port, 0);
+    ASSERT_EQ(harness::curl_via(proxy.listener_port("main"), {origin.url("/")}).exit_code, 0);
+    const std::string recycled = "proxyd_worker_restarts_total{reason=\"recycled\"}";
+    const std::string text =
+        scrape_until(port, [&](const std::string& t) { return sample(t, recycled) >= 1; });
+    EXPECT_GE(sample(text, recycled), 1) << text;
+    EXPECT_EQ(sample(text, "proxyd_worker_restarts_total{reason=\"crash\"}"), 0);
+}
+
 // The new master of a hot upgrade adopts the socket: same address, no gap
 // for a scraper, and the answers are its own.
 TEST(Metrics, AHotUpgradeKeepsTheEndpoint) {
