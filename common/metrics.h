@@ -136,7 +136,8 @@ inline constexpr Column kNoColumn{};
 
 namespace detail {
 // A metric without a label is one uint64_t (so `counters.requests++` reads
-// naturally); one with a label is an array indexed by the label value.
+// naturally); one with a label is an array indexed by the label value (a
+// histogram's has its sum last).
 template <uint32_t N>
 struct Storage {
     using type = uint64_t[N];

@@ -11,7 +11,8 @@
 //   over kMaxHeadersSize, a body over
 //   kMaxBodySize
 //
-// Connections time out after kTimeoutSeconds. The socket is bound by
+// Connections idle for kTimeoutSeconds are closed, and so is every
+// connection after a refused request. The socket is bound by
 // open() before the master drops its privileges (a port below 1024 works),
 // and handed to a hot upgrade's new master like the listeners (under the
 // name kHandoverName). A reload never rebinds it: a changed `listen` takes
