@@ -186,6 +186,20 @@ std::optional<std::vector<std::string>> parse_name_list(std::string_view text, s
     return std::vector<std::string>(items.begin(), items.end());
 }
 
+// [metrics] listen: "off", or a numeric host and a port like a listener's.
+std::optional<std::optional<HostPort>> parse_metrics_listen(std::string_view text,
+                                                            std::string& error) {
+    if (text == "off") return std::optional<HostPort>();
+    auto host_port = parse_host_port(text, error, /*allow_port_zero=*/true);
+    if (!host_port) return std::nullopt;
+    if (!SocketAddress::from_numeric(host_port->host, 0)) {
+        error = "\"" + std::string(text) +
+                "\" is not off or a numeric address and port (e.g. 127.0.0.1:9145 or [::1]:9145)";
+        return std::nullopt;
+    }
+    return std::optional<HostPort>(*host_port);
+}
+
 std::optional<int> parse_workers(std::string_view text, std::string& error) {
     if (text == "auto") {
         long cpus = sysconf(_SC_NPROCESSORS_ONLN);
@@ -335,6 +349,10 @@ const std::map<std::string, std::map<std::string, KeyRule>>& schema() {
              {"error_log", scalar(&Config::log, &LogConfig::error_log, parse_string)},
              {"level", scalar(&Config::log, &LogConfig::level, parse_level)},
              {"access_log", scalar(&Config::log, &LogConfig::access_log, parse_path_or_off)},
+         }},
+        {"metrics",
+         {
+             {"listen", scalar(&Config::metrics, &MetricsConfig::listen, parse_metrics_listen)},
          }},
         {"limits",
          {
@@ -669,6 +687,27 @@ bool validate_routing(Config& config, std::string& error) {
     return true;
 }
 
+// The metrics endpoint must not take a listener's address: binding it would
+// fail at start, or worse, a wildcard would take clients' connections.
+bool validate_metrics(const MetricsConfig& metrics,
+                      const std::vector<std::pair<SocketAddress, std::string>>& listeners,
+                      std::string& error) {
+    if (!metrics.listen || metrics.listen->port == 0) return true;
+    auto address = SocketAddress::from_numeric(metrics.listen->host, metrics.listen->port);
+    if (!address) return true;  // checked when parsed
+    for (const auto& [other, name] : listeners) {
+        const bool overlap = other.family() == address->family() &&
+                             other.port() == address->port() &&
+                             (is_wildcard(other) || is_wildcard(*address));
+        if (other == *address || overlap) {
+            error = "[metrics]: \"listen\" " + address->to_string() +
+                    " is the address of [listen " + name + "]";
+            return false;
+        }
+    }
+    return true;
+}
+
 // Checks that need the whole file: required keys and relations between keys.
 // Errors name the section and key, since they belong to no single line.
 bool validate(Config& config, std::string& error) {
@@ -720,6 +759,7 @@ bool validate(Config& config, std::string& error) {
             }
         }
     }
+    if (!validate_metrics(config.metrics, addresses, error)) return false;
     const MasterConfig& m = config.master;
     if (m.heartbeat_interval.count() <= 0) {
         error = "[master]: \"heartbeat_interval\" must be greater than 0";

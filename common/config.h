@@ -52,6 +52,11 @@ struct MasterConfig {
     int max_draining_generations = 3;
 };
 
+// [metrics]: the Prometheus endpoint the master serves (master/metrics_endpoint.h).
+struct MetricsConfig {
+    std::optional<HostPort> listen;  // numeric host; port 0 picks one; none: off
+};
+
 struct LogConfig {
     std::string error_log = "stderr";
     LogLevel level = LogLevel::kInfo;
@@ -166,6 +171,7 @@ struct Config {
     ProxyConfig proxy;
     MasterConfig master;
     LogConfig log;
+    MetricsConfig metrics;
     std::vector<ListenConfig> listeners;
     LimitsConfig limits;
     AclConfig acl;

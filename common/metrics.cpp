@@ -6,7 +6,9 @@ namespace common::metrics {
 uint64_t Metric::total(const Counters& counters) const {
     const uint64_t* v = values(counters);
     uint64_t sum = 0;
-    for (uint32_t i = 0; i < size(); ++i) sum += v[i];
+    // A histogram's last value is its sum of observations, not a count.
+    const uint32_t n = label.none() ? 1 : labelled_values();
+    for (uint32_t i = 0; i < n; ++i) sum += v[i];
     return sum;
 }
 
@@ -25,7 +27,7 @@ void add_if(Counters& into, const Counters& from, Predicate wanted) {
 }  // namespace
 
 void add_counters(Counters& into, const Counters& from) {
-    add_if(into, from, [](const Metric& m) { return m.type == Type::kCounter; });
+    add_if(into, from, [](const Metric& m) { return m.type != Type::kGauge; });
 }
 
 void add_summed(Counters& into, const Counters& from) {

@@ -302,6 +302,9 @@ int run(const CommandLine& cl, common::ConfigPtr config, master::UpgradeHandover
         return fail_start(*config, error, notify);
     }
     master::raise_nofile_limit(*config);
+    std::unique_ptr<master::MetricsEndpoint> metrics =
+        master::MetricsEndpoint::open(config->metrics, handover.fds, error);
+    if (!metrics) return fail_start(*config, error, notify);
     std::vector<master::Listener> listeners;
     bool bound = master::open_listeners(config->listeners, {}, handover.fds, listeners, error);
     for (const auto& [name, fd] : handover.fds) ::close(fd);  // not adopted
@@ -323,7 +326,8 @@ int run(const CommandLine& cl, common::ConfigPtr config, master::UpgradeHandover
     // Closed here, before the first worker is forked and could inherit it.
     notify_parent(notify, "ok");
     if (daemon) redirect_stdio_to_null();
-    master::Master m(std::move(options), config, std::move(listeners), std::move(control));
+    master::Master m(std::move(options), config, std::move(listeners), std::move(control),
+                     std::move(metrics));
     return m.run();
 }
 

@@ -43,8 +43,16 @@ std::string ok_answer() {
     return R"({"ok":true})";
 }
 
+// Two [metrics] listen values name the same address (or are both off).
+bool same_metrics_listen(const common::MetricsConfig& a, const common::MetricsConfig& b) {
+    if (!a.listen || !b.listen) return !a.listen && !b.listen;
+    auto address_a = common::SocketAddress::from_numeric(a.listen->host, a.listen->port);
+    auto address_b = common::SocketAddress::from_numeric(b.listen->host, b.listen->port);
+    return address_a && address_b && *address_a == *address_b;
+}
+
 const char* kHelp[] = {
-    "status",  "workers",   "stats",  "users", "routes", "reload",
+    "status",  "workers",   "stats",  "users", "routes", "metrics", "reload",
     "scale N", "drain PID", "reopen", "quit",  "stop",   "help",
 };
 
@@ -158,11 +166,12 @@ bool drop_privileges(const common::MasterConfig& config, ControlSocket& control,
 // ---- Master -------------------------------------------------------------------
 
 Master::Master(MasterOptions options, common::ConfigPtr config, std::vector<Listener> listeners,
-               std::unique_ptr<ControlSocket> control)
+               std::unique_ptr<ControlSocket> control, std::unique_ptr<MetricsEndpoint> metrics)
     : options_(std::move(options)),
       config_(std::move(config)),
       initial_listeners_(std::move(listeners)),
       control_(std::move(control)),
+      metrics_(std::move(metrics)),
       pid_file_(config_->master.pid_file),
       started_(std::chrono::steady_clock::now()) {}
 
@@ -170,6 +179,7 @@ Master::~Master() {
     // Workers' events belong to base_: free them before the base.
     supervisor_.reset();
     control_.reset();
+    metrics_.reset();
     tick_event_.reset();
     signal_events_.clear();
 }
@@ -201,6 +211,11 @@ int Master::run() {
         return 1;
     }
     supervisor_ = std::make_unique<Supervisor>(base_.get());
+    if (!metrics_->start(
+            base_.get(), [this] { return metrics_text(); }, error)) {
+        LOG_ERROR("%s", error.c_str());
+        return 1;
+    }
     auto generation = std::make_shared<Generation>();
     generation->number = ++generation_;
     generation->config = config_;
@@ -328,6 +343,10 @@ bool Master::apply_reload(std::string& error) {
         now.user != was.user || now.group != was.group) {
         LOG_WARN("pid_file, control_socket, user and group take effect only on restart");
     }
+    if (!same_metrics_listen(config->metrics, metrics_->config())) {
+        LOG_WARN("[metrics] listen takes effect only on restart or hot upgrade; still serving %s",
+                 metrics_->address().c_str());
+    }
     raise_nofile_limit(*config);
     config_ = config;
     auto generation = std::make_shared<Generation>();
@@ -372,9 +391,11 @@ void Master::start_upgrade() {
                  errno, std::strerror(errno));
     }
     std::string error;
-    pid_t pid =
-        start_new_master(options_.executable, options_.argv, supervisor_->current()->listeners,
-                         options_.systemd.environment_for_successor(), upgrade_report_, error);
+    std::vector<Listener> handed = supervisor_->current()->listeners;
+    if (std::optional<Listener> metrics = metrics_->handover()) handed.push_back(*metrics);
+    pid_t pid = start_new_master(options_.executable, options_.argv, handed,
+                                 options_.systemd.environment_for_successor(), upgrade_report_,
+                                 error);
     if (pid < 0) {
         LOG_ERROR("hot upgrade failed: %s; still serving", error.c_str());
         if (moved) ::rename(old_bin.c_str(), pid_file_.c_str());
@@ -483,9 +504,14 @@ std::string Master::status_answer() const {
         listeners.push_back(std::move(item));
     }
     v["listeners"] = std::move(listeners);
+    v["metrics"] = metrics_->address();
     v["workers"] = supervisor_->workers_json();
     v["slots"] = supervisor_->slots_json();
     return common::to_line(v);
+}
+
+std::string Master::metrics_text() const {
+    return prometheus::render(supervisor_->metrics_snapshot());
 }
 
 std::string Master::handle_command(std::string_view line) {
@@ -512,6 +538,12 @@ std::string Master::handle_command(std::string_view line) {
         Json v;
         v["ok"] = true;
         v["routes"] = supervisor_->routes_json();
+        return common::to_line(v);
+    }
+    if (cmd == "metrics" && no_args()) {
+        Json v;
+        v["ok"] = true;
+        v["text"] = metrics_text();
         return common::to_line(v);
     }
     if (cmd == "stats" && no_args()) {
@@ -567,8 +599,8 @@ std::string Master::handle_command(std::string_view line) {
         v["commands"] = std::move(list);
         return common::to_line(v);
     }
-    for (const char* known : {"status", "workers", "stats", "users", "routes", "reload", "reopen",
-                              "quit", "stop", "help"}) {
+    for (const char* known : {"status", "workers", "stats", "users", "routes", "metrics", "reload",
+                              "reopen", "quit", "stop", "help"}) {
         if (cmd == known)
             return error_answer("command \"" + std::string(cmd) + "\" takes no arguments");
     }

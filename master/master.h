@@ -17,6 +17,7 @@
 #include "common/libevent_handles.h"
 #include "master/control_socket.h"
 #include "master/listeners.h"
+#include "master/metrics_endpoint.h"
 #include "master/sd_notify.h"
 #include "master/supervisor.h"
 
@@ -33,7 +34,7 @@ struct MasterOptions {
 class Master {
   public:
     Master(MasterOptions options, common::ConfigPtr config, std::vector<Listener> listeners,
-           std::unique_ptr<ControlSocket> control);
+           std::unique_ptr<ControlSocket> control, std::unique_ptr<MetricsEndpoint> metrics);
     ~Master();
     Master(const Master&) = delete;
     Master& operator=(const Master&) = delete;
@@ -63,12 +64,14 @@ class Master {
     void cleanup_files();
 
     std::string status_answer() const;
+    std::string metrics_text() const;
 
     MasterOptions options_;
     common::ConfigPtr config_;
     std::vector<Listener> initial_listeners_;
     std::unique_ptr<ControlSocket> control_;
-    std::string pid_file_;  // as at startup: a reload does not move it
+    std::unique_ptr<MetricsEndpoint> metrics_;  // bound at startup; serves nothing when off
+    std::string pid_file_;                      // as at startup: a reload does not move it
     uint32_t generation_ = 0;
     std::chrono::steady_clock::time_point started_;
 

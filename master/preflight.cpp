@@ -16,6 +16,7 @@
 #include "master/control_socket.h"
 #include "master/listeners.h"
 #include "master/master.h"
+#include "master/metrics_endpoint.h"
 #include "master/pid_file.h"
 
 namespace master {
@@ -166,6 +167,13 @@ void check_listeners(const common::Config& config, bool running, Report& report)
         } else if (!(err == EADDRINUSE && running)) {
             report.error("[listen " + l.name + "] \"address\"", error);
         }
+    }
+    if (!config.metrics.listen) return;
+    std::string error;
+    int err = 0;
+    if (!bind_metrics_socket(*config.metrics.listen, error, &err) &&
+        !(err == EADDRINUSE && running)) {
+        report.error("[metrics] \"listen\"", error);
     }
 }
 

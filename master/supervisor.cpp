@@ -670,7 +670,18 @@ void Supervisor::on_exit(Worker& w, int wait_status) {
     }
     common::metrics::add_counters(retired_, w.report.counters);
     routes_.worker_exited(pid);
+    count_restart(w, expected);
     if (!expected && !w.retiring) count_failure(w, kind);
+}
+
+// A worker we aborted for its silence was hung, whatever its exit says; any
+// other exit nobody asked for is a crash (a signal, an exit code, even a
+// clean exit). Recycles are counted when they are decided.
+void Supervisor::count_restart(const Worker& w, bool expected) {
+    if (w.hung)
+        ++restarts_[prometheus::kRestartHung];
+    else if (!expected)
+        ++restarts_[prometheus::kRestartCrash];
 }
 
 // An unexpected exit of a current worker: respawn its slot after a backoff
@@ -750,6 +761,7 @@ void Supervisor::check_hung(Worker& w, Clock::time_point now) {
     if (forgive_starved(w, why, silent, counters)) return;
     LOG_ERROR("worker %d (pid %d) sent no report for %lld ms (%s: %s), sending SIGABRT", w.slot,
               w.pid, static_cast<long long>(silent.count()), silence_name(why), counters.c_str());
+    w.hung = true;
     send_signal(w, SIGABRT);
 }
 
@@ -822,6 +834,7 @@ void Supervisor::check_recycle(Clock::time_point now) {
                      w->slot, w->pid, static_cast<unsigned long long>(r.total_sessions));
         }
         w->retiring = true;
+        ++restarts_[prometheus::kRestartRecycled];
         next_recycle_ = now + jitter(mc.heartbeat_interval);
         reconcile();
         return;
@@ -889,12 +902,27 @@ using common::Json;
 using common::metrics::Counters;
 using common::metrics::Metric;
 
-// One metric's values by label value: {"denied": 3, ...}.
+// One metric's values by label value: {"denied": 3, ...}; a two-dimensional
+// one nested, first dimension outer: {"http": {"2xx": 3, ...}, ...}; a
+// histogram's buckets by `le` and its "sum_us".
 Json by_label(const Metric& m, const Counters& counters) {
     Json out = Json::object();
     const uint64_t* values = m.values(counters);
-    for (uint32_t i = 0; i < m.size(); ++i) out[m.label.values(i)] = values[i];
+    for (uint32_t i = 0; i < m.labelled_values(); ++i) {
+        if (m.label.two())
+            out[m.first_value(i)][m.second_value(i)] = values[i];
+        else
+            out[m.first_value(i)] = values[i];
+    }
+    if (m.type == common::metrics::Type::kHistogram) out["sum_us"] = values[m.labelled_values()];
     return out;
+}
+
+// "errors_by_class", "exchanges_by_protocol_class".
+std::string by_label_name(const Metric& m) {
+    std::string name = std::string(m.name) + "_by_" + m.label.first.name;
+    if (m.label.two()) name += std::string("_") + m.label.second.name;
+    return name;
 }
 
 }  // namespace
@@ -902,7 +930,7 @@ Json by_label(const Metric& m, const Counters& counters) {
 void add_worker_metrics(Json& item, const Counters& counters) {
     for (const Metric& m : common::metrics::kMetrics) {
         const std::string name(m.name);
-        if (m.label.name == nullptr)
+        if (m.label.none())
             item[name] = m.values(counters)[0];
         else
             item[name] = by_label(m, counters);
@@ -914,7 +942,7 @@ void add_stats_metrics(Json& out, const Counters& totals) {
         if (m.fold != common::metrics::Fold::kSum) continue;
         const std::string name(m.name);
         out[name] = m.total(totals);
-        if (m.label.name != nullptr) out[name + "_by_" + m.label.name] = by_label(m, totals);
+        if (!m.label.none()) out[by_label_name(m)] = by_label(m, totals);
     }
 }
 
@@ -970,6 +998,30 @@ Json Supervisor::stats_json() const {
 
 Json Supervisor::routes_json() const {
     return routes_.routes_json();
+}
+
+// The routes come from their JSON, which is what `routes` shows; a parent
+// may share its name with a direct route, so samples of one name are summed
+// (one series per label set, as the format requires).
+prometheus::Snapshot Supervisor::metrics_snapshot() const {
+    prometheus::Snapshot s;
+    s.totals = retired_;
+    for (const auto& [pid, w] : workers_) {
+        common::metrics::add_summed(s.totals, w->report.counters);
+        ++s.workers_by_state[static_cast<size_t>(w->status)];
+    }
+    s.restarts = restarts_;
+    s.user_sessions.assign(user_sessions_.begin(), user_sessions_.end());
+    for (const Json& r : routes_.routes_json()) {
+        const std::string name = r.value("name", std::string());
+        if (s.routes.empty() || s.routes.back().name != name) s.routes.push_back({name});
+        prometheus::RouteSample& sample = s.routes.back();
+        sample.active += r.value("active", uint64_t{0});
+        sample.total += r.value("total", uint64_t{0});
+        sample.failures += r.value("failures", uint64_t{0});
+        sample.up = sample.up && r.value("state", std::string()) != "down";
+    }
+    return s;
 }
 
 Json Supervisor::users_json() const {

@@ -11,6 +11,7 @@
 
 #include <sys/types.h>
 
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -28,6 +29,7 @@
 #include "common/scoreboard.h"
 #include "common/shared_table.h"
 #include "master/listeners.h"
+#include "master/prometheus.h"
 #include "master/route_status.h"
 #include "master/silence.h"
 
@@ -86,11 +88,13 @@ std::vector<BalanceAction> plan_balance(const std::vector<BalanceInput>& workers
 // ---- Reporting: the metric table (common/metrics.h) as JSON fields ----------
 
 // Adds every metric of one worker to `item`: a number each, or for a
-// labelled metric an object by label value ("errors": {"denied": 3, ...}).
+// labelled metric an object by label value ("errors": {"denied": 3, ...}),
+// nested for two dimensions ("exchanges": {"http": {"2xx": 3, ...}, ...});
+// a histogram's object also holds "sum_us".
 void add_worker_metrics(common::Json& item, const common::metrics::Counters& counters);
 // Adds the totals `stats` shows: every metric folded by Fold::kSum as a
-// number, and for a labelled one also "<name>_by_<label>" ("errors_by_class")
-// by label value.
+// number (a histogram's: its count), and for a labelled one also
+// "<name>_by_<label>[_<label>]" ("errors_by_class") by label value.
 void add_stats_metrics(common::Json& out, const common::metrics::Counters& totals);
 
 // ---- The worker table ------------------------------------------------------
@@ -119,6 +123,7 @@ struct Worker {
     uint64_t starved_count = 0;  // such silences so far
     int signal_sent = 0;         // the last signal we sent, 0 if none
     bool retiring = false;       // a replacement is starting; drain once it is ready
+    bool hung = false;           // aborted for its silence: its exit is a "hung" restart
     bool paused = false;         // told to stop accepting (balancing)
     bool channel_closed = false;
 };
@@ -199,6 +204,8 @@ class Supervisor {
     common::Json users_json() const;
     // Every route the workers report, by name: see RouteStatus::routes_json().
     common::Json routes_json() const;
+    // What /metrics and the `metrics` command render (master/prometheus.h).
+    prometheus::Snapshot metrics_snapshot() const;
 
   private:
     static void on_channel(evutil_socket_t fd, short events, void* arg) noexcept;
@@ -208,6 +215,7 @@ class Supervisor {
     void on_route_stats(Worker& worker, const common::channel::RouteStats& record);
     void on_exit(Worker& worker, int wait_status);
     void count_failure(const Worker& worker, ExitKind kind);
+    void count_restart(const Worker& worker, bool expected);
 
     bool spawn(int slot);
     [[noreturn]] void run_child(int slot, int channel_fd, pid_t master_pid);
@@ -256,6 +264,8 @@ class Supervisor {
     // RouteStats records.
     RouteStatus routes_;
     uint64_t starved_total_ = 0;
+    // Workers replaced, by prometheus::RestartReason.
+    std::array<uint64_t, prometheus::kRestartReasonCount> restarts_{};
 };
 
 }  // namespace master

@@ -20,6 +20,7 @@ void BodyPump::count(size_t n) const {
     counters.bytes_in += n;
     counters.bytes_out += n;
     recorded += n;
+    upstream_recorded += n;
 }
 
 bool BodyPump::hold_if_receiver_full() const {
@@ -78,6 +79,7 @@ bool BodyPump::move_chunked(http::ChunkedDecoder& decoder, bool reencode, bool& 
         }
         evbuffer_drain(input, step.consumed);
         recorded += step.consumed;
+        upstream_recorded += step.consumed;
         if (step.status == http::ParseStatus::kError) return false;
         if (step.status == http::ParseStatus::kComplete) done = true;
         if (step.status == http::ParseStatus::kNeedMore && step.consumed == 0 &&

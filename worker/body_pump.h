@@ -19,6 +19,10 @@ struct BodyPump {
     bufferevent* from;
     bufferevent* to;
     uint64_t& recorded;  // the exchange record's byte count for this direction
+    // Its count on the upstream's side: what the upstream sent (toward the
+    // client) or was sent (from the client); bodies count the same bytes
+    // on both sides.
+    uint64_t& upstream_recorded;
     Counters& counters;
     size_t high_mark;
 

@@ -1,6 +1,7 @@
 #include "worker/exchange_record.h"
 
 #include "worker/access_log.h"
+#include "worker/exchange_metrics.h"
 #include "worker/worker_context.h"
 
 namespace worker {
@@ -21,6 +22,7 @@ void ExchangeRecord::finish(WorkerContext& context) {
     if (finished_) return;
     finished_ = true;
     if (error_class) context.counters.errors[*error_class]++;
+    count_exchange(*this, std::chrono::steady_clock::now() - started, context.counters);
     if (!context.access_log->enabled()) return;
     AccessRecord line;
     line.client = client;

@@ -2,8 +2,8 @@
 // filled along the way by the protocol and the pipeline (who asked, on which
 // listener, for what, by which route, what came of it, how many bytes, how
 // long) and consumed once, by finish(), which counts its error class and
-// writes its access-log line. Later outputs (metrics, other log formats)
-// read the same record.
+// writes its access-log line; its metrics are counted there too
+// (exchange_metrics.h).
 #pragma once
 
 #include <chrono>
@@ -33,6 +33,8 @@ struct ExchangeRecord {
     int status = 0;             // HTTP status (or the status the same outcome gets over HTTP)
     uint64_t bytes_from_client = 0;
     uint64_t bytes_to_client = 0;
+    uint64_t bytes_from_upstream = 0;  // heads and bodies read from the upstream
+    uint64_t bytes_to_upstream = 0;    // heads and bodies written to it
     std::optional<RefusalCause> refusal;
     std::string reason;  // why it was refused or ended abnormally
     std::optional<uint32_t> error_class;
@@ -41,8 +43,8 @@ struct ExchangeRecord {
     void refuse(const Refusal& refusal);
     // Records an abnormal end of class `error_class` (common::channel).
     void fail(uint32_t error_class, std::string why);
-    // Counts the error class (if any) and writes the access-log line, once;
-    // later calls do nothing.
+    // Counts the error class (if any) and the exchange's metrics, and writes
+    // the access-log line, once; later calls do nothing.
     void finish(WorkerContext& context);
 
   private:

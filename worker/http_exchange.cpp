@@ -280,6 +280,7 @@ void HttpExchange::send_request_head(bufferevent* up) {
     if (parent == nullptr || parent->scheme == common::ParentScheme::kSocks5) {
         send_or_queue(up, upstream_head_.data(), upstream_head_.size());
         context_.counters.bytes_out += upstream_head_.size();
+        record_.bytes_to_upstream += upstream_head_.size();
         return;
     }
     // One write, so the head leaves in one segment as it does to an origin.
@@ -291,16 +292,18 @@ void HttpExchange::send_request_head(bufferevent* up) {
     head.append(upstream_head_, rest);
     send_or_queue(up, head.data(), head.size());
     context_.counters.bytes_out += head.size();
+    record_.bytes_to_upstream += head.size();
 }
 
 BodyPump HttpExchange::pump_to_client() {
-    return BodyPump{upstream_.get(), owner_.client(), record_.bytes_to_client, context_.counters,
-                    limits_.buffer_size};
+    return BodyPump{upstream_.get(),         owner_.client(),
+                    record_.bytes_to_client, record_.bytes_from_upstream,
+                    context_.counters,       limits_.buffer_size};
 }
 
 BodyPump HttpExchange::pump_to_upstream() {
-    return BodyPump{owner_.client(), upstream_.get(), record_.bytes_from_client, context_.counters,
-                    limits_.buffer_size};
+    return BodyPump{owner_.client(),           upstream_.get(),   record_.bytes_from_client,
+                    record_.bytes_to_upstream, context_.counters, limits_.buffer_size};
 }
 
 void HttpExchange::pump_request_body() {
@@ -417,6 +420,7 @@ bool HttpExchange::relay_interim(const http::ResponseHead& head) {
         return false;
     }
     interim_bytes_ += head.head_length;
+    record_.bytes_from_upstream += head.head_length;
     if (++interim_count_ > kMaxInterimResponses || interim_bytes_ > limits_.max_header_size) {
         upstream_malformed(RefusalCause::kUpstreamProtocol,
                            "too many interim responses from upstream");
@@ -475,6 +479,7 @@ bool HttpExchange::start_response(const http::ResponseHead& head) {
     // Staged until pump_response_body(), which always follows.
     evbuffer_add(staged_response_head(), out.data(), out.size());
     record_.bytes_to_client += out.size();
+    record_.bytes_from_upstream += head.head_length;
     context_.counters.bytes_in += head.head_length;
     context_.counters.bytes_out += out.size();
     return true;
@@ -557,6 +562,7 @@ bool HttpExchange::start_body_relay() {
             context_.counters.bytes_in += n;
             context_.counters.bytes_out += n;
             record_.bytes_to_client += n;
+            record_.bytes_from_upstream += n;
         },
         [this](SocketRelay::End end, int error) {
             if (!retired()) on_body_relay_end(end, error);

@@ -26,6 +26,8 @@ std::unique_ptr<OpenTunnel> OpenTunnel::start(WorkerContext& context, common::Bu
             ExchangeRecord& r = self->record_;
             r.bytes_from_client += totals.client_to_upstream;
             r.bytes_to_client += totals.upstream_to_client;
+            r.bytes_to_upstream += totals.client_to_upstream;
+            r.bytes_from_upstream += totals.upstream_to_client;
             if (std::string_view(totals.end_reason) != "closed") r.reason = totals.end_reason;
             r.finish(context);
             done();

@@ -820,5 +820,42 @@ TEST(ConfigShipped, DefaultConfLoads) {
     EXPECT_TRUE(c->resolver.nameservers.empty());
 }
 
+// --- [metrics] --------------------------------------------------------------
+
+class MetricsConfigTest : public ConfigTest {};
+
+TEST_F(MetricsConfigTest, OffByDefaultOrAnAddress) {
+    EXPECT_FALSE(load_with_listener("")->metrics.listen);
+    EXPECT_FALSE(load_with_listener("[metrics]\nlisten = off\n")->metrics.listen);
+    ConfigPtr c = load_with_listener("[metrics]\nlisten = 127.0.0.1:9145\n");
+    ASSERT_TRUE(c && c->metrics.listen);
+    EXPECT_EQ(c->metrics.listen->host, "127.0.0.1");
+    EXPECT_EQ(c->metrics.listen->port, 9145);
+    c = load_with_listener("[metrics]\nlisten = [::1]:0\n");
+    ASSERT_TRUE(c && c->metrics.listen);
+    EXPECT_EQ(c->metrics.listen->host, "::1");
+}
+
+TEST_F(MetricsConfigTest, ErrorsNameFileAndLine) {
+    EXPECT_EQ(error_with_listener("[metrics]\nlisten = localhost:9145\n"),
+              ":2: invalid value for \"listen\" in [metrics]: \"localhost:9145\" is not off or "
+              "a numeric address and port (e.g. 127.0.0.1:9145 or [::1]:9145)");
+    EXPECT_NE(error_with_listener("[metrics]\nlisten = 127.0.0.1\n").find(":2: invalid value"),
+              std::string::npos);
+    EXPECT_NE(error_with_listener("[metrics]\nlisten = 127.0.0.1:70000\n").find(":2: invalid"),
+              std::string::npos);
+    EXPECT_NE(error_with_listener("[metrics]\nport = 1\n").find(":2: unknown key"),
+              std::string::npos);
+}
+
+TEST_F(MetricsConfigTest, MayNotTakeAListenersAddress) {
+    const std::string listener = "[listen main]\naddress = 127.0.0.1:3128\n";
+    EXPECT_EQ(error_for(listener + "[metrics]\nlisten = 127.0.0.1:3128\n"),
+              ": [metrics]: \"listen\" 127.0.0.1:3128 is the address of [listen main]");
+    EXPECT_NE(error_for(listener + "[metrics]\nlisten = 0.0.0.0:3128\n").find("[listen main]"),
+              std::string::npos);
+    EXPECT_TRUE(load(listener + "[metrics]\nlisten = 127.0.0.1:3129\n"));
+}
+
 }  // namespace
 }  // namespace common

@@ -138,15 +138,18 @@ TEST(Reporting, EveryMetricReachesTheWorkersAnswer) {
     EXPECT_EQ(item.size(), std::size(common::metrics::kMetrics));
     for (const common::metrics::Metric& m : common::metrics::kMetrics) {
         const common::Json& field = item[std::string(m.name)];
-        if (m.label.name == nullptr) {
+        if (m.label.none()) {
             EXPECT_EQ(field, m.values(c)[0]) << m.name;
             continue;
         }
         ASSERT_TRUE(field.is_object()) << m.name;
-        EXPECT_EQ(field.size(), m.size()) << m.name;
-        for (uint32_t i = 0; i < m.size(); ++i) {
-            EXPECT_EQ(field.value(m.label.values(i), uint64_t{0}), m.values(c)[i])
-                << m.name << " " << m.label.values(i);
+        for (uint32_t i = 0; i < m.labelled_values(); ++i) {
+            const common::Json& at = m.label.two() ? field[m.first_value(i)][m.second_value(i)]
+                                                   : field[m.first_value(i)];
+            EXPECT_EQ(at, m.values(c)[i]) << m.name << " " << m.first_value(i);
+        }
+        if (m.type == common::metrics::Type::kHistogram) {
+            EXPECT_EQ(field["sum_us"], m.values(c)[m.labelled_values()]) << m.name;
         }
     }
     // Today's shape, which scripts read.
@@ -169,13 +172,16 @@ TEST(Reporting, StatsSumsEveryFoldedMetricOverWorkers) {
             EXPECT_FALSE(stats.contains(name)) << name;
             continue;
         }
-        const uint64_t live = m.type == common::metrics::Type::kCounter ? 3 : 2;
+        const uint64_t live = m.type != common::metrics::Type::kGauge ? 3 : 2;
         EXPECT_EQ(stats.value(name, uint64_t{0}), live * m.total(c)) << name;
-        if (m.label.name == nullptr) continue;
-        const common::Json& by = stats[name + "_by_" + m.label.name];
-        for (uint32_t i = 0; i < m.size(); ++i) {
-            EXPECT_EQ(by.value(m.label.values(i), uint64_t{0}), live * m.values(c)[i])
-                << name << " " << m.label.values(i);
+        if (m.label.none()) continue;
+        std::string by_name = name + "_by_" + m.label.first.name;
+        if (m.label.two()) by_name += std::string("_") + m.label.second.name;
+        const common::Json& by = stats[by_name];
+        for (uint32_t i = 0; i < m.labelled_values(); ++i) {
+            const common::Json& at =
+                m.label.two() ? by[m.first_value(i)][m.second_value(i)] : by[m.first_value(i)];
+            EXPECT_EQ(at, live * m.values(c)[i]) << name << " " << m.first_value(i);
         }
     }
     // The contract's fields, in today's shape.
