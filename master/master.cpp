@@ -393,9 +393,9 @@ void Master::start_upgrade() {
     std::string error;
     std::vector<Listener> handed = supervisor_->current()->listeners;
     if (std::optional<Listener> metrics = metrics_->handover()) handed.push_back(*metrics);
-    pid_t pid = start_new_master(options_.executable, options_.argv, handed,
-                                 options_.systemd.environment_for_successor(), upgrade_report_,
-                                 error);
+    pid_t pid =
+        start_new_master(options_.executable, options_.argv, handed,
+                         options_.systemd.environment_for_successor(), upgrade_report_, error);
     if (pid < 0) {
         LOG_ERROR("hot upgrade failed: %s; still serving", error.c_str());
         if (moved) ::rename(old_bin.c_str(), pid_file_.c_str());
