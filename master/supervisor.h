@@ -28,6 +28,7 @@
 #include "common/scoreboard.h"
 #include "common/shared_table.h"
 #include "master/listeners.h"
+#include "master/log_files.h"
 #include "master/route_status.h"
 #include "master/silence.h"
 
@@ -140,6 +141,9 @@ class Supervisor {
     // Its workers start at the next tick; the previous generations are
     // drained once every slot of this one has reported.
     void start_generation(GenerationPtr generation);
+    // The access log each worker forked from now on inherits (the master's,
+    // which outlives the supervisor); null: none.
+    void set_access_log(const AccessLogFile* log) { access_log_ = log; }
     const GenerationPtr& current() const { return current_; }
 
     int target() const { return target_; }
@@ -218,6 +222,7 @@ class Supervisor {
     void open_shared_table(const common::Config& config);
 
     event_base* base_;
+    const AccessLogFile* access_log_ = nullptr;
     // Mapped before the first fork, so every worker shares it (see
     // common/scoreboard.h); null if mmap failed (balancing then relies on
     // the reports alone).

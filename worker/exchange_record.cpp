@@ -1,6 +1,7 @@
 #include "worker/exchange_record.h"
 
 #include "worker/access_log.h"
+#include "worker/refusal.h"
 #include "worker/worker_context.h"
 
 namespace worker {
@@ -23,8 +24,10 @@ void ExchangeRecord::finish(WorkerContext& context) {
     if (error_class) context.counters.errors[*error_class]++;
     if (!context.access_log->enabled()) return;
     AccessRecord line;
+    line.time = std::chrono::system_clock::now();
     line.client = client;
     line.user = user;
+    line.listener = listener;
     line.method = method;
     line.target = target;
     line.version_minor = version_minor;
@@ -34,7 +37,11 @@ void ExchangeRecord::finish(WorkerContext& context) {
     line.duration = std::chrono::steady_clock::now() - started;
     line.upstream = upstream;
     line.route = route;
+    if (refusal) line.refusal = cause_name(*refusal);
     line.reason = reason;
+    line.referer = referer;
+    line.user_agent = user_agent;
+    line.pid = context.access_log->pid();
     context.access_log->write(line);
 }
 

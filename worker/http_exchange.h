@@ -86,8 +86,11 @@ class HttpExchange final : public Deferrable {
                  const common::http::Limits& parse_limits);
     ~HttpExchange() override;
 
-    // A head the connection could not parse: only the record is used.
-    void record_unreadable_head() { record_.method = "-"; }
+    // A head the connection could not parse or did not get whole (400,
+    // 408, 414, 431): only the record is used, with as much of the request
+    // line as `received` holds, so the logs still say what was asked.
+    void record_unreadable_head(std::string_view received);
+    void record_header_fields(const common::http::RequestHead& head);
     // Takes a parsed request head and drains it from the client's input.
     void begin(const common::http::RequestHead& head);
 
