@@ -144,8 +144,9 @@ class AccessLog : public ::testing::Test {
             EXPECT_TRUE(tunnel.connect(http));
             tunnel.send("CONNECT " + origin_.host_port() + " HTTP/1.1\r\nHost: " +
                         origin_.host_port() + "\r\nUser-Agent: Tunnel/1.0\r\n\r\n");
-            auto r = tunnel.read_response();
-            EXPECT_TRUE(r && r->status == 200);
+            // A tunnel's 200 has no body length: read its head only.
+            std::string head = read_at_least(tunnel, 12);
+            EXPECT_TRUE(starts_with(head, "HTTP/1.1 200")) << head;
             tunnel.close();
             ++n;
         }
@@ -375,7 +376,7 @@ TEST(AccessLogPrivileges, UnprivilegedWorkersLogIntoRootOwnedDirectory) {
     proxy.stop();
     EXPECT_NE(::access(proxy.path("run/proxyd.pid").c_str(), F_OK), 0)
         << "the pid file is left behind";
-    EXPECT_EQ(proxy.log_lines_with("unlink()").size(), 0u) << proxy.error_log();
+    EXPECT_EQ(proxy.log_lines_with("proxyd.pid").size(), 0u) << proxy.error_log();
 }
 
 }  // namespace

@@ -697,7 +697,9 @@ TEST_F(SpliceRelay, ClientResetMidBodyClosesTheUpstreamConnection) {
     harness::Json big = wait_access_line("/big", "", 1s);
     std::printf("[ info     ] access log for the reset client: %s\n",
                 big.is_null() ? "(no line)" : big["reason"].str().c_str());
-    if (!big.is_null()) EXPECT_FALSE(big["reason"].is_null()) << "logged as complete";
+    if (!big.is_null()) {
+        EXPECT_FALSE(big["reason"].is_null()) << "logged as complete";
+    }
 }
 
 // RFC 9112 6.3: bytes an origin sends after a complete response must not be
