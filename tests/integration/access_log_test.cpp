@@ -333,6 +333,47 @@ TEST_F(AccessLog, JsonLinesParseAndMatchTheRequests) {
         << proxy.control("stats").value_or("");
 }
 
+// A reload that changes the path opens the new file in the master (a path
+// it cannot open refuses the reload, naming it); the new workers write there,
+// in the new format.
+TEST(AccessLogReload, NewPathIsOpenedByTheMaster) {
+    ConfigBuilder c;
+    c.set("master", "workers", "1");
+    c.set("log", "access_log", "${dir}/first.log");
+    ProxydInstance proxy(c);
+    ASSERT_TRUE(proxy.start());
+    HttpOrigin origin;
+    EXPECT_EQ(curl_via(proxy.listener_port(), {origin.url("/one")}).exit_code, 0);
+    EXPECT_NE(wait_for_line(proxy.path("first.log"), {"/one HTTP/1.1\" 200"}), "");
+
+    proxy.config().set("log", "access_log", "${dir}/missing/second.log");
+    ASSERT_TRUE(proxy.write_config());
+    Json refused = proxy.control_json("reload");
+    EXPECT_FALSE(refused["ok"].boolean());
+    EXPECT_NE(refused["error"].str().find("[log] \"access_log\": cannot open access log \"" +
+                                          proxy.path("missing/second.log") + "\""),
+              std::string::npos)
+        << refused["error"].str();
+
+    proxy.config().set("log", "access_log", "${dir}/second.log");
+    proxy.config().set("log", "access_log_format", "json");
+    ASSERT_TRUE(proxy.write_config());
+    ASSERT_TRUE(proxy.control_json("reload")["ok"].boolean());
+    Json record;
+    EXPECT_TRUE(wait_for(
+        [&] {
+            curl_via(proxy.listener_port(), {origin.url("/two")});
+            record = wait_for_record(
+                proxy.path("second.log"),
+                [](const Json& r) { return field_has(r, "target", "/two"); }, 200ms);
+            return !record.is_null();
+        },
+        10s))
+        << read_file(proxy.path("second.log"));
+    EXPECT_EQ(record["status"].as_int(), 200);
+    EXPECT_EQ(read_file(proxy.path("first.log")).find("/two"), std::string::npos);
+}
+
 // The papercut of issue 16: `user = nobody` and a log directory only root
 // may write to. The master opens the log before it drops its privileges,
 // gives the file to nobody (so a reopen of the same file works), and the
