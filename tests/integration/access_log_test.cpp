@@ -21,6 +21,7 @@
 
 #include "tests/integration/harness.h"
 #include "tests/integration/socks_messages.h"
+#include "tests/integration/users_fixture.h"
 
 namespace {
 
@@ -333,6 +334,32 @@ TEST_F(AccessLog, JsonLinesParseAndMatchTheRequests) {
     EXPECT_TRUE(wait_for(
         [&] { return proxy.control_json("stats")["errors_by_class"]["denied"].as_int() == 3; }, 5s))
         << proxy.control("stats").value_or("");
+}
+
+// On a SOCKS5 listener with passwords, a client outside allow_clients is
+// never asked for one (nothing to guess against): it gets no-auth, then
+// reply 02 to its CONNECT, and its line.
+TEST(AccessLogDenied, Socks5PasswordListenerRefusesWithoutAskingForAPassword) {
+    ConfigBuilder c;
+    c.set("master", "workers", "1");
+    c.set("log", "access_log", "${dir}/access.log");
+    c.set("acl", "allow_clients", "127.0.0.1/32");
+    c.set("auth", "users_file", "${dir}/users");
+    c.add_listener("socks", "127.0.0.1:0", "socks5");
+    c.set("listen socks", "auth", "password");
+    ProxydInstance proxy(c);
+    UsersFile users;
+    ASSERT_TRUE(users.add("alice", "secret"));
+    ASSERT_TRUE(users.write(proxy.path("users")));
+    ASSERT_TRUE(proxy.start());
+    HttpOrigin origin;
+    // Offers no-auth and username/password (as curl does).
+    std::string answer = exchange_from("127.0.0.2", proxy.listener_port("socks"),
+                                       bytes({5, 2, 0, 2}) + socks::connect_ipv4(origin.port()));
+    EXPECT_EQ(hex(answer), hex(socks::kMethodNoAuth + socks::failure(socks::kNotAllowed)));
+    EXPECT_NE(wait_for_line(proxy.path("access.log"), {"127.0.0.2 - - [", " SOCKS5\" 403 "}), "")
+        << read_file(proxy.path("access.log"));
+    EXPECT_EQ(origin.request_count(), 0u);
 }
 
 // A reload that changes the path opens the new file in the master (a path
