@@ -154,6 +154,13 @@ std::optional<Rotation> parse_rotation(std::string_view text, std::string& error
     return std::nullopt;
 }
 
+std::optional<AccessLogFormat> parse_access_log_format(std::string_view text, std::string& error) {
+    if (text == "combined") return AccessLogFormat::kCombined;
+    if (text == "json") return AccessLogFormat::kJson;
+    error = "\"" + std::string(text) + "\" is not an access log format (combined or json)";
+    return std::nullopt;
+}
+
 std::optional<OnFailure> parse_on_failure(std::string_view text, std::string& error) {
     if (text == "retry-next") return OnFailure::kRetryNext;
     if (text == "fail") return OnFailure::kFail;
@@ -349,6 +356,8 @@ const std::map<std::string, std::map<std::string, KeyRule>>& schema() {
              {"error_log", scalar(&Config::log, &LogConfig::error_log, parse_string)},
              {"level", scalar(&Config::log, &LogConfig::level, parse_level)},
              {"access_log", scalar(&Config::log, &LogConfig::access_log, parse_path_or_off)},
+             {"access_log_format",
+              scalar(&Config::log, &LogConfig::access_log_format, parse_access_log_format)},
          }},
         {"metrics",
          {

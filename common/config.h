@@ -57,10 +57,15 @@ struct MetricsConfig {
     std::optional<HostPort> listen;  // numeric host; port 0 picks one; none: off
 };
 
+// combined: NCSA Combined, what goaccess and other log tools read;
+// json: one object per line.
+enum class AccessLogFormat { kCombined, kJson };
+
 struct LogConfig {
     std::string error_log = "stderr";
     LogLevel level = LogLevel::kInfo;
     std::string access_log;  // empty = off
+    AccessLogFormat access_log_format = AccessLogFormat::kCombined;
 };
 
 struct LimitsConfig {

@@ -139,6 +139,10 @@ bool reopen(std::string& error) {
     return true;
 }
 
+int file_descriptor() {
+    return state().fd == STDERR_FILENO ? -1 : state().fd;
+}
+
 void set_role(const std::string& role) {
     state().role = role;
 }

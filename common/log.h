@@ -29,6 +29,8 @@ bool open(const std::string& target, LogLevel level, std::string& error);
 // Reopens the current file (logrotate, SIGUSR1). False if that failed; the
 // old descriptor stays in use.
 bool reopen(std::string& error);
+// The descriptor of the log file; -1 when the log goes to stderr.
+int file_descriptor();
 // "master", "worker 3": the role part of every line of this process.
 void set_role(const std::string& role);
 bool enabled(LogLevel level);

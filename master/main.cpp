@@ -222,19 +222,6 @@ void redirect_stdio_to_null() {
     if (null_fd > STDERR_FILENO) ::close(null_fd);
 }
 
-// The worker opens the access log after the master dropped its privileges:
-// the master tries first, as that user, so a log the workers could not open
-// stops the start instead of sending every worker into a crash loop.
-bool access_log_opens(const common::Config& config, std::string& error) {
-    const std::string& path = config.log.access_log;
-    if (path.empty()) return true;
-    common::UniqueFd fd(::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644));
-    if (fd) return true;
-    error = config.path + ": [log] \"access_log\": cannot open access log \"" + path +
-            "\": " + std::strerror(errno);
-    return false;
-}
-
 // proxyd -t: the file, then what a start would refuse (master/preflight.h).
 int test_config(const std::string& path, const common::Config& config) {
     master::PreflightReport report = master::preflight(config);
@@ -274,19 +261,34 @@ int run(const CommandLine& cl, common::ConfigPtr config, master::UpgradeHandover
         notify_parent(notify, report.errors.front());
         return kExitConfig;
     }
+    // Made and opened as root (when proxyd starts as root), then handed to
+    // `user`, so that it can reopen, remove and rename them later.
+    master::RootMade made;
     for (const std::string* file : {&config->master.pid_file, &config->master.control_socket}) {
-        if (!master::make_runtime_directory(*file, error)) {
+        bool created = false;
+        if (!master::make_runtime_directory(*file, error, &created)) {
             return fail_start(*config, error, notify, false);
         }
+        if (created) made.directories.push_back(master::directory_of(*file));
     }
     common::log::set_role("master");
     if (!common::log::open(config->log.error_log, config->log.level, error)) {
         return fail_start(*config, error, notify, false);
     }
     common::route_libevent_logs();
+    if (int fd = common::log::file_descriptor(); fd >= 0) {
+        made.log_files.emplace_back(fd, config->log.error_log);
+    }
+    auto access_log = std::make_unique<master::AccessLogFile>();
+    if (!access_log->open(config->log.access_log, error)) {
+        fail_start(*config, config->path + ": [log] \"access_log\": " + error, notify);
+        return kExitConfig;
+    }
+    if (access_log->fd() >= 0) made.log_files.emplace_back(access_log->fd(), access_log->path());
     master::MasterOptions options;
     options.config_path = cl.config_path;
     options.upgrade_from = handover.old_master;
+    options.access_log = std::move(access_log);
     // Before any worker is forked: they must not inherit $NOTIFY_SOCKET.
     options.systemd = master::SystemdNotifier::from_environment(handover.old_master);
     options.argv.assign(argv, argv + argc);
@@ -317,8 +319,7 @@ int run(const CommandLine& cl, common::ConfigPtr config, master::UpgradeHandover
     const bool daemon = cl.daemonize && handover.old_master == 0;
     if (daemon) notify = daemonize();
     if (!master::write_pid_file(config->master.pid_file, ::getpid(), error) ||
-        !master::drop_privileges(config->master, *control, error) ||
-        !access_log_opens(*config, error)) {
+        !master::drop_privileges(config->master, *control, made, error)) {
         control->remove();
         master::remove_pid_file_if_ours(config->master.pid_file, ::getpid());
         return fail_start(*config, error, notify);

@@ -128,7 +128,7 @@ void raise_nofile_limit(const common::Config& config) {
 }
 
 bool drop_privileges(const common::MasterConfig& config, ControlSocket& control,
-                     std::string& error) {
+                     const RootMade& made, std::string& error) {
     if (config.user.empty() && config.group.empty()) return true;
     if (::geteuid() != 0) {
         LOG_WARN("\"user\" and \"group\" are ignored: proxyd is not running as root");
@@ -154,6 +154,16 @@ bool drop_privileges(const common::MasterConfig& config, ControlSocket& control,
         gid = gr->gr_gid;
     }
     if (!control.chown(uid, gid, error)) return false;
+    for (const auto& [fd, path] : made.log_files) {
+        if (!give_log_file(fd, path, uid, gid, error)) return false;
+    }
+    for (const std::string& dir : made.directories) {
+        if (::chown(dir.c_str(), uid, gid) != 0) {
+            error = "chown() \"" + dir + "\" failed (" + std::to_string(errno) + ": " +
+                    std::strerror(errno) + ")";
+            return false;
+        }
+    }
     if (::setgroups(1, &gid) != 0 || ::setgid(gid) != 0 || ::setuid(uid) != 0) {
         error = std::string("dropping privileges failed (") + std::to_string(errno) + ": " +
                 std::strerror(errno) + ")";
@@ -211,6 +221,8 @@ int Master::run() {
         return 1;
     }
     supervisor_ = std::make_unique<Supervisor>(base_.get());
+    if (!options_.access_log) options_.access_log = std::make_unique<AccessLogFile>();
+    supervisor_->set_access_log(options_.access_log.get());
     if (!metrics_->start(
             base_.get(), [this] { return metrics_text(); }, error)) {
         LOG_ERROR("%s", error.c_str());
@@ -330,6 +342,15 @@ bool Master::apply_reload(std::string& error) {
         LOG_ERROR("reload refused, keeping the current configuration: %s", error.c_str());
         return false;
     }
+    // A changed access log is opened here, by the master, which has the
+    // same rights as its workers (they inherit the descriptor).
+    auto access_log = std::make_unique<AccessLogFile>();
+    bool new_access_log = config->log.access_log != options_.access_log->path();
+    if (new_access_log && !access_log->open(config->log.access_log, error)) {
+        error = config->path + ": [log] \"access_log\": " + error;
+        LOG_ERROR("reload refused, keeping the current configuration: %s", error.c_str());
+        return false;
+    }
     const common::LogConfig& old_log = config_->log;
     if (config->log.error_log != old_log.error_log || config->log.level != old_log.level) {
         if (!common::log::open(config->log.error_log, config->log.level, error)) {
@@ -348,6 +369,8 @@ bool Master::apply_reload(std::string& error) {
                  metrics_->address().c_str());
     }
     raise_nofile_limit(*config);
+    if (new_access_log) options_.access_log = std::move(access_log);
+    supervisor_->set_access_log(options_.access_log.get());
     config_ = config;
     auto generation = std::make_shared<Generation>();
     generation->number = ++generation_;
@@ -362,6 +385,10 @@ bool Master::apply_reload(std::string& error) {
 void Master::reopen_logs() {
     std::string error;
     if (!common::log::reopen(error)) LOG_ERROR("reopening the log failed: %s", error.c_str());
+    // For the workers forked from now on; the running ones reopen theirs.
+    if (!options_.access_log->reopen(error)) {
+        LOG_ERROR("reopening the access log failed: %s", error.c_str());
+    }
     supervisor_->broadcast(ch::CommandCode::kReopenLogs);
 }
 

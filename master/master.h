@@ -17,6 +17,7 @@
 #include "common/libevent_handles.h"
 #include "master/control_socket.h"
 #include "master/listeners.h"
+#include "master/log_files.h"
 #include "master/metrics_endpoint.h"
 #include "master/sd_notify.h"
 #include "master/supervisor.h"
@@ -29,6 +30,8 @@ struct MasterOptions {
     std::vector<std::string> argv;  // the command line a hot upgrade runs again
     pid_t upgrade_from = 0;         // the old master when started by a hot upgrade
     SystemdNotifier systemd;        // disabled unless $NOTIFY_SOCKET was set
+    // Opened before the privileges were dropped; workers inherit it.
+    std::unique_ptr<AccessLogFile> access_log;
 };
 
 class Master {
@@ -108,10 +111,19 @@ rlim_t wanted_nofile(const common::Config& config);
 // its parts.
 std::string nofile_shortfall(rlim_t hard_limit, const common::Config& config);
 
+// What the master opened or made as root that the user it becomes must own
+// to use again: the log files (reopened by path after a rotation) and the
+// runtime directories it created (the pid file and the control socket are
+// removed, renamed and made again in them).
+struct RootMade {
+    std::vector<std::pair<int, std::string>> log_files;  // descriptor, path
+    std::vector<std::string> directories;
+};
+
 // Switches to the configured user/group (only when running as root; when not
-// root and they are set, warns and ignores them). The control socket is
-// handed to that user first. False with `error` set.
+// root and they are set, warns and ignores them). The control socket and
+// `made` are handed to that user first. False with `error` set.
 bool drop_privileges(const common::MasterConfig& config, ControlSocket& control,
-                     std::string& error);
+                     const RootMade& made, std::string& error);
 
 }  // namespace master

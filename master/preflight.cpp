@@ -21,13 +21,13 @@
 
 namespace master {
 
-namespace {
-
 std::string directory_of(const std::string& path) {
     size_t slash = path.rfind('/');
     if (slash == std::string::npos) return ".";
     return slash == 0 ? "/" : path.substr(0, slash);
 }
+
+namespace {
 
 // A file may be created in `dir`: 0, or why not.
 int directory_error(const std::string& dir) {
@@ -218,9 +218,11 @@ int append_error(const std::string& path) {
     return directory_error(directory_of(path));
 }
 
-bool make_runtime_directory(const std::string& file, std::string& error) {
+bool make_runtime_directory(const std::string& file, std::string& error, bool* created) {
     const std::string dir = directory_of(file);
-    if (::mkdir(dir.c_str(), 0755) == 0 || errno == EEXIST) return true;
+    bool made = ::mkdir(dir.c_str(), 0755) == 0;
+    if (created != nullptr) *created = made;
+    if (made || errno == EEXIST) return true;
     error = failed("mkdir()", dir, errno);
     return false;
 }

@@ -57,10 +57,14 @@ std::string source_address_problem(const common::Config& config);
 // when it can.
 int append_error(const std::string& path);
 
+// The directory part of `path`: "." when it has none.
+std::string directory_of(const std::string& path);
+
 // Makes the directory of `file` (the pid file, the control socket) when it
 // is missing: one level, mode 0755, so a fresh tree's "run/" or a wiped
 // "/run/proxyd/" is no reason to fail. False with `error`
-// ("mkdir() \"run\" failed (13: Permission denied)").
-bool make_runtime_directory(const std::string& file, std::string& error);
+// ("mkdir() \"run\" failed (13: Permission denied)"). `created` (when
+// given) says whether it made the directory now.
+bool make_runtime_directory(const std::string& file, std::string& error, bool* created = nullptr);
 
 }  // namespace master

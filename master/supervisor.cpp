@@ -478,6 +478,10 @@ void Supervisor::run_child(int slot, int channel_fd, pid_t master_pid) {
     startup.scoreboard = scoreboard_.get();
     startup.shared_table = shared_table_.get();
     std::vector<int> keep{channel_fd};
+    if (access_log_ != nullptr && access_log_->fd() >= 0) {
+        startup.access_log_fd = access_log_->fd();
+        keep.push_back(access_log_->fd());
+    }
     for (const Listener& l : current_->listeners) {
         keep.push_back(l.fd());
         startup.listeners.push_back({l.fd(), l.config, l.socket->bound});

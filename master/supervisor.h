@@ -29,6 +29,7 @@
 #include "common/scoreboard.h"
 #include "common/shared_table.h"
 #include "master/listeners.h"
+#include "master/log_files.h"
 #include "master/prometheus.h"
 #include "master/route_status.h"
 #include "master/silence.h"
@@ -147,6 +148,9 @@ class Supervisor {
     // set_target() (scale, SIGTTIN, SIGTTOU) is kept instead while the
     // configuration's own `workers` value stays what it was.
     void start_generation(GenerationPtr generation);
+    // The access log each worker forked from now on inherits (the master's,
+    // which outlives the supervisor); null: none.
+    void set_access_log(const AccessLogFile* log) { access_log_ = log; }
     const GenerationPtr& current() const { return current_; }
 
     int target() const { return target_; }
@@ -237,6 +241,7 @@ class Supervisor {
     void adopt_worker_count(bool reload);
 
     event_base* base_;
+    const AccessLogFile* access_log_ = nullptr;
     // Mapped before the first fork, so every worker shares it (see
     // common/scoreboard.h); null if mmap failed (balancing then relies on
     // the reports alone).

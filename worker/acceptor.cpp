@@ -176,13 +176,8 @@ int Acceptor::accept_client(int listen_fd, sockaddr_storage& address, socklen_t&
 }
 
 void Acceptor::serve(Endpoint& endpoint, int fd, const common::SocketAddress& client) {
-    if (!client_allowed(context_.config->acl, client)) {
-        context_.counters.errors[common::channel::kErrDenied]++;
-        LOG_INFO("client %s is not in allow_clients: connection closed",
-                 client.to_string().c_str());
-        ::close(fd);
-        return;
-    }
+    // allow_clients is the pipeline's first stage (policy.h), so that a
+    // refused client hears why in its protocol and has its log line.
     const common::ListenConfig& listener = endpoint.listener.config;
     common::BufferEventPtr transport = make_client_transport(context_.base, fd, listener);
     if (!transport) return;

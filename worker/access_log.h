@@ -1,61 +1,92 @@
-// The access log: one line per HTTP request and per tunnel, buffered in
-// memory and written when the buffer passes 32 KiB, on every heartbeat, and
-// at exit. Format (documented in proxyd.conf(5)):
+// The access log: one line per HTTP request, CONNECT and SOCKS connect,
+// made from the exchange record (exchange_record.h), buffered in memory and
+// written when the buffer passes 32 KiB, on every heartbeat and at exit, so
+// a slow disk costs one write(2) per heartbeat, never a wait per request.
+// Two formats (proxyd.conf(5), README "Access logs"):
 //
-//   2026-11-28T13:45:01.123+0000 127.0.0.1:50122 - "GET http://example.com/ HTTP/1.1" 200 78 1590
-//   12ms 93.184.216.34:80 "-"
+// combined, NCSA Combined as Apache and nginx write it and goaccess, AWStats
+// and the like read it (`goaccess --log-format=COMBINED`):
 //
-// time, client, user, request line, status, bytes received from the client,
-// bytes sent to the client, duration, upstream address ("-" when none), and
-// the reason for a proxy-made error or an abnormal end ("-" otherwise).
-// SOCKS sessions log "SOCKS5 host:port" or "SOCKS4 host:port" as the request,
-// with the HTTP status that the same outcome gets on an HTTP CONNECT.
+//   127.0.0.1 - alice [01/Dec/2026:23:15:25 +0000] "GET http://example.com/ HTTP/1.1" 200 1590
+//   "http://example.com/" "curl/8.5.0"
+//
+// client address without port, "-" (ident), user or "-", local time, the
+// request line, status, bytes sent to the client, Referer, User-Agent. A
+// tunnel's request line is "CONNECT host:port HTTP/1.1"; a SOCKS connect's
+// is "CONNECT host:port SOCKS5" (or SOCKS4), so log tools read it as the
+// CONNECT it is. Every byte below 0x20, from 0x7f up, '"' and '\' is
+// written \xHH, as nginx does: a client cannot forge a line or a field.
+//
+// json: one object per line, every string escaped by the JSON writer, so
+// every line parses (bytes that are not UTF-8 become U+FFFD).
 #pragma once
+
+#include <sys/types.h>
 
 #include <chrono>
 #include <cstdint>
 #include <string>
 #include <string_view>
 
+#include "common/config.h"
+
 namespace worker {
 
 struct AccessRecord {
-    std::string_view client;
-    std::string_view user;
-    std::string_view method;
+    std::chrono::system_clock::time_point time;  // when the exchange ended
+    std::string_view client;                     // "address:port", "[v6]:port"
+    std::string_view user;                       // empty: none
+    std::string_view listener;
+    std::string_view method;  // "GET", "CONNECT", "SOCKS5", "SOCKS4"
     std::string_view target;
-    int version_minor = 1;  // -1: not HTTP (SOCKS), no version in the line
+    int version_minor = 1;  // -1: not HTTP (SOCKS); -2: the line had no version
     int status = 0;
     uint64_t bytes_from_client = 0;
     uint64_t bytes_to_client = 0;
     std::chrono::steady_clock::duration duration{};
-    std::string_view upstream;
-    std::string_view route;  // "direct", "NAME@192.0.2.7"...; "-" when none was chosen
-    std::string_view reason;
+    std::string_view upstream;  // the peer's address; empty: none
+    std::string_view route;     // "direct", "NAME@192.0.2.7"...; empty: none chosen
+    std::string_view refusal;   // cause_name() of a refusal; empty: none
+    std::string_view reason;    // why it was refused or ended abnormally
+    std::string_view referer;
+    std::string_view user_agent;
+    pid_t pid = 0;
 };
 
 class AccessLog {
   public:
-    // An empty path turns the log off.
-    explicit AccessLog(std::string path) : path_(std::move(path)) {}
+    // `fd` is the open log (the master opened it: see master/log_files.h),
+    // owned from here; -1 turns the log off. `path` is what a reopen opens.
+    AccessLog(std::string path, int fd, common::AccessLogFormat format);
     ~AccessLog();
     AccessLog(const AccessLog&) = delete;
     AccessLog& operator=(const AccessLog&) = delete;
 
-    // Opens the file; false (and `error`) when it cannot.
-    bool open(std::string& error);
+    // Opens the path again (logrotate, SIGUSR1). False (and `error`) when
+    // it cannot; the old descriptor stays in use then.
     bool reopen(std::string& error);
     bool enabled() const { return fd_ >= 0; }
+    // The worker's, taken when the log was made (after the fork).
+    pid_t pid() const { return pid_; }
     void write(const AccessRecord& record);
     void flush();
 
   private:
     std::string path_;
     int fd_ = -1;
+    common::AccessLogFormat format_;
+    pid_t pid_;
     std::string buffer_;
 };
 
-// Formats one record (no newline); exposed for tests.
-std::string format_access_line(const AccessRecord& record);
+// Open an access log for appending, creating it 0644: the descriptor, or -1
+// with `error` naming the path.
+int open_access_log(const std::string& path, std::string& error);
+
+// One line of each format, without the newline; exposed for tests.
+std::string format_combined(const AccessRecord& record);
+std::string format_json(const AccessRecord& record);
+// The client's address without its port (brackets dropped from IPv6).
+std::string_view client_address(std::string_view client);
 
 }  // namespace worker

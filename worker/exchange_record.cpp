@@ -2,6 +2,7 @@
 
 #include "worker/access_log.h"
 #include "worker/exchange_metrics.h"
+#include "worker/refusal.h"
 #include "worker/worker_context.h"
 
 namespace worker {
@@ -25,8 +26,10 @@ void ExchangeRecord::finish(WorkerContext& context) {
     count_exchange(*this, std::chrono::steady_clock::now() - started, context.counters);
     if (!context.access_log->enabled()) return;
     AccessRecord line;
+    line.time = std::chrono::system_clock::now();
     line.client = client;
     line.user = user;
+    line.listener = listener;
     line.method = method;
     line.target = target;
     line.version_minor = version_minor;
@@ -36,7 +39,11 @@ void ExchangeRecord::finish(WorkerContext& context) {
     line.duration = std::chrono::steady_clock::now() - started;
     line.upstream = upstream;
     line.route = route;
+    if (refusal) line.refusal = cause_name(*refusal);
     line.reason = reason;
+    line.referer = referer;
+    line.user_agent = user_agent;
+    line.pid = context.access_log->pid();
     context.access_log->write(line);
 }
 

@@ -2,8 +2,8 @@
 // filled along the way by the protocol and the pipeline (who asked, on which
 // listener, for what, by which route, what came of it, how many bytes, how
 // long) and consumed once, by finish(), which counts its error class and
-// writes its access-log line; its metrics are counted there too
-// (exchange_metrics.h).
+// writes its access-log line (in the configured format: access_log.h); its
+// metrics are counted there too (exchange_metrics.h).
 #pragma once
 
 #include <chrono>
@@ -18,6 +18,12 @@ namespace worker {
 
 struct WorkerContext;
 
+// version_minor of a SOCKS connect, and of an HTTP request line that was
+// cut short or had no readable version (its method and target are what
+// arrived).
+constexpr int kNotHttp = -1;
+constexpr int kNoVersion = -2;
+
 struct ExchangeRecord {
     std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
     // The session's text and its listener's name, which outlive the record:
@@ -27,10 +33,12 @@ struct ExchangeRecord {
     std::string user;           // authenticated user; empty: none
     std::string method;         // "GET", "CONNECT", "SOCKS5", "SOCKS4"; "-" when unreadable
     std::string target;         // as the client wrote it (HTTP) or "host:port" (SOCKS)
-    int version_minor = 1;      // -1: not HTTP
-    std::string route;          // Route::name() once routed
-    std::string upstream;       // the peer's address once connected
-    int status = 0;             // HTTP status (or the status the same outcome gets over HTTP)
+    std::string referer;        // the request's Referer and User-Agent, for the access log
+    std::string user_agent;
+    int version_minor = 1;  // kNotHttp, kNoVersion, or HTTP/1.<minor>
+    std::string route;      // Route::name() once routed
+    std::string upstream;   // the peer's address once connected
+    int status = 0;         // HTTP status (or the status the same outcome gets over HTTP)
     uint64_t bytes_from_client = 0;
     uint64_t bytes_to_client = 0;
     uint64_t bytes_from_upstream = 0;  // heads and bodies read from the upstream

@@ -151,7 +151,7 @@ void HttpConnection::read_request_head() {
     event_del(request_timer_.get());
     exchange_ = new_exchange();
     if (result.status == http::ParseStatus::kError) {
-        exchange_->record_unreadable_head();
+        exchange_->record_unreadable_head({data, want});
         respond_error(make_refusal(RefusalCause::kBadRequest, http::status_for(result.error),
                                    http::describe(result.error)),
                       true);
@@ -159,6 +159,17 @@ void HttpConnection::read_request_head() {
     }
     state_ = State::kExchange;
     exchange_->begin(head);  // may end at once (a refusal, a pooled upstream's answer later)
+}
+
+// The head that did not arrive whole in time: its request line, as far as
+// it came, for the 408's log lines.
+void HttpConnection::record_partial_head() {
+    if (!exchange_) exchange_ = new_exchange();
+    bufferevent* bev = client_.get();
+    size_t want = std::min<size_t>(input_length(bev), limits_.max_header_size);
+    const char* data = reinterpret_cast<const char*>(
+        evbuffer_pullup(bufferevent_get_input(bev), static_cast<ev_ssize_t>(want)));
+    if (data != nullptr) exchange_->record_unreadable_head({data, want});
 }
 
 std::unique_ptr<HttpExchange> HttpConnection::new_exchange() {
@@ -405,6 +416,7 @@ void HttpConnection::on_request_timer(evutil_socket_t, short, void* arg) noexcep
     if (self == nullptr) return;
     if (self->state_ == State::kReadingHead && self->client_ &&
         input_length(self->client_.get()) > 0) {
+        self->record_partial_head();
         self->respond_error(
             make_refusal(RefusalCause::kClientTimeout, "timed out reading the request head"), true);
         return;

@@ -60,6 +60,7 @@ class HttpConnection final : public ClientSession, public HttpExchange::Owner {
     void on_close() override;
     void read_request_head();
     std::unique_ptr<HttpExchange> new_exchange();
+    void record_partial_head();
     void respond_error(const Refusal& refusal, bool close);
     void reset_for_next_request();
     void retire_exchange();

@@ -119,11 +119,49 @@ HttpExchange::~HttpExchange() {
 
 // ---------------------------------------------------------------- requests
 
+// At most this much of an unreadable request line goes to the logs: enough
+// to recognise it, not a copy of a 32 KiB attack in every log line.
+constexpr size_t kMaxLoggedRequestLine = 4096;
+
+// Referer and User-Agent, for the access log's combined format.
+void HttpExchange::record_header_fields(const http::RequestHead& head) {
+    for (size_t i = 0; i < head.header_count; ++i) {
+        const http::Header& h = head.headers[i];
+        if (http::iequals(h.name, "referer")) {
+            record_.referer = h.value.substr(0, kMaxLoggedRequestLine);
+        } else if (http::iequals(h.name, "user-agent")) {
+            record_.user_agent = h.value.substr(0, kMaxLoggedRequestLine);
+        }
+    }
+}
+
+void HttpExchange::record_unreadable_head(std::string_view received) {
+    std::string_view line = received.substr(0, received.find_first_of("\r\n"));
+    line = line.substr(0, kMaxLoggedRequestLine);
+    size_t space = line.find(' ');
+    record_.method = std::string(line.substr(0, space));
+    if (record_.method.empty()) record_.method = "-";
+    record_.version_minor = kNoVersion;
+    if (space == std::string_view::npos) return;
+    // Everything after the method is the target unless it ends in a
+    // version: a malformed line is logged as it came.
+    std::string_view rest = line.substr(space + 1);
+    size_t last = rest.rfind(' ');
+    std::string_view version =
+        last == std::string_view::npos ? std::string_view() : rest.substr(last + 1);
+    if (version == "HTTP/1.0" || version == "HTTP/1.1") {
+        record_.version_minor = version.back() - '0';
+        rest = rest.substr(0, last);
+    }
+    record_.target = std::string(rest);
+}
+
 void HttpExchange::begin(const http::RequestHead& head) {
     context_.counters.requests++;
     record_.method = head.method;
     record_.target = head.target;
     record_.version_minor = head.version_minor;
+    record_header_fields(head);
     record_.bytes_from_client += head.head_length;
     context_.counters.bytes_in += head.head_length;
     client_keep_alive_ = client_wants_keep_alive(head);

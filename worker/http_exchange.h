@@ -86,8 +86,10 @@ class HttpExchange final : public Deferrable {
                  const common::http::Limits& parse_limits);
     ~HttpExchange() override;
 
-    // A head the connection could not parse: only the record is used.
-    void record_unreadable_head() { record_.method = "-"; }
+    // A head the connection could not parse or did not get whole (400,
+    // 408, 414, 431): only the record is used, with as much of the request
+    // line as `received` holds, so the logs still say what was asked.
+    void record_unreadable_head(std::string_view received);
     // Takes a parsed request head and drains it from the client's input.
     void begin(const common::http::RequestHead& head);
 
@@ -103,6 +105,8 @@ class HttpExchange final : public Deferrable {
     bool keep_alive() const { return response_keep_alive_; }
 
   private:
+    // Referer and User-Agent into the record, for the combined format.
+    void record_header_fields(const common::http::RequestHead& head);
     void read_credentials(const common::http::RequestHead& head);
     // Read the target and framing into intent_; a refusal when unreadable.
     std::optional<Refusal> prepare_forward(const common::http::RequestHead& head);

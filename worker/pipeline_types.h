@@ -87,6 +87,7 @@ enum class RefusalCause {
     kParentRefused,           // a parent could not or would not reach the destination (502)
     kNoRoute,                 // every route is down (502)
     kDestinationRate,         // the destination's budget from this exit is spent (429)
+    kClientDenied,            // the client's address is not in allow_clients (403)
     kInternal,                // out of memory or descriptors (500)
 };
 

@@ -31,6 +31,13 @@ bool client_allowed(const common::AclConfig& acl, const common::SocketAddress& c
     return common::address_allowed(acl.allow_clients, client);
 }
 
+std::optional<Refusal> check_client(const common::AclConfig& acl,
+                                    const common::SocketAddress& client) {
+    if (client_allowed(acl, client)) return std::nullopt;
+    return make_refusal(RefusalCause::kClientDenied,
+                        "client " + client.host_string() + " is not allowed (allow_clients)");
+}
+
 std::optional<Refusal> authorize(const common::AclConfig& acl, const Intent& intent) {
     uint16_t port = intent.destination.port;
     if (intent.tunnel() && !common::port_allowed(acl.connect_ports, port)) {

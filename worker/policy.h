@@ -2,7 +2,11 @@
 // in one place, as pure functions. They run at three depths, because each
 // check is only effective at its own:
 //
-//   client_allowed()          at accept, before a byte is read: allow_clients
+//   check_client()            the pipeline's first stage, before credentials
+//                             are looked at: allow_clients. Not at accept:
+//                             a refused client is told so in its protocol
+//                             (403, SOCKS5 REP 02, SOCKS4 5B) and logged,
+//                             as squid does, instead of a silent close
 //   authorize()               once the protocol has its Intent, before
 //                             anything is resolved: connect_ports, Via loops
 //   check_dialled_address()   on every address the dialler is about to
@@ -23,6 +27,9 @@
 namespace worker {
 
 bool client_allowed(const common::AclConfig& acl, const common::SocketAddress& client);
+// nullopt when `client` is in allow_clients; else the refusal (403).
+std::optional<Refusal> check_client(const common::AclConfig& acl,
+                                    const common::SocketAddress& client);
 
 // nullopt when the intent may go on to routing; else why not.
 std::optional<Refusal> authorize(const common::AclConfig& acl, const Intent& intent);

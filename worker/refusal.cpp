@@ -62,6 +62,7 @@ constexpr CauseRow kCauses[] = {
     {"no_route", 502, socks::kRepGeneralFailure, "destination_unavailable",
      channel::kErrUpstreamConnect},
     {"destination_rate", 429, socks::kRepNotAllowed, "http_request_denied", channel::kErrLimit},
+    {"client_denied", 403, socks::kRepNotAllowed, "http_request_denied", channel::kErrDenied},
     {"internal_error", 500, socks::kRepGeneralFailure, "proxy_internal_error",
      channel::kErrInternal},
 };

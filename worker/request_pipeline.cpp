@@ -140,6 +140,13 @@ void RequestPipeline::start(const Intent& intent, bool may_reuse, Callback callb
     route_ = nullptr;
     tried_.clear();
     last_failure_.reset();
+    // The first stage, for every protocol: a client outside allow_clients
+    // is refused before its credentials are looked at, and the connection
+    // closes after the answer.
+    if (auto refusal = check_client(context_.config->acl, *intent.client)) {
+        refuse(std::move(*refusal), true);
+        return;
+    }
     authenticate();
 }
 

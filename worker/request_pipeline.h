@@ -4,9 +4,9 @@
 //   HTTP request ─┐
 //   HTTP CONNECT ─┼─> Intent (listener, client, credentials, host:port, forward | tunnel)
 //   SOCKS connect ┘     │
+//                       ├─ check client  allow_clients               policy.h
 //                       ├─ authenticate  who the client is           accounts: users file, cache
-//                       ├─ authorize     connect_ports, Via loops    policy.h (allow_clients ran
-//                       │                                            at accept)
+//                       ├─ authorize     connect_ports, Via loops    policy.h
 //                       ├─ admit         per-user limits: leases     accounts: shared table
 //                       ├─ route         a parent or direct, from    route_table.h: rotation;
 //                       │                a source address            sticky: shared table

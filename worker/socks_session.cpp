@@ -38,6 +38,7 @@
 #include "common/log.h"
 #include "common/timeval.h"
 #include "common/uri.h"
+#include "worker/policy.h"
 #include "worker/refusal.h"
 #include "worker/tunnel_start.h"
 #include "worker/worker_context.h"
@@ -96,7 +97,7 @@ SocksSession::SocksSession(WorkerContext& context, const common::ListenConfig& l
     record_->client = client_text_;
     record_->listener = listener.name;
     record_->method = "SOCKS5";
-    record_->version_minor = -1;
+    record_->version_minor = kNotHttp;
     handshake_timer_.reset(event_new(context_.base, -1, 0, on_handshake_timeout, this));
 }
 
@@ -134,8 +135,11 @@ void SocksSession::read_handshake() {
     }
 }
 
+// Not for a client outside allow_clients: the pipeline refuses it whatever
+// it presents, so its password is never verified (no guessing from there).
 bool SocksSession::password_required() const {
-    return listener_.auth == common::ListenAuth::kPassword;
+    return listener_.auth == common::ListenAuth::kPassword &&
+           client_allowed(context_.config->acl, client_address_);
 }
 
 bool SocksSession::read_greeting(std::string_view input) {

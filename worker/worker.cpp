@@ -159,12 +159,8 @@ bool Worker::setup() {
                                            common::idle_upstream_limit(config.limits));
     pipes_ =
         std::make_unique<PipePool>(config.limits.buffer_size, kIdlePipes, common::kMaxSplicePipes);
-    access_log_ = std::make_unique<AccessLog>(config.log.access_log);
-    std::string error;
-    if (!access_log_->open(error)) {
-        LOG_ERROR("%s", error.c_str());
-        return false;
-    }
+    access_log_ = std::make_unique<AccessLog>(config.log.access_log, startup_.access_log_fd,
+                                              config.log.access_log_format);
     context_.base = base_.get();
     context_.config = startup_.config;
     context_.resolver = resolver_.get();

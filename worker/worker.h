@@ -25,6 +25,9 @@ struct WorkerStartup {
     common::ConfigPtr config;
     std::vector<InheritedListener> listeners;
     int channel_fd = -1;  // this worker's end of its SOCK_SEQPACKET socketpair
+    // The access log the master opened, owned by the worker from here; -1:
+    // none (master/log_files.h says why the master opens it).
+    int access_log_fd = -1;
     int slot = 0;
     uint32_t generation = 0;
     common::Scoreboard* scoreboard = nullptr;  // shared with the master; may be null

@@ -309,7 +309,8 @@ class AccountsTest : public ::testing::Test {
     // The access log line of a request by `user` (the field after the client
     // address) whose request line starts with `request`; "" when none came.
     std::string access_line(const std::string& user, const std::string& request) {
-        return harness::wait_for_line(access_log_path(), {" " + user + " \"" + request}, 10s);
+        return harness::wait_for_line(access_log_path(), {" - " + user + " [", "\"" + request},
+                                      10s);
     }
 
     // Declared before proxy_: the proxy stops first, so tunnels end from its side.
@@ -661,7 +662,7 @@ TEST_F(AccountsSocks, CurlSocks5hWithCredentials) {
         {"-x", "socks5h://alice:secret@" + proxy, origin_.url("/bytes/3000")}, 30s);
     EXPECT_EQ(ok.exit_code, 0) << ok.err;
     EXPECT_EQ(ok.out, pattern_bytes(3000));
-    EXPECT_NE(access_line("alice", "SOCKS5 " + origin_.host_port()), "")
+    EXPECT_NE(access_line("alice", "CONNECT " + origin_.host_port() + " SOCKS5"), "")
         << harness::read_file(access_log_path());
     const size_t before = origin_.request_count();
     for (const char* credentials : {"alice:wrong", "mallory:secret"}) {

@@ -160,6 +160,34 @@ std::string wait_for_line(const std::string& path, const std::vector<std::string
     return found;
 }
 
+Json wait_for_record(const std::string& path, const std::function<bool(const Json&)>& match,
+                     Millis timeout) {
+    Json found;
+    wait_for(
+        [&] {
+            std::istringstream in(read_file(path));
+            std::string line;
+            while (std::getline(in, line)) {
+                std::optional<Json> record = Json::parse(line);
+                if (!record || !record->is_object()) {
+                    ADD_FAILURE() << "access-log line that is not a JSON object: " << line;
+                    return true;
+                }
+                if (match(*record)) {
+                    found = *record;
+                    return true;
+                }
+            }
+            return false;
+        },
+        timeout, 50ms);
+    return found;
+}
+
+bool field_has(const Json& record, const std::string& key, const std::string& needle) {
+    return record[key].str().find(needle) != std::string::npos;
+}
+
 std::string pattern_bytes(size_t n, uint32_t seed) {
     std::string out(n, '\0');
     // xorshift32: deterministic, cheap, no short period.

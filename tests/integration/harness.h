@@ -77,6 +77,16 @@ std::string pattern_bytes(size_t n, uint32_t seed = 0);
 // every heartbeat); "" when none came.
 std::string wait_for_line(const std::string& path, const std::vector<std::string>& needles,
                           Millis timeout = 10s);
+// Access-log records of `access_log_format = json`, for tests that check a
+// field the combined format does not carry (route, reason, upstream...):
+// the first record for which `match` holds, waiting up to `timeout` for it
+// (workers flush every heartbeat); a null Json when none came. A line that
+// does not parse fails the test.
+class Json;
+Json wait_for_record(const std::string& path, const std::function<bool(const Json&)>& match,
+                     Millis timeout = 10s);
+// Does the record's string field `key` contain `needle`?
+bool field_has(const Json& record, const std::string& key, const std::string& needle);
 // Lower-case hex SHA-256 of `data`.
 std::string sha256_hex(std::string_view data);
 // The bytes of `values` (each 0..255): bytes({5, 1, 0}).

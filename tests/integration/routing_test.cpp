@@ -88,6 +88,7 @@ std::string join(const std::vector<std::string>& items, const std::string& separ
 // Is `token` in `line` as a whole word (bounded by the line's ends, blanks
 // or quotes)? The access log's route field, whatever its position.
 bool has_token(const std::string& line, const std::string& token) {
+    // The edge logs JSON: its route field reads "route":"NAME".
     auto boundary = [](char c) { return c == ' ' || c == '"' || c == '\t'; };
     for (size_t at = line.find(token); at != std::string::npos; at = line.find(token, at + 1)) {
         bool left = at == 0 || boundary(line[at - 1]);
@@ -316,6 +317,7 @@ class RoutingTest : public ::testing::Test {
         c.set("proxy", "name", "edge");
         c.set("master", "workers", std::to_string(workers));
         c.set("log", "access_log", "${dir}/access.log");
+        c.set("log", "access_log_format", "json");  // for the route field
         c.set("limits", "connect_timeout", "3s");
         c.add_listener("main");
         return c;
@@ -709,7 +711,7 @@ TEST_F(RoutingParent, ParentIsDialedFromTheSourceAddresses) {
         EXPECT_EQ(ip_of(r->body), "127.0.0.1") << "the exit of a parent route is the parent";
     }
     for (const std::string& s : {kSources[0], kSources[1]}) {
-        std::string line = parent_line(*parent, {" " + s + ":", "/peer?n="});
+        std::string line = parent_line(*parent, {s + " - ", "/peer?n="});
         EXPECT_NE(line, "") << "parent never saw client " << s << ":\n"
                             << harness::read_file(parent->path("access.log"));
     }
@@ -822,7 +824,8 @@ TEST_F(RoutingParent, ParentWithPasswordGetsTheUrlCredentials) {
     Tunnel t = open_connect(port(), origin_.port());
     EXPECT_EQ(t.status(), 200) << (t.answer ? t.answer->body : "no answer");
     t.client->close();  // so the old worker drains at once at the reload
-    EXPECT_NE(parent_line(*parent, {" " + kHopUser + " \"GET " + origin_.url("/headers")}), "")
+    EXPECT_NE(parent_line(*parent, {" - " + kHopUser + " [", "\"GET " + origin_.url("/headers")}),
+              "")
         << harness::read_file(parent->path("access.log"));
 
     // The same parent through a URL whose password is percent-encoded.
@@ -839,7 +842,7 @@ TEST_F(RoutingParent, ParentWithPasswordGetsTheUrlCredentials) {
     r = fetch(port(), origin_.url("/odd"));
     ASSERT_TRUE(r);
     EXPECT_EQ(r->status, 200) << r->body;
-    EXPECT_NE(parent_line(*parent, {" " + kOddUser + " \"GET " + origin_.url("/odd")}), "")
+    EXPECT_NE(parent_line(*parent, {" - " + kOddUser + " [", "\"GET " + origin_.url("/odd")}), "")
         << harness::read_file(parent->path("access.log"));
 }
 
@@ -905,7 +908,9 @@ TEST_F(RoutingParent, Socks5ParentCarriesPlainRequestsAndTunnels) {
         EXPECT_TRUE(in->body == harness::pattern_bytes(100)) << shown(in->body);
         // The parent logs a SOCKS session when it ends: the tunnel's, now.
         t.client->close();
-        EXPECT_NE(parent_line(*k.parent, {" " + k.user + " \"SOCKS5 " + origin_.host_port()}), "")
+        EXPECT_NE(parent_line(*k.parent, {" - " + k.user + " [",
+                                          "\"CONNECT " + origin_.host_port() + " SOCKS5"}),
+                  "")
             << harness::read_file(k.parent->path("access.log"));
     }
     // Wrong credentials for the SOCKS5 parent.
@@ -1477,7 +1482,8 @@ TEST_F(RoutingVisibility, AccessLogNamesTheRoute) {
     auto in = get_in_tunnel(*t.client, origin_.port(), "/peer");
     ASSERT_TRUE(in);
     t.client->close();
-    std::string l = harness::wait_for_line(edge_access_log(), {"CONNECT " + origin_.host_port()});
+    std::string l = harness::wait_for_line(
+        edge_access_log(), {"\"method\":\"CONNECT\"", "\"" + origin_.host_port() + "\""});
     EXPECT_TRUE(has_token(l, "direct@" + ip_of(in->body))) << in->body << " vs " << l;
 }
 

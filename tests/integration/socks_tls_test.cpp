@@ -674,8 +674,10 @@ TEST_F(SocksProxy, CountsTunnelsAndLogsAccess) {
         << "tunnels went from " << tunnels_before << " to " << tunnels;
 
     const std::string log_path = proxy_->path("access.log");
-    const std::string socks5_line = "\"SOCKS5 127.0.0.1:" + std::to_string(origin_.port()) + "\"";
-    const std::string socks4_line = "\"SOCKS4 127.0.0.1:" + std::to_string(origin_.port()) + "\"";
+    const std::string socks5_line =
+        "\"CONNECT 127.0.0.1:" + std::to_string(origin_.port()) + " SOCKS5\"";
+    const std::string socks4_line =
+        "\"CONNECT 127.0.0.1:" + std::to_string(origin_.port()) + " SOCKS4\"";
     std::string log;
     EXPECT_TRUE(harness::wait_for(
         [&] {

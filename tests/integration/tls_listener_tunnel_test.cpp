@@ -114,8 +114,8 @@ struct OriginLog {
 
 // --- The access log -----------------------------------------------------------
 
-// One access-log line (worker/access_log.cpp):
-// TIME CLIENT USER "REQUEST" STATUS FROM TO DURATIONms UPSTREAM ROUTE "REASON"
+// One access-log record (access_log_format = json, worker/access_log.h),
+// with "-" for what is null.
 struct AccessLine {
     std::string client, user, request;
     int status = 0;
@@ -123,13 +123,17 @@ struct AccessLine {
     std::string upstream, route, reason;
 };
 
-std::optional<AccessLine> parse_access_line(const std::string& line) {
-    static const std::regex shape(
-        R"re(^\S+ (\S+) (\S+) "([^"]*)" (\d+) (\d+) (\d+) \d+ms (\S+) (\S+) "([^"]*)"$)re");
-    std::smatch m;
-    if (!std::regex_match(line, m, shape)) return std::nullopt;
-    return AccessLine{m[1], m[2], m[3], std::stoi(m[4]), std::stoull(m[5]), std::stoull(m[6]),
-                      m[7], m[8], m[9]};
+AccessLine from_record(const harness::Json& r) {
+    auto text = [&](const char* key) { return r[key].is_null() ? "-" : r[key].str(); };
+    return AccessLine{text("client") + ":" + std::to_string(r["client_port"].as_int()),
+                      text("user"),
+                      text("method") + " " + text("target") + " " + text("protocol"),
+                      static_cast<int>(r["status"].as_int()),
+                      static_cast<uint64_t>(r["bytes_from_client"].as_int()),
+                      static_cast<uint64_t>(r["bytes_to_client"].as_int()),
+                      text("upstream"),
+                      text("route"),
+                      text("reason")};
 }
 
 // --- Fixture ----------------------------------------------------------------
@@ -141,6 +145,7 @@ class TlsListenerTunnel : public ::testing::Test {
     bool start(ConfigBuilder config = ConfigBuilder()) {
         config.set("master", "workers", "1");
         config.set("log", "access_log", "${dir}/access.log");
+        config.set("log", "access_log_format", "json");
         for (const char* name : {"https", "socks_tls"}) {
             std::string section = std::string("listen ") + name;
             config.add_listener(name, "127.0.0.1:0",
@@ -196,8 +201,8 @@ class TlsListenerTunnel : public ::testing::Test {
 
     // What the tunnel's request looks like in the access log.
     static std::string logged_request(Via via, uint16_t origin_port) {
-        return via == Via::kHttpsConnect ? "CONNECT " + authority(origin_port) + " HTTP/1.1"
-                                         : "SOCKS5 " + authority(origin_port);
+        return "CONNECT " + authority(origin_port) +
+               (via == Via::kHttpsConnect ? " HTTP/1.1" : " SOCKS5");
     }
     // Bytes of the client's own protocol counted in the line: the CONNECT
     // head one way and the 200 the other; SOCKS counts tunnel bytes only.
@@ -211,12 +216,14 @@ class TlsListenerTunnel : public ::testing::Test {
     // Waits for the access-log line of the tunnel to `origin_port` (the
     // worker writes its log out every heartbeat).
     std::optional<AccessLine> access_line(Via via, uint16_t origin_port) {
-        std::string needle = "\"" + logged_request(via, origin_port) + "\"";
-        std::string line = harness::wait_for_line(proxy_->path("access.log"), {needle});
-        std::optional<AccessLine> found = line.empty() ? std::nullopt : parse_access_line(line);
-        EXPECT_TRUE(found) << "no access-log line with " << needle << " in:\n"
-                           << harness::read_file(proxy_->path("access.log"));
-        return found;
+        const std::string request = logged_request(via, origin_port);
+        harness::Json record = harness::wait_for_record(
+            proxy_->path("access.log"),
+            [&](const harness::Json& r) { return from_record(r).request == request; });
+        EXPECT_FALSE(record.is_null()) << "no access-log record of " << request << " in:\n"
+                                       << harness::read_file(proxy_->path("access.log"));
+        if (record.is_null()) return std::nullopt;
+        return from_record(record);
     }
 
     // The line says who, to where, the status, how it ended and, when

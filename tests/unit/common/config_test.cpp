@@ -290,6 +290,21 @@ TEST_F(ConfigTest, StringKeysAndLogLevel) {
               "warn, info, debug)");
 }
 
+TEST_F(ConfigTest, AccessLogFormat) {
+    ConfigPtr c = load_with_listener("[log]\naccess_log = /tmp/access.log\n");
+    ASSERT_NE(c, nullptr);
+    EXPECT_EQ(c->log.access_log_format, AccessLogFormat::kCombined);
+    c = load_with_listener("[log]\naccess_log_format = json\n");
+    ASSERT_NE(c, nullptr);
+    EXPECT_EQ(c->log.access_log_format, AccessLogFormat::kJson);
+    c = load_with_listener("[log]\naccess_log_format = combined\n");
+    ASSERT_NE(c, nullptr);
+    EXPECT_EQ(c->log.access_log_format, AccessLogFormat::kCombined);
+    EXPECT_EQ(error_with_listener("[log]\naccess_log_format = common\n"),
+              ":2: invalid value for \"access_log_format\" in [log]: \"common\" is not an "
+              "access log format (combined or json)");
+}
+
 TEST_F(ConfigTest, InlineCommentsAreStripped) {
     ConfigPtr c = load_with_listener("[master]\nworkers = 3 ; three\n");
     ASSERT_NE(c, nullptr);

@@ -29,10 +29,14 @@ using namespace std::chrono_literals;
 
 // A listener without authentication, as the pipeline's stages read it.
 const common::ListenConfig kOpenListener;
+// The client of every intent: inside the fixture's allow_clients.
+const common::SocketAddress kLoopbackClient =
+    *common::SocketAddress::from_numeric("127.0.0.1", 40000);
 
 Intent intent_for(const std::string& host, uint16_t port, Intent::Mode mode) {
     Intent out;
     out.listener = &kOpenListener;
+    out.client = &kLoopbackClient;
     out.destination.host = host;
     out.destination.port = port;
     out.destination.ipv6_literal = host.find(':') != std::string::npos;
@@ -88,6 +92,7 @@ class Pipeline : public ::testing::Test {
         std::string error;
         config->acl.connect_ports.push_back(*common::parse_port_range("443", error));
         config->acl.connect_ports.push_back(*common::parse_port_range("1024-65535", error));
+        config->acl.allow_clients.push_back(*common::parse_cidr("127.0.0.0/8", error));
         resolver_ = Resolver::create(base_.get(), 2000ms);
         ASSERT_TRUE(resolver_);
         pool_ = std::make_unique<UpstreamPool>(30s, 4, 16);
@@ -135,6 +140,24 @@ TEST_F(Pipeline, PolicyRefusesAtOnceBeforeResolving) {
     EXPECT_EQ(result->refusal->cause, RefusalCause::kPortDenied);
     EXPECT_TRUE(result->refused_by_policy);
     EXPECT_FALSE(result->upstream);
+}
+
+// allow_clients is the first stage, for every protocol: before the
+// credentials, the ports and any resolving.
+TEST_F(Pipeline, ClientOutsideAllowClientsIsRefusedFirst) {
+    const common::SocketAddress outsider = *common::SocketAddress::from_numeric("10.1.2.3", 5000);
+    Intent intent = intent_for("no-such-host.invalid", 22, Intent::Mode::kTunnel);
+    intent.client = &outsider;
+    bool synchronous = false;
+    auto result = run(intent, false, &synchronous);
+    ASSERT_TRUE(result);
+    EXPECT_TRUE(synchronous);
+    ASSERT_TRUE(result->refusal);
+    EXPECT_EQ(result->refusal->cause, RefusalCause::kClientDenied);
+    EXPECT_EQ(result->refusal->http_status, 403);
+    EXPECT_EQ(result->refusal->socks_reply, 0x02);
+    EXPECT_EQ(result->refusal->detail, "client 10.1.2.3 is not allowed (allow_clients)");
+    EXPECT_TRUE(result->refused_by_policy);
 }
 
 TEST_F(Pipeline, DialsTheDestinationDirectly) {
