@@ -177,9 +177,10 @@ asan: deps
 # CONNECT, SOCKS, TLS, hostile input and the malformed-request tables, splice
 # relay, the upstream pool, HTTP edges, DNS, descriptor budget, accounts:
 # credentials, user limits, the verifier's threads; routing: parent
-# handshakes, source addresses, budget timers). The load and
+# handshakes, source addresses, budget timers; operations: access-log
+# records, the master's metrics endpoint, proxyctl). The load and
 # supervision suites, whose timings ASan stretches, run under `make asan`.
-ASAN_CI_FILTER := HttpProxy*:*/HttpProxyMalformed.*:Sizes/*:Socks*:Tls*:Hostile*:*/MalformedRequest.*:SpliceRelay*:Cli*:Harness*:EmbeddedIpv4*:DescriptorBudget*:UpstreamPool*:HttpEdges*:Dns*:Accounts*:Routing*
+ASAN_CI_FILTER := HttpProxy*:*/HttpProxyMalformed.*:Sizes/*:Socks*:Tls*:Hostile*:*/MalformedRequest.*:SpliceRelay*:Cli*:Harness*:EmbeddedIpv4*:DescriptorBudget*:UpstreamPool*:HttpEdges*:Dns*:Accounts*:Routing*:AccessLog*:Metrics*:Proxyctl*
 asan-ci: deps
 	$(Q)$(MAKE) --no-print-directory BUILD=build/asan SANITIZE=1 CXXFLAGS="-O1 -g" FUZZ_SMOKE_SECONDS=0 \
 	    INTEGRATION_FILTER='$(ASAN_CI_FILTER)' test
