@@ -175,18 +175,31 @@ bool SocksSession::read_greeting(std::string_view input) {
     socks::encode_method_selection(method, reply);
     send(reply);
     if (method == socks::kMethodNoAcceptable) {
-        record_->status = 400;
-        record_->fail(
-            channel::kErrClientProtocol,
+        refuse_greeting(
             greeting.status == socks::ParseStatus::kError ? socks::describe(greeting.error)
             : password_required() ? "no username/password authentication offered (RFC 1929)"
                                   : "no acceptable SOCKS5 authentication method offered");
-        record_->finish(context_);
-        close_after_flush();
         return false;
     }
     state_ = method == socks::kMethodUsernamePassword ? State::kCredentials : State::kRequest;
     return true;
+}
+
+// After "no acceptable methods" (already sent): a client outside
+// allow_clients is logged as refused for that, as the pipeline would have
+// refused its request (a client offering only a password never gets that
+// far); any other is a protocol error.
+void SocksSession::refuse_greeting(const std::string& why) {
+    if (std::optional<Refusal> denied = check_client(context_.config->acl, client_address_)) {
+        LOG_INFO("SOCKS5 greeting refused (%s), client: %s", denied->detail.c_str(),
+                 client_text_.c_str());
+        record_->refuse(*denied);
+    } else {
+        record_->status = 400;
+        record_->fail(channel::kErrClientProtocol, why);
+    }
+    record_->finish(context_);
+    close_after_flush();
 }
 
 // RFC 1929: the answer to the credentials comes before the request, so

@@ -54,6 +54,7 @@ class SocksSession final : public ClientSession {
     void refuse_credentials(const Refusal& refusal);
     void read_handshake();
     // Each returns false when it needs more bytes or the session ended.
+    void refuse_greeting(const std::string& why);
     bool read_greeting(std::string_view input);
     bool read_credentials(std::string_view input);
     void on_authenticated(AuthOutcome&& outcome);

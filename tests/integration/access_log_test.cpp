@@ -360,6 +360,15 @@ TEST(AccessLogDenied, Socks5PasswordListenerRefusesWithoutAskingForAPassword) {
     EXPECT_NE(wait_for_line(proxy.path("access.log"), {"127.0.0.2 - - [", " SOCKS5\" 403 "}), "")
         << read_file(proxy.path("access.log"));
     EXPECT_EQ(origin.request_count(), 0u);
+
+    // Offers username/password only: no method is acceptable for a client
+    // outside allow_clients (its password is never asked for), and the line
+    // says why it was refused: 403, not a protocol error.
+    answer = exchange_from("127.0.0.2", proxy.listener_port("socks"), bytes({5, 1, 2}));
+    EXPECT_EQ(hex(answer), hex(bytes({5, 0xff})));
+    std::string line =
+        wait_for_line(proxy.path("access.log"), {"127.0.0.2 - - [", "\"CONNECT - SOCKS5\" 403 "});
+    EXPECT_NE(line, "") << read_file(proxy.path("access.log"));
 }
 
 // A reload that changes the path opens the new file in the master (a path
