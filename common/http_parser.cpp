@@ -158,12 +158,17 @@ Line read_start_line(std::string_view view) {
 }
 
 // On a request-line that has not ended yet, the target can already be known
-// to be too long: 414 without waiting for the rest of it.
-bool partial_target_too_long(std::string_view partial, const Limits& limits) {
+// to be too long: 414 without waiting for the rest of it. So it is when the
+// line fills the whole head limit (`fills_head`) with a target that has not
+// ended: the line cannot end within the limit, and the target is what runs
+// on (nginx answers a request line longer than its buffers with 414 too).
+bool partial_target_too_long(std::string_view partial, bool fills_head, const Limits& limits) {
     const size_t sp = partial.find(' ');
     if (sp == std::string_view::npos) return false;
     const std::string_view rest = partial.substr(sp + 1);
-    return std::min(rest.find(' '), rest.size()) > limits.max_target_length;
+    const size_t target_end = rest.find(' ');
+    if (target_end == std::string_view::npos && fills_head) return true;
+    return std::min(target_end, rest.size()) > limits.max_target_length;
 }
 
 // request-line = method SP request-target SP HTTP-version (RFC 9112 §3).
@@ -328,7 +333,10 @@ ParseResult parse_request_head(std::string_view buffer, const Limits& limits, Re
     const Line line = read_start_line(view);
     if (line.status == LineStatus::kBareLf) return fail(ParseError::kBareLineFeed);
     if (line.status == LineStatus::kPartial) {
-        if (partial_target_too_long(line.text, limits)) return fail(ParseError::kTargetTooLong);
+        const bool fills_head = buffer.size() >= limits.max_header_size;
+        if (partial_target_too_long(line.text, fills_head, limits)) {
+            return fail(ParseError::kTargetTooLong);
+        }
         return incomplete(buffer, limits);
     }
     if (ParseError e = parse_request_line(line.text, limits, out); e != ParseError::kNone) {

@@ -262,6 +262,22 @@ TEST(HttpRequestHead, RejectsLongTargetIncomplete) {
     EXPECT_EQ(status_for(ParseError::kTargetTooLong), 414);
 }
 
+// With the target limit equal to the head limit (the worker's case when
+// max_header_size is under 8 KiB), a target that runs past the head limit is
+// still the target's fault: 414, not 431.
+TEST(HttpRequestHead, TargetFillingTheHeadLimitIsTooLong) {
+    Limits limits;
+    limits.max_header_size = 64;
+    limits.max_target_length = 64;
+    const std::string line = "GET /" + std::string(70, 'u');
+    EXPECT_EQ(request_error(line, limits), ParseError::kTargetTooLong);
+    // A request line that fills the limit before its target begins is not.
+    EXPECT_EQ(request_error(std::string(70, 'G'), limits), ParseError::kHeadersTooLarge);
+    // Nor is a target that ended: then the version or the fields fill it.
+    EXPECT_EQ(request_error("GET /u HTTP/1.1" + std::string(60, 'x'), limits),
+              ParseError::kHeadersTooLarge);
+}
+
 TEST(HttpRequestHead, RejectsOversizedHeadComplete) {
     Limits limits;
     limits.max_header_size = 64;
