@@ -63,7 +63,13 @@ grep -q '^control_socket = /run/proxyd/proxyd.sock ' "$conf" || fail "config con
 grep -q '^error_log = /var/log/proxyd/error.log ' "$conf" || fail "config error_log not in /var/log/proxyd"
 grep -q -- '-s  *reopen' "$root/etc/logrotate.d/proxyd" || fail "logrotate file does not reopen the logs"
 ! grep -q '/usr/local/' "$unit" "$root/etc/logrotate.d/proxyd" || fail "a /usr/local path in the package"
-"$root/usr/sbin/proxyd" -v >/dev/null || fail "the packaged proxyd does not run"
+# The version is written twice, in common/version.h and debian/changelog:
+# the package must say what its programs say.
+version=$(dpkg-deb -f "$DEB" Version)
+[ "$("$root/usr/sbin/proxyd" -v)" = "proxyd version ${version%-*}" ] ||
+    fail "proxyd -v says \"$("$root/usr/sbin/proxyd" -v)\", the package $version (common/version.h and debian/changelog differ)"
+[ "$("$root/usr/bin/proxyctl" --version)" = "proxyctl ${version%-*}" ] ||
+    fail "proxyctl --version says \"$("$root/usr/bin/proxyctl" --version)\", the package $version"
 mkdir -p "$tmp/run/proxyd" "$tmp/log/proxyd"
 sed -e "s|= /run/proxyd/|= $tmp/run/proxyd/|" -e "s|= /var/log/proxyd/|= $tmp/log/proxyd/|" "$conf" >"$tmp/t.conf"
 "$root/usr/sbin/proxyd" -t -c "$tmp/t.conf" >"$tmp/t.log" 2>&1 ||
