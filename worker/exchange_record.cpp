@@ -23,7 +23,8 @@ void ExchangeRecord::finish(WorkerContext& context) {
     if (finished_) return;
     finished_ = true;
     if (error_class) context.counters.errors[*error_class]++;
-    count_exchange(*this, std::chrono::steady_clock::now() - started, context.counters);
+    const std::chrono::steady_clock::duration duration = std::chrono::steady_clock::now() - started;
+    count_exchange(*this, duration, context.counters);
     if (!context.access_log->enabled()) return;
     AccessRecord line;
     line.time = std::chrono::system_clock::now();
@@ -36,7 +37,7 @@ void ExchangeRecord::finish(WorkerContext& context) {
     line.status = status;
     line.bytes_from_client = bytes_from_client;
     line.bytes_to_client = bytes_to_client;
-    line.duration = std::chrono::steady_clock::now() - started;
+    line.duration = duration;
     line.upstream = upstream;
     line.route = route;
     if (refusal) line.refusal = cause_name(*refusal);

@@ -123,8 +123,9 @@ HttpExchange::~HttpExchange() {
 // to recognise it, not a copy of a 32 KiB attack in every log line.
 constexpr size_t kMaxLoggedRequestLine = 4096;
 
-// Referer and User-Agent, for the access log's combined format.
+// Referer and User-Agent, for the access log only: not copied when it is off.
 void HttpExchange::record_header_fields(const http::RequestHead& head) {
+    if (!context_.access_log->enabled()) return;
     for (size_t i = 0; i < head.header_count; ++i) {
         const http::Header& h = head.headers[i];
         if (http::iequals(h.name, "referer")) {
