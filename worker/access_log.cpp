@@ -17,15 +17,22 @@ namespace {
 
 constexpr size_t kFlushThreshold = 32 * 1024;
 
+// Local time, and its offset from UTC in minutes (east positive).
+tm local_time(std::chrono::system_clock::time_point time, long& offset_minutes) {
+    time_t seconds = std::chrono::system_clock::to_time_t(time);
+    tm local;
+    localtime_r(&seconds, &local);
+    offset_minutes = local.tm_gmtoff / 60;
+    return local;
+}
+
 // "01/Dec/2026:23:15:25 +0000", local time: Apache's %t without brackets.
 // The month is English whatever the locale, as log parsers expect.
 void append_clf_time(std::string& out, std::chrono::system_clock::time_point time) {
     static const char* const kMonths[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
                                           "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
-    time_t seconds = std::chrono::system_clock::to_time_t(time);
-    tm local;
-    localtime_r(&seconds, &local);
-    long offset = local.tm_gmtoff / 60;
+    long offset = 0;
+    const tm local = local_time(time, offset);
     char sign = offset < 0 ? '-' : '+';
     if (offset < 0) offset = -offset;
     char text[64];
@@ -37,11 +44,9 @@ void append_clf_time(std::string& out, std::chrono::system_clock::time_point tim
 
 // "2026-12-01T23:15:25.123+00:00" (RFC 3339, local time, milliseconds).
 std::string rfc3339(std::chrono::system_clock::time_point time) {
-    time_t seconds = std::chrono::system_clock::to_time_t(time);
     auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(time.time_since_epoch()) % 1000;
-    tm local;
-    localtime_r(&seconds, &local);
-    long offset = local.tm_gmtoff / 60;
+    long offset = 0;
+    const tm local = local_time(time, offset);
     char sign = offset < 0 ? '-' : '+';
     if (offset < 0) offset = -offset;
     char text[64];
@@ -142,7 +147,12 @@ std::string_view client_address(std::string_view client) {
 
 std::string format_combined(const AccessRecord& r) {
     std::string line;
-    line.reserve(160 + r.target.size() + r.user_agent.size() + r.referer.size());
+    append_combined(line, r);
+    return line;
+}
+
+// Appended to `line` in place: the worker's buffer, with no line copied.
+void append_combined(std::string& line, const AccessRecord& r) {
     append_field(line, client_address(r.client));
     line += " - ";
     append_field(line, r.user);
@@ -159,7 +169,6 @@ std::string format_combined(const AccessRecord& r) {
     line += "\" \"";
     append_field(line, r.user_agent);
     line += '"';
-    return line;
 }
 
 std::string format_json(const AccessRecord& r) {
@@ -212,8 +221,11 @@ bool AccessLog::reopen(std::string& error) {
 
 void AccessLog::write(const AccessRecord& record) {
     if (fd_ < 0) return;
-    buffer_ +=
-        format_ == common::AccessLogFormat::kJson ? format_json(record) : format_combined(record);
+    if (format_ == common::AccessLogFormat::kJson) {
+        buffer_ += format_json(record);
+    } else {
+        append_combined(buffer_, record);
+    }
     buffer_ += '\n';
     if (buffer_.size() >= kFlushThreshold) flush();
 }

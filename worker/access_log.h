@@ -85,6 +85,7 @@ int open_access_log(const std::string& path, std::string& error);
 
 // One line of each format, without the newline; exposed for tests.
 std::string format_combined(const AccessRecord& record);
+void append_combined(std::string& line, const AccessRecord& record);
 std::string format_json(const AccessRecord& record);
 // The client's address without its port (brackets dropped from IPv6).
 std::string_view client_address(std::string_view client);
