@@ -39,6 +39,9 @@ DEB_PACKAGES := g++ make pkg-config libevent-dev libssl-dev libinih-dev nlohmann
 # logrotate its file; debhelper, dpkg-dev, fakeroot and lintian build and
 # check the Debian package.
 DEB_PACKAGES += prometheus goaccess systemd logrotate debhelper dpkg-dev fakeroot lintian
+# Cluster: hiredis is the Redis client library (with its libevent adapter);
+# the tests start a real redis-server and a real haproxy in front of nodes.
+DEB_PACKAGES += libhiredis-dev redis-server haproxy
 
 PKGS       := libevent libevent_openssl openssl inih
 # Recursively expanded on purpose: pkg-config runs only after `deps`.

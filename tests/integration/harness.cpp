@@ -558,10 +558,6 @@ std::string proxyctl_bin() {
     return (slash == std::string::npos ? std::string() : bin.substr(0, slash + 1)) + "proxyctl";
 }
 
-namespace {
-
-// posix_spawn with stdin from /dev/null and stdout/stderr to the given fds
-// (or inherited when -1). Returns the pid or -1.
 pid_t spawn_process(const std::vector<std::string>& argv, int out_fd, int err_fd, bool search_path,
                     bool clear_proxy_env) {
     std::vector<char*> args;
@@ -603,6 +599,8 @@ pid_t spawn_process(const std::vector<std::string>& argv, int out_fd, int err_fd
     posix_spawnattr_destroy(&attr);
     return rc == 0 ? pid : -1;
 }
+
+namespace {
 
 bool contains_bad_marker(const std::string& text, bool alerts_ok, std::string& line_out) {
     static const char* kMarkers[] = {"AddressSanitizer", "runtime error:", "LeakSanitizer",

@@ -506,6 +506,13 @@ CurlResult run_curl(const std::vector<std::string>& args, Millis timeout = 10s);
 CurlResult curl_via(uint16_t proxy_port, const std::vector<std::string>& args,
                     Millis timeout = 10s);
 
+// posix_spawn with stdin from /dev/null and stdout/stderr to the given fds
+// (or inherited when -1); argv[0] looked up in PATH with `search_path`, the
+// proxy variables removed from the environment with `clear_proxy_env`.
+// Returns the pid or -1.
+pid_t spawn_process(const std::vector<std::string>& argv, int out_fd, int err_fd, bool search_path,
+                    bool clear_proxy_env);
+
 // Runs any program with argv (argv[0] looked up in PATH), capturing output.
 CurlResult run_program(const std::vector<std::string>& argv, Millis timeout = 10s);
 

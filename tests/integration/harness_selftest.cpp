@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "tests/integration/harness.h"
+#include "tests/integration/redis_server.h"
 
 namespace {
 
@@ -247,3 +248,19 @@ TEST(Harness, ControlVerdictsNeedAnAnswer) {
 }
 
 }  // namespace
+
+// The cluster tests lean on these: a server that keeps data, loses it when
+// killed and restarted (persistence off), and refuses while it is down.
+TEST(Harness, RedisServerStartsKillsAndRestartsOnItsPort) {
+    harness::RedisServer redis;
+    if (!redis.available()) GTEST_SKIP() << redis.skip_reason();
+    ASSERT_TRUE(redis.running());
+    EXPECT_EQ(redis.cli({"SET", "harness:key", "1"}), "OK");
+    EXPECT_EQ(redis.cli({"GET", "harness:key"}), "1");
+    uint16_t port = redis.port();
+    redis.kill();
+    EXPECT_EQ(redis.cli({"PING"}), "");
+    ASSERT_TRUE(redis.restart());
+    EXPECT_EQ(redis.port(), port);
+    EXPECT_EQ(redis.cli({"EXISTS", "harness:key"}), "0");
+}
