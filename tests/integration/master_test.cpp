@@ -201,7 +201,14 @@ TEST(MasterWorkers, SpinningWorkerIsAbortedAfterHeartbeatTimeout) {
     EXPECT_TRUE(proxy.wait_for_log("killed by signal 6"));
     EXPECT_TRUE(
         wait_for([&] { return !proxy.lists_worker(before[0]) && proxy.exactly_running(2); }, 5s));
-    EXPECT_EQ(proxy.status()["starved_total"].as_int(), 0);
+    // The spinning worker was judged spinning, never starved. Only it: on a
+    // loaded machine the other worker may really be starved of CPU for a
+    // moment (the spinner and other work share the cores), which the master
+    // rightly forgives and counts (it failed here once at load average 6).
+    const std::string spinner = "(pid " + std::to_string(before[0]) + ")";
+    for (const std::string& line : proxy.log_lines_with("starved of CPU")) {
+        EXPECT_EQ(line.find(spinner), std::string::npos) << line;
+    }
 }
 
 // A worker that cannot get a CPU is working, not hung: pinned to one CPU at
