@@ -111,7 +111,7 @@ bool answers_help(ControlConnection& conn) {
     std::optional<std::string> line = conn.read_line();
     if (!line) return false;
     std::optional<Json> answer = Json::parse(*line);
-    return answer && (*answer)["ok"].boolean() && (*answer)["commands"].size() == 13;
+    return answer && (*answer)["ok"].boolean() && (*answer)["commands"].size() == 14;
 }
 
 // The HTTP status curl got through the proxy, as text ("200", "502").
@@ -185,7 +185,7 @@ TEST(ControlSocket, PipelinedCommandsAreAnsweredInOrder) {
     ASSERT_TRUE(help);
     EXPECT_TRUE((*help)["ok"].boolean());
     EXPECT_EQ((*help)["commands"][0].str(), "status");
-    EXPECT_EQ((*help)["commands"].size(), 13u);  // users, routes and metrics included
+    EXPECT_EQ((*help)["commands"].size(), 14u);  // users, routes, cluster and metrics included
 
     std::optional<Json> status = Json::parse(conn.read_line().value_or(""));
     ASSERT_TRUE(status);
