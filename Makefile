@@ -8,6 +8,9 @@
 #   make fuzz       run every fuzz target for FUZZ_SECONDS each
 #   make fuzz-long  run every target for FUZZ_LONG_SECONDS; execs go to README.md
 #   make bench      compare proxyd with other proxies (bench/RESULTS.md)
+#   make cluster-demo  redis-server, proxyd nodes and haproxy (conf/cluster/) on
+#                   loopback: shared user limit, budget, sticky routes, a node
+#                   killed under load; SIZE=small is what make test runs
 #   make install    PREFIX=/usr/local SYSCONFDIR=/etc DESTDIR= : binaries, man pages,
 #                   config, systemd unit, logrotate file
 #   make deb        the Debian package, in build/ (dpkg-buildpackage)
@@ -83,7 +86,7 @@ FUZZ_BIN   := $(patsubst tests/fuzz/%_fuzz.cpp,$(BUILD)/fuzz/%,$(FUZZ_SRC))
 CORE_LIB   := $(BUILD)/libproxyd.a
 
 .PHONY: FORCE all deps build test check run asan asan-ci fuzz fuzz-build fuzz-long bench install install-files \
-        deb deb-check clean lint format
+        deb deb-check clean lint format cluster-demo
 .DEFAULT_GOAL := all
 
 all: deps
@@ -194,6 +197,11 @@ run: all
 
 bench: all
 	bench/run.sh
+
+# The cluster demonstration (tests/cluster/demo.sh): prints what each part
+# shows and PASS or FAIL; SIZE=small for the short version make test runs.
+cluster-demo: all
+	$(Q)BUILD=$(BUILD) tests/cluster/demo.sh
 
 lint: deps
 	$(Q)mandoc -Tlint man/*
