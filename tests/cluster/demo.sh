@@ -85,7 +85,8 @@ cleanup() {
     trap - EXIT INT TERM
     close_tunnels
     local pid
-    for pid in "${LOOPS[@]}"; do kill "$pid" 2>/dev/null; done
+    # A load loop's curl first (it would finish its request, up to 5 s).
+    for pid in "${LOOPS[@]}"; do pkill -TERM -P "$pid" 2>/dev/null; kill "$pid" 2>/dev/null; done
     # Servers: a polite stop first, then SIGKILL what is left after 5 s. A
     # proxyd master's workers go with it (and exit on their own within 2 s
     # when it was killed).
@@ -176,7 +177,7 @@ ctl() {  # ctl NAME ARGS...: proxyctl on instance NAME's control socket
 }
 # The port of [listen main], once every worker of NAME runs; empty before.
 listener_port() {
-    ctl "$1" status | sed -n 's/^listener main: 127\.0\.0\.1:\([0-9]*\) .*/\1/p'
+    ctl "$1" status | sed -n 's/^listener main: [0-9.]*:\([0-9]*\).*/\1/p'
 }
 instance_ready() {  # NAME WORKERS
     kill -0 "${MASTER[$1]}" 2>/dev/null || return 0  # dead: stop waiting
