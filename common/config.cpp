@@ -472,6 +472,19 @@ bool apply_listen_key(ListenConfig& listen, std::string_view key, std::string_vi
             return false;
         }
         listen.backlog = static_cast<int>(*backlog);
+    } else if (key == "proxy_protocol") {
+        auto on = parse_bool(value, error);
+        if (!on) return false;
+        listen.proxy_protocol = *on;
+    } else if (key == "proxy_protocol_from") {
+        auto ranges = parse_cidr_list(value, error);
+        if (!ranges) return false;
+        // Empty would refuse every connection; it also marks "not set".
+        if (ranges->empty()) {
+            error = "needs at least one address or CIDR (e.g. 127.0.0.1, 10.0.0.0/8, ::1)";
+            return false;
+        }
+        listen.proxy_protocol_from = std::move(*ranges);
     } else {
         error = "unknown key";
         return false;
@@ -717,6 +730,21 @@ bool validate_metrics(const MetricsConfig& metrics,
     return true;
 }
 
+// proxy_protocol_from alone is refused rather than ignored: it reads as if
+// the listener took PROXY headers, and it would not.
+bool validate_proxy_protocol(ListenConfig& l, const std::string& where, std::string& error) {
+    if (!l.proxy_protocol) {
+        if (l.proxy_protocol_from.empty()) return true;
+        error = where + "\"proxy_protocol_from\" needs \"proxy_protocol = yes\"";
+        return false;
+    }
+    if (l.proxy_protocol_from.empty()) {
+        std::string unused;
+        l.proxy_protocol_from.push_back(*parse_cidr("127.0.0.1", unused));
+    }
+    return true;
+}
+
 // Checks that need the whole file: required keys and relations between keys.
 // Errors name the section and key, since they belong to no single line.
 bool validate(Config& config, std::string& error) {
@@ -759,6 +787,7 @@ bool validate(Config& config, std::string& error) {
             error = where + "\"tls_certificate\" and \"tls_key\" must be set together";
             return false;
         }
+        if (!validate_proxy_protocol(l, where, error)) return false;
         if (l.tls()) {
             std::string tls_error;
             l.tls_context = tls::create_server_context(l.tls_certificate, l.tls_key, tls_error);

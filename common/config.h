@@ -34,6 +34,13 @@ struct ListenConfig {
     std::string tls_key;
     tls::SharedSslCtx tls_context;  // made at load time, in the master
     int backlog = 511;
+    // Connections start with a PROXY protocol header (v1 or v2) from a load
+    // balancer, and the client address it reports replaces the socket's for
+    // the ACL, limits and logs (worker/proxy_header.h).
+    bool proxy_protocol = false;
+    // Who may send that header: after loading, 127.0.0.1/32 when
+    // proxy_protocol is on and the key is not set; empty when it is off.
+    std::vector<Cidr> proxy_protocol_from;
 
     bool tls() const { return !tls_certificate.empty(); }
 };

@@ -11,6 +11,7 @@
 #include "common/log.h"
 #include "worker/http_connection.h"
 #include "worker/policy.h"
+#include "worker/proxy_header.h"
 #include "worker/socks_session.h"
 #include "worker/transport.h"
 
@@ -175,20 +176,31 @@ int Acceptor::accept_client(int listen_fd, sockaddr_storage& address, socklen_t&
     }
 }
 
-void Acceptor::serve(Endpoint& endpoint, int fd, const common::SocketAddress& client) {
+void serve_connection(WorkerContext& context, const common::ListenConfig& listener, int fd,
+                      const common::SocketAddress& client) {
     // allow_clients is the pipeline's first stage (policy.h), so that a
     // refused client hears why in its protocol and has its log line.
-    const common::ListenConfig& listener = endpoint.listener.config;
-    common::BufferEventPtr transport = make_client_transport(context_.base, fd, listener);
+    common::BufferEventPtr transport = make_client_transport(context.base, fd, listener);
     if (!transport) return;
     switch (listener.protocol) {
         case common::ListenProtocol::kHttp:
-            HttpConnection::start(context_, listener, std::move(transport), client);
+            HttpConnection::start(context, listener, std::move(transport), client);
             break;
         case common::ListenProtocol::kSocks5:
-            SocksSession::start(context_, listener, std::move(transport), client);
+            SocksSession::start(context, listener, std::move(transport), client);
             break;
     }
+}
+
+// Behind a balancer the client is known only from its PROXY header, read
+// before anything else (before TLS too): proxy_header.h.
+void Acceptor::serve(Endpoint& endpoint, int fd, const common::SocketAddress& client) {
+    const common::ListenConfig& listener = endpoint.listener.config;
+    if (listener.proxy_protocol) {
+        ProxyHeaderSession::start(context_, listener, fd, client);
+        return;
+    }
+    serve_connection(context_, listener, fd, client);
 }
 
 // Running out of descriptors is the case that matters: the pending

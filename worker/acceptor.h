@@ -35,6 +35,12 @@
 
 namespace worker {
 
+// Starts the listener's protocol (HTTP or SOCKS) on the accepted socket `fd`
+// of `client`, over TLS when the listener has a certificate. Takes `fd`: on
+// failure it is closed and logged.
+void serve_connection(WorkerContext& context, const common::ListenConfig& listener, int fd,
+                      const common::SocketAddress& client);
+
 class Acceptor {
   public:
     enum PauseReason : unsigned {

@@ -32,7 +32,7 @@ void SessionList::open(std::unique_ptr<ClientSession> session) {
     ClientSession& added = *session;
     added.entry_ = live_.insert(live_.end(), std::move(session));
     context_.counters.active_sessions++;
-    context_.counters.total_sessions++;
+    if (added.counts_in_total()) context_.counters.total_sessions++;
 }
 
 void SessionList::retire(ClientSession& session) {

@@ -28,6 +28,10 @@ class ClientSession : public Deferrable {
     virtual bool ready() const = 0;
     // Starts reading and arms the session's first timeout.
     virtual void serve() = 0;
+    // Whether opening it counts in total_sessions. A step before the real
+    // session (the PROXY header, proxy_header.h) is not counted: the
+    // session it starts is.
+    virtual bool counts_in_total() const { return true; }
     // Ends the session now; idempotent.
     void close();
     bool closed() const { return retired(); }

@@ -111,6 +111,21 @@ int connect_socket(const std::string& host, uint16_t port, int receive_buffer,
     return fd;
 }
 
+// Writes all of `data` on the non-blocking socket before the deadline.
+bool send_preface(int fd, std::string_view data, Clock::time_point deadline) {
+    while (!data.empty()) {
+        ssize_t n = ::send(fd, data.data(), data.size(), MSG_NOSIGNAL);
+        if (n > 0) {
+            data.remove_prefix(static_cast<size_t>(n));
+            continue;
+        }
+        if (n < 0 && errno != EAGAIN && errno != EINTR) return false;
+        pollfd p{fd, POLLOUT, 0};
+        if (::poll(&p, 1, millis_until(deadline)) != 1) return false;
+    }
+    return true;
+}
+
 }  // namespace
 
 TlsClient::~TlsClient() {
@@ -141,6 +156,9 @@ bool TlsClient::connect(uint16_t port, const Options& options, Millis timeout,
     }
     fd_ = connect_socket(host, port, options.receive_buffer, deadline);
     if (fd_ < 0) return fail("connect to " + host + ":" + std::to_string(port));
+    if (!options.preface.empty() && !send_preface(fd_, options.preface, deadline)) {
+        return fail("sending the preface");
+    }
     SSL* ssl = SSL_new(ctx);
     ssl_ = ssl;
     if (ssl == nullptr) return fail("SSL_new");

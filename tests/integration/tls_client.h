@@ -37,6 +37,9 @@ struct TlsClientOptions {
     std::string alpn;        // wire format, e.g. "\x02h2\x08http/1.1"
     std::string ciphers;     // TLS 1.2 cipher list when set
     int receive_buffer = 0;  // SO_RCVBUF before connecting, when > 0
+    // Sent in clear once TCP is up, before the handshake: what a load
+    // balancer puts in front (a PROXY protocol header).
+    std::string preface;
 };
 
 class TlsClient {

@@ -573,6 +573,63 @@ TEST_F(ConfigTest, DuplicateListenerAddressSpelledDifferently) {
               ": [listen b]: address [::1]:3128 is used by another listener");
 }
 
+TEST_F(ConfigTest, ProxyProtocolIsOffByDefault) {
+    ConfigPtr c = load("[listen main]\naddress = 127.0.0.1:0\n");
+    ASSERT_NE(c, nullptr);
+    EXPECT_FALSE(c->listeners[0].proxy_protocol);
+    EXPECT_TRUE(c->listeners[0].proxy_protocol_from.empty());
+}
+
+TEST_F(ConfigTest, ProxyProtocolFromDefaultsToLoopbackV4) {
+    ConfigPtr c = load("[listen main]\naddress = 127.0.0.1:0\nproxy_protocol = yes\n");
+    ASSERT_NE(c, nullptr);
+    const ListenConfig& l = c->listeners[0];
+    EXPECT_TRUE(l.proxy_protocol);
+    ASSERT_EQ(l.proxy_protocol_from.size(), 1u);
+    EXPECT_EQ(l.proxy_protocol_from[0].to_string(), "127.0.0.1/32");
+}
+
+TEST_F(ConfigTest, ProxyProtocolFromList) {
+    ConfigPtr c = load(
+        "[listen main]\naddress = 127.0.0.1:0\nproxy_protocol = on\n"
+        "proxy_protocol_from = 10.0.0.0/8, ::1, 192.0.2.7\n");
+    ASSERT_NE(c, nullptr);
+    const ListenConfig& l = c->listeners[0];
+    ASSERT_EQ(l.proxy_protocol_from.size(), 3u);
+    EXPECT_EQ(l.proxy_protocol_from[0].to_string(), "10.0.0.0/8");
+    EXPECT_EQ(l.proxy_protocol_from[1].to_string(), "::1/128");
+    EXPECT_EQ(l.proxy_protocol_from[2].to_string(), "192.0.2.7/32");
+}
+
+TEST_F(ConfigTest, ProxyProtocolErrors) {
+    EXPECT_EQ(error_for("[listen main]\naddress = 127.0.0.1:0\nproxy_protocol = v2\n"),
+              ":3: invalid value for \"proxy_protocol\" in [listen main]: \"v2\" is not a "
+              "boolean (yes or no)");
+    EXPECT_EQ(error_for("[listen main]\naddress = 127.0.0.1:0\nproxy_protocol = yes\n"
+                        "proxy_protocol_from = 10.1.0.0/8\n"),
+              ":4: invalid value for \"proxy_protocol_from\" in [listen main]: \"10.1.0.0/8\" "
+              "has host bits set");
+    EXPECT_EQ(error_for("[listen main]\naddress = 127.0.0.1:0\nproxy_protocol = yes\n"
+                        "proxy_protocol_from = balancer.local\n"),
+              ":4: invalid value for \"proxy_protocol_from\" in [listen main]: "
+              "\"balancer.local\" is not an IP address or CIDR range");
+    EXPECT_EQ(error_for("[listen main]\naddress = 127.0.0.1:0\nproxy_protocol = yes\n"
+                        "proxy_protocol_from =\n"),
+              ":4: invalid value for \"proxy_protocol_from\" in [listen main]: needs at least "
+              "one address or CIDR (e.g. 127.0.0.1, 10.0.0.0/8, ::1)");
+    EXPECT_EQ(error_for("[listen main]\naddress = 127.0.0.1:0\nproxy_protocol = yes\n"
+                        "proxy_protocol = no\n"),
+              ":4: duplicate key \"proxy_protocol\" in [listen main]");
+}
+
+TEST_F(ConfigTest, ProxyProtocolFromNeedsProxyProtocol) {
+    EXPECT_EQ(error_for("[listen main]\naddress = 127.0.0.1:0\nproxy_protocol_from = ::1\n"),
+              ": [listen main]: \"proxy_protocol_from\" needs \"proxy_protocol = yes\"");
+    EXPECT_EQ(error_for("[listen main]\naddress = 127.0.0.1:0\nproxy_protocol = no\n"
+                        "proxy_protocol_from = ::1\n"),
+              ": [listen main]: \"proxy_protocol_from\" needs \"proxy_protocol = yes\"");
+}
+
 TEST_F(ConfigTest, TlsCertificateWithoutKey) {
     EXPECT_EQ(error_for("[listen main]\naddress = 127.0.0.1:0\ntls_certificate = /x.crt\n"),
               ": [listen main]: \"tls_certificate\" and \"tls_key\" must be set together");
