@@ -266,8 +266,14 @@ node_down() { [ "$(node_status "$1")" = DOWN ]; }
 # --- Clients -------------------------------------------------------------------
 
 declare -A PASSWORD=([alice]=alice-demo [bob]=bob-demo)
-# USER (with its parameters, alice-session-x) -> the Basic credentials.
-credentials() { printf '%s:%s' "$1" "${PASSWORD[${1%%-*}]}" | base64 -w0; }
+# USER (with its parameters, alice-session-x) -> its Basic credentials,
+# computed once: a burst of tunnels must not wait for a base64 process each.
+declare -A CREDENTIALS
+credentials() {
+    if [ -z "${CREDENTIALS[$1]:-}" ]; then
+        CREDENTIALS[$1]=$(printf '%s:%s' "$1" "${PASSWORD[${1%%-*}]}" | base64 -w0)
+    fi
+}
 
 # One GET through the balancer on a new connection; prints the origin's
 # body ("peer=... via=...") and the status, or "000" when it failed.
@@ -281,9 +287,10 @@ get() {  # USER URL
 # and writes a CONNECT to HOST's origin port; the fd is appended to TUNNELS.
 send_connect() {
     local fd
+    credentials "$1"
     exec {fd}<>"/dev/tcp/127.0.0.1/$FRONTEND_PORT" || return 1
     printf 'CONNECT %s:%s HTTP/1.1\r\nHost: %s:%s\r\nProxy-Authorization: Basic %s\r\n\r\n' \
-        "$2" "$ORIGIN_PORT" "$2" "$ORIGIN_PORT" "$(credentials "$1")" >&"$fd"
+        "$2" "$ORIGIN_PORT" "$2" "$ORIGIN_PORT" "${CREDENTIALS[$1]}" >&"$fd"
     TUNNELS+=("$fd")
 }
 # read_answer FD: reads the answer to the CONNECT on FD: its status in
@@ -293,7 +300,8 @@ read_answer() {
     local fd=$1 line
     ANSWER=000 ANSWER_WHY=""
     if IFS= read -r -t 10 -u "$fd" line; then
-        ANSWER=$(echo "$line" | cut -d' ' -f2)
+        # No fork per answer: a burst's answers are read as fast as they came.
+        ANSWER=${line#* } ANSWER=${ANSWER%% *}
         while IFS= read -r -t 10 -u "$fd" line && [ "$line" != $'\r' ]; do
             case $line in [Pp]roxy-[Ss]tatus:*) ANSWER_WHY=${line#*: } ;; esac
         done
