@@ -629,7 +629,7 @@ demo_kill() {
     else
         result FAIL "load errors $total_bad (want <= $LOAD_LOOPS, none after DOWN), DOWN after $down_ms ms"
     fi
-    if [ "$back_ms" != never ] && [ "$back_ms" -le $((LEASE_BOUND * 1000 + 2000)) ] && [ "$over" = 429 ]; then
+    if [ "$back_ms" != never ] && [ "$back_ms" -le $((LEASE_BOUND * 1000 + 3000)) ] && [ "$over" = 429 ]; then
         result PASS "the dead node's leases expired: alice back to $ALICE_MAX within $back_ms ms (bound ${LEASE_BOUND} s)"
     else
         result FAIL "alice back to $ALICE_MAX after $back_ms ms (bound ${LEASE_BOUND} s), one more got $over (want 429)"
