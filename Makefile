@@ -46,7 +46,7 @@ DEB_PACKAGES += prometheus goaccess systemd logrotate debhelper dpkg-dev fakeroo
 # the tests start a real redis-server and a real haproxy in front of nodes.
 DEB_PACKAGES += libhiredis-dev redis-server haproxy
 
-PKGS       := libevent libevent_openssl openssl inih
+PKGS       := libevent libevent_openssl openssl inih hiredis
 # Recursively expanded on purpose: pkg-config runs only after `deps`.
 PKG_CFLAGS  = $(shell pkg-config --cflags $(PKGS))
 PKG_LIBS    = $(shell pkg-config --libs $(PKGS))
@@ -186,7 +186,7 @@ asan: deps
 # handshakes, source addresses, budget timers; operations: access-log
 # records, the master's metrics endpoint, proxyctl). The load and
 # supervision suites, whose timings ASan stretches, run under `make asan`.
-ASAN_CI_FILTER := HttpProxy*:*/HttpProxyMalformed.*:Sizes/*:Socks*:Tls*:Hostile*:*/MalformedRequest.*:SpliceRelay*:Cli*:Harness*:EmbeddedIpv4*:DescriptorBudget*:UpstreamPool*:HttpEdges*:Dns*:Accounts*:Routing*:AccessLog*:Metrics*:Proxyctl*
+ASAN_CI_FILTER := HttpProxy*:*/HttpProxyMalformed.*:Sizes/*:Socks*:Tls*:Hostile*:*/MalformedRequest.*:SpliceRelay*:Cli*:Harness*:EmbeddedIpv4*:DescriptorBudget*:UpstreamPool*:HttpEdges*:Dns*:Accounts*:Routing*:AccessLog*:Metrics*:Proxyctl*:ClusterState*
 asan-ci: deps
 	$(Q)$(MAKE) --no-print-directory BUILD=build/asan SANITIZE=1 CXXFLAGS="-O1 -g" FUZZ_SMOKE_SECONDS=0 \
 	    INTEGRATION_FILTER='$(ASAN_CI_FILTER)' test

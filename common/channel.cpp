@@ -14,6 +14,9 @@ static_assert(std::is_trivially_copyable_v<Report>);
 static_assert(std::is_trivially_copyable_v<Command>);
 static_assert(std::is_trivially_copyable_v<UserSessions>);
 static_assert(std::is_trivially_copyable_v<RouteStats>);
+static_assert(std::is_trivially_copyable_v<ClusterStatus>);
+static_assert(sizeof(ClusterStatus) ==
+              sizeof(RecordHeader) + 8 + 3 * sizeof(uint64_t) + 8 + kMaxClusterError);
 // No padding inside an entry: every byte of it is checked or carried.
 static_assert(sizeof(RouteStat) == 3 * sizeof(uint64_t) + 8 + kMaxRouteName);
 
@@ -85,6 +88,12 @@ UserSessions make_user_sessions() {
 RouteStats make_route_stats() {
     RouteStats record{};
     record.header = make_header(RecordType::kRouteStats, sizeof(RouteStats));
+    return record;
+}
+
+ClusterStatus make_cluster_status() {
+    ClusterStatus record{};
+    record.header = make_header(RecordType::kClusterStatus, sizeof(ClusterStatus));
     return record;
 }
 
@@ -160,6 +169,7 @@ std::optional<RecordType> record_type(const void* data, size_t size) {
         case RecordType::kCommand:
         case RecordType::kUserSessions:
         case RecordType::kRouteStats:
+        case RecordType::kClusterStatus:
             return static_cast<RecordType>(header.type);
     }
     return std::nullopt;
@@ -204,6 +214,21 @@ DecodeStatus decode_route_stats(const void* data, size_t size, RouteStats& out) 
                    valid_route_names(route);
         },
         out);
+}
+
+DecodeStatus decode_cluster_status(const void* data, size_t size, ClusterStatus& out) {
+    DecodeStatus status =
+        check_header(data, size, RecordType::kClusterStatus, sizeof(ClusterStatus));
+    if (status != DecodeStatus::kOk) return status;
+    ClusterStatus record;
+    std::memcpy(&record, data, sizeof record);
+    if (record.pid <= 0 || record.state > static_cast<uint32_t>(ClusterState::kDown) ||
+        record.error_length > kMaxClusterError || !zero(record.reserved, sizeof record.reserved) ||
+        std::memchr(record.error, '\0', record.error_length) != nullptr) {
+        return DecodeStatus::kBadValue;
+    }
+    out = record;
+    return DecodeStatus::kOk;
 }
 
 DecodeStatus decode_command(const void* data, size_t size, Command& out) {

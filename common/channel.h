@@ -28,6 +28,7 @@ enum class RecordType : uint16_t {
     kCommand = 2,
     kUserSessions = 3,
     kRouteStats = 4,
+    kClusterStatus = 5,
 };
 
 struct RecordHeader {
@@ -106,6 +107,25 @@ struct RouteStats {
     RouteStat routes[kRoutesPerRecord];
 };
 
+// The worker's connection to the cluster store ([cluster] redis), with
+// every heartbeat while it is set (worker/redis_shared_state.h). Its
+// counters (commands, errors, fallbacks...) travel in the Report's metrics;
+// this carries what is not a number to add up.
+enum class ClusterState : uint32_t { kOff = 0, kConnecting = 1, kUp = 2, kDown = 3 };
+constexpr size_t kMaxClusterError = 160;
+
+struct ClusterStatus {
+    RecordHeader header;
+    int32_t pid;
+    uint32_t state;            // ClusterState
+    uint64_t latency_ewma_us;  // of the replies
+    uint64_t latency_max_us;   // since the last record
+    int64_t error_at_ms;       // Unix time of last_error; 0: none yet
+    uint16_t error_length;     // 0..kMaxClusterError
+    uint8_t reserved[6];       // 0
+    char error[kMaxClusterError];
+};
+
 enum class CommandCode : uint32_t {
     kDrain = 1,        // stop accepting, finish sessions, exit
     kPauseAccept = 2,  // accept balancing: stop taking new connections
@@ -124,6 +144,7 @@ Report make_report();
 Command make_command(CommandCode code);
 UserSessions make_user_sessions();
 RouteStats make_route_stats();
+ClusterStatus make_cluster_status();
 
 // Sets the name and the kind of `entry` from a route's name and its parent's
 // name (empty for a direct route). False, with `entry`'s names unusable,
@@ -153,6 +174,8 @@ DecodeStatus decode_user_sessions(const void* data, size_t size, UserSessions& o
 // Also checks each entry: a count in range, names that set_route_names()
 // accepts, `down` 0 or 1, reserved bytes 0.
 DecodeStatus decode_route_stats(const void* data, size_t size, RouteStats& out);
+// Also checks the state, the error's length (no NUL in it) and reserved bytes.
+DecodeStatus decode_cluster_status(const void* data, size_t size, ClusterStatus& out);
 DecodeStatus decode_command(const void* data, size_t size, Command& out);
 
 }  // namespace common::channel

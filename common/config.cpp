@@ -168,6 +168,41 @@ std::optional<OnFailure> parse_on_failure(std::string_view text, std::string& er
     return std::nullopt;
 }
 
+// "off", or the Redis server's numeric host:port.
+std::optional<std::optional<SocketAddress>> parse_redis(std::string_view text, std::string& error) {
+    if (text == "off") return std::optional<SocketAddress>();
+    auto host_port = parse_host_port(text, error);
+    if (!host_port) {
+        error = "\"" + std::string(text) + "\": " + error;
+        return std::nullopt;
+    }
+    auto address = SocketAddress::from_numeric(host_port->host, host_port->port);
+    if (!address) {
+        error = "\"" + std::string(text) +
+                "\": the Redis server must be off or a numeric address (e.g. 127.0.0.1:6379)";
+        return std::nullopt;
+    }
+    return address;
+}
+
+std::optional<OnRedisDown> parse_on_redis_down(std::string_view text, std::string& error) {
+    if (text == "local") return OnRedisDown::kLocal;
+    if (text == "deny") return OnRedisDown::kDeny;
+    error = "\"" + std::string(text) + "\" is not a policy (local or deny)";
+    return std::nullopt;
+}
+
+// The host name, cut to the characters a token allows, for the node name.
+std::string host_name() {
+    char name[256] = {};
+    if (gethostname(name, sizeof(name) - 1) != 0) return "proxyd";
+    std::string token;
+    for (const char* c = name; *c != '\0' && token.size() < 64; ++c) {
+        if (http::is_token(std::string_view(c, 1))) token.push_back(*c);
+    }
+    return token.empty() ? "proxyd" : token;
+}
+
 // A local address to dial from: numeric, IPv4 or IPv6 (no brackets, no
 // port: the kernel picks the port when connecting).
 std::optional<std::vector<SocketAddress>> parse_source_list(std::string_view text,
@@ -406,6 +441,13 @@ const std::map<std::string, std::map<std::string, KeyRule>>& schema() {
              {"rotation", scalar(&Config::route, &RouteConfig::rotation, parse_rotation)},
              {"sticky_ttl", scalar(&Config::route, &RouteConfig::sticky_ttl, parse_duration)},
              {"on_failure", scalar(&Config::route, &RouteConfig::on_failure, parse_on_failure)},
+         }},
+        {"cluster",
+         {
+             {"redis", scalar(&Config::cluster, &ClusterConfig::redis, parse_redis)},
+             {"on_redis_down",
+              scalar(&Config::cluster, &ClusterConfig::on_redis_down, parse_on_redis_down)},
+             {"node", scalar(&Config::cluster, &ClusterConfig::node, parse_proxy_name)},
          }},
         {"acl",
          {
@@ -961,6 +1003,7 @@ Config defaults() {
     config.master.workers = *parse_workers("auto", unused);
     config.acl.allow_clients = *parse_cidr_list("127.0.0.0/8, ::1", unused);
     config.acl.connect_ports = *parse_port_list("443", unused);
+    config.cluster.node = host_name();
     return config;
 }
 

@@ -178,6 +178,20 @@ struct AuthConfig {
     std::map<std::string, UserAccount, std::less<>> users;
 };
 
+// [cluster]: what several nodes share. With `redis` set, per-user session
+// limits, sticky routes and destination budgets are kept in that Redis
+// (worker/redis_shared_state.h) instead of this node's shared table.
+enum class OnRedisDown { kLocal, kDeny };
+struct ClusterConfig {
+    // A numeric address: hiredis would resolve a name with a blocking call
+    // on the worker's loop. None: off, the node keeps its state alone.
+    std::optional<SocketAddress> redis;
+    OnRedisDown on_redis_down = OnRedisDown::kLocal;
+    // The node's name in `status`, logs and Redis holder ids (a token);
+    // defaults to the host name.
+    std::string node;
+};
+
 struct Config {
     std::string path;  // the file it was loaded from, as given
     ProxyConfig proxy;
@@ -191,6 +205,7 @@ struct Config {
     AuthConfig auth;
     std::vector<ParentConfig> parents;  // every [parent NAME], in file order
     RouteConfig route;
+    ClusterConfig cluster;
 
     // The [parent NAME] section called `name`; nullptr if there is none.
     const ParentConfig* parent(std::string_view name) const;

@@ -109,4 +109,24 @@ constexpr uint32_t duration_bucket(uint64_t us) {
     return i;
 }
 
+// The Redis round trip histogram's upper bounds in microseconds: a healthy
+// store on the same network answers well under a millisecond; the last
+// bound is the command timeout (worker/redis_protocol.h).
+inline constexpr uint64_t kRedisLatencyBoundsUs[] = {100,   250,    500,    1'000,   2'500,
+                                                     5'000, 10'000, 25'000, 100'000, 500'000};
+inline constexpr uint32_t kRedisLatencyBucketCount = std::size(kRedisLatencyBoundsUs) + 1;
+
+constexpr const char* redis_latency_bucket_name(uint32_t index) {
+    constexpr const char* kNames[] = {"0.0001", "0.00025", "0.0005", "0.001", "0.0025", "0.005",
+                                      "0.01",   "0.025",   "0.1",    "0.5",   "+Inf"};
+    static_assert(std::size(kNames) == kRedisLatencyBucketCount);
+    return index < kRedisLatencyBucketCount ? kNames[index] : "unknown";
+}
+
+constexpr uint32_t redis_latency_bucket(uint64_t us) {
+    uint32_t i = 0;
+    while (i < std::size(kRedisLatencyBoundsUs) && us > kRedisLatencyBoundsUs[i]) ++i;
+    return i;
+}
+
 }  // namespace common::metrics

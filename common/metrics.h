@@ -76,6 +76,8 @@ inline constexpr Label kProtocolStatus{{"protocol", kProtocolCount, &protocol_na
 inline constexpr Label kDirection{{"direction", kDirectionCount, &direction_name}};
 inline constexpr Label kConnectError{{"class", kConnectErrorCount, &connect_error_name}};
 inline constexpr Label kDurationBuckets{{"le", kDurationBucketCount, &duration_bucket_name}};
+inline constexpr Label kRedisLatencyBuckets{
+    {"le", kRedisLatencyBucketCount, &redis_latency_bucket_name}};
 
 // The uint64_t values a metric holds; 0 means a single plain uint64_t.
 constexpr uint32_t slots(Type type, Label label) {
@@ -132,7 +134,21 @@ inline constexpr Column kNoColumn{};
       "Duration of finished requests from the first byte of the request to the end of the "        \
       "exchange; for CONNECT and SOCKS that is the tunnel's life.")                                \
     X(upstream_connect_errors, "upstream_connect_errors", kCounter, kSum, kConnectError,           \
-      kNoColumn, "Requests that failed to connect to their destination or parent, by class.")
+      kNoColumn, "Requests that failed to connect to their destination or parent, by class.")      \
+    X(redis_up, "redis_up", kGauge, kSum, kNoLabel, kNoColumn,                                     \
+      "Workers connected to the cluster's Redis ([cluster] redis); 0 when it is off or down.")     \
+    X(redis_commands, "redis_commands", kCounter, kSum, kNoLabel, kNoColumn,                       \
+      "Commands sent to the cluster's Redis.")                                                     \
+    X(redis_errors, "redis_errors", kCounter, kSum, kNoLabel, kNoColumn,                           \
+      "Redis failures: connections refused, lost or timed out, and error replies.")                \
+    X(redis_reconnects, "redis_reconnects", kCounter, kSum, kNoLabel, kNoColumn,                   \
+      "Connections to the cluster's Redis made again after one was lost.")                         \
+    X(cluster_fallbacks, "cluster_fallbacks", kCounter, kSum, kNoLabel, kNoColumn,                 \
+      "Decisions taken from this node's table because Redis was down (on_redis_down = local).")    \
+    X(cluster_denials, "cluster_denials", kCounter, kSum, kNoLabel, kNoColumn,                     \
+      "Requests refused because Redis was down (on_redis_down = deny).")                           \
+    X(redis_latency, "redis_latency_seconds", kHistogram, kSum, kRedisLatencyBuckets, kNoColumn,   \
+      "Round trip of the commands answered by the cluster's Redis.")
 
 namespace detail {
 // A metric without a label is one uint64_t (so `counters.requests++` reads

@@ -52,8 +52,8 @@ bool same_metrics_listen(const common::MetricsConfig& a, const common::MetricsCo
 }
 
 const char* kHelp[] = {
-    "status",  "workers",   "stats",  "users", "routes", "metrics", "reload",
-    "scale N", "drain PID", "reopen", "quit",  "stop",   "help",
+    "status", "workers", "stats",     "users",  "routes", "cluster", "metrics",
+    "reload", "scale N", "drain PID", "reopen", "quit",   "stop",    "help",
 };
 
 }  // namespace
@@ -516,6 +516,7 @@ std::string Master::status_answer() const {
                         std::chrono::steady_clock::now() - started_)
                         .count();
     v["config"] = options_.config_path;
+    v["node"] = supervisor_->current()->config->cluster.node;
     v["target_workers"] = supervisor_->target();
     v["degraded"] = supervisor_->degraded();
     v["starved_total"] = supervisor_->starved_total();
@@ -565,6 +566,11 @@ std::string Master::handle_command(std::string_view line) {
         Json v;
         v["ok"] = true;
         v["routes"] = supervisor_->routes_json();
+        return common::to_line(v);
+    }
+    if (cmd == "cluster" && no_args()) {
+        Json v = supervisor_->cluster_json();
+        v["ok"] = true;
         return common::to_line(v);
     }
     if (cmd == "metrics" && no_args()) {
@@ -626,8 +632,8 @@ std::string Master::handle_command(std::string_view line) {
         v["commands"] = std::move(list);
         return common::to_line(v);
     }
-    for (const char* known : {"status", "workers", "stats", "users", "routes", "metrics", "reload",
-                              "reopen", "quit", "stop", "help"}) {
+    for (const char* known : {"status", "workers", "stats", "users", "routes", "cluster", "metrics",
+                              "reload", "reopen", "quit", "stop", "help"}) {
         if (cmd == known)
             return error_answer("command \"" + std::string(cmd) + "\" takes no arguments");
     }

@@ -43,8 +43,8 @@ void usage(FILE* out) {
                  "  -h, --help              print this help\n"
                  "\n"
                  "Options may follow the command; `--` ends them.\n"
-                 "commands: status, workers, top, stats, users, routes, metrics, reload, scale N,\n"
-                 "          drain PID, reopen, quit, stop, help\n",
+                 "commands: status, workers, top, stats, users, routes, cluster, metrics, reload,\n"
+                 "          scale N, drain PID, reopen, quit, stop, help\n",
                  kSystemSocket);
 }
 

@@ -82,6 +82,44 @@ void print_routes(const Json& routes) {
     }
 }
 
+std::string latency(const Json& us) {
+    return std::to_string(as_int(us)) + " us";
+}
+
+// The node and its store, then one line per worker's connection.
+void print_cluster(const Json& answer) {
+    std::printf("node: %s\n", as_string(at(answer, "node")).c_str());
+    std::printf("redis: %s (%s), on_redis_down = %s\n", as_string(at(answer, "redis")).c_str(),
+                as_string(at(answer, "state")).c_str(),
+                as_string(at(answer, "on_redis_down")).c_str());
+    std::printf("workers connected: %lld of %lld\n",
+                static_cast<long long>(as_int(at(answer, "workers_up"))),
+                static_cast<long long>(as_int(at(answer, "workers"))));
+    std::printf("latency: %s average, %s max (last interval)\n",
+                latency(at(answer, "latency_ewma_us")).c_str(),
+                latency(at(answer, "latency_max_us")).c_str());
+    for (const char* key : {"commands", "errors", "reconnects", "fallbacks", "denials"}) {
+        std::printf("%s: %lld\n", key, static_cast<long long>(as_int(at(answer, key))));
+    }
+    const std::string error = as_string(at(answer, "last_error"));
+    std::printf(
+        "last error: %s\n",
+        error.empty() ? "none" : (error + " at " + as_string(at(answer, "last_error_at"))).c_str());
+    std::printf("\n%-8s %4s %4s %-10s %10s %10s %9s %7s  %s\n", "PID", "SLOT", "GEN", "STATE",
+                "LATENCY", "MAX", "COMMANDS", "ERRORS", "LAST ERROR");
+    for (const Json& w : elements(at(answer, "per_worker"))) {
+        std::printf("%-8lld %4lld %4lld %-10s %10s %10s %9lld %7lld  %s\n",
+                    static_cast<long long>(as_int(at(w, "pid"))),
+                    static_cast<long long>(as_int(at(w, "slot"))),
+                    static_cast<long long>(as_int(at(w, "generation"))),
+                    as_string(at(w, "state")).c_str(), latency(at(w, "latency_ewma_us")).c_str(),
+                    latency(at(w, "latency_max_us")).c_str(),
+                    static_cast<long long>(as_int(at(w, "commands"))),
+                    static_cast<long long>(as_int(at(w, "errors"))),
+                    as_string(at(w, "last_error")).c_str());
+    }
+}
+
 // key: value lines; nested objects flatten to "a.b: value". The recursion is
 // bounded by the depth limit of parse_untrusted().
 void print_fields(const Json& object, const std::string& prefix) {
@@ -161,6 +199,8 @@ void print_answer(const std::vector<std::string>& command, const Json& answer) {
         print_users(at(answer, "users"));
     } else if (cmd == "routes") {
         print_routes(at(answer, "routes"));
+    } else if (cmd == "cluster") {
+        print_cluster(answer);
     } else if (cmd == "metrics") {
         print_metrics(answer);
     } else if (std::string line = confirmation(command, answer); !line.empty()) {

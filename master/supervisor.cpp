@@ -39,6 +39,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/log.h"
+#include "master/cluster_status.h"
 #include "worker/worker.h"
 
 #if defined(__SANITIZE_ADDRESS__)
@@ -538,6 +539,10 @@ void Supervisor::read_channel(Worker& w) {
             ch::RouteStats record;
             status = ch::decode_route_stats(buf, size, record);
             if (status == ch::DecodeStatus::kOk) on_route_stats(w, record);
+        } else if (type == ch::RecordType::kClusterStatus) {
+            ch::ClusterStatus record;
+            status = ch::decode_cluster_status(buf, size, record);
+            if (status == ch::DecodeStatus::kOk) on_cluster_status(w, record);
         } else if (size <= sizeof buf) {
             ch::Report report;
             status = ch::decode_report(buf, size, report);
@@ -565,6 +570,15 @@ void Supervisor::on_user_sessions(Worker& w, const ch::UserSessions& record) {
         if (it == user_sessions_.end()) it = user_sessions_.emplace(std::string(name), 0).first;
         it->second += user.sessions;
     }
+}
+
+void Supervisor::on_cluster_status(Worker& w, const ch::ClusterStatus& record) {
+    if (record.pid != w.pid) {
+        LOG_ERROR("cluster status from worker %d (pid %d) claims pid %d", w.slot, w.pid,
+                  record.pid);
+        return;
+    }
+    w.cluster = record;
 }
 
 void Supervisor::on_route_stats(Worker& w, const ch::RouteStats& record) {
@@ -998,6 +1012,17 @@ Json Supervisor::stats_json() const {
     out["user_sessions"] = std::move(users);
     out["parents"] = routes_.parents_json();
     return out;
+}
+
+Json Supervisor::cluster_json() const {
+    Counters totals = retired_;
+    std::vector<ClusterWorker> workers;
+    for (const auto& [pid, w] : workers_) {
+        common::metrics::add_summed(totals, w->report.counters);
+        workers.push_back({w->pid, w->slot, w->generation->number, w->cluster,
+                           w->has_report ? &w->report.counters : nullptr});
+    }
+    return master::cluster_json(current_->config->cluster, workers, totals);
 }
 
 Json Supervisor::routes_json() const {

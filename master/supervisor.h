@@ -127,6 +127,8 @@ struct Worker {
     bool hung = false;           // aborted for its silence: its exit is a "hung" restart
     bool paused = false;         // told to stop accepting (balancing)
     bool channel_closed = false;
+    // Its connection to the cluster store, when [cluster] redis is set.
+    std::optional<common::channel::ClusterStatus> cluster;
 };
 
 struct SlotInfo {
@@ -208,6 +210,7 @@ class Supervisor {
     common::Json users_json() const;
     // Every route the workers report, by name: see RouteStatus::routes_json().
     common::Json routes_json() const;
+    common::Json cluster_json() const;
     // What /metrics and the `metrics` command render (master/prometheus.h).
     prometheus::Snapshot metrics_snapshot() const;
 
@@ -217,6 +220,7 @@ class Supervisor {
     void on_report(Worker& worker, const common::channel::Report& report);
     void on_user_sessions(Worker& worker, const common::channel::UserSessions& record);
     void on_route_stats(Worker& worker, const common::channel::RouteStats& record);
+    void on_cluster_status(Worker& worker, const common::channel::ClusterStatus& record);
     void on_exit(Worker& worker, int wait_status);
     void count_failure(const Worker& worker, ExitKind kind);
     void count_restart(const Worker& worker, bool expected);

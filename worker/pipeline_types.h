@@ -88,6 +88,7 @@ enum class RefusalCause {
     kNoRoute,                 // every route is down (502)
     kDestinationRate,         // the destination's budget from this exit is spent (429)
     kClientDenied,            // the client's address is not in allow_clients (403)
+    kSharedStateDown,         // the cluster store is unreachable, on_redis_down = deny (503)
     kInternal,                // out of memory or descriptors (500)
 };
 

@@ -63,6 +63,8 @@ constexpr CauseRow kCauses[] = {
      channel::kErrUpstreamConnect},
     {"destination_rate", 429, socks::kRepNotAllowed, "http_request_denied", channel::kErrLimit},
     {"client_denied", 403, socks::kRepNotAllowed, "http_request_denied", channel::kErrDenied},
+    {"cluster_store_down", 503, socks::kRepGeneralFailure, "proxy_internal_error",
+     channel::kErrInternal},
     {"internal_error", 500, socks::kRepGeneralFailure, "proxy_internal_error",
      channel::kErrInternal},
 };

@@ -102,6 +102,24 @@ std::string sticky_key(const Account& account) {
     return fit_key("sticky:" + account.name + ":" + account.session_id);
 }
 
+Refusal admission_refusal(const Account& account, StateRefusal why, std::string down_detail) {
+    switch (why) {
+        case StateRefusal::kAtLimit:
+            return make_refusal(RefusalCause::kUserLimit,
+                                "user " + account.name + " is at its limit of " +
+                                    std::to_string(account.max_sessions) +
+                                    " concurrent sessions (max_sessions)");
+        case StateRefusal::kDown:
+            return make_refusal(RefusalCause::kSharedStateDown, std::move(down_detail));
+        case StateRefusal::kBroken:
+            return make_refusal(RefusalCause::kInternal, "the session table is unusable");
+        case StateRefusal::kFull:
+        case StateRefusal::kNone:
+            break;
+    }
+    return make_refusal(RefusalCause::kInternal, "the session table is full");
+}
+
 std::optional<Refusal> admit(common::SharedTable* table, const Account& account,
                              Admission& admission) {
     admission.account = account;
@@ -187,14 +205,32 @@ void RequestPipeline::after_authentication(std::optional<Account> account) {
         return;
     }
     admission_ = Admission();
-    if (account) {
-        if (auto refusal = admit(context_.shared_table, *account, admission_)) {
-            admission_ = Admission();
-            refuse(std::move(*refusal), false, account->name);
-            return;
-        }
-        context_.user_sessions.count(account->name);
+    if (!account) {
+        choose_route();
+        return;
     }
+    admission_.account = std::move(account);
+    const Account& admitted = *admission_.account;
+    uint32_t limit = static_cast<uint32_t>(std::min<uint64_t>(admitted.max_sessions, UINT32_MAX));
+    track(context_.shared_state->acquire(common::user_lease_key(admitted.name), limit,
+                                         [this](AcquireResult&& result) {
+                                             state_ticket_ = 0;
+                                             on_admitted(std::move(result));
+                                         }));
+}
+
+void RequestPipeline::on_admitted(AcquireResult&& result) {
+    const Account& account = *admission_.account;
+    if (result.refusal != StateRefusal::kNone) {
+        std::string name = account.name;
+        Refusal refusal =
+            admission_refusal(account, result.refusal, context_.shared_state->down_detail());
+        admission_ = Admission();
+        refuse(std::move(refusal), false, std::move(name));
+        return;
+    }
+    if (result.lease) admission_.hold(std::move(result.lease));
+    context_.user_sessions.count(account.name);
     choose_route();
 }
 
@@ -202,9 +238,15 @@ void RequestPipeline::after_authentication(std::optional<Account> account) {
 void RequestPipeline::choose_route() {
     const Clock::time_point now = Clock::now();
     const Account* account = admission_.account ? &*admission_.account : nullptr;
-    route_ = account != nullptr && !account->session_id.empty()
-                 ? sticky_route(*account, now)
-                 : context_.routes->rotate(now, tried_);
+    if (account != nullptr && !account->session_id.empty()) {
+        sticky_route(*account, now);
+        return;
+    }
+    route_chosen(context_.routes->rotate(now, tried_));
+}
+
+void RequestPipeline::route_chosen(const Route* route) {
+    route_ = route;
     if (route_ == nullptr) {
         // After a failure with nothing left to try, the client hears of
         // that failure rather than of the routes' state.
@@ -214,43 +256,62 @@ void RequestPipeline::choose_route() {
                false);
         return;
     }
-    queued_until_ = now + context_.config->limits.destination_queue_timeout;
+    queued_until_ = Clock::now() + context_.config->limits.destination_queue_timeout;
     take_budget();
 }
 
 // Every worker proposes the same route for a session (rendezvous hashing
 // over the routes it thinks up); the shared sticky map keeps the first one
 // stored until the session goes unused for its TTL, or its route fails here.
-const Route* RequestPipeline::sticky_route(const Account& account, Clock::time_point now) {
+void RequestPipeline::sticky_route(const Account& account, Clock::time_point now) {
     RouteTable& routes = *context_.routes;
-    const std::string key = sticky_key(account);
-    const Route* proposed = routes.rendezvous(key, now, tried_);
-    if (proposed == nullptr) return nullptr;
-    if (context_.shared_table == nullptr) return proposed;
+    const Route* proposed = routes.rendezvous(sticky_key(account), now, tried_);
+    if (proposed == nullptr) {
+        route_chosen(nullptr);
+        return;
+    }
+    sticky_retry_ = false;
+    ask_sticky(account, proposed, tried_.empty() ? 0 : routes.routes()[tried_.back()].id);
+}
+
+void RequestPipeline::ask_sticky(const Account& account, const Route* proposed, uint32_t avoid) {
     auto ttl = account.ttl.count() > 0
                    ? std::chrono::duration_cast<std::chrono::nanoseconds>(account.ttl)
                    : std::chrono::duration_cast<std::chrono::nanoseconds>(
                          context_.config->route.sticky_ttl);
-    uint32_t avoid = tried_.empty() ? 0 : routes.routes()[tried_.back()].id;
-    common::SharedTable::Stick stuck = context_.shared_table->stick(key, proposed->id, ttl, avoid);
-    const Route* route = routes.by_id(stuck.value);
+    track(context_.shared_state->stick(sticky_key(account), proposed->id, ttl, avoid,
+                                       [this, proposed](StickResult result) {
+                                           state_ticket_ = 0;
+                                           on_sticky(result, proposed);
+                                       }));
+}
+
+void RequestPipeline::on_sticky(const StickResult& result, const Route* proposed) {
+    if (result.down) {
+        refuse(store_down_refusal(), false);
+        return;
+    }
+    RouteTable& routes = *context_.routes;
+    const Account& account = *admission_.account;
+    const Route* route = routes.by_id(result.stick.value);
     // The stored route is not one of ours (another configuration) or is
     // down here: the session moves to the proposal.
-    if (route == nullptr || !routes.up(*route, now) ||
-        std::find(tried_.begin(), tried_.end(), route->index) != tried_.end()) {
-        uint32_t stale = stuck.value;
-        stuck = context_.shared_table->stick(key, proposed->id, ttl, stale);
-        route = routes.by_id(stuck.value);
-        if (route == nullptr) route = proposed;
+    if (!sticky_retry_ && (route == nullptr || !routes.up(*route, Clock::now()) ||
+                           std::find(tried_.begin(), tried_.end(), route->index) != tried_.end())) {
+        sticky_retry_ = true;
+        ask_sticky(account, proposed, result.stick.value);
+        return;
     }
-    if (stuck.previous != 0 && stuck.previous != route->id) {
-        const Route* from = routes.by_id(stuck.previous);
+    if (route == nullptr) route = proposed;
+    uint32_t previous = result.stick.previous;
+    if (previous != 0 && previous != route->id) {
+        const Route* from = routes.by_id(previous);
         LOG_INFO("session %s of user %s moves from route %s to route %s: %s",
                  account.session_id.c_str(), account.name.c_str(),
                  from != nullptr ? from->name.c_str() : "(gone)", route->name.c_str(),
                  tried_.empty() ? "the route is down" : "the route failed");
     }
-    return route;
+    route_chosen(route);
 }
 
 // The destination's budget from this route's exit. While a token is due
@@ -258,18 +319,30 @@ const Route* RequestPipeline::sticky_route(const Account& account, Clock::time_p
 // serves everything else meanwhile.
 void RequestPipeline::take_budget() {
     const common::LimitsConfig& limits = context_.config->limits;
-    if (limits.destination_rate <= 0 || context_.shared_table == nullptr) {
+    if (limits.destination_rate <= 0) {
         take_pooled_or_dial();
         return;
     }
-    std::chrono::nanoseconds wait{0};
-    const std::string key = budget_key(intent_->destination.host, *route_);
     uint32_t burst =
         static_cast<uint32_t>(std::min<uint64_t>(limits.destination_burst, UINT32_MAX));
-    if (context_.shared_table->take(key, limits.destination_rate, burst, &wait)) {
+    track(context_.shared_state->take(budget_key(intent_->destination.host, *route_),
+                                      limits.destination_rate, burst, [this](TakeResult result) {
+                                          state_ticket_ = 0;
+                                          on_budget(result);
+                                      }));
+}
+
+void RequestPipeline::on_budget(const TakeResult& result) {
+    if (result.taken) {
         take_pooled_or_dial();
         return;
     }
+    if (result.down) {
+        refuse(store_down_refusal(), false);
+        return;
+    }
+    const common::LimitsConfig& limits = context_.config->limits;
+    std::chrono::nanoseconds wait = result.wait;
     if (wait.count() == 0) {
         refuse(make_refusal(RefusalCause::kInternal, "the budget table is full"), false);
         return;
@@ -292,6 +365,14 @@ void RequestPipeline::take_budget() {
     refusal.retry_after = static_cast<uint32_t>(
         std::max<double>(1, std::ceil(std::chrono::duration<double>(wait).count())));
     refuse(std::move(refusal), false);
+}
+
+void RequestPipeline::track(SharedState::Ticket ticket) {
+    if (ticket != 0) state_ticket_ = ticket;
+}
+
+Refusal RequestPipeline::store_down_refusal() const {
+    return make_refusal(RefusalCause::kSharedStateDown, context_.shared_state->down_detail());
 }
 
 void RequestPipeline::on_budget_timer(evutil_socket_t, short, void* arg) noexcept {
@@ -433,6 +514,10 @@ void RequestPipeline::cancel() {
     if (auth_ticket_ != 0) {
         context_.authenticator->cancel(auth_ticket_);
         auth_ticket_ = 0;
+    }
+    if (state_ticket_ != 0) {
+        context_.shared_state->cancel(state_ticket_);
+        state_ticket_ = 0;
     }
     if (budget_timer_) evtimer_del(budget_timer_.get());
     drop_connector();

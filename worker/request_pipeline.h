@@ -7,11 +7,15 @@
 //                       ├─ check client  allow_clients               policy.h
 //                       ├─ authenticate  who the client is           accounts: users file, cache
 //                       ├─ authorize     connect_ports, Via loops    policy.h
-//                       ├─ admit         per-user limits: leases     accounts: shared table
+//                       ├─ admit         per-user limits: leases     accounts: shared state
 //                       ├─ route         a parent or direct, from    route_table.h: rotation;
-//                       │                a source address            sticky: shared table
-//                       ├─ budget        destination rate per exit   shared table token buckets,
+//                       │                a source address            sticky: shared state
+//                       ├─ budget        destination rate per exit   shared state token buckets,
 //                       │                                            a timer while queued
+//
+// The shared state (shared_state.h) is this node's table, answering at
+// once, or the cluster's Redis, answering from the loop: admit, route and
+// budget continue in its callbacks and never know which it is.
 //                       ├─ (forward)     a pooled connection for (destination, route)
 //                       ├─ resolve       Resolver (async, cached)
 //                       ├─ dial          UpstreamConnect: bound to the source address, every
@@ -49,23 +53,25 @@
 #include "worker/parent_handshake.h"
 #include "worker/pipeline_types.h"
 #include "worker/route_table.h"
+#include "worker/shared_state.h"
 #include "worker/upstream_connector.h"
 
 namespace worker {
 
 struct WorkerContext;
 
-// What an admitted request holds against the limits: leases in the keyed
-// shared table (common/shared_table.h), given back by their destructors on
-// every exit path, so no ending of a session can forget one; and who was
-// admitted (the account, with the session ID routing keys on).
+// What an admitted request holds against the limits: leases in the shared
+// state (shared_state.h: this node's table or the cluster store), given back
+// by their destructors on every exit path, so no ending of a session can
+// forget one; and who was admitted (the account, with the session ID
+// routing keys on).
 class Admission {
   public:
     Admission() = default;
     Admission(Admission&&) = default;
     Admission& operator=(Admission&&) = default;
 
-    void hold(common::SharedTable::Lease lease) { leases_.push_back(std::move(lease)); }
+    void hold(StateLease lease) { leases_.push_back(std::move(lease)); }
     size_t held() const { return leases_.size(); }
     // The route the session goes out by, counted active while held.
     void use(RouteUse route) { route_ = std::move(route); }
@@ -73,7 +79,7 @@ class Admission {
     std::optional<Account> account;  // authenticated; none on auth = none listeners
 
   private:
-    std::vector<common::SharedTable::Lease> leases_;
+    std::vector<StateLease> leases_;
     RouteUse route_;
 };
 
@@ -84,6 +90,10 @@ class Admission {
 // only users without a limit.
 std::optional<Refusal> admit(common::SharedTable* table, const Account& account,
                              Admission& admission);
+
+// The refusal of `account` when the shared state refused its lease for
+// `why`; `down_detail` is the text when the cluster store is down.
+Refusal admission_refusal(const Account& account, StateRefusal why, std::string down_detail);
 
 // The upstream pool's key: the destination and the route, so a connection
 // is only reused for the same way out.
@@ -141,9 +151,19 @@ class RequestPipeline {
   private:
     void authenticate();
     void after_authentication(std::optional<Account> account);
+    void on_admitted(AcquireResult&& result);
     void choose_route();
-    const Route* sticky_route(const Account& account, RouteTable::Clock::time_point now);
+    void route_chosen(const Route* route);
+    void sticky_route(const Account& account, RouteTable::Clock::time_point now);
+    void ask_sticky(const Account& account, const Route* proposed, uint32_t avoid);
+    void on_sticky(const StickResult& result, const Route* proposed);
     void take_budget();
+    void on_budget(const TakeResult& result);
+    // Keeps the ticket of a call to the shared state that is still in
+    // flight (a call answered at once returns 0 and its callback may have
+    // started the next one).
+    void track(SharedState::Ticket ticket);
+    Refusal store_down_refusal() const;
     static void on_budget_timer(evutil_socket_t, short, void* arg) noexcept;
     void take_pooled_or_dial();
     void dial();
@@ -163,7 +183,9 @@ class RequestPipeline {
     Callback callback_;
     const Intent* intent_ = nullptr;  // the caller's, while running
     bool may_reuse_ = false;
+    bool sticky_retry_ = false;              // the second stick(), avoiding a stale route
     uint64_t auth_ticket_ = 0;               // a verification in flight (authenticator.h)
+    SharedState::Ticket state_ticket_ = 0;   // a shared state call in flight
     const Route* route_ = nullptr;           // while dialling
     std::vector<size_t> tried_;              // routes that failed for this request
     std::unique_ptr<Refusal> last_failure_;  // of the last route tried, while retrying

@@ -25,6 +25,8 @@
 #include <fstream>
 #include <memory>
 
+#include <openssl/rand.h>
+
 #include "common/channel.h"
 #include "common/libevent_handles.h"
 #include "common/libevent_log.h"
@@ -35,9 +37,11 @@
 #include "worker/authenticator.h"
 #include "worker/client_session.h"
 #include "worker/deferred_delete.h"
+#include "worker/redis_shared_state.h"
 #include "worker/resolver.h"
 #include "worker/route_reports.h"
 #include "worker/route_table.h"
+#include "worker/shared_state.h"
 #include "worker/upstream_pool.h"
 #include "worker/worker_context.h"
 
@@ -94,7 +98,9 @@ class Worker {
     bool setup();
     bool setup_signals();
     bool start_authenticator(const common::Config& config);
+    bool start_shared_state(const common::Config& config);
     void send_report();
+    void send_cluster_status(pid_t pid);
     void handle_command(const channel::Command& command);
     void begin_drain();
     void stop_now();
@@ -114,6 +120,11 @@ class Worker {
     // Outlives the sessions and the graveyard, whose pipelines may still
     // hold a verification to cancel.
     std::unique_ptr<Authenticator> authenticator_;
+    // Outlives the sessions and the graveyard: their admissions hold leases
+    // it handed out, their pipelines calls to cancel.
+    std::unique_ptr<LocalSharedState> local_state_;
+    std::unique_ptr<SharedState> shared_state_;  // the cluster store, when set
+    RedisSharedState* redis_state_ = nullptr;    // shared_state_, for its status
     std::unique_ptr<PipePool> pipes_;
     std::unique_ptr<AccessLog> access_log_;
     DeferredDeleter graveyard_;
@@ -177,6 +188,7 @@ bool Worker::setup() {
     if (!start_authenticator(config)) return false;
     context_.scoreboard = startup_.scoreboard;
     context_.shared_table = startup_.shared_table;
+    if (!start_shared_state(config)) return false;
     context_.slot = startup_.slot;
     if (!graveyard_.start(base_.get())) return false;
     context_.graveyard = &graveyard_;
@@ -210,6 +222,29 @@ bool Worker::start_authenticator(const common::Config& config) {
         return false;
     }
     context_.authenticator = authenticator_.get();
+    return true;
+}
+
+// This node's table answers alone, or stands in for the cluster store
+// while it is down (on_redis_down = local).
+bool Worker::start_shared_state(const common::Config& config) {
+    local_state_ = std::make_unique<LocalSharedState>(startup_.shared_table);
+    context_.shared_state = local_state_.get();
+    if (!config.cluster.redis) return true;
+    uint64_t nonce = 0;
+    if (RAND_bytes(reinterpret_cast<unsigned char*>(&nonce), sizeof(nonce)) != 1) {
+        nonce = static_cast<uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
+    }
+    auto store = std::make_unique<RedisSharedState>(
+        base_.get(), config.cluster, *local_state_, context_.counters,
+        redis::holder_id(config.cluster.node, static_cast<long>(getpid()), nonce));
+    if (!store->start()) {
+        LOG_ERROR("cannot start the connection to the cluster store: out of memory");
+        return false;
+    }
+    redis_state_ = store.get();
+    shared_state_ = std::move(store);
+    context_.shared_state = shared_state_.get();
     return true;
 }
 
@@ -253,9 +288,32 @@ void Worker::send_report() {
                   std::strerror(errno));
     }
     context_.user_sessions.send(startup_.channel_fd, report.pid);
+    if (redis_state_ != nullptr) send_cluster_status(report.pid);
     if (context_.routes != nullptr) {
         route_reports_.send(startup_.channel_fd, report.pid, *context_.routes,
                             RouteTable::Clock::now());
+    }
+}
+
+void Worker::send_cluster_status(pid_t pid) {
+    RedisStatus status = redis_state_->take_status();
+    channel::ClusterStatus record = channel::make_cluster_status();
+    record.pid = pid;
+    record.state = static_cast<uint32_t>(status.state);
+    record.latency_ewma_us = status.latency_ewma_us;
+    record.latency_max_us = status.latency_max_us;
+    if (!status.last_error.empty()) {
+        record.error_at_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                                 status.error_at.time_since_epoch())
+                                 .count();
+        std::string_view error = status.last_error;
+        error = error.substr(0, std::min(error.find('\0'), channel::kMaxClusterError));
+        std::memcpy(record.error, error.data(), error.size());
+        record.error_length = static_cast<uint16_t>(error.size());
+    }
+    if (send(startup_.channel_fd, &record, sizeof(record), MSG_DONTWAIT | MSG_NOSIGNAL) < 0) {
+        LOG_DEBUG("send() of the cluster status to the master failed (%d: %s)", errno,
+                  std::strerror(errno));
     }
 }
 

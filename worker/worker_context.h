@@ -22,6 +22,7 @@
 namespace worker {
 
 class Authenticator;
+class SharedState;
 class RouteTable;
 class DeferredDeleter;
 class SessionList;
@@ -42,8 +43,11 @@ struct WorkerContext {
     bool draining = false;
     common::Scoreboard* scoreboard = nullptr;
     common::SharedTable* shared_table = nullptr;  // may be null (mmap failed)
-    Authenticator* authenticator = nullptr;       // null when no listener needs it
-    RouteTable* routes = nullptr;                 // the ways out; never null while serving
+    // Leases, budgets and the sticky map: this node's table or the cluster
+    // store (shared_state.h); never null while serving.
+    SharedState* shared_state = nullptr;
+    Authenticator* authenticator = nullptr;  // null when no listener needs it
+    RouteTable* routes = nullptr;            // the ways out; never null while serving
     UserSessionCounts user_sessions;
     int slot = 0;
     SessionList* sessions = nullptr;

@@ -37,6 +37,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (ch::decode_route_stats(data, size, routes) == ch::DecodeStatus::kOk) {
         if (size != sizeof routes || std::memcmp(&routes, data, size) != 0) std::abort();
     }
+    ch::ClusterStatus cluster;
+    if (ch::decode_cluster_status(data, size, cluster) == ch::DecodeStatus::kOk) {
+        if (size != sizeof cluster || std::memcmp(&cluster, data, size) != 0) std::abort();
+        if (cluster.error_length > ch::kMaxClusterError || cluster.state > 3) std::abort();
+    }
     // Whatever decodes has the type its header says.
     std::optional<ch::RecordType> type = ch::record_type(data, size);
     if (ch::decode_report(data, size, report) == ch::DecodeStatus::kOk &&

@@ -929,5 +929,34 @@ TEST_F(MetricsConfigTest, MayNotTakeAListenersAddress) {
     EXPECT_TRUE(load(listener + "[metrics]\nlisten = 127.0.0.1:3129\n"));
 }
 
+// [cluster]: off by default, a numeric host:port, local | deny, a token node
+// name that defaults to the host name.
+TEST_F(ConfigTest, ClusterSection) {
+    ConfigPtr defaults = load_with_listener("");
+    ASSERT_TRUE(defaults);
+    EXPECT_FALSE(defaults->cluster.redis);
+    EXPECT_EQ(defaults->cluster.on_redis_down, OnRedisDown::kLocal);
+    EXPECT_FALSE(defaults->cluster.node.empty());
+
+    ConfigPtr set = load_with_listener(
+        "[cluster]\nredis = 127.0.0.1:6379\non_redis_down = deny\nnode = web-1\n");
+    ASSERT_TRUE(set);
+    ASSERT_TRUE(set->cluster.redis);
+    EXPECT_EQ(set->cluster.redis->to_string(), "127.0.0.1:6379");
+    EXPECT_EQ(set->cluster.on_redis_down, OnRedisDown::kDeny);
+    EXPECT_EQ(set->cluster.node, "web-1");
+
+    ConfigPtr off = load_with_listener("[cluster]\nredis = off\n");
+    ASSERT_TRUE(off);
+    EXPECT_FALSE(off->cluster.redis);
+
+    EXPECT_NE(error_with_listener("[cluster]\nredis = redis.example:6379\n").find("numeric"),
+              std::string::npos);
+    EXPECT_NE(error_with_listener("[cluster]\non_redis_down = maybe\n").find("local or deny"),
+              std::string::npos);
+    EXPECT_NE(error_with_listener("[cluster]\nnode = two words\n").find("not a name"),
+              std::string::npos);
+}
+
 }  // namespace
 }  // namespace common

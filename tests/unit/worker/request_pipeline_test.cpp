@@ -106,6 +106,7 @@ class Pipeline : public ::testing::Test {
         context_.graveyard = &graveyard_;
         context_.connect_policy.deny_private = false;
         context_.connect_policy.connect_timeout = 2000ms;
+        context_.shared_state = &no_table_;
     }
 
     // Runs the pipeline for `intent` until its callback ran (or 3 s).
@@ -127,6 +128,7 @@ class Pipeline : public ::testing::Test {
     std::unique_ptr<UpstreamPool> pool_;
     std::unique_ptr<RouteTable> routes_;
     DeferredDeleter graveyard_;
+    LocalSharedState no_table_{nullptr};
     WorkerContext context_;
 };
 
@@ -261,6 +263,8 @@ class PipelineWithAccounts : public Pipeline {
         context_.authenticator = authenticator_.get();
         table_ = common::SharedTable::create(common::SharedTable::Capacity{64, 64, 8});
         context_.shared_table = table_.get();
+        state_ = std::make_unique<LocalSharedState>(table_.get());
+        context_.shared_state = state_.get();
     }
 
     Intent tunnel_to(uint16_t port) {
@@ -274,6 +278,7 @@ class PipelineWithAccounts : public Pipeline {
     common::SocketAddress client_ = *common::SocketAddress::from_numeric("127.0.0.1", 40000);
     std::unique_ptr<Authenticator> authenticator_;
     std::unique_ptr<common::SharedTable> table_;
+    std::unique_ptr<LocalSharedState> state_;
 };
 
 // Authentication comes first: a client without credentials learns nothing
