@@ -527,9 +527,10 @@ start_load() {
         (
             n=$i
             while [ ! -e "$TMP/load.stop" ]; do
+                host=${LOAD_HOSTS[n % ${#LOAD_HOSTS[@]}]}
+                n=$((n + 1))
                 code=$(curl -s -o /dev/null --max-time 5 -x "http://127.0.0.1:$FRONTEND_PORT" \
-                    --proxy-user "bob:${PASSWORD[bob]}" -w '%{http_code}' \
-                    "http://${LOAD_HOSTS[n++ % ${#LOAD_HOSTS[@]}]}:$ORIGIN_PORT/")
+                    --proxy-user "bob:${PASSWORD[bob]}" -w '%{http_code}' "http://$host:$ORIGIN_PORT/")
                 echo "$(now_ms) ${code:-000}"
                 # Paced, so that no host's budget is what refuses it.
                 sleep 0.05
