@@ -561,7 +561,7 @@ count_load() {
 # node are gone, and so, once its leases expire, are the sessions they held.
 demo_kill() {
     local victim=${NODE_NAMES[0]} i
-    step "(d) $victim killed under load (SIGKILL to its master and workers)"
+    step "(d) $victim killed under load (SIGSTOP, then SIGKILL, to its master and workers)"
     for ((i = 0; i < ALICE_MAX; i++)); do
         send_connect alice "${LOAD_HOSTS[i]}" && read_answer "${TUNNELS[-1]}"
         [ "$ANSWER" = 200 ] || { result FAIL "alice's tunnel $((i + 1)) got $ANSWER before the kill"; return; }
@@ -572,9 +572,16 @@ demo_kill() {
     local pids killed_at
     pids="${MASTER[$victim]} $(pgrep -P "${MASTER[$victim]}" | tr '\n' ' ')"
     killed_at=$(now_ms)
+    # Stopped first, all of them, then killed: a node that dies with its
+    # machine. (SIGKILL to the master and then to the workers would let a
+    # worker see the master's end in between and exit cleanly, giving its
+    # leases back at once.)
     # shellcheck disable=SC2086 # one word per pid
+    kill -STOP $pids
+    # shellcheck disable=SC2086
     kill -KILL $pids
-    say "   killed $victim (pids $pids)"
+    wait "${MASTER[$victim]}" 2>/dev/null  # reaped here: no "Killed" note from bash
+    say "   killed $victim (pids ${pids% })"
     local down_ms="never"
     if wait_until 10 node_down "$victim"; then down_ms=$(($(now_ms) - killed_at)); fi
     say "   HAProxy marked $victim DOWN after $down_ms ms"
@@ -588,11 +595,12 @@ demo_kill() {
     say "   alice's tunnels: ${#alive[@]} still open, $lost gone with $victim"
     # The dead node's leases still count until they expire: alice, holding
     # fewer tunnels than her limit, cannot open the missing ones yet.
-    local early=""
+    local early="" early_ms=0
     if [ "$lost" -gt 0 ]; then
+        early_ms=$(($(now_ms) - killed_at))
         send_connect alice "${LOAD_HOSTS[8]}" && read_answer "${TUNNELS[-1]}"
         early=$ANSWER
-        say "   $(($(now_ms) - killed_at)) ms after the kill, one more tunnel for alice: $early${ANSWER_WHY:+ ($ANSWER_WHY)}"
+        say "   $early_ms ms after the kill, one more tunnel for alice: $early${ANSWER_WHY:+ ($ANSWER_WHY)}"
         if [ "$early" = 200 ]; then
             lost=$((lost - 1))
             say "   (the dead node's sessions were already released)"
@@ -630,10 +638,16 @@ demo_kill() {
     else
         result FAIL "load errors $total_bad (want <= $LOAD_LOOPS, none after DOWN), DOWN after $down_ms ms"
     fi
-    if [ "$back_ms" != never ] && [ "$back_ms" -le $((LEASE_BOUND * 1000 + 3000)) ] && [ "$over" = 429 ]; then
-        result PASS "the dead node's leases expired: alice back to $ALICE_MAX within $back_ms ms (bound ${LEASE_BOUND} s)"
+    # Counted until they expire: a refusal is required of the early attempt
+    # when it came well inside the bound (not when the machine was slow).
+    local counted=yes
+    if [ "$early" = 200 ] && [ "$early_ms" -lt $(((LEASE_BOUND - 2) * 1000)) ]; then counted=no; fi
+    if [ "$back_ms" != never ] && [ "$back_ms" -le $((LEASE_BOUND * 1000 + 3000)) ] && [ "$over" = 429 ] &&
+        [ "$counted" = yes ]; then
+        result PASS "the dead node's leases counted, then expired: alice back to $ALICE_MAX within $back_ms ms (bound ${LEASE_BOUND} s)"
     else
-        result FAIL "alice back to $ALICE_MAX after $back_ms ms (bound ${LEASE_BOUND} s), one more got $over (want 429)"
+        result FAIL "dead node's leases counted: $counted; alice back to $ALICE_MAX after $back_ms ms" \
+            "(bound ${LEASE_BOUND} s); one more got $over (want 429)"
     fi
 }
 

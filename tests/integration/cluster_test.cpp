@@ -319,12 +319,15 @@ class ClusterTest : public ::testing::Test {
             out += "node" + std::to_string(i + 1) + "=" + std::to_string(counts[i]) + " ";
         return out;
     }
-    // SIGKILL to a node's master and its workers at once, as a machine
-    // that dies; the instance's teardown then finds it gone.
+    // A node that dies with its machine: its master and workers stopped,
+    // all of them, then killed. (SIGKILL to one after the other would let a
+    // worker see the master's end in between and exit cleanly, giving its
+    // leases back at once.) The instance's teardown then finds it gone.
     void kill_node(ProxydInstance& node) {
         std::vector<pid_t> pids = harness::children_of(node.master_pid());
         for (pid_t pid : pids) node.remember_pid(pid);
         pids.push_back(node.master_pid());
+        for (pid_t pid : pids) ::kill(pid, SIGSTOP);
         for (pid_t pid : pids) ::kill(pid, SIGKILL);
         node.wait_exit(5s);
     }
@@ -449,10 +452,11 @@ TEST_F(ClusterLimits, UserLimitHoldsAcrossTwoNodesThroughTheBalancer) {
 class ClusterFailover : public ClusterTest {};
 
 // alice holds her 4 sessions over two nodes; bob's load runs through the
-// balancer, a new connection per request. node1 is killed (SIGKILL to its
-// master and workers at once). The balancer's checks take it out; requests
-// fail only if they were inside node1 when it died (at most one per load
-// connection), none after it is DOWN, and the load goes on through node2.
+// balancer, a new connection per request. node1 is killed (SIGSTOP, then
+// SIGKILL, to its master and workers). The balancer's checks take it out;
+// requests fail only if they were inside node1 when it died (at most one
+// per load connection), none after it is DOWN, and the load goes on
+// through node2.
 // alice's tunnels on node1 are gone; the sessions they held stay counted
 // until node1's leases expire, then alice can hold 4 again.
 TEST_F(ClusterFailover, KilledNodeIsTakenOutUnderLoadAndItsLeasesExpire) {
@@ -489,6 +493,8 @@ TEST_F(ClusterFailover, KilledNodeIsTakenOutUnderLoadAndItsLeasesExpire) {
     o.new_connection_per_request = true;
     o.expect_body_size = 100;
     o.request_timeout = 5s;
+    // Hundreds of requests a second, not thousands: the machine is shared.
+    o.pause = 10ms;
     loadgen::Load load(o);
     load.start();
     ASSERT_TRUE(load.wait_ok(40, 20s)) << "the load did not get going";
