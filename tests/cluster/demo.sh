@@ -54,7 +54,13 @@ RATE=5 BURST=5
 LOAD_HOSTS=()
 for i in $(seq 101 116); do LOAD_HOSTS+=("127.0.0.$i"); done
 
-for tool in haproxy redis-server redis-cli curl base64 pgrep; do
+# Debian installs haproxy in /usr/sbin, which is not in a user's PATH.
+HAPROXY=$(command -v haproxy || echo /usr/sbin/haproxy)
+if [ ! -x "$HAPROXY" ]; then
+    echo "demo.sh: skipped: haproxy is not installed (make deps installs it)"
+    exit 77
+fi
+for tool in redis-server redis-cli curl base64 pgrep; do
     if ! command -v "$tool" >/dev/null; then
         echo "demo.sh: skipped: $tool is not installed (make deps installs it)"
         exit 77
@@ -240,8 +246,8 @@ start_haproxy() {
         render "$TMP/haproxy/haproxy.cfg.in" "$TMP/haproxy/haproxy.cfg" \
             "FRONTEND_PORT=$FRONTEND_PORT" "STATS_PORT=$STATS_PORT" || return 1
         render "$CONF/origin.cfg" "$TMP/haproxy/origin.cfg" "ORIGIN_ADDRESSES=$addresses" || return 1
-        haproxy -c -q -f "$TMP/haproxy/haproxy.cfg" -f "$TMP/haproxy/origin.cfg" || return 1
-        haproxy -db -f "$TMP/haproxy/haproxy.cfg" -f "$TMP/haproxy/origin.cfg" \
+        "$HAPROXY" -c -q -f "$TMP/haproxy/haproxy.cfg" -f "$TMP/haproxy/origin.cfg" || return 1
+        "$HAPROXY" -db -f "$TMP/haproxy/haproxy.cfg" -f "$TMP/haproxy/origin.cfg" \
             >"$TMP/haproxy/haproxy.log" 2>&1 &
         HAPROXY_PID=$!
         STARTED+=("$HAPROXY_PID")
