@@ -206,8 +206,8 @@ int connect_from(const std::string& local, uint16_t port) {
 // connections alternate between the nodes (roundrobin).
 TEST(ClusterBalancer, ShippedConfigSendsProxyV2WithTheClientAddressAndChecksWithLocal) {
     FakeNode a, b;
+    if (std::string why = Haproxy::missing(); !why.empty()) GTEST_SKIP() << why;
     Haproxy balancer({{"node1", a.port()}, {"node2", b.port()}});
-    if (!balancer.available()) GTEST_SKIP() << balancer.skip_reason();
     ASSERT_TRUE(balancer.start());
     EXPECT_GE(a.checks() + b.checks(), 2) << balancer.log();
 
@@ -239,6 +239,10 @@ const std::string kBobPassword = "bob-pw";
 
 class ClusterTest : public ::testing::Test {
   protected:
+    void SetUp() override {
+        if (std::string why = Haproxy::missing(); !why.empty()) GTEST_SKIP() << why;
+    }
+
     // A node: one worker, [proxy] name = `name`, the listener "main" behind
     // the balancer (proxy_protocol from 127.0.0.1 only), a JSON access log,
     // and with `redis` its [cluster] section.
@@ -275,13 +279,13 @@ class ClusterTest : public ::testing::Test {
         if (!users_.write(node.path("users")) || !node.start(20s)) return nullptr;
         return &node;
     }
-    // The balancer over the nodes started so far (node1, node2...).
+    // The balancer over the nodes started so far (node1, node2...),
+    // listening with every node UP.
     bool start_balancer() {
         std::vector<Haproxy::Server> servers;
         for (size_t i = 0; i < nodes_.size(); ++i)
             servers.push_back({"node" + std::to_string(i + 1), nodes_[i]->listener_port()});
         balancer_ = std::make_unique<Haproxy>(servers);
-        if (!balancer_->available()) return false;
         return balancer_->start();
     }
 
@@ -340,11 +344,6 @@ class ClusterTest : public ::testing::Test {
     std::unique_ptr<Haproxy> balancer_;
 };
 
-#define SKIP_WITHOUT(thing)                                              \
-    do {                                                                 \
-        if (!(thing).available()) GTEST_SKIP() << (thing).skip_reason(); \
-    } while (0)
-
 // --- ClusterProxyProtocol -----------------------------------------------------------
 
 class ClusterProxyProtocol : public ClusterTest {};
@@ -367,8 +366,7 @@ TEST_F(ClusterProxyProtocol, AccessLogAndAllowClientsSeeTheClientNotTheBalancer)
     c.set("acl", "allow_clients", "127.0.0.1/32, 127.0.0.2/32");
     ProxydInstance* node = start_node(c);
     ASSERT_TRUE(node);
-    ASSERT_TRUE(start_balancer() || !balancer_->available()) << balancer_->log();
-    SKIP_WITHOUT(*balancer_);
+    ASSERT_TRUE(start_balancer()) << balancer_->log();
 
     auto served = harness::run_curl({"--interface", "127.0.0.2", "-x",
                                      "http://127.0.0.1:" + std::to_string(balancer_->port()),
@@ -403,14 +401,13 @@ class ClusterLimits : public ClusterTest {};
 // get 429. Closing one frees one place, on whichever node the next lands.
 TEST_F(ClusterLimits, UserLimitHoldsAcrossTwoNodesThroughTheBalancer) {
     RedisServer redis;
-    SKIP_WITHOUT(redis);
+    if (!redis.available()) GTEST_SKIP() << redis.skip_reason();
     for (const char* name : {"node1", "node2"}) {
         ConfigBuilder c = node_config(name, &redis);
         use_accounts(c, 3);
         ASSERT_TRUE(start_node(c)) << name;
     }
-    ASSERT_TRUE(start_balancer() || !balancer_->available()) << balancer_->log();
-    SKIP_WITHOUT(*balancer_);
+    ASSERT_TRUE(start_balancer()) << balancer_->log();
 
     std::vector<Tunnel> tunnels;
     std::vector<int> statuses;
@@ -461,14 +458,13 @@ class ClusterFailover : public ClusterTest {};
 // until node1's leases expire, then alice can hold 4 again.
 TEST_F(ClusterFailover, KilledNodeIsTakenOutUnderLoadAndItsLeasesExpire) {
     RedisServer redis;
-    SKIP_WITHOUT(redis);
+    if (!redis.available()) GTEST_SKIP() << redis.skip_reason();
     for (const char* name : {"node1", "node2"}) {
         ConfigBuilder c = node_config(name, &redis);
         use_accounts(c, 4);
         ASSERT_TRUE(start_node(c)) << name;
     }
-    ASSERT_TRUE(start_balancer() || !balancer_->available()) << balancer_->log();
-    SKIP_WITHOUT(*balancer_);
+    ASSERT_TRUE(start_balancer()) << balancer_->log();
     ProxydInstance& victim = *nodes_[0];
 
     std::vector<Tunnel> tunnels;

@@ -44,11 +44,15 @@ std::string csv_field(const std::string& line, size_t index) {
 
 }  // namespace
 
+std::string Haproxy::missing() {
+    return find_haproxy().empty() ? "haproxy is not installed (make deps installs it)" : "";
+}
+
 Haproxy::Haproxy(std::vector<Server> servers, std::string config_template)
     : servers_(std::move(servers)), template_(std::move(config_template)) {
     binary_ = find_haproxy();
     if (binary_.empty()) {
-        skip_reason_ = "haproxy is not installed (make deps installs it)";
+        skip_reason_ = missing();
         return;
     }
     available_ = true;

@@ -5,9 +5,9 @@
 // header), its ports and `server` lines filled in here. So the tests that
 // use it also prove the shipped file works.
 //
+//   if (std::string why = harness::Haproxy::missing(); !why.empty()) GTEST_SKIP() << why;
 //   harness::Haproxy balancer({{"node1", node1.listener_port()},
 //                              {"node2", node2.listener_port()}});
-//   if (!balancer.available()) GTEST_SKIP() << balancer.skip_reason();
 //   ASSERT_TRUE(balancer.start());      // listening, every node UP
 //   ... clients connect to balancer.port() ...
 //   EXPECT_TRUE(balancer.wait_status("node1", "DOWN", 10s));
@@ -42,6 +42,9 @@ class Haproxy {
 
     bool available() const { return available_; }
     const std::string& skip_reason() const { return skip_reason_; }
+    // The same before any instance exists (a fixture's SetUp): "" when
+    // haproxy is installed, else why the test skips.
+    static std::string missing();
 
     // Renders the template, checks it (haproxy -c), starts haproxy and
     // waits until its frontend accepts and every server is UP. False, with
