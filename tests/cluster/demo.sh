@@ -35,7 +35,7 @@ LEASE_BOUND=${LEASE_BOUND:-10}
 case $SIZE in
 full)
     NODES=3 WORKERS=2 ALICE_MAX=4 ALICE_EXTRA=3 BUDGET_OFFERED=45 STICKY_IDS=4
-    LOAD_LOOPS=4 LOAD_SECONDS=4
+    LOAD_LOOPS=6 LOAD_SECONDS=5
     ;;
 small)
     NODES=2 WORKERS=1 ALICE_MAX=3 ALICE_EXTRA=2 BUDGET_OFFERED=24 STICKY_IDS=2
@@ -560,19 +560,25 @@ count_load() {
         '$1 >= from && $1 < to { if ($2 == 200) ok++; else bad++ } END { print ok + 0, bad + 0 }'
 }
 
-# (d) alice holds ALICE_MAX tunnels over the nodes; load runs; the first
-# node is killed (SIGKILL, master and workers at once). HAProxy's checks
-# take it out; the load goes on through the others with errors for the
-# requests that were inside the dead node only; alice's tunnels on the dead
-# node are gone, and so, once its leases expire, are the sessions they held.
+# (d) alice holds ALICE_MAX tunnels over the nodes; load runs; the node
+# holding most of them is killed (SIGSTOP, then SIGKILL, to its master and
+# workers). HAProxy's checks take it out; the load goes on through the
+# others with errors for the requests that were inside the dead node only;
+# alice's tunnels on the dead node are gone, and the sessions they held
+# count until the dead node's leases expire.
 demo_kill() {
-    local victim=${NODE_NAMES[0]} i
-    step "(d) $victim killed under load (SIGSTOP, then SIGKILL, to its master and workers)"
+    local i spread pair victim="" most=0
+    step "(d) a node killed under load (SIGSTOP, then SIGKILL, to its master and workers)"
     for ((i = 0; i < ALICE_MAX; i++)); do
         send_connect alice "${LOAD_HOSTS[i]}" && read_answer "${TUNNELS[-1]}"
         [ "$ANSWER" = 200 ] || { result FAIL "alice's tunnel $((i + 1)) got $ANSWER before the kill"; return; }
     done
-    say "   alice holds $ALICE_MAX tunnels: $(sessions_by_node "$ALICE_MAX")"
+    spread=$(sessions_by_node "$ALICE_MAX")
+    say "   alice holds $ALICE_MAX tunnels: $spread"
+    for pair in $spread; do
+        if [ "${pair#*=}" != - ] && [ "${pair#*=}" -gt "$most" ]; then victim=${pair%=*} most=${pair#*=}; fi
+    done
+    victim=${victim:-${NODE_NAMES[0]}}
     start_load
     sleep "$LOAD_SECONDS"
     local pids killed_at
