@@ -9,8 +9,10 @@
 #   (b) a destination_rate budget shared by the nodes, not one per node;
 #   (c) sticky routes: a session ID keeps its parent on every node, even
 #       after it moved away from a failed parent that came back since;
-#   (d) a node killed with SIGKILL under load: HAProxy takes it out, the
-#       load goes on through the others, and the dead node's leases expire.
+#   (d) a node killed under load (all its processes stopped, then
+#       SIGKILLed, as when its machine dies): HAProxy takes it out, the load
+#       goes on through the others, and the dead node's leases count until
+#       they expire, within the bound.
 #
 # Exits 0 when every demonstration passed, 1 when one failed, 77 when
 # haproxy or redis-server is missing (make deps installs them). Every
@@ -20,7 +22,8 @@
 #
 # Environment: SIZE=full|small, BUILD (build), PROXYD, PROXYCTL (the
 # binaries, default $BUILD/proxyd and $BUILD/proxyctl), LEASE_BOUND (the
-# seconds within which a dead node's leases must expire, 10).
+# seconds within which a dead node's leases must expire, 10: README.md,
+# "Running a cluster"), CLUSTER_CONF (the templates, conf/cluster), KEEP.
 set -u
 set -o pipefail
 
