@@ -352,6 +352,7 @@ SharedState::Ticket RedisSharedState::take(std::string_view key, double rate, ui
 SharedState::Ticket RedisSharedState::stick(std::string_view key, uint32_t proposed,
                                             std::chrono::nanoseconds ttl, uint32_t avoid,
                                             StickCallback callback) {
+    if (answer_from_cache(key, avoid, callback)) return 0;
     Call call;
     call.script = redis::Script::kStick;
     call.args = redis::stick_args(key, proposed, ttl, avoid);
@@ -365,6 +366,32 @@ SharedState::Ticket RedisSharedState::stick(std::string_view key, uint32_t propo
         return 0;
     }
     return send(std::move(call));
+}
+
+bool RedisSharedState::answer_from_cache(std::string_view key, uint32_t avoid,
+                                         StickCallback& callback) {
+    auto it = sticky_cache_.find(std::string(key));
+    if (it == sticky_cache_.end()) return false;
+    if (it->second.until <= Clock::now() || it->second.value == avoid) {
+        sticky_cache_.erase(it);
+        return false;
+    }
+    StickResult result;
+    result.stick = {it->second.value, 0, true};
+    callback(result);
+    return true;
+}
+
+void RedisSharedState::cache_sticky(const std::string& key, uint32_t value,
+                                    std::chrono::nanoseconds ttl) {
+    const Clock::time_point now = Clock::now();
+    if (sticky_cache_.size() >= kStickyCacheEntries) {
+        std::erase_if(sticky_cache_, [&](const auto& entry) { return entry.second.until <= now; });
+        // Still full of live entries: start over rather than grow.
+        if (sticky_cache_.size() >= kStickyCacheEntries) sticky_cache_.clear();
+    }
+    auto window = std::min<std::chrono::nanoseconds>(ttl / 4, kStickyCacheFor);
+    sticky_cache_[key] = Cached{value, now + std::chrono::duration_cast<Clock::duration>(window)};
 }
 
 void RedisSharedState::cancel(Ticket ticket) {
@@ -488,6 +515,7 @@ void RedisSharedState::complete(Call& call, redisReply* reply) {
                 failed = true;
                 break;
             }
+            cache_sticky(call.key, stuck->value, call.ttl);
             if (call.on_stick) {
                 StickResult result;
                 result.stick = {stuck->value, stuck->previous, true};

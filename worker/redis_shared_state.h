@@ -18,6 +18,12 @@
 // a session ID ask nothing of Redis and are never refused). A lease taken
 // from the local table stays there until released.
 //
+// Sticky values are cached per worker for min(TTL / 4, kStickyCacheFor): a
+// session's requests within that window pay no round trip for their route.
+// The window is how long this worker may keep sending a session by its old
+// route after another node moved it (its route failed there); a route that
+// fails here asks Redis again at once (the call avoids the cached value).
+//
 // Every connect and command has a deadline (redis::kTimeout): the oldest
 // call in flight past it drops the connection, which answers every call in
 // flight by the fallback. On connect the scripts are loaded and this
@@ -79,6 +85,9 @@ class RedisSharedState final : public SharedState {
     Ticket stick(std::string_view key, uint32_t proposed, std::chrono::nanoseconds ttl,
                  uint32_t avoid, StickCallback callback) override;
     void cancel(Ticket ticket) override;
+
+    static constexpr std::chrono::milliseconds kStickyCacheFor{1000};
+    static constexpr size_t kStickyCacheEntries = 4096;
     std::string down_detail() const override;
 
     // The status, and its latency maximum restarted.
@@ -120,6 +129,8 @@ class RedisSharedState final : public SharedState {
     void note_error(const std::string& error);
     void resync();
     void arm_watchdog();
+    bool answer_from_cache(std::string_view key, uint32_t avoid, StickCallback& callback);
+    void cache_sticky(const std::string& key, uint32_t value, std::chrono::nanoseconds ttl);
     void release(void* cookie) noexcept override;
 
     static void on_connect_cb(const redisAsyncContext* context, int status);
@@ -146,6 +157,11 @@ class RedisSharedState final : public SharedState {
     // writes them again. A lease's cookie points at its entry (stable in
     // an unordered_map); the entry goes when its count reaches 0.
     std::unordered_map<std::string, uint32_t> held_;
+    struct Cached {
+        uint32_t value = 0;
+        std::chrono::steady_clock::time_point until{};
+    };
+    std::unordered_map<std::string, Cached> sticky_cache_;  // at most kStickyCacheEntries
     common::EventPtr watchdog_;
     common::EventPtr reconnect_;
     common::EventPtr refresh_;

@@ -207,6 +207,38 @@ TEST(Channel, RouteStatsRoundTrip) {
     EXPECT_EQ(decode_report(&in, sizeof in, as_report), DecodeStatus::kBadType);
 }
 
+TEST(Channel, ClusterStatusRoundTripsAndRejectsBadValues) {
+    ClusterStatus in = make_cluster_status();
+    in.pid = 42;
+    in.state = static_cast<uint32_t>(ClusterState::kDown);
+    in.latency_ewma_us = 300;
+    in.error_at_ms = 1764642000000;
+    std::memcpy(in.error, "Connection refused", 18);
+    in.error_length = 18;
+    EXPECT_EQ(record_type(&in, sizeof in), RecordType::kClusterStatus);
+    ClusterStatus out{};
+    ASSERT_EQ(decode_cluster_status(&in, sizeof in, out), DecodeStatus::kOk);
+    EXPECT_EQ(std::memcmp(&in, &out, sizeof in), 0);
+    EXPECT_EQ(decode_cluster_status(&in, sizeof in - 1, out), DecodeStatus::kBadLength);
+    ClusterStatus bad = in;
+    bad.state = 4;
+    EXPECT_EQ(decode_cluster_status(&bad, sizeof bad, out), DecodeStatus::kBadValue);
+    bad = in;
+    bad.error_length = kMaxClusterError + 1;
+    EXPECT_EQ(decode_cluster_status(&bad, sizeof bad, out), DecodeStatus::kBadValue);
+    bad = in;
+    bad.error[3] = '\0';
+    EXPECT_EQ(decode_cluster_status(&bad, sizeof bad, out), DecodeStatus::kBadValue);
+    bad = in;
+    bad.reserved[0] = 1;
+    EXPECT_EQ(decode_cluster_status(&bad, sizeof bad, out), DecodeStatus::kBadValue);
+    bad = in;
+    bad.pid = 0;
+    EXPECT_EQ(decode_cluster_status(&bad, sizeof bad, out), DecodeStatus::kBadValue);
+    Report report = sample_report();
+    EXPECT_EQ(decode_cluster_status(&report, sizeof report, out), DecodeStatus::kBadType);
+}
+
 TEST(Channel, RouteNamesThatCannotTravel) {
     RouteStat entry{};
     EXPECT_TRUE(set_route_names(entry, "direct", "direct"));  // a parent called "direct"
