@@ -692,6 +692,6 @@ echo
 if [ "$FAILURES" = 0 ]; then
     say "cluster demo: every demonstration passed"
 else
-    say "cluster demo: $FAILURES failed"
+    say "cluster demo: $FAILURES of the demonstrations failed"
     exit 1
 fi
