@@ -555,8 +555,9 @@ void RedisSharedState::release(void* cookie) noexcept {
     std::string key = entry->first;
     if (--entry->second == 0) held_.erase(key);
     // While Redis is away the count above is the truth; the resync on
-    // reconnect writes it.
-    if (status_.state == RedisStatus::State::kUp) {
+    // reconnect writes it. While connecting, the resync queued first still
+    // has the old count, so the release goes after it on the same connection.
+    if (context_ != nullptr) {
         background(redis::Script::kRelease, redis::release_args(key, holder_));
     }
 }

@@ -34,7 +34,7 @@ grep -q '^-rwxr-xr-x root/root .* \./usr/sbin/proxyd$' "$tmp/contents" || fail "
 # 2. Control fields, conffiles, maintainer scripts.
 [ "$(dpkg-deb -f "$DEB" Package)" = proxyd ] || fail "Package field"
 depends=$(dpkg-deb -f "$DEB" Depends)
-for dep in adduser libevent libssl libinih; do
+for dep in adduser libevent libssl libinih libhiredis; do
     grep -q "$dep" <<<"$depends" || fail "Depends lacks $dep: $depends"
 done
 dpkg-deb -e "$DEB" "$tmp/control"
