@@ -8,6 +8,9 @@
 #   make fuzz       run every fuzz target for FUZZ_SECONDS each
 #   make fuzz-long  run every target for FUZZ_LONG_SECONDS; execs go to README.md
 #   make bench      compare proxyd with other proxies (bench/RESULTS.md)
+#   make cluster-demo  redis-server, proxyd nodes and haproxy (conf/cluster/) on
+#                   loopback: shared user limit, budget, sticky routes, a node
+#                   killed under load; SIZE=small is what make test runs
 #   make install    PREFIX=/usr/local SYSCONFDIR=/etc DESTDIR= : binaries, man pages,
 #                   config, systemd unit, logrotate file
 #   make deb        the Debian package, in build/ (dpkg-buildpackage)
@@ -83,7 +86,7 @@ FUZZ_BIN   := $(patsubst tests/fuzz/%_fuzz.cpp,$(BUILD)/fuzz/%,$(FUZZ_SRC))
 CORE_LIB   := $(BUILD)/libproxyd.a
 
 .PHONY: FORCE all deps build test check run asan asan-ci fuzz fuzz-build fuzz-long bench install install-files \
-        deb deb-check clean lint format
+        deb deb-check clean lint format cluster-demo
 .DEFAULT_GOAL := all
 
 all: deps
@@ -182,7 +185,10 @@ asan: deps
 # credentials, user limits, the verifier's threads; routing: parent
 # handshakes, source addresses, budget timers; operations: access-log
 # records, the master's metrics endpoint, proxyctl). The load and
-# supervision suites, whose timings ASan stretches, run under `make asan`.
+# supervision suites, whose timings ASan stretches, run under `make asan`;
+# so do the suites of nodes behind haproxy (ClusterBalancer,
+# ClusterProxyProtocol, ClusterLimits, ClusterFailover: a node killed under
+# load and a 10 s lease expiry).
 ASAN_CI_FILTER := HttpProxy*:*/HttpProxyMalformed.*:Sizes/*:Socks*:Tls*:Hostile*:*/MalformedRequest.*:SpliceRelay*:Cli*:Harness*:EmbeddedIpv4*:DescriptorBudget*:UpstreamPool*:HttpEdges*:Dns*:Accounts*:Routing*:AccessLog*:Metrics*:Proxyctl*:ClusterState*
 asan-ci: deps
 	$(Q)$(MAKE) --no-print-directory BUILD=build/asan SANITIZE=1 CXXFLAGS="-O1 -g" FUZZ_SMOKE_SECONDS=0 \
@@ -194,6 +200,11 @@ run: all
 
 bench: all
 	bench/run.sh
+
+# The cluster demonstration (tests/cluster/demo.sh): prints what each part
+# shows and PASS or FAIL; SIZE=small for the short version make test runs.
+cluster-demo: all
+	$(Q)BUILD=$(BUILD) tests/cluster/demo.sh
 
 lint: deps
 	$(Q)mandoc -Tlint man/*
