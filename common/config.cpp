@@ -168,20 +168,27 @@ std::optional<OnFailure> parse_on_failure(std::string_view text, std::string& er
     return std::nullopt;
 }
 
-// "off", or the Redis server's numeric host:port.
-std::optional<std::optional<SocketAddress>> parse_redis(std::string_view text, std::string& error) {
-    if (text == "off") return std::optional<SocketAddress>();
+// "host:port" or "[v6]:port" with a numeric host: a server the worker
+// talks to must not need a (blocking) name lookup of its own. `what` ends
+// the error ("a nameserver must be ...").
+std::optional<SocketAddress> parse_numeric_address(std::string_view text, const char* what,
+                                                   std::string& error) {
     auto host_port = parse_host_port(text, error);
     if (!host_port) {
         error = "\"" + std::string(text) + "\": " + error;
         return std::nullopt;
     }
     auto address = SocketAddress::from_numeric(host_port->host, host_port->port);
-    if (!address) {
-        error = "\"" + std::string(text) +
-                "\": the Redis server must be off or a numeric address (e.g. 127.0.0.1:6379)";
-        return std::nullopt;
-    }
+    if (!address) error = "\"" + std::string(text) + "\": " + what;
+    return address;
+}
+
+// "off", or the Redis server's numeric host:port.
+std::optional<std::optional<SocketAddress>> parse_redis(std::string_view text, std::string& error) {
+    if (text == "off") return std::optional<SocketAddress>();
+    auto address = parse_numeric_address(
+        text, "the Redis server must be off or a numeric address (e.g. 127.0.0.1:6379)", error);
+    if (!address) return std::nullopt;
     return address;
 }
 
@@ -294,17 +301,8 @@ std::optional<SocketAddress> parse_nameserver(std::string_view text, std::string
     if (text.find(':') == std::string_view::npos) {
         if (auto bare = SocketAddress::from_numeric(text, kDnsPort)) return bare;
     }
-    auto host_port = parse_host_port(text, error);
-    if (!host_port) {
-        error = "\"" + std::string(text) + "\": " + error;
-        return std::nullopt;
-    }
-    auto address = SocketAddress::from_numeric(host_port->host, host_port->port);
-    if (!address) {
-        error = "\"" + std::string(text) +
-                "\": a nameserver must be a numeric IP address (e.g. 127.0.0.1:53 or [::1]:53)";
-    }
-    return address;
+    return parse_numeric_address(
+        text, "a nameserver must be a numeric IP address (e.g. 127.0.0.1:53 or [::1]:53)", error);
 }
 
 std::optional<std::vector<SocketAddress>> parse_nameserver_list(std::string_view text,

@@ -28,25 +28,6 @@ namespace {
 using namespace harness;
 using nlohmann::json;
 
-// A connection to 127.0.0.1:port from `source`, another loopback address:
-// a client outside allow_clients = 127.0.0.1/32. -1 on failure.
-int connect_from(const std::string& source, uint16_t port) {
-    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in from{};
-    from.sin_family = AF_INET;
-    inet_pton(AF_INET, source.c_str(), &from.sin_addr);
-    sockaddr_in to{};
-    to.sin_family = AF_INET;
-    to.sin_port = htons(port);
-    inet_pton(AF_INET, "127.0.0.1", &to.sin_addr);
-    if (fd < 0 || ::bind(fd, reinterpret_cast<sockaddr*>(&from), sizeof from) != 0 ||
-        ::connect(fd, reinterpret_cast<sockaddr*>(&to), sizeof to) != 0) {
-        if (fd >= 0) ::close(fd);
-        return -1;
-    }
-    return fd;
-}
-
 // Sends `data` from `source` and returns what came back before the proxy
 // closed (at most 5 s).
 std::string exchange_from(const std::string& source, uint16_t port, const std::string& data) {

@@ -40,6 +40,8 @@
 namespace {
 
 using namespace std::chrono_literals;
+using harness::base64;
+using harness::basic;
 using harness::bytes;
 using harness::Clock;
 using harness::ConfigBuilder;
@@ -56,42 +58,13 @@ using harness::ProxydInstance;
 using harness::RawClient;
 using harness::RawTcpServer;
 using harness::read_at_least;
+using harness::read_connect_answer;
 using harness::UsersFile;
 using harness::wait_for;
 using Event = harness::ProxydInstance::WorkerEvent;
 namespace socks = harness::socks;
 
 // --- Small helpers -----------------------------------------------------------
-
-std::string base64(std::string_view in) {
-    static const char kAlphabet[] =
-        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    std::string out;
-    size_t i = 0;
-    for (; i + 2 < in.size(); i += 3) {
-        uint32_t v = (static_cast<uint8_t>(in[i]) << 16) | (static_cast<uint8_t>(in[i + 1]) << 8) |
-                     static_cast<uint8_t>(in[i + 2]);
-        for (int shift : {18, 12, 6, 0}) out += kAlphabet[(v >> shift) & 63];
-    }
-    if (i + 1 == in.size()) {
-        uint32_t v = static_cast<uint8_t>(in[i]) << 16;
-        out += kAlphabet[(v >> 18) & 63];
-        out += kAlphabet[(v >> 12) & 63];
-        out += "==";
-    } else if (i + 2 == in.size()) {
-        uint32_t v = (static_cast<uint8_t>(in[i]) << 16) | (static_cast<uint8_t>(in[i + 1]) << 8);
-        out += kAlphabet[(v >> 18) & 63];
-        out += kAlphabet[(v >> 12) & 63];
-        out += kAlphabet[(v >> 6) & 63];
-        out += '=';
-    }
-    return out;
-}
-
-// The header line a client sends for Basic credentials.
-std::string basic(const std::string& user, const std::string& password) {
-    return "Proxy-Authorization: Basic " + base64(user + ":" + password) + "\r\n";
-}
 
 std::string lower(std::string s) {
     for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
@@ -222,16 +195,6 @@ class AccountsTest : public ::testing::Test {
     std::string connect_request(const std::string& extra) const {
         const std::string authority = "127.0.0.1:" + std::to_string(echo_.port());
         return "CONNECT " + authority + " HTTP/1.1\r\nHost: " + authority + "\r\n" + extra + "\r\n";
-    }
-    // Reads the answer to a CONNECT: the head, and for a refusal its
-    // Content-Length body (a 200 has none: the tunnel follows).
-    static std::optional<HttpResponse> read_connect_answer(RawClient& client, Millis timeout) {
-        std::optional<HttpResponse> head = client.read_response(timeout, /*head=*/true);
-        if (!head || head->status == 200) return head;
-        size_t length =
-            std::strtoul(head->header("Content-Length").value_or("0").c_str(), nullptr, 10);
-        head->body = read_at_least(client, length, timeout);
-        return head;
     }
     Tunnel open_tunnel(uint16_t listener_port, const std::string& extra, Millis timeout = 30s) {
         Tunnel t;

@@ -27,6 +27,8 @@
 namespace {
 
 using namespace std::chrono_literals;
+using harness::base64;
+using harness::basic;
 using harness::Clock;
 using harness::ConfigBuilder;
 using harness::echo_handler;
@@ -38,32 +40,10 @@ using harness::ProxydInstance;
 using harness::RawClient;
 using harness::RawTcpServer;
 using harness::read_at_least;
+using harness::read_connect_answer;
 using harness::RedisServer;
 using harness::UsersFile;
 using harness::wait_for;
-
-std::string base64(std::string_view in) {
-    static const char kAlphabet[] =
-        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    std::string out;
-    uint32_t buffer = 0;
-    int bits = 0;
-    for (unsigned char c : in) {
-        buffer = (buffer << 8) | c;
-        bits += 8;
-        while (bits >= 6) {
-            bits -= 6;
-            out += kAlphabet[(buffer >> bits) & 63];
-        }
-    }
-    if (bits > 0) out += kAlphabet[(buffer << (6 - bits)) & 63];
-    while (out.size() % 4 != 0) out += '=';
-    return out;
-}
-
-std::string basic(const std::string& user, const std::string& password = "secret") {
-    return "Proxy-Authorization: Basic " + base64(user + ":" + password) + "\r\n";
-}
 
 bool contains(const std::string& haystack, const std::string& needle) {
     return haystack.find(needle) != std::string::npos;
@@ -126,18 +106,10 @@ class ClusterState : public ::testing::Test {
         const std::string authority = "127.0.0.1:" + std::to_string(echo_.port());
         return "CONNECT " + authority + " HTTP/1.1\r\nHost: " + authority + "\r\n" + extra + "\r\n";
     }
-    static std::optional<HttpResponse> read_connect_answer(RawClient& client, Millis timeout) {
-        std::optional<HttpResponse> head = client.read_response(timeout, /*head=*/true);
-        if (!head || head->status == 200) return head;
-        size_t length =
-            std::strtoul(head->header("Content-Length").value_or("0").c_str(), nullptr, 10);
-        head->body = read_at_least(client, length, timeout);
-        return head;
-    }
     Tunnel open_tunnel(ProxydInstance& node, const std::string& user = "alice") {
         Tunnel t;
         if (!t.client->connect(node.listener_port()) ||
-            !t.client->send(connect_request(basic(user)))) {
+            !t.client->send(connect_request(basic(user, "secret")))) {
             ADD_FAILURE() << "cannot send CONNECT";
             return t;
         }
@@ -149,7 +121,7 @@ class ClusterState : public ::testing::Test {
         RawClient client;
         if (!client.connect(node.listener_port())) return std::nullopt;
         if (!client.send("GET " + origin_.url(path) + " HTTP/1.1\r\nHost: " + origin_.host_port() +
-                         "\r\n" + basic(user) + "\r\n")) {
+                         "\r\n" + basic(user, "secret") + "\r\n")) {
             return std::nullopt;
         }
         return client.read_response(30s);
@@ -171,7 +143,7 @@ class ClusterState : public ::testing::Test {
                 ProxydInstance& node = *nodes_[static_cast<size_t>(i) % nodes_.size()];
                 bool connected = t.client->connect(node.listener_port());
                 sync.arrive_and_wait();
-                if (connected && t.client->send(connect_request(basic("alice")))) {
+                if (connected && t.client->send(connect_request(basic("alice", "secret")))) {
                     t.response = read_connect_answer(*t.client, 60s);
                 }
             });

@@ -42,8 +42,11 @@
 namespace {
 
 using namespace std::chrono_literals;
+using harness::base64;
+using harness::basic;
 using harness::Clock;
 using harness::ConfigBuilder;
+using harness::connect_from;
 using harness::Haproxy;
 using harness::HttpOrigin;
 using harness::HttpResponse;
@@ -64,26 +67,6 @@ constexpr Millis kLeaseSlack = 5s;
 
 bool contains(const std::string& haystack, const std::string& needle) {
     return haystack.find(needle) != std::string::npos;
-}
-
-std::string base64(const std::string& in) {
-    static const char kAlphabet[] =
-        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    std::string out;
-    uint32_t bits = 0;
-    int count = 0;
-    for (unsigned char c : in) {
-        bits = (bits << 8) | c;
-        count += 8;
-        while (count >= 6) out += kAlphabet[(bits >> (count -= 6)) & 63];
-    }
-    if (count > 0) out += kAlphabet[(bits << (6 - count)) & 63];
-    while (out.size() % 4 != 0) out += '=';
-    return out;
-}
-
-std::string basic(const std::string& user, const std::string& password) {
-    return "Proxy-Authorization: Basic " + base64(user + ":" + password) + "\r\n";
 }
 
 // --- PROXY protocol v2, as the fake nodes read it ---------------------------------
@@ -176,28 +159,6 @@ class FakeNode {
     std::vector<std::string> clients_;
     RawTcpServer server_;
 };
-
-// A blocking TCP connection from `local` (an address of 127/8) to
-// 127.0.0.1:port; -1 on failure.
-int connect_from(const std::string& local, uint16_t port) {
-    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in from{};
-    from.sin_family = AF_INET;
-    ::inet_pton(AF_INET, local.c_str(), &from.sin_addr);
-    sockaddr_in to{};
-    to.sin_family = AF_INET;
-    to.sin_port = htons(port);
-    to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    timeval tv{5, 0};
-    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-    if (::bind(fd, reinterpret_cast<sockaddr*>(&from), sizeof from) != 0 ||
-        ::connect(fd, reinterpret_cast<sockaddr*>(&to), sizeof to) != 0) {
-        ::close(fd);
-        return -1;
-    }
-    return fd;
-}
 
 // The shipped balancer config against two fake nodes: every node comes UP
 // through checks that carry a LOCAL header and ask `OPTIONS *`; a client's

@@ -1943,4 +1943,53 @@ std::map<int, std::string> descriptor_targets(pid_t pid) {
     return targets;
 }
 
+std::string base64(std::string_view in) {
+    static const char kAlphabet[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    std::string out;
+    uint32_t bits = 0;
+    int count = 0;
+    for (unsigned char c : in) {
+        bits = (bits << 8) | c;
+        count += 8;
+        while (count >= 6) out += kAlphabet[(bits >> (count -= 6)) & 63];
+    }
+    if (count > 0) out += kAlphabet[(bits << (6 - count)) & 63];
+    while (out.size() % 4 != 0) out += '=';
+    return out;
+}
+
+std::string basic(const std::string& user, const std::string& password) {
+    return "Proxy-Authorization: Basic " + base64(user + ":" + password) + "\r\n";
+}
+
+int connect_from(const std::string& source, uint16_t port) {
+    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -1;
+    sockaddr_in from{};
+    from.sin_family = AF_INET;
+    sockaddr_in to{};
+    to.sin_family = AF_INET;
+    to.sin_port = htons(port);
+    to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    timeval tv{5, 0};
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    if (::inet_pton(AF_INET, source.c_str(), &from.sin_addr) != 1 ||
+        ::bind(fd, reinterpret_cast<sockaddr*>(&from), sizeof from) != 0 ||
+        ::connect(fd, reinterpret_cast<sockaddr*>(&to), sizeof to) != 0) {
+        ::close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+std::optional<HttpResponse> read_connect_answer(RawClient& client, Millis timeout) {
+    std::optional<HttpResponse> head = client.read_response(timeout, /*head=*/true);
+    if (!head || head->status == 200) return head;
+    size_t length = std::strtoul(head->header("Content-Length").value_or("0").c_str(), nullptr, 10);
+    head->body = read_at_least(client, length, timeout);
+    return head;
+}
+
 }  // namespace harness

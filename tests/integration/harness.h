@@ -567,6 +567,18 @@ class RawClient {
     std::string buffer_;
 };
 
+// Base64 (RFC 4648, with padding), as Basic credentials carry them.
+std::string base64(std::string_view in);
+// The "Proxy-Authorization: Basic ...\r\n" line of `user` and `password`.
+std::string basic(const std::string& user, const std::string& password);
+// A blocking TCP connection from `source` (an address of 127/8, so the
+// proxy sees another client) to 127.0.0.1:port, with 5 s send and receive
+// timeouts; -1 on failure.
+int connect_from(const std::string& source, uint16_t port);
+// Reads the answer to a CONNECT: the head, and for a refusal its
+// Content-Length body (a 200 has none: the tunnel follows).
+std::optional<HttpResponse> read_connect_answer(RawClient& client, Millis timeout);
+
 // Parses one response from the front of `data`. Returns the response and
 // sets `consumed`; nullopt when incomplete (need_more=true) or malformed.
 std::optional<HttpResponse> parse_response(std::string_view data, bool head, size_t& consumed,

@@ -55,25 +55,6 @@ std::string get(const std::string& host_port, const std::string& path) {
            "\r\nConnection: close\r\n\r\n";
 }
 
-// A connection to 127.0.0.1:port from `source`, another loopback address.
-// -1 on failure.
-int connect_from(const std::string& source, uint16_t port) {
-    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in from{};
-    from.sin_family = AF_INET;
-    inet_pton(AF_INET, source.c_str(), &from.sin_addr);
-    sockaddr_in to{};
-    to.sin_family = AF_INET;
-    to.sin_port = htons(port);
-    inet_pton(AF_INET, "127.0.0.1", &to.sin_addr);
-    if (fd < 0 || ::bind(fd, reinterpret_cast<sockaddr*>(&from), sizeof from) != 0 ||
-        ::connect(fd, reinterpret_cast<sockaddr*>(&to), sizeof to) != 0) {
-        if (fd >= 0) ::close(fd);
-        return -1;
-    }
-    return fd;
-}
-
 // What came back on `fd` before the peer closed; `closed` says whether it
 // did within `timeout`.
 std::string read_to_close(int fd, Millis timeout, bool& closed) {

@@ -40,6 +40,8 @@
 namespace {
 
 using namespace std::chrono_literals;
+using harness::base64;
+using harness::basic;
 using harness::bytes;
 using harness::Clock;
 using harness::ConfigBuilder;
@@ -106,26 +108,6 @@ std::string ip_of(const std::string& peer) {
 
 std::string authority(uint16_t port) {
     return "127.0.0.1:" + std::to_string(port);
-}
-
-std::string base64(std::string_view in) {
-    static const char kAlphabet[] =
-        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    std::string out;
-    uint32_t bits = 0;
-    int count = 0;
-    for (unsigned char c : in) {
-        bits = (bits << 8) | c;
-        count += 8;
-        while (count >= 6) out += kAlphabet[(bits >> (count -= 6)) & 63];
-    }
-    if (count > 0) out += kAlphabet[(bits << (6 - count)) & 63];
-    while (out.size() % 4 != 0) out += '=';
-    return out;
-}
-
-std::string basic(const std::string& user, const std::string& password) {
-    return "Proxy-Authorization: Basic " + base64(user + ":" + password) + "\r\n";
 }
 
 // Every value of header `name` (case-insensitive), joined: Via may come as
