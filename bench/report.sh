@@ -39,9 +39,12 @@ aggregate() {
               if (v["failed"] > 0) note(k, "tunnels refused", v["failed"])
               if (v["alive"] < v["established"]) note(k, "tunnels dropped while held", v["established"] - v["alive"])
               next }
-          # the authenticated row shows any socket error: a refused
+          # the authenticated rows show any socket error: a refused
           # authentication may end a connection
-          if (v["requests"] > 0 && v["errors"] > ($2 == "proxyd-auth" ? 0 : 0.001 * v["requests"])) note(k, "socket errors, worst run", v["errors"])
+          # the Redis row must have used Redis: a fallback to the local table flags it
+          if (v["redis_fallbacks"] > 0) note(k, "requests fell back to the local table (Redis fallbacks), worst run", v["redis_fallbacks"])
+          if (v["redis_errors"] > 0) note(k, "Redis errors, worst run", v["redis_errors"])
+          if (v["requests"] > 0 && v["errors"] > ($2 ~ /^proxyd-(auth|leases|cluster)$/ ? 0 : 0.001 * v["requests"])) note(k, "socket errors, worst run", v["errors"])
           if (v["non2xx"] > 0) note(k, "non-2xx answers, worst run", v["non2xx"])
           if ($1 ~ /^ka/ && $2 != "noproxy" && v["client_conn_per_req"] > 0.05) note(k, "no client keep-alive: client conn/req", v["client_conn_per_req"])
         }
@@ -68,7 +71,7 @@ cell() {
 }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || b + 0 == 0) print "—"; else printf "%.2f×", a / b }'; }
 peers_in() { awk -F'\t' -v t="$1" '$1 == t { print $2 }' "$AGG" | awk '!s[$0]++' | sort_peers; }
-sort_peers() { awk 'BEGIN { o["noproxy"] = 1; o["nginx"] = 2; o["proxyd"] = 3; o["proxyd-auth"] = 3.5; o["proxyd-rotate"] = 3.6; o["proxyd-parent"] = 3.7; o["tinyproxy"] = 4; o["squid"] = 5; o["privoxy"] = 6 } { print (o[$1] ? o[$1] : 9), $1 }' | sort -n | awk '{ print $2 }'; }
+sort_peers() { awk 'BEGIN { o["noproxy"] = 1; o["nginx"] = 2; o["proxyd"] = 3; o["proxyd-auth"] = 3.5; o["proxyd-rotate"] = 3.6; o["proxyd-parent"] = 3.7; o["proxyd-leases"] = 3.8; o["proxyd-cluster"] = 3.9; o["tinyproxy"] = 4; o["squid"] = 5; o["privoxy"] = 6 } { print (o[$1] ? o[$1] : 9), $1 }' | sort -n | awk '{ print $2 }'; }
 label() {
     case $1 in
         noproxy) echo "no proxy (reference)" ;;
@@ -76,6 +79,8 @@ label() {
         proxyd-auth) echo "proxyd authenticated (Basic)" ;;
         proxyd-rotate) echo "proxyd, 4 source addresses in rotation" ;;
         proxyd-parent) echo "proxyd through a proxyd parent" ;;
+        proxyd-leases) echo "proxyd authenticated, max_sessions (local leases)" ;;
+        proxyd-cluster) echo "proxyd authenticated, max_sessions, leases in Redis" ;;
         *) echo "$1" ;;
     esac
 }
@@ -153,7 +158,7 @@ report() {
         echo "| kernel | $(uname -sr) |"
         echo "| load average (1/5/15 min) at start → end | ${LOAD_START:-?} → ${LOAD_END:-$(cut -d" " -f1-3 /proc/loadavg)} |"
         echo "| OS | $(. /etc/os-release 2>/dev/null; echo "${PRETTY_NAME:-?}") |"
-        for p in proxyd nginx tinyproxy squid privoxy wrk curl gnuplot; do
+        for p in proxyd nginx tinyproxy squid privoxy redis-server wrk curl gnuplot; do
             echo "| $p | $(version_of $p 2>/dev/null) |"
         done
         echo
@@ -176,6 +181,11 @@ report() {
         echo "  \`[route] source_addresses = ${ROTATE_SOURCES:-?}\` and \`rotation = round-robin\`."
         echo "  \"proxyd through a proxyd parent\" is two more proxyd processes, each configured like plain proxyd: a front"
         echo "  (\`[route] parents = up\`) and its parent, which goes to the origin; its CPU and RSS are both processes'."
+        echo "- \"proxyd authenticated, max_sessions (local leases)\" and \"… leases in Redis\" are proxyd processes of their own whose"
+        echo "  listener is authenticated like proxyd-auth's (same users file and account), the account with \`max_sessions ="
+        echo "  ${LEASE_LIMIT:-100000}\` (never reached), so every request takes a session lease and gives it back: in the node's own"
+        echo "  table, or, with \`[cluster] redis\`, in a \`redis-server\` of the bench's own (no persistence) whose CPU and RSS"
+        echo "  the Redis row includes. The two configurations differ in \`[cluster]\` alone."
         echo "- Keep-alive and close tests: \`wrk -t2 -c{50,200}\` with a Lua script sending absolute-form"
         echo "  \`GET http://127.0.0.1:$ORIGIN_PORT/1k\` (origin-form \`/1k\` to nginx and no proxy)."
         echo "- CPU = utime+stime of every process of the peer (from /proc) over the run ÷ requests."
@@ -229,6 +239,7 @@ report() {
         report_auth
         report_rotation
         report_parent
+        report_cluster
         echo "### Load spread across proxyd's workers (max / mean over the 2 workers)"
         echo
         echo "| test | requests | client connections (sessions) | CPU time |"
@@ -390,6 +401,55 @@ report_parent() {
     done
     echo
     vs_tunnels $p "two proxies hold each tunnel, so about 2× plain is the expectation"
+}
+
+# ---------------------------------------------------------------- the shared store
+# runs_sum TEST PEER KEY: KEY summed over all runs of PEER in TEST
+runs_sum() { awk -F'\t' -v t="$1" -v p="$2" -v k="$3" '$1 == t && $2 == p { n = split($4, kvs, " ")
+    for (i = 1; i <= n; i++) { split(kvs[i], kv, "="); if (kv[1] == k) s += kv[2] } } END { print s + 0 }' "$RAW"; }
+# cluster_cost TEST: "extra-CPU-us-per-request throughput-loss-%" of the Redis
+# row against the local-lease row (medians of the same run); empty without both
+cluster_cost() {
+    awk -v a="$(get "$1" proxyd-leases cpu_us_req)" -v b="$(get "$1" proxyd-cluster cpu_us_req)" \
+        -v ra="$(get "$1" proxyd-leases rps)" -v rb="$(get "$1" proxyd-cluster rps)" \
+        'BEGIN { if (a == "" || b == "" || ra == "" || rb == "" || ra + 0 == 0) exit; printf "%.1f %.1f", b - a, (1 - rb / ra) * 100 }'
+}
+report_cluster() {
+    local l=proxyd-leases c=proxyd-cluster t p tests="" cost head=""
+    [ -z "$(get ka50 $c rps)$(get ka50 $l rps)" ] && [ -z "${BROKEN[$c]:-}${BROKEN[$l]:-}" ] && return 0
+    echo "### Session leases in Redis (\`[cluster] redis\`) vs the node's own table"
+    echo
+    echo "Two proxyd processes configured alike (authenticated listener, the bench account with \`max_sessions ="
+    echo "${LEASE_LIMIT:-100000}\`, never reached): every request takes a session lease and gives it back, in the node's"
+    echo "shared-memory table (\"local\") or in Redis (\"Redis\": one \`EVALSHA\` round trip to take it, the release sent"
+    echo "without waiting). The Redis row's CPU includes the redis-server's (its share in parentheses). Ratios are"
+    echo "Redis ÷ local, of the medians of interleaved runs."
+    [ -s "$W/$c/leases" ] && echo "Checked before it was measured: $(cat "$W/$c/leases")."
+    echo
+    for p in $c $l; do [ -n "${BROKEN[$p]:-}" ] && { echo "- $p not measured: ${BROKEN[$p]}"; echo; }; done
+    for t in ka50 ka200 close50; do [ -n "$(get "$t" $c rps)" ] && [ -n "$(get "$t" $l rps)" ] && tests="$tests $t"; done
+    [ -z "$tests" ] && { echo "No comparison: the two rows were not both measured."; echo; return 0; }
+    for t in ka50 $tests; do cost=$(cluster_cost "$t"); [ -n "$cost" ] && { head=$t; break; }; done
+    local extra_cpu loss
+    read -r extra_cpu loss <<<"$cost"
+    echo "**Per-request cost of the Redis store ($head): $(fmt "$extra_cpu" 1) µs CPU / $(fmt "$loss" 1) % throughput vs the local table**"
+    echo "($(fmt "$(get "$head" $l cpu_us_req)" 1) → $(fmt "$(get "$head" $c cpu_us_req)" 1) µs CPU per request, of which Redis $(fmt "$(get "$head" $c redis_cpu_us_req)" 1) µs;"
+    echo "$(fmt "$(get "$head" $l rps)") → $(fmt "$(get "$head" $c rps)") req/s). Negative figures mean the Redis row did better: noise."
+    echo
+    echo "| test | req/s local → Redis | ÷ local | p99 ms local → Redis | CPU µs/req local → Redis (Redis's own) | CPU ÷ local | extra CPU µs/req | throughput cost | Redis commands/req | fallbacks / errors | flags |"
+    echo "|---|---|---|---|---|---|---|---|---|---|---|"
+    for t in $tests; do
+        local f
+        cost=$(cluster_cost "$t")
+        f=$(flagged "$t" $c)
+        echo "| $t | $(fmt "$(get "$t" $l rps)") → $(fmt "$(get "$t" $c rps)") | $(ratio "$(get "$t" $c rps)" "$(get "$t" $l rps)") | $(fmt "$(get "$t" $l p99_ms)" 2) → $(fmt "$(get "$t" $c p99_ms)" 2) | $(fmt "$(get "$t" $l cpu_us_req)" 1) → $(fmt "$(get "$t" $c cpu_us_req)" 1) ($(fmt "$(get "$t" $c redis_cpu_us_req)" 1)) | $(ratio "$(get "$t" $c cpu_us_req)" "$(get "$t" $l cpu_us_req)") | $(fmt "${cost% *}" 1) | $(fmt "${cost#* }" 1) % | $(fmt "$(get "$t" $c redis_cmd_per_req)" 2) | $(runs_sum "$t" $c redis_fallbacks) / $(runs_sum "$t" $c redis_errors) | ${f:-ok} |"
+    done
+    echo
+    if [ -n "$(get ka50 proxyd-auth cpu_us_req)" ] && [ -n "$(get ka50 $l cpu_us_req)" ]; then
+        echo "For scale, the local lease itself (ka50): proxyd-auth (no limit) $(fmt "$(get ka50 proxyd-auth cpu_us_req)" 1) µs/req, $(fmt "$(get ka50 proxyd-auth rps)") req/s;"
+        echo "with the limit $(fmt "$(get ka50 $l cpu_us_req)" 1) µs/req, $(fmt "$(get ka50 $l rps)") req/s (different processes: proxyd-auth shares plain proxyd's)."
+        echo
+    fi
 }
 
 # share SO: % of the keep-alive profile's samples in a shared object (kernel, libevent, libc, proxyd)
@@ -624,6 +684,7 @@ if [ "${BASH_SOURCE[0]}" = "$0" ]; then
             tinyproxy) tinyproxy -v 2>&1 | head -1 ;;
             squid) squid -v 2>&1 | head -1 | sed 's/Squid Cache: //' ;;
             privoxy) privoxy --version 2>&1 | head -1 | sed 's/ (.*//' ;;
+            redis-server) redis-server --version 2>/dev/null | awk '{ print $3 }' | sed 's/^v=//' ;;
             wrk) wrk -v 2>&1 | head -1 | awk '{ print $1, $2 }' ;;
             gnuplot) gnuplot --version ;;
             curl) curl --version | head -1 | awk '{ print $1, $2 }' ;;
