@@ -589,8 +589,8 @@ check_leases() {
     f1=$(cluster_field fallbacks)
     [ "${c1:-0}" -gt "${c0:-0}" ] || { echo "a request with credentials sent no command to Redis (commands stayed at ${c1:-?})"; return 0; }
     [ "${f1:-0}" = "${f0:-0}" ] || { echo "a request fell back to the local table (fallbacks ${f0:-?} -> ${f1:-?})"; return 0; }
-    keys=$(redis-cli -p "${PORT[proxyd-cluster-redis]}" --scan --pattern 'proxyd:*' 2>/dev/null | head -5 | tr '\n' ' ')
-    [ -n "${keys// /}" ] || { echo "Redis holds no proxyd:* key after a request"; return 0; }
+    keys=$(redis-cli -p "${PORT[proxyd-cluster-redis]}" --scan --pattern 'proxyd:*' 2>/dev/null | head -5 | paste -sd ' ')
+    [ -n "$keys" ] || { echo "Redis holds no proxyd:* key after a request"; return 0; }
     echo "cluster state connected; one request sent $((c1 - c0)) command(s) to Redis; keys: $keys" >"$W/$p/leases"
 }
 # warm_up PEER: 2 s of 50 keep-alive clients with credentials, not recorded,
