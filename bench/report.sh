@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # bench/report.sh: sourced by bench/run.sh. Turns bench/work/raw.tsv into
 # bench/RESULTS.md and bench/results.png. Plain bash + awk + gnuplot.
 #
@@ -115,10 +116,10 @@ table_wrk() {  # table_wrk TEST TITLE
         local f cpu
         f=$(flagged "$t" "$p"); f=${f:-ok}
         if [ "$t" = get16m ]; then
-            cpu=$([ "$p" = noproxy ] && echo "—" || cell "$t" "$p" cpu_ms_100mb 1)
+            cpu=$(if [ "$p" = noproxy ]; then echo "—"; else cell "$t" "$p" cpu_ms_100mb 1; fi)
             echo "| $(label "$p") | $(cell "$t" "$p" mbps 0) | $cpu | $(fmt "$(get "$t" "$p" p99_ms)" 1) | $(ratio "$(get "$t" "$p" mbps)" "$(get "$t" nginx mbps)") | $(ratio "$(get "$t" "$p" mbps)" "$([ -n "$best" ] && get "$t" "$best" mbps)") | $f |"
         else
-            cpu=$([ "$p" = noproxy ] && echo "—" || cell "$t" "$p" cpu_us_req 1)
+            cpu=$(if [ "$p" = noproxy ]; then echo "—"; else cell "$t" "$p" cpu_us_req 1; fi)
             echo "| $(label "$p") | $(cell "$t" "$p" rps 0) | $(fmt "$(get "$t" "$p" p50_ms)" 2) | $(fmt "$(get "$t" "$p" p99_ms)" 2) | $cpu | $(fmt "$(get "$t" "$p" client_conn_per_req)" 3) | $(fmt "$(get "$t" "$p" upstream_conn_per_req)" 3) | $(ratio "$(get "$t" "$p" rps)" "$nginx_rps") | $(ratio "$(get "$t" "$p" rps)" "$best_rps") | $f |"
         fi
     done
@@ -157,6 +158,7 @@ report() {
         echo "| memory | $(awk '/^MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo) |"
         echo "| kernel | $(uname -sr) |"
         echo "| load average (1/5/15 min) at start → end | ${LOAD_START:-?} → ${LOAD_END:-$(cut -d" " -f1-3 /proc/loadavg)} |"
+        # shellcheck disable=SC1091  # the machine's own file
         echo "| OS | $(. /etc/os-release 2>/dev/null; echo "${PRETTY_NAME:-?}") |"
         for p in proxyd nginx tinyproxy squid privoxy redis-server wrk curl gnuplot; do
             echo "| $p | $(version_of $p 2>/dev/null) |"
@@ -220,13 +222,14 @@ report() {
         for p in $(peers_in connect); do
             local f
             f=$(flagged connect "$p")
-            echo "| $(label "$p") | $(cell connect "$p" mbps 0) | $([ "$p" = noproxy ] && echo "—" || cell connect "$p" cpu_ms_100mb 1) | $(ratio "$(get connect "$p" mbps)" "$(get connect noproxy mbps)") | ${f:-ok} |"
+            echo "| $(label "$p") | $(cell connect "$p" mbps 0) | $(if [ "$p" = noproxy ]; then echo "—"; else cell connect "$p" cpu_ms_100mb 1; fi) | $(ratio "$(get connect "$p" mbps)" "$(get connect noproxy mbps)") | ${f:-ok} |"
         done
         echo
         echo "### Memory per held idle CONNECT tunnel"
         echo
         echo "| peer | tunnels | established | still open at end | RSS before → after (MiB) | KiB per tunnel | setup s | flags |"
         echo "|---|---|---|---|---|---|---|---|"
+        # shellcheck disable=SC2013  # test names, one word each
         for t in $(awk -F'\t' '$1 ~ /^tunnels/ { print $1 }' "$AGG" | sort -u -t s -k2 -n); do
             for p in $(peers_in "$t"); do
                 local f
@@ -325,6 +328,7 @@ vs_missing() {
 # vs_tunnels PEER: memory per held tunnel, plain → PEER, one line per count
 vs_tunnels() {
     local t any=""
+    # shellcheck disable=SC2013  # test names, one word each
     for t in $(awk -F'\t' -v p="$1" '$1 ~ /^tunnels/ && $2 == p { print $1 }' "$AGG" | sort -u -t s -k2 -n); do
         [ -z "$(get "$t" proxyd kib_per_tunnel)" ] && continue
         any=1
@@ -458,7 +462,7 @@ share() {
     awk -v so="$1" '$2 ~ so { sub(/%/, "", $1); s += $1 } END { printf "%.0f", s }' "$W/out/profile.dso"
 }
 report_targets() {
-    local best t v nginx_cpu cpu k
+    local best t v cpu k
     local kern levt own
     kern=$(share kernel); levt=$(share libevent); own=$(share '^proxyd$')
     # Why the per-request (keep-alive) numbers trail nginx: the profile at the end of this file.
@@ -504,6 +508,7 @@ report_targets() {
     target_line "CONNECT MB/s ÷ no proxy" "$(div "$(get connect proxyd mbps)" "$(get connect noproxy mbps)")" 0.95 ge \
         "$(fmt "$(get connect proxyd mbps)") vs $(fmt "$(get connect noproxy mbps)") MB/s (no proxy itself ranged $(fmt "$cn_lo")–$(fmt "$cn_hi")); the tunnel is spliced ($(fmt "$(get connect proxyd cpu_ms_100mb)" 0) ms CPU per 100 MB), so the gap is run-to-run noise of curl's TLS decryption on the shared CPUs" \
         "$(fmt "$(get connect proxyd mbps)") vs $(fmt "$(get connect noproxy mbps)") MB/s"
+    # shellcheck disable=SC2013  # test names, one word each
     for t in $(awk -F'\t' '$1 ~ /^tunnels/ && $2 == "proxyd" { print $1 }' "$AGG" | sort -u -t s -k2 -n); do
         local others="" p2
         for p2 in $FWD_PEERS; do
@@ -514,6 +519,7 @@ report_targets() {
             "RSS $(fmt "$(div "$(get "$t" proxyd rss_before_kib)" 1024)" 1) → $(fmt "$(div "$(get "$t" proxyd rss_after_kib)" 1024)" 1) MiB for $(get "$t" proxyd established) tunnels; others: $others KiB"
     done
     for k in "ka50 spread_req requests" "ka200 spread_req requests" "close50 spread_sessions sessions"; do
+        # shellcheck disable=SC2086  # the fields, split on purpose
         set -- $k
         target_line "worker spread max/mean, $3 ($1)" "$(get "$1" proxyd "$2")" 1.2 le \
             "runs $(fmt "$(get "$1" proxyd "$2" 5)" 2)–$(fmt "$(get "$1" proxyd "$2" 6)" 2); sessions $(fmt "$(get "$1" proxyd spread_sessions)" 2), CPU $(fmt "$(get "$1" proxyd spread_cpu)" 2): the scoreboard balances connections when they are accepted (a worker holding more than the least loaded one + 1 + 1/8 lets a wakeup pass); requests then follow each connection's own rate" \
@@ -634,6 +640,9 @@ chart() {
     local last
     last=$(awk -F'\t' '$1 ~ /^tunnels/ { print $1 }' "$AGG" | sort -u -t s -k2 -n | tail -1)
     for p in $(peers_in "$last"); do v=$(get "$last" "$p" kib_per_tunnel); echo "$p $v $v $v"; done >"$d/mem.dat"
+    # no held-tunnel test in this run (BENCH_TUNNELS=""): an empty panel, not a failed plot
+    local mem_title="RSS per idle tunnel at ${last#tunnels} (KiB)"
+    [ -n "$last" ] || { echo "not-measured 0 0 0" >"$d/mem.dat"; mem_title="RSS per idle tunnel: not measured"; }
     cat >"$d/plot.gp" <<EOF
 set terminal pngcairo size 1500,900 font "sans,9"
 set output "$HERE/results.png"
@@ -659,7 +668,7 @@ set title "GET 16 MiB, 4 conns (MB/s)"
 plot "$d/get16m.dat" using 2:3:4:xtic(1) lc rgb "#70ad47"
 set title "CONNECT + TLS 16 MiB (MB/s)"
 plot "$d/connect.dat" using 2:3:4:xtic(1) lc rgb "#5b9bd5"
-set title "RSS per idle tunnel at ${last#tunnels} (KiB)"
+set title "$mem_title"
 plot "$d/mem.dat" using 2:3:4:xtic(1) lc rgb "#ffc000"
 unset multiplot
 EOF
@@ -673,6 +682,7 @@ if [ "${BASH_SOURCE[0]}" = "$0" ]; then
     W=$HERE/work RAW=$HERE/work/raw.tsv AGG=$W/agg.tsv FLAGS=$W/flags.tsv
     REPS=${BENCH_REPS:-3} DUR=${BENCH_DURATION:-5} CONNECT_PAR=4 CONNECT_SEQ=4 FIRST_CONTACT_S=5
     declare -A BROKEN=() NOTE=() TUNNEL_BROKEN=()
+    # shellcheck source=/dev/null  # written by run.sh
     [ -f "$W/meta.sh" ] && . "$W/meta.sh"
     ORIGIN_PORT=$(( ${BENCH_PORT_BASE:-19000} ))
     PROXYD=$(dirname "$HERE")/build/proxyd

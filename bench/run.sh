@@ -159,7 +159,7 @@ port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 # ---------------------------------------------------------------- install
 need_install() {
-    local missing=() installed_now=()
+    local missing=()
     command -v nginx >/dev/null || missing+=(nginx)
     command -v squid >/dev/null || missing+=(squid)
     command -v tinyproxy >/dev/null || missing+=(tinyproxy)
@@ -266,7 +266,9 @@ http {
 EOF
     nginx -p "$W/origin/" -c "$W/origin/nginx.conf" >"$W/origin/stderr" 2>&1 &
     PID[origin]=$!
-    wait_port "$ORIGIN_PORT" 10 && wait_port "$ORIGIN_TLS_PORT" 10 || die "origin nginx did not start: $(cat "$W/origin/stderr")"
+    if ! wait_port "$ORIGIN_PORT" 10 || ! wait_port "$ORIGIN_TLS_PORT" 10; then
+        die "origin nginx did not start: $(cat "$W/origin/stderr")"
+    fi
 }
 
 write_configs() {
@@ -936,6 +938,7 @@ main() {
     # Throughput tests: for each test, repetitions interleaved A B C A B C ...
     local rep test
     for test in "ka50 50 1k 0" "ka200 200 1k 0" "close50 50 1k 1" "get16m 4 16m 0"; do
+        # shellcheck disable=SC2086  # the test's fields, split on purpose
         set -- $test
         for ((rep = 1; rep <= REPS; rep++)); do
             for p in "${active[@]}"; do
