@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # bench/report.sh: sourced by bench/run.sh. Turns bench/work/raw.tsv into
 # bench/RESULTS.md and bench/results.png. Plain bash + awk + gnuplot.
 #
@@ -39,9 +40,12 @@ aggregate() {
               if (v["failed"] > 0) note(k, "tunnels refused", v["failed"])
               if (v["alive"] < v["established"]) note(k, "tunnels dropped while held", v["established"] - v["alive"])
               next }
-          # the authenticated row shows any socket error: a refused
+          # the authenticated rows show any socket error: a refused
           # authentication may end a connection
-          if (v["requests"] > 0 && v["errors"] > ($2 == "proxyd-auth" ? 0 : 0.001 * v["requests"])) note(k, "socket errors, worst run", v["errors"])
+          # the Redis row must have used Redis: a fallback to the local table flags it
+          if (v["redis_fallbacks"] > 0) note(k, "requests fell back to the local table (Redis fallbacks), worst run", v["redis_fallbacks"])
+          if (v["redis_errors"] > 0) note(k, "Redis errors, worst run", v["redis_errors"])
+          if (v["requests"] > 0 && v["errors"] > ($2 ~ /^proxyd-(auth|leases|cluster)$/ ? 0 : 0.001 * v["requests"])) note(k, "socket errors, worst run", v["errors"])
           if (v["non2xx"] > 0) note(k, "non-2xx answers, worst run", v["non2xx"])
           if ($1 ~ /^ka/ && $2 != "noproxy" && v["client_conn_per_req"] > 0.05) note(k, "no client keep-alive: client conn/req", v["client_conn_per_req"])
         }
@@ -68,7 +72,7 @@ cell() {
 }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || b + 0 == 0) print "—"; else printf "%.2f×", a / b }'; }
 peers_in() { awk -F'\t' -v t="$1" '$1 == t { print $2 }' "$AGG" | awk '!s[$0]++' | sort_peers; }
-sort_peers() { awk 'BEGIN { o["noproxy"] = 1; o["nginx"] = 2; o["proxyd"] = 3; o["proxyd-auth"] = 3.5; o["proxyd-rotate"] = 3.6; o["proxyd-parent"] = 3.7; o["tinyproxy"] = 4; o["squid"] = 5; o["privoxy"] = 6 } { print (o[$1] ? o[$1] : 9), $1 }' | sort -n | awk '{ print $2 }'; }
+sort_peers() { awk 'BEGIN { o["noproxy"] = 1; o["nginx"] = 2; o["proxyd"] = 3; o["proxyd-auth"] = 3.5; o["proxyd-rotate"] = 3.6; o["proxyd-parent"] = 3.7; o["proxyd-leases"] = 3.8; o["proxyd-cluster"] = 3.9; o["tinyproxy"] = 4; o["squid"] = 5; o["privoxy"] = 6 } { print (o[$1] ? o[$1] : 9), $1 }' | sort -n | awk '{ print $2 }'; }
 label() {
     case $1 in
         noproxy) echo "no proxy (reference)" ;;
@@ -76,6 +80,8 @@ label() {
         proxyd-auth) echo "proxyd authenticated (Basic)" ;;
         proxyd-rotate) echo "proxyd, 4 source addresses in rotation" ;;
         proxyd-parent) echo "proxyd through a proxyd parent" ;;
+        proxyd-leases) echo "proxyd authenticated, max_sessions (local leases)" ;;
+        proxyd-cluster) echo "proxyd authenticated, max_sessions, leases in Redis" ;;
         *) echo "$1" ;;
     esac
 }
@@ -110,10 +116,10 @@ table_wrk() {  # table_wrk TEST TITLE
         local f cpu
         f=$(flagged "$t" "$p"); f=${f:-ok}
         if [ "$t" = get16m ]; then
-            cpu=$([ "$p" = noproxy ] && echo "—" || cell "$t" "$p" cpu_ms_100mb 1)
+            cpu=$(if [ "$p" = noproxy ]; then echo "—"; else cell "$t" "$p" cpu_ms_100mb 1; fi)
             echo "| $(label "$p") | $(cell "$t" "$p" mbps 0) | $cpu | $(fmt "$(get "$t" "$p" p99_ms)" 1) | $(ratio "$(get "$t" "$p" mbps)" "$(get "$t" nginx mbps)") | $(ratio "$(get "$t" "$p" mbps)" "$([ -n "$best" ] && get "$t" "$best" mbps)") | $f |"
         else
-            cpu=$([ "$p" = noproxy ] && echo "—" || cell "$t" "$p" cpu_us_req 1)
+            cpu=$(if [ "$p" = noproxy ]; then echo "—"; else cell "$t" "$p" cpu_us_req 1; fi)
             echo "| $(label "$p") | $(cell "$t" "$p" rps 0) | $(fmt "$(get "$t" "$p" p50_ms)" 2) | $(fmt "$(get "$t" "$p" p99_ms)" 2) | $cpu | $(fmt "$(get "$t" "$p" client_conn_per_req)" 3) | $(fmt "$(get "$t" "$p" upstream_conn_per_req)" 3) | $(ratio "$(get "$t" "$p" rps)" "$nginx_rps") | $(ratio "$(get "$t" "$p" rps)" "$best_rps") | $f |"
         fi
     done
@@ -152,8 +158,9 @@ report() {
         echo "| memory | $(awk '/^MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo) |"
         echo "| kernel | $(uname -sr) |"
         echo "| load average (1/5/15 min) at start → end | ${LOAD_START:-?} → ${LOAD_END:-$(cut -d" " -f1-3 /proc/loadavg)} |"
+        # shellcheck disable=SC1091  # the machine's own file
         echo "| OS | $(. /etc/os-release 2>/dev/null; echo "${PRETTY_NAME:-?}") |"
-        for p in proxyd nginx tinyproxy squid privoxy wrk curl gnuplot; do
+        for p in proxyd nginx tinyproxy squid privoxy redis-server wrk curl gnuplot; do
             echo "| $p | $(version_of $p 2>/dev/null) |"
         done
         echo
@@ -176,6 +183,11 @@ report() {
         echo "  \`[route] source_addresses = ${ROTATE_SOURCES:-?}\` and \`rotation = round-robin\`."
         echo "  \"proxyd through a proxyd parent\" is two more proxyd processes, each configured like plain proxyd: a front"
         echo "  (\`[route] parents = up\`) and its parent, which goes to the origin; its CPU and RSS are both processes'."
+        echo "- \"proxyd authenticated, max_sessions (local leases)\" and \"… leases in Redis\" are proxyd processes of their own whose"
+        echo "  listener is authenticated like proxyd-auth's (same users file and account), the account with \`max_sessions ="
+        echo "  ${LEASE_LIMIT:-100000}\` (never reached), so every request takes a session lease and gives it back: in the node's own"
+        echo "  table, or, with \`[cluster] redis\`, in a \`redis-server\` of the bench's own (no persistence) whose CPU and RSS"
+        echo "  the Redis row includes. The two configurations differ in \`[cluster]\` alone."
         echo "- Keep-alive and close tests: \`wrk -t2 -c{50,200}\` with a Lua script sending absolute-form"
         echo "  \`GET http://127.0.0.1:$ORIGIN_PORT/1k\` (origin-form \`/1k\` to nginx and no proxy)."
         echo "- CPU = utime+stime of every process of the peer (from /proc) over the run ÷ requests."
@@ -210,13 +222,14 @@ report() {
         for p in $(peers_in connect); do
             local f
             f=$(flagged connect "$p")
-            echo "| $(label "$p") | $(cell connect "$p" mbps 0) | $([ "$p" = noproxy ] && echo "—" || cell connect "$p" cpu_ms_100mb 1) | $(ratio "$(get connect "$p" mbps)" "$(get connect noproxy mbps)") | ${f:-ok} |"
+            echo "| $(label "$p") | $(cell connect "$p" mbps 0) | $(if [ "$p" = noproxy ]; then echo "—"; else cell connect "$p" cpu_ms_100mb 1; fi) | $(ratio "$(get connect "$p" mbps)" "$(get connect noproxy mbps)") | ${f:-ok} |"
         done
         echo
         echo "### Memory per held idle CONNECT tunnel"
         echo
         echo "| peer | tunnels | established | still open at end | RSS before → after (MiB) | KiB per tunnel | setup s | flags |"
         echo "|---|---|---|---|---|---|---|---|"
+        # shellcheck disable=SC2013  # test names, one word each
         for t in $(awk -F'\t' '$1 ~ /^tunnels/ { print $1 }' "$AGG" | sort -u -t s -k2 -n); do
             for p in $(peers_in "$t"); do
                 local f
@@ -229,6 +242,7 @@ report() {
         report_auth
         report_rotation
         report_parent
+        report_cluster
         echo "### Load spread across proxyd's workers (max / mean over the 2 workers)"
         echo
         echo "| test | requests | client connections (sessions) | CPU time |"
@@ -314,6 +328,7 @@ vs_missing() {
 # vs_tunnels PEER: memory per held tunnel, plain → PEER, one line per count
 vs_tunnels() {
     local t any=""
+    # shellcheck disable=SC2013  # test names, one word each
     for t in $(awk -F'\t' -v p="$1" '$1 ~ /^tunnels/ && $2 == p { print $1 }' "$AGG" | sort -u -t s -k2 -n); do
         [ -z "$(get "$t" proxyd kib_per_tunnel)" ] && continue
         any=1
@@ -392,13 +407,62 @@ report_parent() {
     vs_tunnels $p "two proxies hold each tunnel, so about 2× plain is the expectation"
 }
 
+# ---------------------------------------------------------------- the shared store
+# runs_sum TEST PEER KEY: KEY summed over all runs of PEER in TEST
+runs_sum() { awk -F'\t' -v t="$1" -v p="$2" -v k="$3" '$1 == t && $2 == p { n = split($4, kvs, " ")
+    for (i = 1; i <= n; i++) { split(kvs[i], kv, "="); if (kv[1] == k) s += kv[2] } } END { print s + 0 }' "$RAW"; }
+# cluster_cost TEST: "extra-CPU-us-per-request throughput-loss-%" of the Redis
+# row against the local-lease row (medians of the same run); empty without both
+cluster_cost() {
+    awk -v a="$(get "$1" proxyd-leases cpu_us_req)" -v b="$(get "$1" proxyd-cluster cpu_us_req)" \
+        -v ra="$(get "$1" proxyd-leases rps)" -v rb="$(get "$1" proxyd-cluster rps)" \
+        'BEGIN { if (a == "" || b == "" || ra == "" || rb == "" || ra + 0 == 0) exit; printf "%.1f %.1f", b - a, (1 - rb / ra) * 100 }'
+}
+report_cluster() {
+    local l=proxyd-leases c=proxyd-cluster t p tests="" cost head=""
+    [ -z "$(get ka50 $c rps)$(get ka50 $l rps)" ] && [ -z "${BROKEN[$c]:-}${BROKEN[$l]:-}" ] && return 0
+    echo "### Session leases in Redis (\`[cluster] redis\`) vs the node's own table"
+    echo
+    echo "Two proxyd processes configured alike (authenticated listener, the bench account with \`max_sessions ="
+    echo "${LEASE_LIMIT:-100000}\`, never reached): every request takes a session lease and gives it back, in the node's"
+    echo "shared-memory table (\"local\") or in Redis (\"Redis\": one \`EVALSHA\` round trip to take it, the release sent"
+    echo "without waiting). The Redis row's CPU includes the redis-server's (its share in parentheses). Ratios are"
+    echo "Redis ÷ local, of the medians of interleaved runs."
+    [ -s "$W/$c/leases" ] && echo "Checked before it was measured: $(cat "$W/$c/leases")."
+    echo
+    for p in $c $l; do [ -n "${BROKEN[$p]:-}" ] && { echo "- $p not measured: ${BROKEN[$p]}"; echo; }; done
+    for t in ka50 ka200 close50; do [ -n "$(get "$t" $c rps)" ] && [ -n "$(get "$t" $l rps)" ] && tests="$tests $t"; done
+    [ -z "$tests" ] && { echo "No comparison: the two rows were not both measured."; echo; return 0; }
+    for t in ka50 $tests; do cost=$(cluster_cost "$t"); [ -n "$cost" ] && { head=$t; break; }; done
+    local extra_cpu loss
+    read -r extra_cpu loss <<<"$cost"
+    echo "**Per-request cost of the Redis store ($head): $(fmt "$extra_cpu" 1) µs CPU / $(fmt "$loss" 1) % throughput vs the local table**"
+    echo "($(fmt "$(get "$head" $l cpu_us_req)" 1) → $(fmt "$(get "$head" $c cpu_us_req)" 1) µs CPU per request, of which Redis $(fmt "$(get "$head" $c redis_cpu_us_req)" 1) µs;"
+    echo "$(fmt "$(get "$head" $l rps)") → $(fmt "$(get "$head" $c rps)") req/s). Negative figures mean the Redis row did better: noise."
+    echo
+    echo "| test | req/s local → Redis | ÷ local | p99 ms local → Redis | CPU µs/req local → Redis (Redis's own) | CPU ÷ local | extra CPU µs/req | throughput cost | Redis commands/req | fallbacks / errors | flags |"
+    echo "|---|---|---|---|---|---|---|---|---|---|---|"
+    for t in $tests; do
+        local f
+        cost=$(cluster_cost "$t")
+        f=$(flagged "$t" $c)
+        echo "| $t | $(fmt "$(get "$t" $l rps)") → $(fmt "$(get "$t" $c rps)") | $(ratio "$(get "$t" $c rps)" "$(get "$t" $l rps)") | $(fmt "$(get "$t" $l p99_ms)" 2) → $(fmt "$(get "$t" $c p99_ms)" 2) | $(fmt "$(get "$t" $l cpu_us_req)" 1) → $(fmt "$(get "$t" $c cpu_us_req)" 1) ($(fmt "$(get "$t" $c redis_cpu_us_req)" 1)) | $(ratio "$(get "$t" $c cpu_us_req)" "$(get "$t" $l cpu_us_req)") | $(fmt "${cost% *}" 1) | $(fmt "${cost#* }" 1) % | $(fmt "$(get "$t" $c redis_cmd_per_req)" 2) | $(runs_sum "$t" $c redis_fallbacks) / $(runs_sum "$t" $c redis_errors) | ${f:-ok} |"
+    done
+    echo
+    if [ -n "$(get ka50 proxyd-auth cpu_us_req)" ] && [ -n "$(get ka50 $l cpu_us_req)" ]; then
+        echo "For scale, the local lease itself (ka50): proxyd-auth (no limit) $(fmt "$(get ka50 proxyd-auth cpu_us_req)" 1) µs/req, $(fmt "$(get ka50 proxyd-auth rps)") req/s;"
+        echo "with the limit $(fmt "$(get ka50 $l cpu_us_req)" 1) µs/req, $(fmt "$(get ka50 $l rps)") req/s (different processes: proxyd-auth shares plain proxyd's)."
+        echo
+    fi
+}
+
 # share SO: % of the keep-alive profile's samples in a shared object (kernel, libevent, libc, proxyd)
 share() {
     [ -s "$W/out/profile.dso" ] || { echo "?"; return; }
     awk -v so="$1" '$2 ~ so { sub(/%/, "", $1); s += $1 } END { printf "%.0f", s }' "$W/out/profile.dso"
 }
 report_targets() {
-    local best t v nginx_cpu cpu k
+    local best t v cpu k
     local kern levt own
     kern=$(share kernel); levt=$(share libevent); own=$(share '^proxyd$')
     # Why the per-request (keep-alive) numbers trail nginx: the profile at the end of this file.
@@ -444,6 +508,7 @@ report_targets() {
     target_line "CONNECT MB/s ÷ no proxy" "$(div "$(get connect proxyd mbps)" "$(get connect noproxy mbps)")" 0.95 ge \
         "$(fmt "$(get connect proxyd mbps)") vs $(fmt "$(get connect noproxy mbps)") MB/s (no proxy itself ranged $(fmt "$cn_lo")–$(fmt "$cn_hi")); the tunnel is spliced ($(fmt "$(get connect proxyd cpu_ms_100mb)" 0) ms CPU per 100 MB), so the gap is run-to-run noise of curl's TLS decryption on the shared CPUs" \
         "$(fmt "$(get connect proxyd mbps)") vs $(fmt "$(get connect noproxy mbps)") MB/s"
+    # shellcheck disable=SC2013  # test names, one word each
     for t in $(awk -F'\t' '$1 ~ /^tunnels/ && $2 == "proxyd" { print $1 }' "$AGG" | sort -u -t s -k2 -n); do
         local others="" p2
         for p2 in $FWD_PEERS; do
@@ -454,6 +519,7 @@ report_targets() {
             "RSS $(fmt "$(div "$(get "$t" proxyd rss_before_kib)" 1024)" 1) → $(fmt "$(div "$(get "$t" proxyd rss_after_kib)" 1024)" 1) MiB for $(get "$t" proxyd established) tunnels; others: $others KiB"
     done
     for k in "ka50 spread_req requests" "ka200 spread_req requests" "close50 spread_sessions sessions"; do
+        # shellcheck disable=SC2086  # the fields, split on purpose
         set -- $k
         target_line "worker spread max/mean, $3 ($1)" "$(get "$1" proxyd "$2")" 1.2 le \
             "runs $(fmt "$(get "$1" proxyd "$2" 5)" 2)–$(fmt "$(get "$1" proxyd "$2" 6)" 2); sessions $(fmt "$(get "$1" proxyd spread_sessions)" 2), CPU $(fmt "$(get "$1" proxyd spread_cpu)" 2): the scoreboard balances connections when they are accepted (a worker holding more than the least loaded one + 1 + 1/8 lets a wakeup pass); requests then follow each connection's own rate" \
@@ -574,6 +640,9 @@ chart() {
     local last
     last=$(awk -F'\t' '$1 ~ /^tunnels/ { print $1 }' "$AGG" | sort -u -t s -k2 -n | tail -1)
     for p in $(peers_in "$last"); do v=$(get "$last" "$p" kib_per_tunnel); echo "$p $v $v $v"; done >"$d/mem.dat"
+    # no held-tunnel test in this run (BENCH_TUNNELS=""): an empty panel, not a failed plot
+    local mem_title="RSS per idle tunnel at ${last#tunnels} (KiB)"
+    [ -n "$last" ] || { echo "not-measured 0 0 0" >"$d/mem.dat"; mem_title="RSS per idle tunnel: not measured"; }
     cat >"$d/plot.gp" <<EOF
 set terminal pngcairo size 1500,900 font "sans,9"
 set output "$HERE/results.png"
@@ -599,7 +668,7 @@ set title "GET 16 MiB, 4 conns (MB/s)"
 plot "$d/get16m.dat" using 2:3:4:xtic(1) lc rgb "#70ad47"
 set title "CONNECT + TLS 16 MiB (MB/s)"
 plot "$d/connect.dat" using 2:3:4:xtic(1) lc rgb "#5b9bd5"
-set title "RSS per idle tunnel at ${last#tunnels} (KiB)"
+set title "$mem_title"
 plot "$d/mem.dat" using 2:3:4:xtic(1) lc rgb "#ffc000"
 unset multiplot
 EOF
@@ -613,6 +682,7 @@ if [ "${BASH_SOURCE[0]}" = "$0" ]; then
     W=$HERE/work RAW=$HERE/work/raw.tsv AGG=$W/agg.tsv FLAGS=$W/flags.tsv
     REPS=${BENCH_REPS:-3} DUR=${BENCH_DURATION:-5} CONNECT_PAR=4 CONNECT_SEQ=4 FIRST_CONTACT_S=5
     declare -A BROKEN=() NOTE=() TUNNEL_BROKEN=()
+    # shellcheck source=/dev/null  # written by run.sh
     [ -f "$W/meta.sh" ] && . "$W/meta.sh"
     ORIGIN_PORT=$(( ${BENCH_PORT_BASE:-19000} ))
     PROXYD=$(dirname "$HERE")/build/proxyd
@@ -624,6 +694,7 @@ if [ "${BASH_SOURCE[0]}" = "$0" ]; then
             tinyproxy) tinyproxy -v 2>&1 | head -1 ;;
             squid) squid -v 2>&1 | head -1 | sed 's/Squid Cache: //' ;;
             privoxy) privoxy --version 2>&1 | head -1 | sed 's/ (.*//' ;;
+            redis-server) redis-server --version 2>/dev/null | awk '{ print $3 }' | sed 's/^v=//' ;;
             wrk) wrk -v 2>&1 | head -1 | awk '{ print $1, $2 }' ;;
             gnuplot) gnuplot --version ;;
             curl) curl --version | head -1 | awk '{ print $1, $2 }' ;;

@@ -4,7 +4,7 @@
 #   make bench            (or: bench/run.sh)
 #
 # Installs its peers from Debian packages when missing (tinyproxy, squid,
-# privoxy, nginx, wrk, gnuplot), never starts, stops or reconfigures a system
+# privoxy, nginx, wrk, gnuplot, redis-server), never starts, stops or reconfigures a system
 # service: every program runs from its own binary with its own config under
 # bench/work/, on loopback ports only, and is killed on exit.
 #
@@ -12,11 +12,16 @@
 # bench/work/raw.tsv. Knobs (environment):
 #   BENCH_DURATION=5        seconds per wrk run
 #   BENCH_REPS=3            interleaved repetitions
-#   BENCH_PEERS="noproxy nginx proxyd proxyd-auth proxyd-rotate proxyd-parent tinyproxy squid privoxy"
-#   BENCH_TUNNELS="5000 20000"
+#   BENCH_PEERS="noproxy nginx proxyd proxyd-auth proxyd-rotate proxyd-parent proxyd-leases proxyd-cluster tinyproxy squid privoxy"
+#                           proxyd-leases: an authenticated proxyd whose user has
+#                           max_sessions (every request takes a lease in the
+#                           node's own table); proxyd-cluster: the same plus
+#                           [cluster] redis = a redis-server of the bench's own,
+#                           whose CPU and RSS the row includes
+#   BENCH_TUNNELS="5000 20000"  (empty: no held-tunnel test)
 #   BENCH_PROFILE=1         perf profile of a proxyd worker under keep-alive load
 #   BENCH_INSTALL=1         install missing Debian packages
-#   BENCH_PORT_BASE=19000   ports BASE..BASE+20 on 127.0.0.1
+#   BENCH_PORT_BASE=19000   ports BASE..BASE+21 on 127.0.0.1
 set -u -o pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -24,8 +29,8 @@ ROOT=$(dirname "$HERE")
 W=$HERE/work
 DUR=${BENCH_DURATION:-5}
 REPS=${BENCH_REPS:-3}
-PEERS=${BENCH_PEERS:-"noproxy nginx proxyd proxyd-auth proxyd-rotate proxyd-parent tinyproxy squid privoxy"}
-TUNNELS=${BENCH_TUNNELS:-"5000 20000"}
+PEERS=${BENCH_PEERS:-"noproxy nginx proxyd proxyd-auth proxyd-rotate proxyd-parent proxyd-leases proxyd-cluster tinyproxy squid privoxy"}
+TUNNELS=${BENCH_TUNNELS-"5000 20000"}   # set but empty: no held-tunnel test
 PROFILE=${BENCH_PROFILE:-1}
 INSTALL=${BENCH_INSTALL:-1}
 BASE=${BENCH_PORT_BASE:-19000}
@@ -38,7 +43,8 @@ SINK_PORT=$((BASE + 2))
 declare -A PORT=([noproxy]=$ORIGIN_PORT [nginx]=$((BASE + 10)) [proxyd]=$((BASE + 11))
                  [tinyproxy]=$((BASE + 12)) [squid]=$((BASE + 13)) [privoxy]=$((BASE + 14))
                  [proxyd-auth]=$((BASE + 15)) [proxyd-rotate]=$((BASE + 16)) [proxyd-parent]=$((BASE + 17))
-                 [proxyd-parent-up]=$((BASE + 18)))
+                 [proxyd-parent-up]=$((BASE + 18)) [proxyd-leases]=$((BASE + 19))
+                 [proxyd-cluster]=$((BASE + 20)) [proxyd-cluster-redis]=$((BASE + 21)))
 # proxyd-auth is no process of its own: it is proxyd's second listener
 # (`auth = password`), so its CPU is the same process tree's. Its wrk runs
 # send Basic credentials with every request, and only these tests have it.
@@ -52,6 +58,18 @@ NO_USERS=""   # why proxyd has no auth listener, if it has none
 # rotation, or one proxyd parent (proxyd-parent-up, a second process that
 # the row's CPU and RSS include). Their checks prove the route is taken.
 ROTATE_SOURCES="127.0.0.2, 127.0.0.3, 127.0.0.4, 127.0.0.5"
+# proxyd-leases and proxyd-cluster are proxyd processes of their own whose
+# main listener is authenticated like proxyd-auth's (same users file, same
+# account), and whose account has a max_sessions limit it never reaches, so
+# every request takes a lease and gives it back: proxyd-leases in the node's
+# own table, proxyd-cluster in Redis ([cluster] redis = a redis-server the
+# bench starts, proxyd-cluster-redis, which the row's CPU and RSS include).
+# The two configurations differ in [cluster] alone, so their ratio is the
+# cost of the shared store. They run the AUTH_TESTS only.
+LEASE_LIMIT=100000
+LEASE_PEERS="proxyd-leases proxyd-cluster"
+AUTH_PEERS="proxyd-auth $LEASE_PEERS"
+is_auth_peer() { [[ " $AUTH_PEERS " == *" $1 "* ]]; }
 ROTATE_PROBES=8
 declare -A PID=()        # peer -> root pid of its process tree
 declare -A BROKEN=()     # peer -> why it could not be measured at all
@@ -118,8 +136,9 @@ rss_kib() {
     echo "$t"
 }
 # peer_roots PEER: the roots of every process tree a peer's row pays for
-# (proxyd-parent: the front and its parent).
-peer_roots() { echo "${PID[$1]:-}" "${PID[$1-up]:-}"; }
+# (proxyd-parent: the front and its parent; proxyd-cluster: proxyd and its
+# redis-server).
+peer_roots() { echo "${PID[$1]:-}" "${PID[$1-up]:-}" "${PID[$1-redis]:-}"; }
 # machine_ticks: "busy total" clock ticks of all CPUs (/proc/stat), to tell
 # how saturated the machine was during a run and what the whole machine
 # (load generator, origin, proxies) spent per request.
@@ -140,7 +159,7 @@ port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 # ---------------------------------------------------------------- install
 need_install() {
-    local missing=() installed_now=()
+    local missing=()
     command -v nginx >/dev/null || missing+=(nginx)
     command -v squid >/dev/null || missing+=(squid)
     command -v tinyproxy >/dev/null || missing+=(tinyproxy)
@@ -152,6 +171,7 @@ need_install() {
     command -v g++ >/dev/null || missing+=(g++)
     command -v perf >/dev/null || missing+=(linux-perf)
     command -v htpasswd >/dev/null || missing+=(apache2-utils)
+    command -v redis-server >/dev/null || missing+=(redis-server)
     [ ${#missing[@]} -eq 0 ] && return 0
     if [ "$INSTALL" != 1 ] || [ "$(id -u)" != 0 ]; then
         log "missing packages: ${missing[*]} (run as root, or install them); going on without"
@@ -172,20 +192,20 @@ need_install() {
     # Anything the install started anyway (no policy-rc.d honoured, no
     # systemd): stop it with the package's own means, then kill what is left.
     local p c
-    for p in nginx squid tinyproxy privoxy; do
+    for p in nginx squid tinyproxy privoxy redis-server; do
         case " ${missing[*]} " in *" $p "*) ;; *) continue ;; esac
         timeout 20 service "$p" stop >/dev/null 2>&1 || true
     done
     for p in $(ps -e -o pid= | sort | comm -13 <(echo "$before") -); do
         c=$(cat "/proc/$p/comm" 2>/dev/null) || continue
-        case "$c" in nginx|squid|tinyproxy|privoxy|log_file_daemon) kill -TERM "$p" 2>/dev/null && log "killed auto-started $c ($p)" ;; esac
+        case "$c" in nginx|squid|tinyproxy|privoxy|log_file_daemon|redis-server) kill -TERM "$p" 2>/dev/null && log "killed auto-started $c ($p)" ;; esac
     done
 }
 
 # ---------------------------------------------------------------- work dir
 setup_workdir() {
     rm -rf "$W"
-    mkdir -p "$W"/{www,tls,origin,nginx,proxyd,proxyd-auth,proxyd-rotate,proxyd-parent,proxyd-parent-up,tinyproxy,squid,privoxy,wrk,out}
+    mkdir -p "$W"/{www,tls,origin,nginx,proxyd,proxyd-auth,proxyd-rotate,proxyd-parent,proxyd-parent-up,proxyd-leases,proxyd-cluster,proxyd-cluster-redis,tinyproxy,squid,privoxy,wrk,out}
     head -c 1024 /dev/urandom >"$W/www/1k"
     head -c 65536 /dev/urandom >"$W/www/64k"
     head -c 16777216 /dev/urandom >"$W/www/16m"
@@ -246,7 +266,9 @@ http {
 EOF
     nginx -p "$W/origin/" -c "$W/origin/nginx.conf" >"$W/origin/stderr" 2>&1 &
     PID[origin]=$!
-    wait_port "$ORIGIN_PORT" 10 && wait_port "$ORIGIN_TLS_PORT" 10 || die "origin nginx did not start: $(cat "$W/origin/stderr")"
+    if ! wait_port "$ORIGIN_PORT" 10 || ! wait_port "$ORIGIN_TLS_PORT" 10; then
+        die "origin nginx did not start: $(cat "$W/origin/stderr")"
+    fi
 }
 
 write_configs() {
@@ -304,6 +326,20 @@ parents = up
 url = http://127.0.0.1:${PORT[proxyd-parent-up]}" >"$W/proxyd-parent/proxyd.conf"
     proxyd_conf proxyd-parent-up "" "[proxy]
 name = proxyd-parent" >"$W/proxyd-parent-up/proxyd.conf"
+    # The lease rows: the main listener authenticated (the line goes into
+    # [listen main]), the bench account with a limit it never reaches; the
+    # cluster row's leases are Redis's.
+    if [ -z "$NO_USERS" ]; then
+        local lease_sections="[auth]
+users_file = $W/proxyd/users
+[user $AUTH_USER]
+max_sessions = $LEASE_LIMIT"
+        proxyd_conf proxyd-leases "auth = password" "$lease_sections" >"$W/proxyd-leases/proxyd.conf"
+        proxyd_conf proxyd-cluster "auth = password" "$lease_sections
+[cluster]
+redis = 127.0.0.1:${PORT[proxyd-cluster-redis]}
+node = bench" >"$W/proxyd-cluster/proxyd.conf"
+    fi
     chmod 777 "$W/tinyproxy"
     cat >"$W/tinyproxy/tinyproxy.conf" <<EOF
 User nobody
@@ -394,6 +430,12 @@ start_peer() {  # start_peer NAME: starts it, sets PID[NAME], returns 1 if it fa
     local p=$1 port=${PORT[$1]}
     [ "$p" = noproxy ] && { PID[noproxy]=${PID[origin]}; return 0; }
     [ "$p" = proxyd-auth ] && { start_auth_peer; return; }
+    if is_auth_peer "$p" && [ -n "$NO_USERS" ]; then BROKEN[$p]=$NO_USERS; return 1; fi
+    # proxyd-cluster needs its Redis up first
+    if [ "$p" = proxyd-cluster ] && ! start_redis; then
+        stop_peer proxyd-cluster-redis
+        return 1
+    fi
     # proxyd-parent's front needs its parent up first
     if [ "$p" = proxyd-parent ] && ! start_peer proxyd-parent-up; then
         BROKEN[proxyd-parent]="its parent proxyd did not come up: ${BROKEN[proxyd-parent-up]}"
@@ -403,7 +445,7 @@ start_peer() {  # start_peer NAME: starts it, sets PID[NAME], returns 1 if it fa
     port_free "$port" || { BROKEN[$p]="port $port busy"; stop_peer "$p"; return 1; }
     case $p in
         nginx) nginx -p "$W/nginx/" -c "$W/nginx/nginx.conf" >"$W/nginx/stderr" 2>&1 & ;;
-        proxyd|proxyd-rotate|proxyd-parent|proxyd-parent-up)
+        proxyd|proxyd-rotate|proxyd-parent|proxyd-parent-up|proxyd-leases|proxyd-cluster)
             "$PROXYD" -c "$W/$p/proxyd.conf" >"$W/$p/stderr" 2>&1 & ;;
         tinyproxy) tinyproxy -d -c "$W/tinyproxy/tinyproxy.conf" >"$W/tinyproxy/stderr" 2>&1 & ;;
         squid) squid --foreground -n benchsquid -f "$W/squid/squid.conf" >"$W/squid/stderr" 2>&1 & ;;
@@ -425,11 +467,13 @@ start_peer() {  # start_peer NAME: starts it, sets PID[NAME], returns 1 if it fa
         stop_peer "$p"
         return 1
     fi
-    # the routing rows must really take their route
+    # the routing rows must really take their route, the lease rows their
+    # leases (and where)
     local why=""
     case $p in
         proxyd-rotate) why=$(check_rotation) ;;
         proxyd-parent) why=$(check_parent) ;;
+        proxyd-leases|proxyd-cluster) why=$(check_leases "$p") ;;
     esac
     if [ -n "$why" ]; then
         BROKEN[$p]=$why
@@ -437,6 +481,8 @@ start_peer() {  # start_peer NAME: starts it, sets PID[NAME], returns 1 if it fa
         return 1
     fi
     # ...and their CONNECT too, or their CONNECT and tunnel rows are left out
+    # the lease rows: fill both workers' credential caches before measuring
+    is_auth_peer "$p" && warm_up "$p"
     case $p in proxyd-rotate|proxyd-parent)
         why=$(check_connect "$p")
         if [ -n "$why" ]; then TUNNEL_BROKEN[$p]=$why; log "$p: CONNECT and tunnel rows left out: $why"
@@ -494,6 +540,68 @@ check_connect() {
     done
     echo "a download through its CONNECT worked but did not go through the parent (its tunnels counter stayed at ${t1:-?})"
 }
+# start_redis: proxyd-cluster's store, a redis-server of its own on loopback
+# with no persistence, in $W/proxyd-cluster-redis. Sets PID[proxyd-cluster-redis].
+start_redis() {
+    local p=proxyd-cluster-redis port=${PORT[proxyd-cluster-redis]} d=$W/proxyd-cluster-redis
+    command -v redis-server >/dev/null || { BROKEN[proxyd-cluster]="redis-server not installed"; return 1; }
+    port_free "$port" || { BROKEN[proxyd-cluster]="Redis port $port busy"; return 1; }
+    redis-server --bind 127.0.0.1 --port "$port" --dir "$d" --save "" --appendonly no \
+        --daemonize no --logfile "$d/redis.log" --maxclients 1000 >"$d/stderr" 2>&1 &
+    PID[$p]=$!
+    if ! wait_port "$port" 10; then
+        BROKEN[proxyd-cluster]="redis-server did not start: $(tail -c 300 "$d/redis.log" "$d/stderr" 2>/dev/null | tr '\n' ' ')"
+        return 1
+    fi
+    return 0
+}
+# cluster_field KEY: a top-level field of proxyd-cluster's `cluster` answer
+# (the per-worker list, whose items have the same keys, removed first)
+cluster_field() {
+    timeout 3 "$PROXYCTL" -s "$W/proxyd-cluster/proxyd.sock" --json cluster 2>/dev/null |
+        sed 's/"per_worker":\[[^]]*\]//' | grep -o "\"$1\":"'\("[^"]*"\|[0-9]*\)' | head -1 | sed 's/^"[^"]*"://; s/"//g'
+}
+# check_leases PEER: the account must have the limit (so each request takes
+# a lease); a request without credentials must get 407. proxyd-cluster's
+# workers must be connected to its Redis and a request with credentials must
+# raise the commands counter (workers report within a heartbeat) without a
+# fallback to the local table, and Redis must hold proxyd's keys. Prints why
+# the row would not measure what it says, if it would not.
+check_leases() {
+    local p=$1 code limit c0 c1 f0 f1 state i keys
+    code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 -x "http://127.0.0.1:${PORT[$p]}" "http://127.0.0.1:$ORIGIN_PORT/1k")
+    [ "$code" = 407 ] || { echo "a request without credentials answered $code, not 407"; return 0; }
+    limit=$(timeout 3 "$PROXYCTL" -s "$W/$p/proxyd.sock" --json users 2>/dev/null | grep -o '"max_sessions":[0-9]*' | head -1 | cut -d: -f2)
+    [ "$limit" = "$LEASE_LIMIT" ] || { echo "user $AUTH_USER has max_sessions ${limit:-?}, not $LEASE_LIMIT: its requests would take no lease"; return 0; }
+    [ "$p" = proxyd-cluster ] || { echo "user $AUTH_USER: max_sessions $limit, leases in the node's table" >"$W/$p/leases"; return 0; }
+    for ((i = 0; i < 50; i++)); do
+        state=$(cluster_field state)
+        [ "$state" = connected ] && break
+        sleep 0.1
+    done
+    [ "$state" = connected ] || { echo "its workers are not connected to Redis (cluster state \"${state:-no answer}\", last error: $(cluster_field last_error))"; return 0; }
+    c0=$(cluster_field commands); f0=$(cluster_field fallbacks)
+    code=$(peer_curl "$p" "http://127.0.0.1:$ORIGIN_PORT/1k")
+    [ "$code" = 200 ] || { echo "a request with credentials answered $code"; return 0; }
+    for ((i = 0; i < 50; i++)); do
+        c1=$(cluster_field commands)
+        [ "${c1:-0}" -gt "${c0:-0}" ] && break
+        sleep 0.1
+    done
+    f1=$(cluster_field fallbacks)
+    [ "${c1:-0}" -gt "${c0:-0}" ] || { echo "a request with credentials sent no command to Redis (commands stayed at ${c1:-?})"; return 0; }
+    [ "${f1:-0}" = "${f0:-0}" ] || { echo "a request fell back to the local table (fallbacks ${f0:-?} -> ${f1:-?})"; return 0; }
+    keys=$(redis-cli -p "${PORT[proxyd-cluster-redis]}" --scan --pattern 'proxyd:*' 2>/dev/null | head -5 | paste -sd ' ')
+    [ -n "$keys" ] || { echo "Redis holds no proxyd:* key after a request"; return 0; }
+    echo "cluster state connected; one request sent $((c1 - c0)) command(s) to Redis; keys: $keys" >"$W/$p/leases"
+}
+# warm_up PEER: 2 s of 50 keep-alive clients with credentials, not recorded,
+# so both workers' credential caches hold the account before a measured run
+warm_up() {
+    BENCH_PATH=http://127.0.0.1:$ORIGIN_PORT/1k BENCH_HOST=127.0.0.1:$ORIGIN_PORT BENCH_CLOSE=0 BENCH_AUTH=$AUTH_HEADER \
+        timeout 30 wrk -t2 -c50 -d2s --timeout 5s -s "$W/wrk/bench.lua" "http://127.0.0.1:${PORT[$1]}" >"$W/$1/warm_up.txt" 2>&1
+    sleep 0.5
+}
 # proxyd_stat DIR KEY: a top-level number of that proxyd's `stats` answer
 proxyd_stat() {
     timeout 3 "$PROXYCTL" -s "$1/proxyd.sock" --json stats 2>/dev/null | grep -o "\"$2\":[0-9]*" | head -1 | cut -d: -f2
@@ -530,16 +638,21 @@ start_auth_peer() {
 peer_curl() {  # peer_curl PEER URL: prints the HTTP status through PEER
     case $1 in
         noproxy) curl -s -o /dev/null -w '%{http_code}' --max-time 5 "$2" ;;
-        proxyd-auth) curl -s -o /dev/null -w '%{http_code}' --max-time 5 -U "$AUTH_USER:$AUTH_PASS" \
+        proxyd-auth|proxyd-leases|proxyd-cluster) curl -s -o /dev/null -w '%{http_code}' --max-time 5 -U "$AUTH_USER:$AUTH_PASS" \
                          -x "http://127.0.0.1:${PORT[$1]}" "$2" ;;
         nginx) curl -s -o /dev/null -w '%{http_code}' --max-time 5 "http://127.0.0.1:${PORT[nginx]}/${2##*/}" ;;
         *) curl -s -o /dev/null -w '%{http_code}' --max-time 5 -x "http://127.0.0.1:${PORT[$1]}" "$2" ;;
     esac
 }
 stop_peer() {
+    # proxyd-cluster's Redis goes with it, after it (its workers release first)
+    if [ "$1" = proxyd-cluster ]; then stop_one proxyd-cluster; stop_one proxyd-cluster-redis; return 0; fi
+    stop_one "$1"
+}
+stop_one() {
     local p=$1 root=${PID[$1]:-} i c
     # proxyd-parent's parent goes with its front
-    [ "$p" = proxyd-parent ] && stop_peer proxyd-parent-up
+    [ "$p" = proxyd-parent ] && stop_one proxyd-parent-up
     # proxyd-auth's process is proxyd's: stopping proxyd stops it
     [ -z "$root" ] || [ "$p" = noproxy ] || [ "$p" = proxyd-auth ] && { unset 'PID[$p]'; return 0; }
     local all
@@ -559,6 +672,7 @@ version_of() {
         tinyproxy) tinyproxy -v 2>&1 | head -1 ;;
         squid) squid -v 2>&1 | head -1 | sed 's/Squid Cache: //' ;;
         privoxy) privoxy --version 2>&1 | head -1 | sed 's/ (.*//' ;;
+        redis-server) redis-server --version 2>/dev/null | awk '{ print $3 }' | sed 's/^v=//' ;;
         wrk) wrk -v 2>&1 | head -1 | awk '{ print $1, $2 }' ;;
         gnuplot) gnuplot --version ;;
         curl) curl --version | head -1 | awk '{ print $1, $2 }' ;;
@@ -573,7 +687,7 @@ RAW=$W/raw.tsv   # test peer rep key=value...
 proxyd_dir() {
     case $1 in
         proxyd|proxyd-auth) echo "$W/proxyd" ;;
-        proxyd-rotate|proxyd-parent) echo "$W/$1" ;;
+        proxyd-rotate|proxyd-parent|proxyd-leases|proxyd-cluster) echo "$W/$1" ;;
     esac
 }
 proxyd_workers() {  # proxyd_workers DIR: one line per worker: pid requests total_sessions accepts
@@ -603,7 +717,7 @@ spread() {  # spread BEFORE_FILE AFTER_FILE COLUMN
 run_wrk() {
     local test=$1 peer=$2 rep=$3 conns=$4 file=$5 close=$6 dur=${7:-$DUR}
     local port=${PORT[$peer]} path host auth=""
-    [ "$peer" = proxyd-auth ] && auth=$AUTH_HEADER
+    is_auth_peer "$peer" && auth=$AUTH_HEADER
     if [ "$peer" = noproxy ] || [ "$peer" = nginx ]; then
         path=/$file; host=127.0.0.1:$port
     else
@@ -617,15 +731,27 @@ run_wrk() {
     local pdir
     pdir=$(proxyd_dir "$peer")
     if [ -n "$pdir" ]; then proxyd_workers "$pdir" >"$W/out/w0"; worker_ticks "${PID[$peer]}" >"$W/out/t0"; fi
+    # proxyd-cluster: its Redis's own share, and what its workers asked of it
+    local rt0=0 rt1=0 rc0=0 rc1=0 rf0=0 rf1=0 re0=0 re1=0
+    if [ "$peer" = proxyd-cluster ]; then
+        rc0=$(cluster_field commands); rf0=$(cluster_field fallbacks); re0=$(cluster_field errors)
+        rt0=$(cpu_ticks "${PID[proxyd-cluster-redis]}")
+    fi
     oa0=$(origin_accepts); ao0=$(tcp_active_opens); t0=$(cpu_ticks "${roots[@]}"); m0=$(machine_ticks)
     BENCH_PATH=$path BENCH_HOST=$host BENCH_CLOSE=$close BENCH_AUTH=$auth \
         timeout $((dur + 30)) wrk -t2 -c"$conns" -d"${dur}s" --timeout 5s -s "$W/wrk/bench.lua" \
         "http://127.0.0.1:$port" >"$out" 2>&1
     m1=$(machine_ticks); t1=$(cpu_ticks "${roots[@]}"); ao1=$(tcp_active_opens); oa1=$(origin_accepts)
     local extra=""
+    if [ "$peer" = proxyd-cluster ]; then
+        rt1=$(cpu_ticks "${PID[proxyd-cluster-redis]}")
+        sleep 1.2   # the workers' counters reach the master with their heartbeat (1 s)
+        rc1=$(cluster_field commands); rf1=$(cluster_field fallbacks); re1=$(cluster_field errors)
+        extra="redis_ticks=$((rt1 - rt0)) redis_commands=$((${rc1:-0} - ${rc0:-0})) redis_fallbacks=$((${rf1:-0} - ${rf0:-0})) redis_errors=$((${re1:-0} - ${re0:-0}))"
+    fi
     if [ -n "$pdir" ]; then
         proxyd_workers "$pdir" >"$W/out/w1"; worker_ticks "${PID[$peer]}" >"$W/out/t1"
-        extra="spread_req=$(spread "$W/out/w0" "$W/out/w1" 2) spread_sessions=$(spread "$W/out/w0" "$W/out/w1" 3) spread_cpu=$(spread "$W/out/t0" "$W/out/t1" 2)"
+        extra="$extra spread_req=$(spread "$W/out/w0" "$W/out/w1" 2) spread_sessions=$(spread "$W/out/w0" "$W/out/w1" 3) spread_cpu=$(spread "$W/out/t0" "$W/out/t1" 2)"
     fi
     # proxyd logs each refused authentication: which refusals this run got
     if [ "$peer" = proxyd-auth ]; then
@@ -658,6 +784,11 @@ run_wrk() {
             v["bytes"] / dur / 1e6, v["bytes"] ? cpu_us / 1000 / (v["bytes"] / 1e8) : 0,
             v["e_connect"] + v["e_read"] + v["e_write"] + v["e_timeout"], v["e_status"],
             req ? cl / req : 0, req ? up / req : 0, req, busy, req ? mcpu_us / req : 0 }')
+    # per request: Redis's CPU, and commands and fallbacks of the workers
+    if [ "$peer" = proxyd-cluster ]; then
+        extra="$extra $(echo "$line $extra" | awk -v hz="$HZ" '{ for (i = 1; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
+            r = v["requests"]; printf "redis_cpu_us_req=%.1f redis_cmd_per_req=%.2f", r ? v["redis_ticks"] * 1e6 / hz / r : 0, r ? v["redis_commands"] / r : 0 }')"
+    fi
     printf '%s\t%s\t%s\t%s %s\n' "$test" "$peer" "$rep" "$line" "$extra" >>"$RAW"
     log "$test $peer #$rep: $line $extra"
 }
@@ -800,25 +931,26 @@ main() {
         case $p in noproxy|proxyd|proxyd-*) ;; *)
             command -v "$p" >/dev/null || [ -x "/usr/sbin/$p" ] || { BROKEN[$p]="not installed"; continue; } ;;
         esac
-        if start_peer "$p"; then active+=("$p"); log "$p up on :${PORT[$p]} (pid ${PID[$p]})"
+        if start_peer "$p"; then active+=("$p"); log "$p up on :${PORT[$p]} (pid ${PID[$p]})${PID[$p-redis]:+, its Redis on :${PORT[$p-redis]} (pid ${PID[$p-redis]})}"
         else log "$p: ${BROKEN[$p]}"; fi
     done
 
     # Throughput tests: for each test, repetitions interleaved A B C A B C ...
     local rep test
     for test in "ka50 50 1k 0" "ka200 200 1k 0" "close50 50 1k 1" "get16m 4 16m 0"; do
+        # shellcheck disable=SC2086  # the test's fields, split on purpose
         set -- $test
         for ((rep = 1; rep <= REPS; rep++)); do
             for p in "${active[@]}"; do
-                [ "$p" = proxyd-auth ] && [[ " $AUTH_TESTS " != *" $1 "* ]] && continue
+                is_auth_peer "$p" && [[ " $AUTH_TESTS " != *" $1 "* ]] && continue
                 run_wrk "$1" "$p" "$rep" "$2" "$3" "$4"; sleep 0.5
             done
         done
     done
     for ((rep = 1; rep <= REPS; rep++)); do
         for p in "${active[@]}"; do
-            # a reverse proxy has no CONNECT; proxyd-auth has the throughput rows only
-            [ "$p" = nginx ] || [ "$p" = proxyd-auth ] && continue
+            # a reverse proxy has no CONNECT; the authenticated rows have the throughput rows only
+            [ "$p" = nginx ] || is_auth_peer "$p" && continue
             [ -n "${TUNNEL_BROKEN[$p]:-}" ] && continue
             run_connect "$p" "$rep"; sleep 0.5
         done
@@ -842,7 +974,8 @@ main() {
         case " $counts " in *" $n "*) ;; *) counts="$counts $n" ;; esac
     done
     for p in "${active[@]}"; do
-        case $p in nginx|noproxy|proxyd-auth) continue ;; esac
+        case $p in nginx|noproxy) continue ;; esac
+        is_auth_peer "$p" && continue
         [ -n "${TUNNEL_BROKEN[$p]:-}" ] && continue
         for n in $counts; do
             if start_peer "$p"; then run_tunnels "$p" "$n"; stop_peer "$p"; fi
@@ -852,7 +985,7 @@ main() {
     ELAPSED=$(($(date +%s) - STARTED_AT))
     # what report.sh needs when re-run alone on this work dir
     { declare -p BROKEN NOTE TUNNEL_BROKEN | sed 's/^declare -A/declare -gA/'; echo "ELAPSED=$ELAPSED REPS=$REPS DUR=$DUR BENCH_PORT_BASE=$BASE FIRST_CONTACT_S=$FIRST_CONTACT_S"
-      echo "ROTATE_SOURCES='$ROTATE_SOURCES'"
+      echo "ROTATE_SOURCES='$ROTATE_SOURCES' LEASE_LIMIT=$LEASE_LIMIT"
       echo "LOAD_START='$LOAD_START' LOAD_END='$(cut -d" " -f1-3 /proc/loadavg)'"; } >"$W/meta.sh"
     report
     chart
