@@ -184,12 +184,13 @@ asan: deps
 # relay, the upstream pool, HTTP edges, DNS, descriptor budget, accounts:
 # credentials, user limits, the verifier's threads; routing: parent
 # handshakes, source addresses, budget timers; operations: access-log
-# records, the master's metrics endpoint, proxyctl). The load and
+# records, the master's metrics endpoint, proxyctl; cluster: the Redis
+# store's two-node suite and the PROXY protocol header step). The load and
 # supervision suites, whose timings ASan stretches, run under `make asan`;
 # so do the suites of nodes behind haproxy (ClusterBalancer,
 # ClusterProxyProtocol, ClusterLimits, ClusterFailover: a node killed under
 # load and a 10 s lease expiry).
-ASAN_CI_FILTER := HttpProxy*:*/HttpProxyMalformed.*:Sizes/*:Socks*:Tls*:Hostile*:*/MalformedRequest.*:SpliceRelay*:Cli*:Harness*:EmbeddedIpv4*:DescriptorBudget*:UpstreamPool*:HttpEdges*:Dns*:Accounts*:Routing*:AccessLog*:Metrics*:Proxyctl*:ClusterState*
+ASAN_CI_FILTER := HttpProxy*:*/HttpProxyMalformed.*:Sizes/*:Socks*:Tls*:Hostile*:*/MalformedRequest.*:SpliceRelay*:Cli*:Harness*:EmbeddedIpv4*:DescriptorBudget*:UpstreamPool*:HttpEdges*:Dns*:Accounts*:Routing*:AccessLog*:Metrics*:Proxyctl*:ClusterState*:ProxyProtocol*
 asan-ci: deps
 	$(Q)$(MAKE) --no-print-directory BUILD=build/asan SANITIZE=1 CXXFLAGS="-O1 -g" FUZZ_SMOKE_SECONDS=0 \
 	    INTEGRATION_FILTER='$(ASAN_CI_FILTER)' test
