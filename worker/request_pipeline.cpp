@@ -102,48 +102,30 @@ std::string sticky_key(const Account& account) {
     return fit_key("sticky:" + account.name + ":" + account.session_id);
 }
 
-Refusal admission_refusal(const Account& account, StateRefusal why, std::string down_detail) {
-    switch (why) {
+uint32_t lease_limit(const Account& account) {
+    return static_cast<uint32_t>(std::min<uint64_t>(account.max_sessions, UINT32_MAX));
+}
+
+std::optional<Refusal> admit(AcquireResult&& result, Admission& admission,
+                             const SharedState& state) {
+    const Account& account = *admission.account;
+    switch (result.refusal) {
+        case StateRefusal::kNone:
+            if (result.lease) admission.hold(std::move(result.lease));
+            return std::nullopt;
         case StateRefusal::kAtLimit:
             return make_refusal(RefusalCause::kUserLimit,
                                 "user " + account.name + " is at its limit of " +
                                     std::to_string(account.max_sessions) +
                                     " concurrent sessions (max_sessions)");
         case StateRefusal::kDown:
-            return make_refusal(RefusalCause::kSharedStateDown, std::move(down_detail));
+            return make_refusal(RefusalCause::kSharedStateDown, state.down_detail());
         case StateRefusal::kBroken:
             return make_refusal(RefusalCause::kInternal, "the session table is unusable");
         case StateRefusal::kFull:
-        case StateRefusal::kNone:
             break;
     }
     return make_refusal(RefusalCause::kInternal, "the session table is full");
-}
-
-std::optional<Refusal> admit(common::SharedTable* table, const Account& account,
-                             Admission& admission) {
-    admission.account = account;
-    if (table == nullptr) {
-        if (account.max_sessions == 0) return std::nullopt;
-        return make_refusal(RefusalCause::kInternal,
-                            "sessions cannot be counted (no shared table)");
-    }
-    uint32_t limit = static_cast<uint32_t>(std::min<uint64_t>(account.max_sessions, UINT32_MAX));
-    common::SharedTable::Lease lease = table->acquire(common::user_lease_key(account.name), limit);
-    if (lease) {
-        admission.hold(std::move(lease));
-        return std::nullopt;
-    }
-    if (lease.refusal() == common::SharedTable::Refusal::kAtLimit) {
-        return make_refusal(RefusalCause::kUserLimit, "user " + account.name +
-                                                          " is at its limit of " +
-                                                          std::to_string(account.max_sessions) +
-                                                          " concurrent sessions (max_sessions)");
-    }
-    return make_refusal(RefusalCause::kInternal,
-                        lease.refusal() == common::SharedTable::Refusal::kBroken
-                            ? "the session table is unusable"
-                            : "the session table is full");
 }
 
 RequestPipeline::~RequestPipeline() {
@@ -211,26 +193,21 @@ void RequestPipeline::after_authentication(std::optional<Account> account) {
     }
     admission_.account = std::move(account);
     const Account& admitted = *admission_.account;
-    uint32_t limit = static_cast<uint32_t>(std::min<uint64_t>(admitted.max_sessions, UINT32_MAX));
-    track(context_.shared_state->acquire(common::user_lease_key(admitted.name), limit,
-                                         [this](AcquireResult&& result) {
+    track(context_.shared_state->acquire(common::user_lease_key(admitted.name),
+                                         lease_limit(admitted), [this](AcquireResult&& result) {
                                              state_ticket_ = 0;
                                              on_admitted(std::move(result));
                                          }));
 }
 
 void RequestPipeline::on_admitted(AcquireResult&& result) {
-    const Account& account = *admission_.account;
-    if (result.refusal != StateRefusal::kNone) {
-        std::string name = account.name;
-        Refusal refusal =
-            admission_refusal(account, result.refusal, context_.shared_state->down_detail());
+    if (auto refusal = admit(std::move(result), admission_, *context_.shared_state)) {
+        std::string name = admission_.account->name;
         admission_ = Admission();
-        refuse(std::move(refusal), false, std::move(name));
+        refuse(std::move(*refusal), false, std::move(name));
         return;
     }
-    if (result.lease) admission_.hold(std::move(result.lease));
-    context_.user_sessions.count(account.name);
+    context_.user_sessions.count(admission_.account->name);
     choose_route();
 }
 

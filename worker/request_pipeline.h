@@ -83,17 +83,16 @@ class Admission {
     RouteUse route_;
 };
 
-// Admits `account` against its limit (max_sessions, 0 = none) with a lease
-// on the user's key in `table`: one unit for as long as the Admission lives.
-// The refusal when the user holds max_sessions already or the table cannot
-// count it. A null table (it could not be mapped) counts nothing and admits
-// only users without a limit.
-std::optional<Refusal> admit(common::SharedTable* table, const Account& account,
-                             Admission& admission);
+// The limit of `account`'s lease on its user key: max_sessions (0 = none).
+uint32_t lease_limit(const Account& account);
 
-// The refusal of `account` when the shared state refused its lease for
-// `why`; `down_detail` is the text when the cluster store is down.
-Refusal admission_refusal(const Account& account, StateRefusal why, std::string down_detail);
+// Applies the shared state's answer to the lease of `admission.account`
+// (acquired with lease_limit() on its user key): holds the lease for as
+// long as the Admission lives, or returns the refusal (the user is at
+// max_sessions, the table cannot count it, or the cluster store is down and
+// on_redis_down = deny: `state` says why in that case).
+std::optional<Refusal> admit(AcquireResult&& result, Admission& admission,
+                             const SharedState& state);
 
 // The upstream pool's key: the destination and the route, so a connection
 // is only reused for the same way out.

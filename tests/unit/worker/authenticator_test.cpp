@@ -207,15 +207,32 @@ TEST_F(AuthenticatorTest, CancelledCheckNeverAnswers) {
 
 // ---- admit ------------------------------------------------------------------
 
+// The pipeline's admission step on this node's table: the local backend's
+// answer to the user key's lease, applied by admit().
+std::optional<Refusal> admit_locally(common::SharedTable* table, const Account& account,
+                                     Admission& admission) {
+    LocalSharedState state(table);
+    admission.account = account;
+    std::optional<Refusal> refusal;
+    bool answered = false;
+    state.acquire(common::user_lease_key(account.name), lease_limit(account),
+                  [&](AcquireResult&& result) {
+                      answered = true;
+                      refusal = admit(std::move(result), admission, state);
+                  });
+    EXPECT_TRUE(answered) << "the local table answers before acquire() returns";
+    return refusal;
+}
+
 TEST(Admit, HoldsOneLeasePerSessionUpToTheLimit) {
     auto table = common::SharedTable::create(common::SharedTable::Capacity{64, 64, 8});
     ASSERT_TRUE(table);
     Account alice{"alice", "", 0s, 2};
     Admission first, second, third;
-    EXPECT_FALSE(admit(table.get(), alice, first));
-    EXPECT_FALSE(admit(table.get(), alice, second));
+    EXPECT_FALSE(admit_locally(table.get(), alice, first));
+    EXPECT_FALSE(admit_locally(table.get(), alice, second));
     EXPECT_EQ(table->count(common::user_lease_key("alice")), 2u);
-    auto refusal = admit(table.get(), alice, third);
+    auto refusal = admit_locally(table.get(), alice, third);
     ASSERT_TRUE(refusal);
     EXPECT_EQ(refusal->cause, RefusalCause::kUserLimit);
     EXPECT_EQ(refusal->http_status, 429);
@@ -227,7 +244,7 @@ TEST(Admit, HoldsOneLeasePerSessionUpToTheLimit) {
 
     first = Admission();  // a session ends: its unit is back
     EXPECT_EQ(table->count(common::user_lease_key("alice")), 1u);
-    EXPECT_FALSE(admit(table.get(), alice, third));
+    EXPECT_FALSE(admit_locally(table.get(), alice, third));
 }
 
 TEST(Admit, UnlimitedUsersAreCountedToo) {
@@ -235,7 +252,7 @@ TEST(Admit, UnlimitedUsersAreCountedToo) {
     ASSERT_TRUE(table);
     Account bob{"bob", "", 0s, 0};
     std::vector<Admission> held(5);
-    for (Admission& a : held) EXPECT_FALSE(admit(table.get(), bob, a));
+    for (Admission& a : held) EXPECT_FALSE(admit_locally(table.get(), bob, a));
     EXPECT_EQ(table->count(common::user_lease_key("bob")), 5u);
 }
 
@@ -245,8 +262,8 @@ TEST(Admit, FullTableRefusesTheSession) {
     auto table = common::SharedTable::create(common::SharedTable::Capacity{1, 1, 1});
     ASSERT_TRUE(table);
     Admission alice, bob;
-    EXPECT_FALSE(admit(table.get(), Account{"alice", "", 0s, 0}, alice));
-    auto refusal = admit(table.get(), Account{"bob", "", 0s, 0}, bob);
+    EXPECT_FALSE(admit_locally(table.get(), Account{"alice", "", 0s, 0}, alice));
+    auto refusal = admit_locally(table.get(), Account{"bob", "", 0s, 0}, bob);
     ASSERT_TRUE(refusal);
     EXPECT_EQ(refusal->http_status, 500);
     EXPECT_EQ(refusal->detail, "the session table is full");
@@ -255,10 +272,11 @@ TEST(Admit, FullTableRefusesTheSession) {
 
 TEST(Admit, WithoutATableOnlyUnlimitedUsersPass) {
     Admission admission;
-    EXPECT_FALSE(admit(nullptr, Account{"bob", "", 0s, 0}, admission));
-    auto refusal = admit(nullptr, Account{"alice", "", 0s, 2}, admission);
+    EXPECT_FALSE(admit_locally(nullptr, Account{"bob", "", 0s, 0}, admission));
+    auto refusal = admit_locally(nullptr, Account{"alice", "", 0s, 2}, admission);
     ASSERT_TRUE(refusal);
     EXPECT_EQ(refusal->http_status, 500);
+    EXPECT_EQ(refusal->detail, "the session table is unusable");
 }
 
 }  // namespace
