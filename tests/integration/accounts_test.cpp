@@ -1434,6 +1434,10 @@ TEST_F(AccountsControl, UsersCommandListsEveryUserSortedWithCounts) {
     EXPECT_EQ(active_sessions("carol"), 5) << users_answer();
     carols.clear();
     EXPECT_TRUE(wait_active("carol", 0)) << users_answer();
+    // The totals come with a heartbeat: until carol's have, two reads below
+    // could differ (failed once under ASan).
+    EXPECT_TRUE(wait_for([&] { return user_row("carol")["total_sessions"].as_int() == 5; }, 20s))
+        << users_answer();
 
     // proxyctl: a table, and the JSON line unchanged.
     const std::string sock = proxy_->control_socket_path();
