@@ -262,6 +262,29 @@ std::optional<int> parse_workers(std::string_view text, std::string& error) {
     return static_cast<int>(*count);
 }
 
+// "workers": "auto" makes the pool elastic; a number fixes the count.
+KeyRule workers_rule() {
+    return KeyRule{false, [](Config& config, std::string_view value, std::string& error) {
+                       auto parsed = parse_workers(value, error);
+                       if (!parsed) return false;
+                       config.master.workers_auto = value == "auto";
+                       config.master.workers = *parsed;
+                       return true;
+                   }};
+}
+
+// "max_connections": a count, or "auto" (0) for what the descriptor limit
+// allows.
+std::optional<uint64_t> parse_max_connections(std::string_view text, std::string& error) {
+    if (text == "auto") return 0;
+    auto count = parse_count(text, error);
+    if (count && *count == 0) {
+        error = "\"0\" is not a connection count (at least 1, or auto)";
+        return std::nullopt;
+    }
+    return count;
+}
+
 std::optional<LogLevel> parse_level(std::string_view text, std::string& error) {
     LogLevel level;
     if (parse_log_level(std::string(text), level)) return level;
@@ -357,7 +380,9 @@ const std::map<std::string, std::map<std::string, KeyRule>>& schema() {
     static const std::map<std::string, std::map<std::string, KeyRule>> kSchema = {
         {"master",
          {
-             {"workers", scalar(&Config::master, &MasterConfig::workers, parse_workers)},
+             {"workers", workers_rule()},
+             {"workers_min", scalar(&Config::master, &MasterConfig::workers_min, parse_workers)},
+             {"workers_max", scalar(&Config::master, &MasterConfig::workers_max, parse_workers)},
              {"pid_file", scalar(&Config::master, &MasterConfig::pid_file, parse_string)},
              {"control_socket",
               scalar(&Config::master, &MasterConfig::control_socket, parse_string)},
@@ -399,7 +424,7 @@ const std::map<std::string, std::map<std::string, KeyRule>>& schema() {
         {"limits",
          {
              {"max_connections",
-              scalar(&Config::limits, &LimitsConfig::max_connections, parse_count)},
+              scalar(&Config::limits, &LimitsConfig::max_connections, parse_max_connections)},
              {"max_header_size",
               scalar(&Config::limits, &LimitsConfig::max_header_size, parse_size)},
              {"max_headers", scalar(&Config::limits, &LimitsConfig::max_headers, parse_count)},
@@ -785,6 +810,29 @@ bool validate_proxy_protocol(ListenConfig& l, const std::string& where, std::str
     return true;
 }
 
+// workers_min and workers_max bound an elastic pool: they mean nothing to a
+// fixed count, and a reader of such a file would expect them to.
+bool validate_worker_pool(MasterConfig& m, std::string& error) {
+    if (!m.workers_auto) {
+        if (m.workers_min != 0 || m.workers_max != 0) {
+            error =
+                "[master]: \"workers_min\" and \"workers_max\" apply only to \"workers = auto\"";
+            return false;
+        }
+        return true;
+    }
+    std::string unused;
+    if (m.workers_min == 0) m.workers_min = *parse_workers("auto", unused);
+    if (m.workers_max == 0) m.workers_max = std::max(kDefaultWorkersMax, m.workers_min);
+    if (m.workers_min > m.workers_max) {
+        error = "[master]: \"workers_min\" (" + std::to_string(m.workers_min) +
+                ") is above \"workers_max\" (" + std::to_string(m.workers_max) + ")";
+        return false;
+    }
+    m.workers = m.workers_min;
+    return true;
+}
+
 // Checks that need the whole file: required keys and relations between keys.
 // Errors name the section and key, since they belong to no single line.
 bool validate(Config& config, std::string& error) {
@@ -847,11 +895,8 @@ bool validate(Config& config, std::string& error) {
         error = "[master]: \"heartbeat_timeout\" must be more than twice \"heartbeat_interval\"";
         return false;
     }
+    if (!validate_worker_pool(config.master, error)) return false;
     const LimitsConfig& limits = config.limits;
-    if (limits.max_connections < 1) {
-        error = "[limits]: \"max_connections\" must be at least 1";
-        return false;
-    }
     if (limits.max_header_size < 1024 || limits.max_header_size > 1024 * 1024) {
         error = "[limits]: \"max_header_size\" must be from 1k to 1M";
         return false;
@@ -999,6 +1044,7 @@ Config defaults() {
     Config config;
     std::string unused;
     config.master.workers = *parse_workers("auto", unused);
+    config.master.workers_auto = true;
     config.acl.allow_clients = *parse_cidr_list("127.0.0.0/8, ::1", unused);
     config.acl.connect_ports = *parse_port_list("443", unused);
     config.cluster.node = host_name();
@@ -1144,6 +1190,42 @@ const ParentConfig* Config::parent(std::string_view name) const {
 
 uint64_t idle_upstream_limit(const LimitsConfig& limits) {
     return std::min(limits.upstream_keepalive_max_idle, limits.max_connections);
+}
+
+uint64_t max_connections_within(const Config& config, uint64_t descriptor_limit) {
+    DescriptorBudget fixed = descriptor_budget(config);
+    const uint64_t overhead = fixed.splice_pipes + fixed.listeners + fixed.fixed;
+    if (descriptor_limit <= overhead) return 0;
+    const uint64_t room = descriptor_limit - overhead;
+    // Each session costs two descriptors (client and upstream) and, up to
+    // upstream_keepalive_max_idle sessions, one idle pooled upstream more.
+    const uint64_t max_idle = config.limits.upstream_keepalive_max_idle;
+    if (room >= max_idle * 3) return (room - max_idle) / 2;
+    return room / 3;
+}
+
+ConfigPtr resolve_max_connections(const ConfigPtr& config, uint64_t descriptor_limit,
+                                  std::string& note) {
+    note.clear();
+    const uint64_t configured = config->limits.max_connections;
+    const uint64_t fits = std::max<uint64_t>(1, max_connections_within(*config, descriptor_limit));
+    uint64_t resolved = configured;
+    if (configured == 0) {
+        resolved = std::min(fits, kAutoMaxConnectionsCeiling);
+    } else if (configured > fits) {
+        resolved = fits;
+        note = "max_connections = " + std::to_string(configured) + " needs " +
+               std::to_string(configured * 2 +
+                              std::min(configured, config->limits.upstream_keepalive_max_idle)) +
+               "+ descriptors per worker but the limit of open files is " +
+               std::to_string(descriptor_limit) + ": each worker takes at most " +
+               std::to_string(resolved) +
+               " connections (raise the limit with ulimit -n or LimitNOFILE=)";
+    }
+    if (resolved == configured) return config;
+    auto copy = std::make_shared<Config>(*config);
+    copy->limits.max_connections = resolved;
+    return copy;
 }
 
 DescriptorBudget descriptor_budget(const Config& config) {

@@ -46,7 +46,14 @@ struct ListenConfig {
 };
 
 struct MasterConfig {
-    int workers = 0;  // resolved: "auto" becomes the number of CPUs
+    // "workers = auto" (the default) is an elastic pool: it starts with
+    // workers_min and the master adds workers up to workers_max as the
+    // running ones near their session capacity (master/worker_pool.h). A
+    // number is a fixed count.
+    bool workers_auto = true;
+    int workers = 0;      // resolved: the fixed count, or with auto workers_min
+    int workers_min = 0;  // resolved: "auto" (the default) is the number of CPUs
+    int workers_max = 0;  // resolved: default max(kDefaultWorkersMax, workers_min)
     std::string pid_file = "run/proxyd.pid";
     std::string control_socket = "run/proxyd.sock";
     std::string user;  // drop privileges to this user after binding (root only)
@@ -76,7 +83,10 @@ struct LogConfig {
 };
 
 struct LimitsConfig {
-    uint64_t max_connections = 10000;  // per worker
+    // Client connections per worker; 0 = auto: as many as the descriptor
+    // limit the master gets allows (resolve_max_connections()). Workers
+    // always see the resolved value.
+    uint64_t max_connections = 0;
     uint64_t max_header_size = 32 * 1024;
     uint64_t max_headers = 100;
     uint64_t buffer_size = 64 * 1024;  // per direction high watermark
@@ -223,6 +233,12 @@ constexpr uint64_t kMaxSplicePipes = 64;
 // being reopened). The listening sockets are counted apart.
 constexpr uint64_t kFixedDescriptors = 64;
 
+// The default upper bound of an elastic worker pool ("workers = auto").
+constexpr int kDefaultWorkersMax = 32;
+// The most client connections per worker "max_connections = auto" gives,
+// however many descriptors there are: one worker's event loop is one CPU.
+constexpr uint64_t kAutoMaxConnectionsCeiling = 100000;
+
 // The idle upstream connections one worker keeps: upstream_keepalive_max_idle,
 // but never more than max_connections.
 uint64_t idle_upstream_limit(const LimitsConfig& limits);
@@ -240,6 +256,15 @@ struct DescriptorBudget {
     uint64_t total() const { return sessions + idle_upstreams + splice_pipes + listeners + fixed; }
 };
 DescriptorBudget descriptor_budget(const Config& config);
+// The most sessions one worker can hold inside `descriptor_limit` open files
+// (everything else of descriptor_budget() counted); 0 if not even one fits.
+uint64_t max_connections_within(const Config& config, uint64_t descriptor_limit);
+// A copy of `config` whose max_connections is the value in force under
+// `descriptor_limit`: auto becomes max_connections_within() (at most
+// kAutoMaxConnectionsCeiling), and a number above it is lowered to it, with
+// `note` saying so ("" when the configured value stands).
+ConfigPtr resolve_max_connections(const ConfigPtr& config, uint64_t descriptor_limit,
+                                  std::string& note);
 
 // Loads and validates `path`. On failure returns nullptr and sets `error` to
 // one line naming the file and line ("proxyd.conf:3: unknown key \"x\" in

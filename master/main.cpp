@@ -303,7 +303,7 @@ int run(const CommandLine& cl, common::ConfigPtr config, master::UpgradeHandover
         !master::check_not_running(config->master.pid_file, error)) {
         return fail_start(*config, error, notify);
     }
-    master::raise_nofile_limit(*config);
+    config = master::apply_descriptor_limit(config);
     std::unique_ptr<master::MetricsEndpoint> metrics =
         master::MetricsEndpoint::open(config->metrics, handover.fds, error);
     if (!metrics) return fail_start(*config, error, notify);

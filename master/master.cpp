@@ -85,7 +85,12 @@ std::optional<long> parse_integer(std::string_view text, long min, long max) {
 // Workers inherit the limit: it must cover everything one worker may hold
 // at once (common::descriptor_budget(), which the worker's pools respect).
 rlim_t wanted_nofile(const common::Config& config) {
-    return static_cast<rlim_t>(common::descriptor_budget(config).total());
+    if (config.limits.max_connections != 0) {
+        return static_cast<rlim_t>(common::descriptor_budget(config).total());
+    }
+    common::Config ceiling = config;
+    ceiling.limits.max_connections = common::kAutoMaxConnectionsCeiling;
+    return static_cast<rlim_t>(common::descriptor_budget(ceiling).total());
 }
 
 std::string nofile_shortfall(rlim_t hard_limit, const common::Config& config) {
@@ -95,10 +100,16 @@ std::string nofile_shortfall(rlim_t hard_limit, const common::Config& config) {
            " (max_connections * 2 + upstream keep-alive " + std::to_string(budget.idle_upstreams) +
            " + splice pipes " + std::to_string(budget.splice_pipes) + " + listeners " +
            std::to_string(budget.listeners) + " + " + std::to_string(budget.fixed) +
-           "); workers may run out of descriptors and then close idle upstream connections "
-           "first (raise it with ulimit -Hn or LimitNOFILE=)";
+           "); each worker will take at most " +
+           std::to_string(common::max_connections_within(config, hard_limit)) +
+           " connections (raise the limit with ulimit -Hn or LimitNOFILE=)";
 }
 
+namespace {
+
+// Soft limit up to `wanted`, capped by the hard one. Only a number the
+// operator chose makes root raise the hard limit itself: "auto" lives
+// within the limit it was given.
 void raise_nofile_limit(const common::Config& config) {
     const rlim_t wanted = wanted_nofile(config);
     rlimit limit{};
@@ -106,25 +117,39 @@ void raise_nofile_limit(const common::Config& config) {
         LOG_WARN("getrlimit(RLIMIT_NOFILE) failed (%d: %s)", errno, std::strerror(errno));
         return;
     }
-    if (limit.rlim_cur != RLIM_INFINITY && limit.rlim_cur >= wanted) return;
-    if (limit.rlim_cur == RLIM_INFINITY) return;
-    // Root may raise the hard limit too (up to fs.nr_open); anyone else is
-    // capped by it and told so.
-    if (limit.rlim_max != RLIM_INFINITY && limit.rlim_max < wanted && ::geteuid() == 0) {
+    if (limit.rlim_cur == RLIM_INFINITY || limit.rlim_cur >= wanted) return;
+    if (config.limits.max_connections != 0 && limit.rlim_max != RLIM_INFINITY &&
+        limit.rlim_max < wanted && ::geteuid() == 0) {
         rlimit raised{wanted, wanted};
         if (::setrlimit(RLIMIT_NOFILE, &raised) == 0) return;
     }
     rlim_t target = wanted;
-    if (limit.rlim_max != RLIM_INFINITY && limit.rlim_max < wanted) {
-        LOG_WARN("%s", nofile_shortfall(limit.rlim_max, config).c_str());
-        target = limit.rlim_max;
-    }
+    if (limit.rlim_max != RLIM_INFINITY) target = std::min(target, limit.rlim_max);
     if (target <= limit.rlim_cur) return;
     limit.rlim_cur = target;
     if (::setrlimit(RLIMIT_NOFILE, &limit) != 0) {
         LOG_WARN("setrlimit(RLIMIT_NOFILE, %llu) failed (%d: %s)",
                  static_cast<unsigned long long>(target), errno, std::strerror(errno));
     }
+}
+
+}  // namespace
+
+common::ConfigPtr apply_descriptor_limit(const common::ConfigPtr& config) {
+    raise_nofile_limit(*config);
+    rlimit limit{};
+    uint64_t got = UINT64_MAX / 4;  // unlimited: only the ceiling applies
+    if (::getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur != RLIM_INFINITY) {
+        got = limit.rlim_cur;
+    }
+    std::string note;
+    common::ConfigPtr resolved = common::resolve_max_connections(config, got, note);
+    if (!note.empty()) LOG_WARN("%s", note.c_str());
+    LOG_INFO("each worker takes up to %llu connections (open files limit %llu%s)",
+             static_cast<unsigned long long>(resolved->limits.max_connections),
+             static_cast<unsigned long long>(got),
+             config->limits.max_connections == 0 ? ", max_connections = auto" : "");
+    return resolved;
 }
 
 bool drop_privileges(const common::MasterConfig& config, ControlSocket& control,
@@ -368,7 +393,7 @@ bool Master::apply_reload(std::string& error) {
         LOG_WARN("[metrics] listen takes effect only on restart or hot upgrade; still serving %s",
                  metrics_->address().c_str());
     }
-    raise_nofile_limit(*config);
+    config = apply_descriptor_limit(config);
     if (new_access_log) options_.access_log = std::move(access_log);
     supervisor_->set_access_log(options_.access_log.get());
     config_ = config;
@@ -518,6 +543,14 @@ std::string Master::status_answer() const {
     v["config"] = options_.config_path;
     v["node"] = supervisor_->current()->config->cluster.node;
     v["target_workers"] = supervisor_->target();
+    // The pool's bounds and each worker's capacity, as resolved at start.
+    const common::Config& config = *supervisor_->current()->config;
+    v["elastic"] = supervisor_->elastic();
+    v["workers_min"] =
+        config.master.workers_auto ? config.master.workers_min : config.master.workers;
+    v["workers_max"] =
+        config.master.workers_auto ? config.master.workers_max : config.master.workers;
+    v["max_connections"] = config.limits.max_connections;
     v["degraded"] = supervisor_->degraded();
     v["starved_total"] = supervisor_->starved_total();
     v["stopping"] = supervisor_->stopping();

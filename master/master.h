@@ -102,13 +102,17 @@ std::vector<std::string_view> split_command(std::string_view line);
 std::optional<long> parse_integer(std::string_view text, long min, long max);
 
 // Raises RLIMIT_NOFILE's soft limit to a worker's descriptor budget,
-// common::descriptor_budget() (capped by the hard limit, with a warning when
-// the hard limit is lower).
-void raise_nofile_limit(const common::Config& config);
-// The descriptors a worker may need: common::descriptor_budget()'s total.
+// common::descriptor_budget() (capped by the hard limit; root may raise the
+// hard limit for a max_connections it was given as a number), then returns
+// the configuration the workers run: max_connections resolved to what the
+// limit obtained allows (common::resolve_max_connections()), with a warning
+// when a configured number had to be lowered.
+common::ConfigPtr apply_descriptor_limit(const common::ConfigPtr& config);
+// The descriptors a worker may need: common::descriptor_budget()'s total;
+// for "max_connections = auto", that of kAutoMaxConnectionsCeiling.
 rlim_t wanted_nofile(const common::Config& config);
-// The warning for a hard limit of open files below that budget, naming
-// its parts.
+// The warning for a hard limit of open files below the budget of a
+// max_connections given as a number, naming its parts.
 std::string nofile_shortfall(rlim_t hard_limit, const common::Config& config);
 
 // What the master opened or made as root that the user it becomes must own

@@ -177,9 +177,11 @@ void check_listeners(const common::Config& config, bool running, Report& report)
     }
 }
 
-// As raise_nofile_limit() at a start: root may raise the hard limit (this
-// process's own, which ends with the test), anyone else is warned.
+// As apply_descriptor_limit() at a start: root may raise the hard limit for
+// a max_connections given as a number (this process's own, which ends with
+// the test), anyone else is warned. "auto" takes what the limit allows.
 void check_nofile(const common::Config& config, Report& report) {
+    if (config.limits.max_connections == 0) return;
     rlimit limit{};
     if (::getrlimit(RLIMIT_NOFILE, &limit) != 0) return;
     const rlim_t wanted = wanted_nofile(config);

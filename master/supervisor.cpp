@@ -221,18 +221,32 @@ void Supervisor::start_generation(GenerationPtr generation) {
     reconcile();
 }
 
+// The configuration's `workers`, as one comparable word.
+std::string worker_spec(const common::MasterConfig& m) {
+    if (!m.workers_auto) return std::to_string(m.workers);
+    return "auto " + std::to_string(m.workers_min) + ".." + std::to_string(m.workers_max);
+}
+
 // An operator who scaled the workers (scale, SIGTTIN, SIGTTOU) and then
 // reloads for another reason keeps the count chosen; a reload that changes
-// `workers` itself means the new value.
+// `workers` itself means the new value. An elastic pool keeps its size over
+// a reload (the new generation starts as large as the load needs), within
+// the new bounds.
 void Supervisor::adopt_worker_count(bool reload) {
-    const int configured = std::clamp(current_->config->master.workers, 1, kMaxWorkers);
-    if (reload && configured == configured_workers_ && target_ != configured) {
-        LOG_INFO("keeping %d workers as scaled: \"workers = %d\" did not change", target_,
-                 configured);
+    const common::MasterConfig& m = current_->config->master;
+    const std::string spec = worker_spec(m);
+    if (reload && pinned_ && spec == configured_workers_) {
+        LOG_INFO("keeping %d workers as scaled: \"workers = %s\" did not change", target_,
+                 spec.c_str());
+    } else if (m.workers_auto) {
+        pinned_ = false;
+        target_ = std::clamp(reload ? target_ : m.workers_min, m.workers_min, m.workers_max);
     } else {
-        target_ = configured;
+        pinned_ = false;
+        target_ = std::clamp(m.workers, 1, kMaxWorkers);
     }
-    configured_workers_ = configured;
+    configured_workers_ = spec;
+    pool_.reset();
 }
 
 // The shared table is mapped once, before the first fork, so that every
@@ -258,6 +272,15 @@ void Supervisor::open_shared_table(const common::Config& config) {
 }
 
 void Supervisor::set_target(int count) {
+    pinned_ = true;
+    resize(count);
+}
+
+bool Supervisor::elastic() const {
+    return current_ && current_->config->master.workers_auto && !pinned_;
+}
+
+void Supervisor::resize(int count) {
     target_ = std::clamp(count, 1, kMaxWorkers);
     for (auto it = slots_.begin(); it != slots_.end();) {
         it = it->first >= target_ ? slots_.erase(it) : std::next(it);
@@ -749,6 +772,7 @@ void Supervisor::tick() {
     check_stable(now);
     check_recycle(now);
     balance(now);
+    resize_pool(now);
     reconcile();
 }
 
@@ -884,6 +908,38 @@ void Supervisor::balance(Clock::time_point now) {
             w.paused = false;
         }
     }
+}
+
+// The elastic pool: once every slot runs and reported (so a worker still
+// starting is not counted as empty capacity twice), the summed sessions of
+// the current generation decide the count (master/worker_pool.h).
+void Supervisor::resize_pool(Clock::time_point now) {
+    if (!elastic() || now < next_resize_) return;
+    const common::Config& config = *current_->config;
+    next_resize_ = now + config.master.heartbeat_interval;
+    PoolLoad load;
+    for (const auto& [pid, w] : workers_) {
+        if (w->generation != current_ || w->status == WorkerStatus::kDraining) continue;
+        if (w->retiring || w->status != WorkerStatus::kRunning || !w->has_report) return;
+        ++load.workers;
+        load.active_sessions += w->report.counters.active_sessions;
+    }
+    if (load.workers != target_) return;
+    load.capacity_per_worker = config.limits.max_connections;
+    load.min = config.master.workers_min;
+    load.max = config.master.workers_max;
+    const int count = pool_.plan(load, now, config.master.heartbeat_interval);
+    if (count == target_) return;
+    const double used =
+        100.0 * static_cast<double>(load.active_sessions) /
+        (static_cast<double>(target_) * static_cast<double>(load.capacity_per_worker));
+    LOG_INFO(
+        "%s the worker pool from %d to %d: %llu sessions, %.0f%% of %d x %llu (workers_min %d, "
+        "workers_max %d)",
+        count > target_ ? "growing" : "shrinking", target_, count,
+        static_cast<unsigned long long>(load.active_sessions), used, target_,
+        static_cast<unsigned long long>(load.capacity_per_worker), load.min, load.max);
+    resize(count);
 }
 
 // Bounds how many old generations may drain at once: the oldest ones are

@@ -33,6 +33,7 @@
 #include "master/prometheus.h"
 #include "master/route_status.h"
 #include "master/silence.h"
+#include "master/worker_pool.h"
 
 namespace master {
 
@@ -157,8 +158,12 @@ class Supervisor {
 
     int target() const { return target_; }
     // Sets the worker count of the current generation (1..1024): extra slots
-    // are spawned, workers above the count are drained.
+    // are spawned, workers above the count are drained. The operator's
+    // count: an elastic pool keeps it (stops resizing) until a reload
+    // changes the configuration's `workers`.
     void set_target(int count);
+    // The pool is elastic ("workers = auto") and not pinned by set_target().
+    bool elastic() const;
 
     // Retires a worker of the current generation: a replacement starts first
     // and the worker is drained once the replacement reported. False with
@@ -236,6 +241,8 @@ class Supervisor {
     void check_recycle(Clock::time_point now);
     void check_stable(Clock::time_point now);
     void balance(Clock::time_point now);
+    void resize_pool(Clock::time_point now);
+    void resize(int count);
     void limit_draining_generations();
     void close_listeners();
     bool send_command(Worker& worker, common::channel::CommandCode code);
@@ -256,7 +263,12 @@ class Supervisor {
     std::unique_ptr<common::SharedTable> shared_table_;
     GenerationPtr current_;
     int target_ = 0;
-    int configured_workers_ = 0;  // the current configuration's `workers`
+    // The current configuration's `workers` (with auto, its bounds), to
+    // tell a reload that changed it from one that did not.
+    std::string configured_workers_;
+    bool pinned_ = false;  // the operator set the count (scale, SIGTTIN, SIGTTOU)
+    WorkerPool pool_;
+    Clock::time_point next_resize_{};
     std::map<pid_t, std::unique_ptr<Worker>> workers_;
     std::map<int, SlotInfo> slots_;
     bool stopping_ = false;

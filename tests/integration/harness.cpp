@@ -665,9 +665,14 @@ bool ProxydInstance::spawn(const std::vector<std::string>& extra_args) {
     }
     std::vector<std::string> argv = {proxyd_bin(), "-c", config_path()};
     argv.insert(argv.end(), extra_args.begin(), extra_args.end());
+    if (descriptor_limit_ != 0) {
+        // prlimit sets its own limits and execs proxyd: the pid stays the master's.
+        const std::string limit = std::to_string(descriptor_limit_);
+        argv.insert(argv.begin(), {"prlimit", "--nofile=" + limit + ":" + limit, "--"});
+    }
     int out = ::open(path("stdout.txt").c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     int err = ::open(path("stderr.txt").c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    pid_ = spawn_process(argv, out, err, false, false);
+    pid_ = spawn_process(argv, out, err, descriptor_limit_ != 0, false);
     if (out >= 0) ::close(out);
     if (err >= 0) ::close(err);
     exit_status_.reset();
@@ -691,14 +696,17 @@ bool ProxydInstance::start(Millis timeout) {
 }
 
 bool ProxydInstance::wait_ready(Millis timeout) {
-    auto expected = config_.workers().value_or(1);
     return wait_for(
                [&] {
                    if (!running()) return true;  // ends the wait; checked below
                    Json s = status();
                    if (!s["ok"].boolean()) return false;
+                   // The master's own count: with "workers = auto" that is
+                   // the pool's size, which workers_min sets.
                    const Json& workers = s["workers"];
-                   if (static_cast<int>(workers.size()) < expected) return false;
+                   if (static_cast<int64_t>(workers.size()) < s["target_workers"].as_int()) {
+                       return false;
+                   }
                    for (const auto& w : workers.items()) {
                        if (w["state"].str() != "running") return false;
                    }
@@ -963,6 +971,7 @@ const std::vector<EventPattern>& event_patterns() {
         {"", {"is degraded"}, static_cast<unsigned>(WorkerEvent::kExited)},
         {"", {"recycling worker"}, static_cast<unsigned>(WorkerEvent::kReplaced)},
         {"", {"retiring worker"}, static_cast<unsigned>(WorkerEvent::kReplaced)},
+        {"", {"shrinking the worker pool"}, static_cast<unsigned>(WorkerEvent::kReplaced)},
         {"", {"did not finish draining within"}, static_cast<unsigned>(WorkerEvent::kDrainKilled)},
         {"", {"too many generations draining"}, static_cast<unsigned>(WorkerEvent::kDrainKilled)},
     };

@@ -244,6 +244,10 @@ class ProxydInstance {
     // Spawns `PROXYD_BIN -c <config> extra_args...` without waiting.
     // stdout and stderr go to files in the temp dir (stdout(), stderr_output()).
     bool spawn(const std::vector<std::string>& extra_args = {});
+    // Starts the master under this limit of open files, soft and hard, as
+    // prlimit(1) does (root cannot raise it back on every machine, so it is
+    // set in the child only). 0: this process's own limits.
+    void set_descriptor_limit(uint64_t limit) { descriptor_limit_ = limit; }
     // Waits until the control socket answers `status` with ok, at least the
     // configured number of workers, all "running". False on timeout or when
     // the master exited.
@@ -355,6 +359,7 @@ class ProxydInstance {
     bool alerts_expected_ = false;
     unsigned expected_events_ = 0;  // WorkerEvent bits
     bool stopped_ = false;
+    uint64_t descriptor_limit_ = 0;
 };
 
 // ---------------------------------------------------------------------------

@@ -231,7 +231,7 @@ TEST_F(ConfigTest, DescriptorBudgetCountsEveryHolder) {
     EXPECT_EQ(budget.fixed, kFixedDescriptors);
     EXPECT_EQ(budget.total(), 200u + 100u + 128u + 1u + 64u);
 
-    c = load_with_listener("[limits]\nupstream_keepalive_max_idle = 50\n");
+    c = load_with_listener("[limits]\nmax_connections = 10000\nupstream_keepalive_max_idle = 50\n");
     ASSERT_NE(c, nullptr);
     EXPECT_EQ(c->limits.upstream_keepalive_max_idle, 50u);
     EXPECT_EQ(descriptor_budget(*c).total(), 20000u + 50u + 128u + 1u + 64u);
@@ -328,6 +328,66 @@ TEST_F(ConfigTest, WorkersNumbers) {
     EXPECT_EQ(c->master.workers, 1024);
 }
 
+TEST_F(ConfigTest, WorkersAutoIsAnElasticPoolWithBounds) {
+    ConfigPtr c =
+        load_with_listener("[master]\nworkers = auto\nworkers_min = 2\nworkers_max = 12\n");
+    ASSERT_NE(c, nullptr);
+    EXPECT_TRUE(c->master.workers_auto);
+    EXPECT_EQ(c->master.workers_min, 2);
+    EXPECT_EQ(c->master.workers_max, 12);
+    EXPECT_EQ(c->master.workers, 2);  // the pool starts at its minimum
+    c = load_with_listener("[master]\nworkers = 3\n");
+    ASSERT_NE(c, nullptr);
+    EXPECT_FALSE(c->master.workers_auto);
+    // A minimum above the default maximum raises the maximum with it.
+    c = load_with_listener("[master]\nworkers_min = 40\n");
+    ASSERT_NE(c, nullptr);
+    EXPECT_EQ(c->master.workers_max, 40);
+}
+
+TEST_F(ConfigTest, WorkerPoolBoundsAreChecked) {
+    EXPECT_EQ(error_with_listener("[master]\nworkers = 4\nworkers_max = 8\n"),
+              ": [master]: \"workers_min\" and \"workers_max\" apply only to \"workers = auto\"");
+    EXPECT_EQ(error_with_listener("[master]\nworkers_min = 9\nworkers_max = 8\n"),
+              ": [master]: \"workers_min\" (9) is above \"workers_max\" (8)");
+    EXPECT_EQ(error_with_listener("[master]\nworkers_max = 0\n"),
+              ":2: invalid value for \"workers_max\" in [master]: \"0\" is not a worker count "
+              "(1-1024 or auto)");
+}
+
+TEST_F(ConfigTest, MaxConnectionsAutoFitsTheDescriptorLimit) {
+    ConfigPtr c = load_with_listener("");
+    ASSERT_NE(c, nullptr);
+    // The hard limit seen on this project's machines: 20000 open files hold
+    // (20000 - 128 splice - 1 listener - 64 fixed - 1024 idle) / 2 sessions.
+    EXPECT_EQ(max_connections_within(*c, 20000), 9391u);
+    // Below three times the idle pool, each session counts three.
+    EXPECT_EQ(max_connections_within(*c, 300), 35u);
+    EXPECT_EQ(max_connections_within(*c, 100), 0u);
+    std::string note;
+    ConfigPtr resolved = resolve_max_connections(c, 20000, note);
+    EXPECT_EQ(resolved->limits.max_connections, 9391u);
+    EXPECT_EQ(note, "");
+    EXPECT_LE(descriptor_budget(*resolved).total(), 20000u);
+    EXPECT_EQ(resolve_max_connections(c, 1u << 30, note)->limits.max_connections,
+              kAutoMaxConnectionsCeiling);
+}
+
+TEST_F(ConfigTest, MaxConnectionsAboveTheDescriptorLimitIsLowered) {
+    ConfigPtr c = load_with_listener("[limits]\nmax_connections = 30000\n");
+    ASSERT_NE(c, nullptr);
+    std::string note;
+    ConfigPtr resolved = resolve_max_connections(c, 20000, note);
+    EXPECT_EQ(resolved->limits.max_connections, 9391u);
+    EXPECT_NE(note.find("max_connections = 30000"), std::string::npos) << note;
+    EXPECT_NE(note.find("at most 9391"), std::string::npos) << note;
+    EXPECT_EQ(c->limits.max_connections, 30000u);  // the loaded one is untouched
+    // A number that fits stands, and is the same configuration.
+    c = load_with_listener("[limits]\nmax_connections = 500\n");
+    EXPECT_EQ(resolve_max_connections(c, 20000, note), c);
+    EXPECT_EQ(note, "");
+}
+
 TEST_F(ConfigTest, WorkersErrorsNameTheKey) {
     for (const char* bad : {"0", "1025", "lots"}) {
         EXPECT_EQ(error_with_listener(std::string("[master]\nworkers = ") + bad + "\n"),
@@ -358,7 +418,10 @@ TEST_F(ConfigTest, Defaults) {
     EXPECT_EQ(c->log.error_log, "stderr");
     EXPECT_EQ(c->log.level, LogLevel::kInfo);
     EXPECT_EQ(c->log.access_log, "");
-    EXPECT_EQ(c->limits.max_connections, 10000u);
+    EXPECT_EQ(c->limits.max_connections, 0u);  // auto: resolved by the master
+    EXPECT_TRUE(c->master.workers_auto);
+    EXPECT_EQ(c->master.workers, c->master.workers_min);
+    EXPECT_EQ(c->master.workers_max, std::max(kDefaultWorkersMax, c->master.workers_min));
     EXPECT_EQ(c->limits.max_header_size, 32u * 1024);
     EXPECT_EQ(c->limits.max_headers, 100u);
     EXPECT_EQ(c->limits.buffer_size, 64u * 1024);
@@ -776,7 +839,8 @@ TEST_F(ConfigTest, LimitRanges) {
     EXPECT_EQ(error_with_listener("[limits]\nbuffer_size = 65537k\n"),
               ": [limits]: \"buffer_size\" must be from 4k to 64M");
     EXPECT_EQ(error_with_listener("[limits]\nmax_connections = 0\n"),
-              ": [limits]: \"max_connections\" must be at least 1");
+              ":2: invalid value for \"max_connections\" in [limits]: \"0\" is not a "
+              "connection count (at least 1, or auto)");
     for (const char* key :
          {"connect_timeout", "header_timeout", "idle_timeout", "tunnel_idle_timeout",
           "upstream_timeout", "upstream_keepalive_timeout", "dns_timeout"}) {

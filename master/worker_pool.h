@@ -1,0 +1,52 @@
+// The elastic worker pool of "workers = auto": how many workers the current
+// generation runs, between workers_min and workers_max, decided from the
+// session counts the workers already report and the capacity of each
+// (max_connections, resolved from the descriptor limit).
+//
+// Like Apache prefork's spare servers, but by session capacity rather than
+// by idle processes: proxyd's workers are event loops, and what runs out is
+// descriptors, not threads. The pool grows at once and by as much as the
+// load needs (connections keep arriving while a worker starts), and shrinks
+// one worker at a time after the load has stayed low for a while, so a
+// burst that comes and goes does not make workers come and go with it.
+// Retiring is the supervisor's ordinary drain; adding is an ordinary spawn.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+
+namespace master {
+
+struct PoolLoad {
+    int workers = 0;                   // the current count (all running)
+    uint64_t active_sessions = 0;      // summed over them, from their reports
+    uint64_t capacity_per_worker = 0;  // max_connections in force
+    int min = 1;
+    int max = 1;
+};
+
+// Grow when the sessions pass this share of the pool's capacity...
+constexpr double kGrowAbove = 0.75;
+// ...to as many workers as hold them at this share.
+constexpr double kFillAfterGrow = 0.5;
+// Shrink by one when one worker fewer would still be at most this full...
+constexpr double kShrinkBelow = 0.5;
+// ...and has been for this many heartbeat intervals.
+constexpr int kShrinkAfterIntervals = 30;
+
+class WorkerPool {
+  public:
+    using Clock = std::chrono::steady_clock;
+
+    // The count the pool should have now: load.workers when nothing is to
+    // change. `interval` is heartbeat_interval (how often reports come).
+    int plan(const PoolLoad& load, Clock::time_point now, std::chrono::milliseconds interval);
+    // Forgets a low load seen so far (the count was changed from outside).
+    void reset() { low_since_.reset(); }
+
+  private:
+    std::optional<Clock::time_point> low_since_;
+};
+
+}  // namespace master
