@@ -11,10 +11,10 @@ double capacity(int workers, uint64_t per_worker) {
     return static_cast<double>(workers) * static_cast<double>(per_worker);
 }
 
-// The fewest workers that hold `sessions` at kFillAfterGrow of their capacity.
+// The fewest workers that hold `sessions` at kGrowAbove of their capacity.
 int workers_for(uint64_t sessions, uint64_t per_worker) {
     const double needed =
-        static_cast<double>(sessions) / (kFillAfterGrow * static_cast<double>(per_worker));
+        static_cast<double>(sessions) / (kGrowAbove * static_cast<double>(per_worker));
     return static_cast<int>(std::min(std::ceil(needed), 1e6));
 }
 

@@ -5,8 +5,7 @@
 //
 // Like Apache prefork's spare servers, but by session capacity rather than
 // by idle processes: proxyd's workers are event loops, and what runs out is
-// descriptors, not threads. The pool grows at once and by as much as the
-// load needs (connections keep arriving while a worker starts), and shrinks
+// descriptors, not threads. The pool grows at once, and shrinks
 // one worker at a time after the load has stayed low for a while, so a
 // burst that comes and goes does not make workers come and go with it.
 // Retiring is the supervisor's ordinary drain; adding is an ordinary spawn.
@@ -26,10 +25,12 @@ struct PoolLoad {
     int max = 1;
 };
 
-// Grow when the sessions pass this share of the pool's capacity...
+// Grow when the sessions pass this share of the pool's capacity, to the
+// fewest workers that hold them below it again, and at least one more.
+// Growing by more would leave the new workers emptier than the old ones
+// for good when the load stops there (held tunnels do not move), and a
+// worker is ready within milliseconds of the decision.
 constexpr double kGrowAbove = 0.75;
-// ...to as many workers as hold them at this share.
-constexpr double kFillAfterGrow = 0.5;
 // Shrink by one when one worker fewer would still be at most this full...
 constexpr double kShrinkBelow = 0.5;
 // ...and has been for this many heartbeat intervals.
