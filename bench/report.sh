@@ -266,8 +266,9 @@ report() {
         report_anomalies
         report_profile
         # the sessions curve (bench/sessions.sh) is a run of its own: keep it
-        [ -n "$sessions" ] && printf '%s\n' "$sessions"
-    } >"$out.new" && mv "$out.new" "$out"
+        if [ -n "$sessions" ]; then printf '%s\n' "$sessions"; fi
+    } >"$out.new"
+    mv "$out.new" "$out"
 }
 
 # sessions_section FILE: the "## Sessions curve" section of FILE (to the next

@@ -16,7 +16,9 @@
 //   READY established=E failed=F sink_accepted=S elapsed_ms=T
 // and then holds everything open until SIGTERM/SIGINT, when it prints
 //   DONE alive=A sink_accepted=S
-// (A = tunnels whose proxy side is still open) and exits.
+// (A = tunnels whose proxy side is still open) and exits. SIGUSR1 prints
+//   ALIVE alive=A sink_accepted=S
+// at any time and goes on holding.
 //
 // Loopback only. Built by bench/run.sh with g++ -O2.
 #include <arpa/inet.h>
@@ -40,8 +42,12 @@
 namespace {
 
 volatile sig_atomic_t g_stop = 0;
+volatile sig_atomic_t g_report = 0;
 void on_signal(int) {
     g_stop = 1;
+}
+void on_report(int) {
+    g_report = 1;
 }
 
 enum class State : unsigned char { kConnecting, kSent, kEstablished, kFailed };
@@ -102,6 +108,10 @@ int main(int argc, char** argv) {
     signal(SIGTERM, on_signal);
     signal(SIGINT, on_signal);
     signal(SIGPIPE, SIG_IGN);
+    // no SA_RESTART: the signal ends the epoll_wait, which then reports
+    struct sigaction report {};
+    report.sa_handler = on_report;
+    sigaction(SIGUSR1, &report, nullptr);
 
     int ep = epoll_create1(EPOLL_CLOEXEC);
     int lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -139,7 +149,24 @@ int main(int argc, char** argv) {
         --inflight;
     };
 
+    // tunnels whose proxy side is still open (nothing to read, no EOF)
+    auto count_alive = [&conns]() {
+        int alive = 0;
+        for (const Conn& c : conns) {
+            if (c.state != State::kEstablished) continue;
+            char b;
+            ssize_t r = recv(c.fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+            if (r < 0 && errno == EAGAIN) ++alive;
+        }
+        return alive;
+    };
+
     while (!g_stop) {
+        if (g_report && ready) {
+            g_report = 0;
+            std::printf("ALIVE alive=%d sink_accepted=%zu\n", count_alive(), sink_fds.size());
+            std::fflush(stdout);
+        }
         while (!ready && inflight < concurrency && next < n) {
             Conn& c = conns[static_cast<size_t>(next)];
             c.fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -250,14 +277,7 @@ int main(int argc, char** argv) {
         }
     }
 
-    int alive = 0;
-    for (const Conn& c : conns) {
-        if (c.state != State::kEstablished) continue;
-        char b;
-        ssize_t r = recv(c.fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
-        if (r < 0 && errno == EAGAIN) ++alive;
-    }
-    std::printf("DONE alive=%d sink_accepted=%zu\n", alive, sink_fds.size());
+    std::printf("DONE alive=%d sink_accepted=%zu\n", count_alive(), sink_fds.size());
     std::fflush(stdout);
     return 0;
 }
