@@ -315,10 +315,14 @@ probe() {
             p99 = int(ok * 0.99 + 0.999); if (p99 < 1) p99 = 1
             printf "%.2f %.2f %.2f %d\n", t[int((ok + 1) / 2)], t[p99], t[ok], n - ok }'
 }
-# spread: "workers max/mean" of active sessions over the workers
+# spread: "workers max/mean sum" of active sessions over the workers
 spread() {
-    workers | awk '{ n++; s += $2; if ($2 > m) m = $2 } END { if (n && s > 0) printf "%d %.2f\n", n, m / (s / n); else printf "%d nan\n", n }'
+    workers | awk '{ n++; s += $2; if ($2 > m) m = $2 } END { if (n && s > 0) printf "%d %.2f %d\n", n, m / (s / n), s; else printf "%d nan %d\n", n, s }'
 }
+# log_lines: lines in proxyd's error log so far
+log_lines() { wc -l <"$W/error.log" 2>/dev/null || echo 0; }
+# warnings_since N: warn, error and alert lines after line N of the error log
+warnings_since() { tail -n +$(($1 + 1)) "$W/error.log" 2>/dev/null | grep -c '\[\(warn\|error\|alert\)\]'; }
 
 # ---------------------------------------------------------------- report
 # sessions_md: the "Sessions curve" section of RESULTS.md from the TSV
@@ -334,9 +338,11 @@ sessions_md() {
     echo "tunnel) ÷ held), $PROBES fresh HTTP requests through proxyd one after the other (new connection each, to a 1 KiB"
     echo "file; goal p99 < $P99_GOAL_MS ms), and the worker count and the spread of active sessions over workers from"
     echo "\`proxyctl workers\` (max ÷ mean; goal ≤ $SPREAD_GOAL). Setup rate: the step's new tunnels ÷ the time to open them."
+    echo "Held: tunnels still open at the holders; in parentheses the active sessions proxyd's workers report. Warnings:"
+    echo "warn, error and alert lines of proxyd's error log during the step (\`bench/work/sessions/error.log\`)."
     echo
-    echo "| step | held | failed (step) | setup tunnels/s | RSS MiB | KiB/tunnel total | KiB/tunnel above baseline | probe p50 / p99 / max ms | probe errors | workers | spread max/mean | verdict |"
-    echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
+    echo "| step | held (proxyd's count) | failed (step) | setup tunnels/s | RSS MiB | KiB/tunnel total | KiB/tunnel above baseline | probe p50 / p99 / max ms | probe errors | workers | spread max/mean | warnings logged | verdict |"
+    echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
     awk -F'\t' -v goal="$P99_GOAL_MS" -v sg="$SPREAD_GOAL" 'NR > 1 {
         v = ""
         if ($3 > 0) v = v "refused " $3 "; "
@@ -344,8 +350,9 @@ sessions_md() {
         if ($10 + 0 >= goal) v = v "p99 over " goal " ms; "
         if ($14 != "nan" && $14 + 0 > sg) v = v "spread over " sg "; "
         if ($12 > 0) v = v "probe errors; "
+        if ($16 > 0) v = v "see error.log; "
         if (v == "") v = "ok"; else sub(/; $/, "", v)
-        printf "| %d | %d | %d | %.0f | %.1f | %.2f | %.2f | %.1f / %.1f / %.1f | %d | %d | %s | %s |\n", $1, $2, $3, $4, $5 / 1024, $6, $7, $9, $10, $11, $12, $13, $14, v }' "$TSV"
+        printf "| %d | %d (%d) | %d | %.0f | %.1f | %.2f | %.2f | %.2f / %.2f / %.2f | %d | %d | %s | %d | %s |\n", $1, $2, $15, $3, $4, $5 / 1024, $6, $7, $9, $10, $11, $12, $13, $14, $16, v }' "$TSV"
     echo
     [ -s "$W/skipped" ] && { cat "$W/skipped"; echo; }
     echo "Kernel limits, read at the start and not changed:"
@@ -369,7 +376,7 @@ write_report() {
 
 # ---------------------------------------------------------------- main
 main() {
-    local step held=0 est fail ms rss0 rss n alive_n p50 p99 pmax perr nw spr rate
+    local step held=0 est fail ms rss0 rss n alive_n p50 p99 pmax perr nw spr psess rate mark warns
     command -v nginx >/dev/null || die "nginx is required (the origin of the probes)"
     command -v curl >/dev/null || die "curl is required"
     [ -x "$PROXYD" ] || die "no $PROXYD: make build first (make bench-sessions does)"
@@ -382,9 +389,9 @@ main() {
     start_proxyd
     sleep 2
     rss0=$(rss_kib)
-    read -r nw spr <<<"$(spread)"
+    read -r nw spr _ <<<"$(spread)"
     log "proxyd up on :$PROXY_PORT (pid $PROXYD_PID), $nw workers, RSS $rss0 KiB before any tunnel"
-    printf 'step\theld\tfailed\tsetup_per_s\trss_kib\tkib_per_tunnel\tkib_per_tunnel_above_base\trss_base_kib\tp50_ms\tp99_ms\tmax_ms\tprobe_errors\tworkers\tspread\n' >"$TSV"
+    printf 'step\theld\tfailed\tsetup_per_s\trss_kib\tkib_per_tunnel\tkib_per_tunnel_above_base\trss_base_kib\tp50_ms\tp99_ms\tmax_ms\tprobe_errors\tworkers\tspread\tproxyd_sessions\tlog_warnings\n' >"$TSV"
     : >"$W/skipped"
     for step in $STEPS; do
         [ "$step" -gt "$held" ] || continue
@@ -393,6 +400,7 @@ main() {
             log "step $step skipped: fs.file-max"; break
         fi
         n=$((step - held))
+        mark=$(log_lines)
         log "step $step: opening $n tunnels"
         open_tunnels "$n"
         read -r est fail ms <<<"$STEP"
@@ -400,13 +408,14 @@ main() {
         alive_n=$(alive)
         rss=$(rss_kib)
         read -r p50 p99 pmax perr <<<"$(probe "$step")"
-        read -r nw spr <<<"$(spread)"
+        read -r nw spr psess <<<"$(spread)"
+        warns=$(warnings_since "$mark")
         rate=$(awk -v e="$est" -v ms="$ms" 'BEGIN { printf "%.0f", (ms > 0 ? e / (ms / 1000) : 0) }')
-        printf '%d\t%d\t%d\t%s\t%d\t%s\t%s\t%d\t%s\t%s\t%s\t%d\t%d\t%s\n' "$step" "$alive_n" "$fail" "$rate" "$rss" \
+        printf '%d\t%d\t%d\t%s\t%d\t%s\t%s\t%d\t%s\t%s\t%s\t%d\t%d\t%s\t%d\t%d\n' "$step" "$alive_n" "$fail" "$rate" "$rss" \
             "$(awk -v r="$rss" -v n="$alive_n" 'BEGIN { printf "%.2f", n ? r / n : 0 }')" \
             "$(awk -v r="$rss" -v b="$rss0" -v n="$alive_n" 'BEGIN { printf "%.2f", n ? (r - b) / n : 0 }')" \
-            "$rss0" "$p50" "$p99" "$pmax" "$perr" "$nw" "$spr" >>"$TSV"
-        log "step $step: held $alive_n, failed $fail, ${rate}/s, RSS $rss KiB, probes p50 $p50 p99 $p99 max $pmax ms ($perr errors), $nw workers, spread $spr"
+            "$rss0" "$p50" "$p99" "$pmax" "$perr" "$nw" "$spr" "${psess:-0}" "$warns" >>"$TSV"
+        log "step $step: held $alive_n (proxyd counts ${psess:-?} sessions), failed $fail, ${rate}/s, RSS $rss KiB, probes p50 $p50 p99 $p99 max $pmax ms ($perr errors), $nw workers, spread $spr, $warns warnings logged"
         held=$alive_n
         if [ "$fail" -gt $((n / 100)) ]; then
             echo "- stopped after step $step: $fail of its $n tunnels were refused (more than 1 %), so larger steps would measure refusals." >>"$W/skipped"
