@@ -760,9 +760,11 @@ chart() {
     for t in ka50 ka200 close50; do
         for p in $(peers_in "$t"); do echo "$p $(get "$t" "$p" rps) $(get "$t" "$p" rps 5) $(get "$t" "$p" rps 6)"; done >"$d/$t.dat"
     done
-    for t in get16m connect; do
+    for t in get16m connect one16m; do
         for p in $(peers_in "$t"); do echo "$p $(get "$t" "$p" mbps) $(get "$t" "$p" mbps 5) $(get "$t" "$p" mbps 6)"; done >"$d/$t.dat"
     done
+    # a run without the single-stream rows (an older raw.tsv): an empty panel
+    [ -s "$d/one16m.dat" ] || echo "not-measured 0 0 0" >"$d/one16m.dat"
     for p in $(peers_in ka50); do [ "$p" = noproxy ] && continue; echo "$p $(get ka50 "$p" cpu_us_req) $(get ka50 "$p" cpu_us_req 5) $(get ka50 "$p" cpu_us_req 6)"; done >"$d/cpu.dat"
     local last
     last=$(awk -F'\t' '$1 ~ /^tunnels/ { print $1 }' "$AGG" | sort -u -t s -k2 -n | tail -1)
@@ -797,6 +799,8 @@ set title "CONNECT + TLS 16 MiB (MB/s)"
 plot "$d/connect.dat" using 2:3:4:xtic(1) lc rgb "#5b9bd5"
 set title "$mem_title"
 plot "$d/mem.dat" using 2:3:4:xtic(1) lc rgb "#ffc000"
+set title "GET 16 MiB, one stream (MB/s, median download)"
+plot "$d/one16m.dat" using 2:3:4:xtic(1) lc rgb "#70ad47"
 unset multiplot
 EOF
     gnuplot "$d/plot.gp" 2>"$d/gnuplot.err" || log "gnuplot failed: $(head -3 "$d/gnuplot.err")"

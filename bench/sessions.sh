@@ -307,7 +307,7 @@ alive() {
 # on a new connection (Connection: close), from one curl. Prints
 # "p50_ms p99_ms max_ms errors"; the raw answers stay in $W/probe.STEP.
 probe() {
-    curl -s --max-time 10 -H 'Connection: close' -x "http://127.0.0.1:$PROXY_PORT" -o /dev/null \
+    timeout $((PROBES / 5 + 60)) curl -s --max-time 10 -H 'Connection: close' -x "http://127.0.0.1:$PROXY_PORT" -o /dev/null \
         -w '%{http_code} %{time_total} %{num_connects}\n' "http://127.0.0.1:$ORIGIN_PORT/1k?[1-$PROBES]" 2>/dev/null |
         tee "$W/probe.$1" | awk -v n="$PROBES" '$1 == 200 { t[++ok] = $2 * 1000 } END {
             for (i = 2; i <= ok; i++) { x = t[i]; j = i - 1; while (j >= 1 && t[j] > x) { t[j + 1] = t[j]; j-- } t[j + 1] = x }
@@ -417,12 +417,16 @@ main() {
             "$rss0" "$p50" "$p99" "$pmax" "$perr" "$nw" "$spr" "${psess:-0}" "$warns" >>"$TSV"
         log "step $step: held $alive_n (proxyd counts ${psess:-?} sessions), failed $fail, ${rate}/s, RSS $rss KiB, probes p50 $p50 p99 $p99 max $pmax ms ($perr errors), $nw workers, spread $spr, $warns warnings logged"
         held=$alive_n
+        if ! kill -0 "$PROXYD_PID" 2>/dev/null; then
+            echo "- proxyd's master exited during step $step: $(tail -n 3 "$W/error.log" 2>/dev/null | tr '\n' ' ')" >>"$W/skipped"
+            log "proxyd exited: no larger step"; break
+        fi
         if [ "$fail" -gt $((n / 100)) ]; then
             echo "- stopped after step $step: $fail of its $n tunnels were refused (more than 1 %), so larger steps would measure refusals." >>"$W/skipped"
             log "more than 1 % refused: no larger step"; break
         fi
     done
-    column -t -s $'\t' "$TSV" >&2
+    column -t -s $'\t' "$TSV" >&2 2>/dev/null || cat "$TSV" >&2
     if [ "$WRITE_REPORT" = 1 ]; then write_report; fi
     return 0
 }
