@@ -35,7 +35,11 @@
 #                            shipped file has the key in (e.g. "workers = 8")
 #   SESSIONS_PROBES=500      fresh HTTP requests per step (latency)
 #   SESSIONS_CHUNK=8000      tunnels per holder process
-#   SESSIONS_TIMEOUT=300     seconds allowed to open one step's tunnels
+#   SESSIONS_TIMEOUT=120     seconds allowed to open one step's tunnels (a
+#                            holder also gives up after 15 s without a new
+#                            tunnel); keep the whole curve under proxyd's
+#                            tunnel_idle_timeout (300 s shipped), which closes
+#                            tunnels idle that long
 #   SESSIONS_PORT_BASE=19300 ports BASE..BASE+2 on loopback
 #   SESSIONS_REPORT=1        0: leave bench/RESULTS.md alone
 set -u -o pipefail
@@ -48,7 +52,7 @@ STEPS=${SESSIONS_STEPS:-"1000 10000 50000 100000"}
 EXTRA=${SESSIONS_EXTRA_CONF:-}
 PROBES=${SESSIONS_PROBES:-500}
 CHUNK=${SESSIONS_CHUNK:-8000}
-STEP_TIMEOUT=${SESSIONS_TIMEOUT:-300}
+STEP_TIMEOUT=${SESSIONS_TIMEOUT:-120}
 BASE=${SESSIONS_PORT_BASE:-19300}
 WRITE_REPORT=${SESSIONS_REPORT:-1}
 PROXYD=${PROXYD:-$ROOT/build/proxyd}
@@ -260,10 +264,13 @@ workers() {
 
 # ---------------------------------------------------------------- one step
 HOLDERS=()        # every holder started, in order
+FIRST_TUNNEL_AT=""
 NEXT_HOLDER=0     # the next holder's index (its addresses: 127.0.2.K+1, 127.0.1.K+1)
 # open_tunnels ADD: ADD more tunnels, in new holders of at most CHUNK each,
-# all started at once; waits until every one of them is READY. Sets STEP to
-# "established failed elapsed_ms" (no subshell: HOLDERS and PIDS must keep
+# all started at once; waits until every one of them is READY (a holder gives
+# up on its pending tunnels after 15 s without a new one). Sets STEP to
+# "established failed elapsed_ms", failed = not established (refused, or
+# still unanswered) (no subshell: HOLDERS and PIDS must keep
 # the new holders).
 open_tunnels() {
     local add=$1 chunks k m left i ready h first=${#HOLDERS[@]}
@@ -289,8 +296,8 @@ open_tunnels() {
     done
     STEP=$(for ((k = first; k < ${#HOLDERS[@]}; k++)); do
         grep -h '^READY' "$W/holder.$k" || echo "READY established=0 failed=$((add / chunks)) elapsed_ms=0"
-    done | awk '{ for (i = 2; i <= NF; i++) { split($i, kv, "="); v[kv[1]] += kv[2]; if (kv[1] == "elapsed_ms" && kv[2] > t) t = kv[2] } }
-        END { printf "%d %d %d\n", v["established"], v["failed"], t }')
+    done | awk -v add="$add" '{ for (i = 2; i <= NF; i++) { split($i, kv, "="); v[kv[1]] += kv[2]; if (kv[1] == "elapsed_ms" && kv[2] > t) t = kv[2] } }
+        END { printf "%d %d %d\n", v["established"], add - v["established"], t }')
 }
 # alive: tunnels still open over all holders (each answers SIGUSR1 with ALIVE)
 alive() {
@@ -352,9 +359,17 @@ sessions_md() {
         if ($12 > 0) v = v "probe errors; "
         if ($16 > 0) v = v "see error.log; "
         if (v == "") v = "ok"; else sub(/; $/, "", v)
-        printf "| %d | %d (%d) | %d | %.0f | %.1f | %.2f | %.2f | %.2f / %.2f / %.2f | %d | %d | %s | %d | %s |\n", $1, $2, $15, $3, $4, $5 / 1024, $6, $7, $9, $10, $11, $12, $13, $14, $16, v }' "$TSV"
+        lat = ($9 + $10 + $11 == 0) ? "— / — / —" : sprintf("%.2f / %.2f / %.2f", $9, $10, $11)
+        printf "| %d | %d (%d) | %d | %.0f | %.1f | %.2f | %.2f | %s | %d | %d | %s | %d | %s |\n", $1, $2, $15, $3, $4, $5 / 1024, $6, $7, lat, $12, $13, $14, $16, v }' "$TSV"
     echo
     [ -s "$W/skipped" ] && { cat "$W/skipped"; echo; }
+    if grep -q '\[\(warn\|error\|alert\)\]' "$W/error.log" 2>/dev/null; then
+        echo "What proxyd logged (warn and above, the whole run, numbers replaced by N):"
+        echo
+        grep '\[\(warn\|error\|alert\)\]' "$W/error.log" | sed 's/^[^[]*//; s/[0-9][0-9]*/N/g' | cut -c1-240 |
+            sort | uniq -c | sort -rn | head -8 | awk '{ n = $1; sub(/^ *[0-9]+ /, ""); printf "- %d × `%s`\n", n, $0 }'
+        echo
+    fi
     echo "Kernel limits, read at the start and not changed:"
     echo
     cat "$W/limits.md"
@@ -376,7 +391,7 @@ write_report() {
 
 # ---------------------------------------------------------------- main
 main() {
-    local step held=0 est fail ms rss0 rss n alive_n p50 p99 pmax perr nw spr psess rate mark warns
+    local step held=0 t_step est fail ms rss0 rss n alive_n p50 p99 pmax perr nw spr psess rate mark warns
     command -v nginx >/dev/null || die "nginx is required (the origin of the probes)"
     command -v curl >/dev/null || die "curl is required"
     [ -x "$PROXYD" ] || die "no $PROXYD: make build first (make bench-sessions does)"
@@ -401,6 +416,7 @@ main() {
         fi
         n=$((step - held))
         mark=$(log_lines)
+        t_step=$(date +%s)
         log "step $step: opening $n tunnels"
         open_tunnels "$n"
         read -r est fail ms <<<"$STEP"
@@ -417,6 +433,7 @@ main() {
             "$rss0" "$p50" "$p99" "$pmax" "$perr" "$nw" "$spr" "${psess:-0}" "$warns" >>"$TSV"
         log "step $step: held $alive_n (proxyd counts ${psess:-?} sessions), failed $fail, ${rate}/s, RSS $rss KiB, probes p50 $p50 p99 $p99 max $pmax ms ($perr errors), $nw workers, spread $spr, $warns warnings logged"
         held=$alive_n
+        [ -z "$FIRST_TUNNEL_AT" ] && FIRST_TUNNEL_AT=$t_step
         if ! kill -0 "$PROXYD_PID" 2>/dev/null; then
             echo "- proxyd's master exited during step $step: $(tail -n 3 "$W/error.log" 2>/dev/null | tr '\n' ' ')" >>"$W/skipped"
             log "proxyd exited: no larger step"; break
@@ -427,6 +444,12 @@ main() {
         fi
     done
     column -t -s $'\t' "$TSV" >&2 2>/dev/null || cat "$TSV" >&2
+    # proxyd closes a tunnel idle for tunnel_idle_timeout: a curve that took
+    # that long lost its first tunnels to it, not to load
+    local idle age
+    idle=$(awk -F'[ =;]+' '/^\[/ { s = $0 } s == "[limits]" && $1 == "tunnel_idle_timeout" { print $2 }' "$W/proxyd.conf")
+    age=$(($(date +%s) - ${FIRST_TUNNEL_AT:-$(date +%s)}))
+    echo "- The first tunnels were held ${age} s in all; proxyd's tunnel_idle_timeout is ${idle:-?} (tunnels idle that long are closed, which the held count would show)." >>"$W/skipped"
     if [ "$WRITE_REPORT" = 1 ]; then write_report; fi
     return 0
 }

@@ -12,8 +12,11 @@
 // about 28k ephemeral ports towards one proxy address, so bench/sessions.sh
 // runs many of these, each with its own source address and sink, to hold
 // 100k tunnels (Linux routes all of 127.0.0.0/8 on lo).
-// When every tunnel is up (or failed, or TIMEOUT_S passed) it prints one line
+// When every tunnel is up (or failed, or TIMEOUT_S passed, or no new tunnel
+// got up for 15 s: a proxy out of descriptors leaves connections in its
+// backlog, or refuses them one by one) it prints one line
 //   READY established=E failed=F sink_accepted=S elapsed_ms=T
+// (N - E - F tunnels were still pending, counted as not established)
 // and then holds everything open until SIGTERM/SIGINT, when it prints
 //   DONE alive=A sink_accepted=S
 // (A = tunnels whose proxy side is still open) and exits. SIGUSR1 prints
@@ -57,6 +60,9 @@ struct Conn {
     State state = State::kConnecting;
     std::string reply;
 };
+
+// No new tunnel got up for this long: the rest will not (see above).
+constexpr long long kStallMs = 15000;
 
 long long now_ms() {
     timespec ts{};
@@ -137,6 +143,8 @@ int main(int argc, char** argv) {
 
     int next = 0, inflight = 0, established = 0, failed = 0;
     const long long start = now_ms();
+    long long last_progress = start;
+    int last_established = 0;
     bool ready = false;
     std::vector<epoll_event> events(1024);
 
@@ -205,7 +213,12 @@ int main(int argc, char** argv) {
             }
             epoll_ctl(ep, EPOLL_CTL_ADD, c.fd, &ev);
         }
-        if (!ready && (established + failed == n || now_ms() - start > timeout_s * 1000LL)) {
+        if (established != last_established) {
+            last_established = established;
+            last_progress = now_ms();
+        }
+        if (!ready && (established + failed == n || now_ms() - start > timeout_s * 1000LL ||
+                       now_ms() - last_progress > kStallMs)) {
             // Give the proxy a moment to finish dialling the sink.
             long long until = now_ms() + 2000;
             while (static_cast<int>(sink_fds.size()) < established && now_ms() < until) {
