@@ -279,6 +279,7 @@ open_tunnels() {
         m=$((left / (chunks - k))); left=$((left - m))
         h=$NEXT_HOLDER; NEXT_HOLDER=$((h + 1))
         [ "$h" -lt 250 ] || die "more than 250 holders: raise SESSIONS_CHUNK"
+        : >"$W/holder.$h"   # before the holder runs: the wait below reads it at once
         "$W/tunnel_hold" "$PROXY_PORT" "$SINK_PORT" "$m" 128 "$STEP_TIMEOUT" "127.0.2.$((h + 1))" "127.0.1.$((h + 1))" \
             >"$W/holder.$h" 2>&1 &
         PIDS+=($!); HOLDERS+=($!)
