@@ -138,8 +138,7 @@ int main(int argc, char** argv) {
     std::vector<int> sink_fds;
     sink_fds.reserve(static_cast<size_t>(n));
     const std::string target = std::string(sink_text) + ":" + std::to_string(sink_port);
-    const std::string request =
-        "CONNECT " + target + " HTTP/1.1\r\nHost: " + target + "\r\n\r\n";
+    const std::string request = "CONNECT " + target + " HTTP/1.1\r\nHost: " + target + "\r\n\r\n";
 
     int next = 0, inflight = 0, established = 0, failed = 0;
     const long long start = now_ms();
