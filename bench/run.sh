@@ -285,6 +285,13 @@ EOF
 NGINX_KEEPALIVE=256
 NGINX_BIG_BUFFERS="proxy_buffer_size 64k; proxy_buffers 8 64k; proxy_busy_buffers_size 128k;"
 NGINX_SETTINGS="\`worker_processes 2\`, \`upstream { keepalive $NGINX_KEEPALIVE; keepalive_requests 10000000; }\`, \`proxy_http_version 1.1\`, \`proxy_set_header Connection \"\"\`, \`proxy_max_temp_file_size 0\`; for \`/16m\`: \`$NGINX_BIG_BUFFERS\`; \`/1k\`: the default \`proxy_buffers 8 4k\`, \`proxy_buffer_size 4k\` (a 1 KiB answer fits)"
+# squid and privoxy, tuned for the large-body rows as their manuals advise
+# (one setting for all rows: neither has per-location buffers; the 1 KiB rows
+# only pay the memory): squid's read_ahead_gap (default 16 KB) bounds how far
+# it reads from the server ahead of the client, privoxy's receive-buffer-size
+# (default 5000 bytes) is the piece it reads from the server at a time.
+SQUID_READ_AHEAD="64 KB"
+PRIVOXY_RECEIVE_BUFFER=65536
 write_configs() {
     settings
     cat >"$W/nginx/nginx.conf" <<EOF
@@ -397,6 +404,8 @@ logfile_rotate 0
 shutdown_lifetime 1 seconds
 client_persistent_connections on
 server_persistent_connections on
+# large bodies: read ahead of the client by more than the default 16 KB
+read_ahead_gap $SQUID_READ_AHEAD
 EOF
     cat >"$W/privoxy/bench.action" <<'EOF'
 {+limit-connect{1-65535}}
@@ -416,6 +425,8 @@ keep-alive-timeout 300
 socket-timeout 300
 connection-sharing 1
 default-server-timeout 60
+# large bodies: receive in larger pieces than the default 5000 bytes
+receive-buffer-size $PRIVOXY_RECEIVE_BUFFER
 EOF
 }
 
@@ -470,8 +481,8 @@ settings() {
     SETTINGS[proxyd-auth]="proxyd's process, a second listener with \`auth = password\`"
     SETTINGS[nginx]="$NGINX_SETTINGS"
     SETTINGS[tinyproxy]="\`MaxClients 30000\`, \`Timeout 600\`, \`DisableViaHeader Yes\`, \`LogLevel Error\` (thread per connection, no worker setting)"
-    SETTINGS[squid]="\`workers 2\`, \`cache deny all\`, \`cache_mem 0\`, \`memory_cache_shared off\`, \`access_log none\`, \`max_filedescriptors 200000\`, client and server persistent connections on"
-    SETTINGS[privoxy]="\`max-client-connections 30000\`, \`connection-sharing 1\`, \`keep-alive-timeout 300\`, no filtering actions (\`+limit-connect{1-65535}\` only)"
+    SETTINGS[squid]="\`workers 2\`, \`read_ahead_gap $SQUID_READ_AHEAD\` (default 16 KB), \`cache deny all\`, \`cache_mem 0\`, \`memory_cache_shared off\`, \`access_log none\`, \`max_filedescriptors 200000\`, client and server persistent connections on"
+    SETTINGS[privoxy]="\`receive-buffer-size $PRIVOXY_RECEIVE_BUFFER\` (default 5000), \`max-client-connections 30000\`, \`connection-sharing 1\`, \`keep-alive-timeout 300\`, no filtering actions (\`+limit-connect{1-65535}\` only)"
     SETTINGS[noproxy]="the origin: nginx, 1 worker, \`sendfile on\`, \`tcp_nopush on\`, keep-alive \`keepalive_requests 10000000\`"
 }
 
