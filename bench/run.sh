@@ -314,8 +314,8 @@ http {
         proxy_max_temp_file_size 0;
         location / { proxy_pass http://origin; }
         # large bodies: buffers sized for them, as ngx_http_proxy_module
-        # advises (the default 8 x 4k/8k makes a 16 MiB body take ~2000 small
-        # reads and writes per MiB round)
+        # advises (the default, 8 buffers of one 4 KiB page, reads a 16 MiB
+        # body 4 KiB at a time)
         location = /16m {
             proxy_pass http://origin;
             $NGINX_BIG_BUFFERS
