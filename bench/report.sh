@@ -679,15 +679,15 @@ EOF
 
 # report_optimisation_log_18: the optimisation log of issue 18 is kept in
 # bench/optimisation-log.md (its own file, written by hand with each step);
-# the report includes it here, headings moved one level down, between the
-# two markers, or says that it is not written yet.
+# the report includes it here, its headings moved three levels down (under
+# this ### heading), between two markers, or says that it is not written yet.
 report_optimisation_log_18() {
     local f=$HERE/optimisation-log.md
     echo "### Issue 18: steps since (bench/optimisation-log.md)"
     echo
     echo "<!-- optimisation-log.md begins: generated from bench/optimisation-log.md by bench/report.sh; edit that file -->"
     if [ -s "$f" ]; then
-        sed 's/^#\(#*\) /###\1 /' "$f"
+        sed 's/^\(#\{1,3\}\) /###\1 /' "$f"
     else
         echo "_Not written yet: the steps of issue 18 go into \`bench/optimisation-log.md\`, which is included here._"
     fi
