@@ -42,6 +42,8 @@
 #                            tunnels idle that long
 #   SESSIONS_PORT_BASE=19300 ports BASE..BASE+2 on loopback
 #   SESSIONS_REPORT=1        0: leave bench/RESULTS.md alone
+#   SESSIONS_CONF=conf/proxyd.conf  the shipped file the overrides go into
+#   PROXYD, PROXYCTL         the binaries (build/proxyd, build/proxyctl)
 set -u -o pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
