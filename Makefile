@@ -8,6 +8,8 @@
 #   make fuzz       run every fuzz target for FUZZ_SECONDS each
 #   make fuzz-long  run every target for FUZZ_LONG_SECONDS; execs go to README.md
 #   make bench      compare proxyd with other proxies (bench/RESULTS.md)
+#   make bench-sessions  proxyd as shipped holding 1k..100k idle tunnels: memory,
+#                   latency, workers (bench/sessions.sh; SESSIONS_STEPS=...)
 #   make cluster-demo  redis-server, proxyd nodes and haproxy (conf/cluster/) on
 #                   loopback: shared user limit, budget, sticky routes, a node
 #                   killed under load; SIZE=small is what make test runs
@@ -85,7 +87,7 @@ INTEG_OBJ  := $(call obj,$(INTEG_SRC))
 FUZZ_BIN   := $(patsubst tests/fuzz/%_fuzz.cpp,$(BUILD)/fuzz/%,$(FUZZ_SRC))
 CORE_LIB   := $(BUILD)/libproxyd.a
 
-.PHONY: FORCE all deps build test check run asan asan-ci fuzz fuzz-build fuzz-long bench install install-files \
+.PHONY: FORCE all deps build test check run asan asan-ci fuzz fuzz-build fuzz-long bench bench-sessions install install-files \
         deb deb-check clean lint format cluster-demo
 .DEFAULT_GOAL := all
 
@@ -201,6 +203,12 @@ run: all
 
 bench: all
 	bench/run.sh
+
+# The sessions curve: idle CONNECT tunnels held by proxyd as shipped, in steps
+# (bench/README.md, "The sessions curve"); writes bench/work/sessions.tsv and
+# the "Sessions curve" section of bench/RESULTS.md.
+bench-sessions: all
+	bench/sessions.sh
 
 # The cluster demonstration (tests/cluster/demo.sh): prints what each part
 # shows and PASS or FAIL; SIZE=small for the short version make test runs.

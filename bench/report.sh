@@ -72,11 +72,13 @@ cell() {
 }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || b + 0 == 0) print "—"; else printf "%.2f×", a / b }'; }
 peers_in() { awk -F'\t' -v t="$1" '$1 == t { print $2 }' "$AGG" | awk '!s[$0]++' | sort_peers; }
-sort_peers() { awk 'BEGIN { o["noproxy"] = 1; o["nginx"] = 2; o["proxyd"] = 3; o["proxyd-auth"] = 3.5; o["proxyd-rotate"] = 3.6; o["proxyd-parent"] = 3.7; o["proxyd-leases"] = 3.8; o["proxyd-cluster"] = 3.9; o["tinyproxy"] = 4; o["squid"] = 5; o["privoxy"] = 6 } { print (o[$1] ? o[$1] : 9), $1 }' | sort -n | awk '{ print $2 }'; }
+sort_peers() { awk 'BEGIN { o["noproxy"] = 1; o["nginx"] = 2; o["proxyd"] = 3; o["proxyd-tuned"] = 3.2; o["proxyd-auth"] = 3.5; o["proxyd-rotate"] = 3.6; o["proxyd-parent"] = 3.7; o["proxyd-leases"] = 3.8; o["proxyd-cluster"] = 3.9; o["tinyproxy"] = 4; o["squid"] = 5; o["privoxy"] = 6 } { print (o[$1] ? o[$1] : 9), $1 }' | sort -n | awk '{ print $2 }'; }
 label() {
     case $1 in
         noproxy) echo "no proxy (reference)" ;;
         nginx) echo "nginx reverse proxy (reference)" ;;
+        proxyd) echo "proxyd (shipped configuration)" ;;
+        proxyd-tuned) echo "proxyd tuned" ;;
         proxyd-auth) echo "proxyd authenticated (Basic)" ;;
         proxyd-rotate) echo "proxyd, 4 source addresses in rotation" ;;
         proxyd-parent) echo "proxyd through a proxyd parent" ;;
@@ -106,8 +108,8 @@ table_wrk() {  # table_wrk TEST TITLE
     echo "### $2"
     echo
     if [ "$t" = get16m ]; then
-        echo "| peer | MB/s | CPU ms per 100 MB | p99 ms | × nginx | × best fwd ($best) | flags |"
-        echo "|---|---|---|---|---|---|---|"
+        echo "| peer | MB/s | CPU ms per 100 MB | p99 ms | × nginx | × no proxy | × best fwd ($best) | flags |"
+        echo "|---|---|---|---|---|---|---|---|"
     else
         echo "| peer | req/s | p50 ms | p99 ms | CPU µs/req | client conn/req | upstream conn/req | × nginx | × best fwd (${best:-none}) | flags |"
         echo "|---|---|---|---|---|---|---|---|---|---|"
@@ -117,7 +119,7 @@ table_wrk() {  # table_wrk TEST TITLE
         f=$(flagged "$t" "$p"); f=${f:-ok}
         if [ "$t" = get16m ]; then
             cpu=$(if [ "$p" = noproxy ]; then echo "—"; else cell "$t" "$p" cpu_ms_100mb 1; fi)
-            echo "| $(label "$p") | $(cell "$t" "$p" mbps 0) | $cpu | $(fmt "$(get "$t" "$p" p99_ms)" 1) | $(ratio "$(get "$t" "$p" mbps)" "$(get "$t" nginx mbps)") | $(ratio "$(get "$t" "$p" mbps)" "$([ -n "$best" ] && get "$t" "$best" mbps)") | $f |"
+            echo "| $(label "$p") | $(cell "$t" "$p" mbps 0) | $cpu | $(fmt "$(get "$t" "$p" p99_ms)" 1) | $(ratio "$(get "$t" "$p" mbps)" "$(get "$t" nginx mbps)") | $(ratio "$(get "$t" "$p" mbps)" "$(get "$t" noproxy mbps)") | $(ratio "$(get "$t" "$p" mbps)" "$([ -n "$best" ] && get "$t" "$best" mbps)") | $f |"
         else
             cpu=$(if [ "$p" = noproxy ]; then echo "—"; else cell "$t" "$p" cpu_us_req 1; fi)
             echo "| $(label "$p") | $(cell "$t" "$p" rps 0) | $(fmt "$(get "$t" "$p" p50_ms)" 2) | $(fmt "$(get "$t" "$p" p99_ms)" 2) | $cpu | $(fmt "$(get "$t" "$p" client_conn_per_req)" 3) | $(fmt "$(get "$t" "$p" upstream_conn_per_req)" 3) | $(ratio "$(get "$t" "$p" rps)" "$nginx_rps") | $(ratio "$(get "$t" "$p" rps)" "$best_rps") | $f |"
@@ -141,7 +143,8 @@ div() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || b + 0 == 0) p
 
 report() {
     aggregate
-    local out=$HERE/RESULTS.md p t
+    local out=$HERE/RESULTS.md p t sessions
+    sessions=$(sessions_section "$out")
     {
         echo "# proxyd benchmark results"
         echo
@@ -169,12 +172,12 @@ report() {
         echo "- Everything on one machine over loopback: the load generator (wrk, curl), the origin and the proxy"
         echo "  share the same $(nproc) CPUs, so numbers are lower than on split hosts and CPU-bound everywhere."
         echo "- Origin: nginx, 1 worker, static files 1 KiB / 64 KiB / 16 MiB, plus a TLS listener (self-signed RSA-2048)."
-        echo "- Peers, each with its own config in \`bench/work/<peer>/\` and its own loopback port:"
-        echo "  proxyd 2 workers, \`upstream_keepalive_per_destination = 256\` (the default 8 idle upstream connections"
-        echo "  per worker makes proxyd open ~0.35 upstream connections per request at 50 client connections);"
-        echo "  nginx reverse proxy 2 workers with \`keepalive 256\` to the origin (reference);"
-        echo "  squid \`workers 2\`, \`cache deny all\`; tinyproxy and privoxy are thread-per-connection (no worker setting);"
-        echo "  \"no proxy\" is wrk straight to the origin (reference)."
+        echo "- Peers, each with its own config in \`bench/work/<peer>/\` and its own loopback port, each tuned for each"
+        echo "  row the way its own documentation advises; proxyd is measured as shipped (\`proxyd\`) and tuned"
+        echo "  (\`proxyd-tuned\`). \"no proxy\" is wrk or curl straight to the origin (reference). The settings:"
+        echo
+        report_settings
+        echo
         echo "- \"proxyd authenticated\" is the same proxyd process (same CPU accounting) on a second listener with"
         echo "  \`auth = password\` and a users file of one bcrypt (cost 10) account made by \`htpasswd -nbB -C 10\`; wrk sends"
         echo "  \`Proxy-Authorization: Basic …\` with every request. Only the first check per worker costs a hash; the"
@@ -194,6 +197,10 @@ report() {
         echo "  \"client conn/req\" and \"upstream conn/req\" come from the kernel's TCP ActiveOpens and the origin's"
         echo "  stub_status accepts: 0 means full keep-alive, 1 means a new connection per request."
         echo "- CONNECT: $CONNECT_PAR parallel curl loops, each $CONNECT_SEQ × 16 MiB over HTTPS through a fresh tunnel (curl -p -x)."
+        echo "- One stream: ${ONE_N:-10} single curl downloads of 16 MiB one after the other, each its own process and"
+        echo "  connection: plain HTTP (\`curl -x\`; nginx and no proxy by their own port), and HTTPS through a CONNECT tunnel"
+        echo "  (\`curl -p -x\`). A repetition's figure is the median of the downloads' own speeds (bytes ÷ whole transfer time,"
+        echo "  handshakes included)."
         echo "- Tunnels: \`bench/tunnel_hold\` opens N CONNECT tunnels to a sink it listens on and holds them idle;"
         echo "  RSS summed over all the peer's processes before and after, on a freshly started peer per N."
         echo "- A flagged peer (errors, non-2xx, no keep-alive) is shown but not used as \"best forward proxy\"."
@@ -225,6 +232,7 @@ report() {
             echo "| $(label "$p") | $(cell connect "$p" mbps 0) | $(if [ "$p" = noproxy ]; then echo "—"; else cell connect "$p" cpu_ms_100mb 1; fi) | $(ratio "$(get connect "$p" mbps)" "$(get connect noproxy mbps)") | ${f:-ok} |"
         done
         echo
+        report_one_stream
         echo "### Memory per held idle CONNECT tunnel"
         echo
         echo "| peer | tunnels | established | still open at end | RSS before → after (MiB) | KiB per tunnel | setup s | flags |"
@@ -239,6 +247,7 @@ report() {
         done
         echo
         [ -n "${NOTE[tunnels]:-}" ] && { echo "Note: ${NOTE[tunnels]}"; echo; }
+        report_tuned
         report_auth
         report_rotation
         report_parent
@@ -252,10 +261,109 @@ report() {
         done
         echo
         report_targets
+        report_targets_18
         report_optimisation_log
         report_anomalies
         report_profile
-    } >"$out"
+        # the sessions curve (bench/sessions.sh) is a run of its own: keep it
+        if [ -n "$sessions" ]; then printf '%s\n' "$sessions"; fi
+    } >"$out.new"
+    mv "$out.new" "$out"
+}
+
+# sessions_section FILE: the "## Sessions curve" section of FILE (to the next
+# "## " heading or the end), which bench/sessions.sh writes and report keeps
+sessions_section() {
+    [ -f "$1" ] || return 0
+    awk '/^## / { keep = ($0 ~ /^## Sessions curve/) } keep' "$1"
+}
+
+# report_settings: one line per peer of this run, what its configuration sets
+report_settings() {
+    local p
+    echo "| peer | settings |"
+    echo "|---|---|"
+    for p in $(printf '%s\n' "${!SETTINGS[@]}" | sort_peers); do
+        case $p in proxyd-auth|proxyd-leases|proxyd-cluster|proxyd-rotate|proxyd-parent|noproxy) [ -z "$(get ka50 "$p" rps)" ] && continue ;; esac
+        [ -z "$(peers_in ka50 | grep -x -- "$p")$(peers_in get16m | grep -x -- "$p")" ] && continue
+        echo "| $(label "$p") | ${SETTINGS[$p]} |"
+    done
+}
+
+# report_one_stream: the single-stream rows, against no proxy and nginx
+report_one_stream() {
+    local p
+    [ -z "$(peers_in one16m)$(peers_in connect1)" ] && return 0
+    echo "### One stream: single 16 MiB downloads (curl, one connection at a time)"
+    echo
+    echo "Median of each repetition's median download speed (min–max over repetitions). CONNECT: HTTPS from the"
+    echo "TLS origin through a tunnel (\`curl -p\`); no proxy: the same download straight from the TLS origin."
+    echo
+    echo "| peer | plain HTTP MB/s | × no proxy | × nginx | CPU ms per 100 MB | CONNECT + TLS MB/s | × no proxy | CPU ms per 100 MB | flags |"
+    echo "|---|---|---|---|---|---|---|---|---|"
+    for p in $({ peers_in one16m; peers_in connect1; } | awk '!s[$0]++' | sort_peers); do
+        local f c1="—" c2="—"
+        f="$(flagged one16m "$p")$(flagged connect1 "$p")"
+        if [ "$p" != noproxy ]; then c1=$(cell one16m "$p" cpu_ms_100mb 1); c2=$(cell connect1 "$p" cpu_ms_100mb 1); fi
+        echo "| $(label "$p") | $(cell one16m "$p" mbps 0) | $(ratio "$(get one16m "$p" mbps)" "$(get one16m noproxy mbps)") | $(ratio "$(get one16m "$p" mbps)" "$(get one16m nginx mbps)") | $c1 | $(cell connect1 "$p" mbps 0) | $(ratio "$(get connect1 "$p" mbps)" "$(get connect1 noproxy mbps)") | $c2 | ${f:-ok} |"
+    done
+    echo
+}
+
+# report_tuned: proxyd as shipped against proxyd tuned, same run
+report_tuned() {
+    local t k
+    [ -z "$(get ka50 proxyd-tuned rps)$(get get16m proxyd-tuned mbps)" ] && return 0
+    echo "### proxyd as shipped vs tuned"
+    echo
+    echo "\`proxyd\`: ${SETTINGS[proxyd]:-?}."
+    echo "\`proxyd-tuned\`: ${SETTINGS[proxyd-tuned]:-?}. Ratios are shipped ÷ tuned, of the medians."
+    echo
+    echo "| test | throughput shipped → tuned | shipped ÷ tuned | p99 ms shipped → tuned | proxy CPU shipped → tuned | upstream conn/req shipped → tuned |"
+    echo "|---|---|---|---|---|---|"
+    for t in ka50 ka200 close50 get16m connect one16m connect1; do
+        [ -z "$(get "$t" proxyd-tuned mbps)$(get "$t" proxyd-tuned rps)" ] && continue
+        read -ra k <<<"$(vs_keys "$t")"
+        echo "| $t | $(fmt "$(get "$t" proxyd "${k[0]}")") → $(fmt "$(get "$t" proxyd-tuned "${k[0]}")") ${k[2]} | $(ratio "$(get "$t" proxyd "${k[0]}")" "$(get "$t" proxyd-tuned "${k[0]}")") | $(fmt "$(get "$t" proxyd p99_ms)" 2) → $(fmt "$(get "$t" proxyd-tuned p99_ms)" 2) | $(fmt "$(get "$t" proxyd "${k[1]}")" 1) → $(fmt "$(get "$t" proxyd-tuned "${k[1]}")" 1) ${k[3]} | $(fmt "$(get "$t" proxyd upstream_conn_per_req)" 3) → $(fmt "$(get "$t" proxyd-tuned upstream_conn_per_req)" 3) |"
+    done
+    echo
+    # shellcheck disable=SC2013  # test names, one word each
+    for t in $(awk -F'\t' '$1 ~ /^tunnels/ && $2 == "proxyd-tuned" { print $1 }' "$AGG" | sort -u -t s -k2 -n); do
+        echo "- ${t#tunnels} idle tunnels held: $(fmt "$(get "$t" proxyd kib_per_tunnel)" 2) → $(fmt "$(get "$t" proxyd-tuned kib_per_tunnel)" 2) KiB RSS per tunnel, $(get "$t" proxyd established) → $(get "$t" proxyd-tuned established) established"
+    done
+    echo
+}
+
+# report_targets_18: large bodies and tunnels, parallel and one stream, for
+# proxyd as shipped and tuned (issue 18)
+report_targets_18() {
+    local p
+    [ -z "$(get get16m proxyd mbps)$(get one16m proxyd mbps)$(get get16m proxyd-tuned mbps)" ] && return 0
+    echo "## Targets of issue 18 (large bodies and tunnels, parallel and one stream)"
+    echo
+    echo "Against nginx tuned for large bodies (Setup) and no proxy. Parallel = 4 streams as above; one stream = single"
+    echo "curl downloads."
+    echo
+    echo "| target | value | goal | verdict | note |"
+    echo "|---|---|---|---|---|"
+    for p in proxyd proxyd-tuned; do
+        [ -z "$(get get16m "$p" mbps)$(get one16m "$p" mbps)" ] && continue
+        target_line "$p: 16 MiB, 4 streams, ÷ nginx" "$(div "$(get get16m "$p" mbps)" "$(get get16m nginx mbps)")" 1.5 ge \
+            "$(fmt "$(get get16m "$p" mbps)") vs $(fmt "$(get get16m nginx mbps)") MB/s" "$(fmt "$(get get16m "$p" mbps)") vs $(fmt "$(get get16m nginx mbps)") MB/s"
+        target_line "$p: 16 MiB, 4 streams, ÷ no proxy" "$(div "$(get get16m "$p" mbps)" "$(get get16m noproxy mbps)")" 0.95 ge \
+            "$(fmt "$(get get16m "$p" mbps)") vs $(fmt "$(get get16m noproxy mbps)") MB/s" "$(fmt "$(get get16m "$p" mbps)") vs $(fmt "$(get get16m noproxy mbps)") MB/s"
+        target_line "$p: 16 MiB, one stream, ÷ nginx" "$(div "$(get one16m "$p" mbps)" "$(get one16m nginx mbps)")" 1.5 ge \
+            "$(fmt "$(get one16m "$p" mbps)") vs $(fmt "$(get one16m nginx mbps)") MB/s" "$(fmt "$(get one16m "$p" mbps)") vs $(fmt "$(get one16m nginx mbps)") MB/s"
+        target_line "$p: 16 MiB, one stream, ÷ no proxy" "$(div "$(get one16m "$p" mbps)" "$(get one16m noproxy mbps)")" 0.95 ge \
+            "$(fmt "$(get one16m "$p" mbps)") vs $(fmt "$(get one16m noproxy mbps)") MB/s" "$(fmt "$(get one16m "$p" mbps)") vs $(fmt "$(get one16m noproxy mbps)") MB/s"
+        target_line "$p: CONNECT, 4 streams, ÷ no proxy" "$(div "$(get connect "$p" mbps)" "$(get connect noproxy mbps)")" 0.95 ge \
+            "$(fmt "$(get connect "$p" mbps)") vs $(fmt "$(get connect noproxy mbps)") MB/s" "$(fmt "$(get connect "$p" mbps)") vs $(fmt "$(get connect noproxy mbps)") MB/s"
+        target_line "$p: CONNECT, one stream, ÷ no proxy" "$(div "$(get connect1 "$p" mbps)" "$(get connect1 noproxy mbps)")" 0.95 ge \
+            "$(fmt "$(get connect1 "$p" mbps)") vs $(fmt "$(get connect1 noproxy mbps)") MB/s" "$(fmt "$(get connect1 "$p" mbps)") vs $(fmt "$(get connect1 noproxy mbps)") MB/s"
+    done
+    echo
+    echo "nginx has no CONNECT, so the tunnel rows have no nginx ratio."
+    echo
 }
 
 # auth_runs TEST KEY: KEY summed over all runs of proxyd-auth in TEST
@@ -307,8 +415,8 @@ report_auth() {
 # expectation compares in the same unit
 vs_keys() {
     case $1 in
-        get16m) echo "mbps cpu_ms_100mb MB/s ms/100MB machine_cpu_us_req cpu_us_req" ;;
-        connect) echo "mbps cpu_ms_100mb MB/s ms/100MB machine_cpu_ms_100mb cpu_ms_100mb" ;;
+        get16m|one16m) echo "mbps cpu_ms_100mb MB/s ms/100MB machine_cpu_us_req cpu_us_req" ;;
+        connect|connect1) echo "mbps cpu_ms_100mb MB/s ms/100MB machine_cpu_ms_100mb cpu_ms_100mb" ;;
         *) echo "rps cpu_us_req req/s µs/req machine_cpu_us_req cpu_us_req" ;;
     esac
 }
@@ -566,6 +674,25 @@ ask for `EPOLLEXCLUSIVE`). The next steps are a direct read path for plain-TCP s
 buffer, no bufferevent) and reusing a session's per-request allocations.
 
 EOF
+    report_optimisation_log_18
+}
+
+# report_optimisation_log_18: the optimisation log of issue 18 is kept in
+# bench/optimisation-log.md (its own file, written by hand with each step);
+# the report includes it here, its headings moved three levels down (under
+# this ### heading), between two markers, or says that it is not written yet.
+report_optimisation_log_18() {
+    local f=$HERE/optimisation-log.md
+    echo "### Issue 18: steps since (bench/optimisation-log.md)"
+    echo
+    echo "<!-- optimisation-log.md begins: generated from bench/optimisation-log.md by bench/report.sh; edit that file -->"
+    if [ -s "$f" ]; then
+        sed 's/^\(#\{1,3\}\) /###\1 /' "$f"
+    else
+        echo "_Not written yet: the steps of issue 18 go into \`bench/optimisation-log.md\`, which is included here._"
+    fi
+    echo "<!-- optimisation-log.md ends -->"
+    echo
 }
 
 report_anomalies() {
@@ -633,9 +760,11 @@ chart() {
     for t in ka50 ka200 close50; do
         for p in $(peers_in "$t"); do echo "$p $(get "$t" "$p" rps) $(get "$t" "$p" rps 5) $(get "$t" "$p" rps 6)"; done >"$d/$t.dat"
     done
-    for t in get16m connect; do
+    for t in get16m connect one16m; do
         for p in $(peers_in "$t"); do echo "$p $(get "$t" "$p" mbps) $(get "$t" "$p" mbps 5) $(get "$t" "$p" mbps 6)"; done >"$d/$t.dat"
     done
+    # a run without the single-stream rows (an older raw.tsv): an empty panel
+    [ -s "$d/one16m.dat" ] || echo "not-measured 0 0 0" >"$d/one16m.dat"
     for p in $(peers_in ka50); do [ "$p" = noproxy ] && continue; echo "$p $(get ka50 "$p" cpu_us_req) $(get ka50 "$p" cpu_us_req 5) $(get ka50 "$p" cpu_us_req 6)"; done >"$d/cpu.dat"
     local last
     last=$(awk -F'\t' '$1 ~ /^tunnels/ { print $1 }' "$AGG" | sort -u -t s -k2 -n | tail -1)
@@ -670,6 +799,8 @@ set title "CONNECT + TLS 16 MiB (MB/s)"
 plot "$d/connect.dat" using 2:3:4:xtic(1) lc rgb "#5b9bd5"
 set title "$mem_title"
 plot "$d/mem.dat" using 2:3:4:xtic(1) lc rgb "#ffc000"
+set title "GET 16 MiB, one stream (MB/s, median download)"
+plot "$d/one16m.dat" using 2:3:4:xtic(1) lc rgb "#70ad47"
 unset multiplot
 EOF
     gnuplot "$d/plot.gp" 2>"$d/gnuplot.err" || log "gnuplot failed: $(head -3 "$d/gnuplot.err")"
@@ -681,7 +812,8 @@ if [ "${BASH_SOURCE[0]}" = "$0" ]; then
     HERE=$(cd "$(dirname "$0")" && pwd)
     W=$HERE/work RAW=$HERE/work/raw.tsv AGG=$W/agg.tsv FLAGS=$W/flags.tsv
     REPS=${BENCH_REPS:-3} DUR=${BENCH_DURATION:-5} CONNECT_PAR=4 CONNECT_SEQ=4 FIRST_CONTACT_S=5
-    declare -A BROKEN=() NOTE=() TUNNEL_BROKEN=()
+    declare -A BROKEN=() NOTE=() TUNNEL_BROKEN=() SETTINGS=()
+    ONE_N=10
     # shellcheck source=/dev/null  # written by run.sh
     [ -f "$W/meta.sh" ] && . "$W/meta.sh"
     ORIGIN_PORT=$(( ${BENCH_PORT_BASE:-19000} ))

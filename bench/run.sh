@@ -12,7 +12,10 @@
 # bench/work/raw.tsv. Knobs (environment):
 #   BENCH_DURATION=5        seconds per wrk run
 #   BENCH_REPS=3            interleaved repetitions
-#   BENCH_PEERS="noproxy nginx proxyd proxyd-auth proxyd-rotate proxyd-parent proxyd-leases proxyd-cluster tinyproxy squid privoxy"
+#   BENCH_PEERS="noproxy nginx proxyd proxyd-tuned proxyd-auth proxyd-rotate proxyd-parent proxyd-leases proxyd-cluster tinyproxy squid privoxy"
+#                           proxyd: the shipped configuration (only ports,
+#                           paths, workers = 2 and the loopback ACL changed);
+#                           proxyd-tuned: the same plus the tuning of TUNED_*
 #                           proxyd-leases: an authenticated proxyd whose user has
 #                           max_sessions (every request takes a lease in the
 #                           node's own table); proxyd-cluster: the same plus
@@ -21,7 +24,8 @@
 #   BENCH_TUNNELS="5000 20000"  (empty: no held-tunnel test)
 #   BENCH_PROFILE=1         perf profile of a proxyd worker under keep-alive load
 #   BENCH_INSTALL=1         install missing Debian packages
-#   BENCH_PORT_BASE=19000   ports BASE..BASE+21 on 127.0.0.1
+#   BENCH_ONE_N=10          single-stream rows: downloads per repetition
+#   BENCH_PORT_BASE=19000   ports BASE..BASE+22 on 127.0.0.1
 set -u -o pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -29,8 +33,9 @@ ROOT=$(dirname "$HERE")
 W=$HERE/work
 DUR=${BENCH_DURATION:-5}
 REPS=${BENCH_REPS:-3}
-PEERS=${BENCH_PEERS:-"noproxy nginx proxyd proxyd-auth proxyd-rotate proxyd-parent proxyd-leases proxyd-cluster tinyproxy squid privoxy"}
+PEERS=${BENCH_PEERS:-"noproxy nginx proxyd proxyd-tuned proxyd-auth proxyd-rotate proxyd-parent proxyd-leases proxyd-cluster tinyproxy squid privoxy"}
 TUNNELS=${BENCH_TUNNELS-"5000 20000"}   # set but empty: no held-tunnel test
+ONE_N=${BENCH_ONE_N:-10}
 PROFILE=${BENCH_PROFILE:-1}
 INSTALL=${BENCH_INSTALL:-1}
 BASE=${BENCH_PORT_BASE:-19000}
@@ -44,7 +49,8 @@ declare -A PORT=([noproxy]=$ORIGIN_PORT [nginx]=$((BASE + 10)) [proxyd]=$((BASE 
                  [tinyproxy]=$((BASE + 12)) [squid]=$((BASE + 13)) [privoxy]=$((BASE + 14))
                  [proxyd-auth]=$((BASE + 15)) [proxyd-rotate]=$((BASE + 16)) [proxyd-parent]=$((BASE + 17))
                  [proxyd-parent-up]=$((BASE + 18)) [proxyd-leases]=$((BASE + 19))
-                 [proxyd-cluster]=$((BASE + 20)) [proxyd-cluster-redis]=$((BASE + 21)))
+                 [proxyd-cluster]=$((BASE + 20)) [proxyd-cluster-redis]=$((BASE + 21))
+                 [proxyd-tuned]=$((BASE + 22)))
 # proxyd-auth is no process of its own: it is proxyd's second listener
 # (`auth = password`), so its CPU is the same process tree's. Its wrk runs
 # send Basic credentials with every request, and only these tests have it.
@@ -205,7 +211,7 @@ need_install() {
 # ---------------------------------------------------------------- work dir
 setup_workdir() {
     rm -rf "$W"
-    mkdir -p "$W"/{www,tls,origin,nginx,proxyd,proxyd-auth,proxyd-rotate,proxyd-parent,proxyd-parent-up,proxyd-leases,proxyd-cluster,proxyd-cluster-redis,tinyproxy,squid,privoxy,wrk,out}
+    mkdir -p "$W"/{www,tls,origin,nginx,proxyd,proxyd-tuned,proxyd-auth,proxyd-rotate,proxyd-parent,proxyd-parent-up,proxyd-leases,proxyd-cluster,proxyd-cluster-redis,tinyproxy,squid,privoxy,wrk,out}
     head -c 1024 /dev/urandom >"$W/www/1k"
     head -c 65536 /dev/urandom >"$W/www/64k"
     head -c 16777216 /dev/urandom >"$W/www/16m"
@@ -271,7 +277,23 @@ EOF
     fi
 }
 
+# nginx, tuned per row as its documentation (ngx_http_proxy_module,
+# ngx_http_upstream_module) advises: an upstream keep-alive cache per worker
+# sized to the concurrency (ka200: 200 connections over 2 workers), HTTP/1.1
+# with Connection cleared so the cache is used, no temp files, and for the
+# 16 MiB file proxy buffers of 64k (the default is 8 x one memory page).
+NGINX_KEEPALIVE=256
+NGINX_BIG_BUFFERS="proxy_buffer_size 64k; proxy_buffers 8 64k; proxy_busy_buffers_size 128k;"
+NGINX_SETTINGS="\`worker_processes 2\`, \`upstream { keepalive $NGINX_KEEPALIVE; keepalive_requests 10000000; }\`, \`proxy_http_version 1.1\`, \`proxy_set_header Connection \"\"\`, \`proxy_max_temp_file_size 0\`; for \`/16m\`: \`$NGINX_BIG_BUFFERS\`; \`/1k\`: the default \`proxy_buffers 8 4k\`, \`proxy_buffer_size 4k\` (a 1 KiB answer fits)"
+# squid and privoxy, tuned for the large-body rows as their manuals advise
+# (one setting for all rows: neither has per-location buffers; the 1 KiB rows
+# only pay the memory): squid's read_ahead_gap (default 16 KB) bounds how far
+# it reads from the server ahead of the client, privoxy's receive-buffer-size
+# (default 5000 bytes) is the piece it reads from the server at a time.
+SQUID_READ_AHEAD="64 KB"
+PRIVOXY_RECEIVE_BUFFER=65536
 write_configs() {
+    settings
     cat >"$W/nginx/nginx.conf" <<EOF
 user root;
 worker_processes 2;
@@ -284,14 +306,19 @@ http {
     access_log off;
     keepalive_requests 10000000;
     keepalive_timeout 300s;
-    upstream origin { server 127.0.0.1:$ORIGIN_PORT; keepalive 256; keepalive_requests 10000000; }
+    upstream origin { server 127.0.0.1:$ORIGIN_PORT; keepalive $NGINX_KEEPALIVE; keepalive_requests 10000000; }
     server {
         listen 127.0.0.1:${PORT[nginx]} backlog=4096;
-        location / {
+        proxy_http_version 1.1;
+        proxy_set_header Connection "";
+        proxy_max_temp_file_size 0;
+        location / { proxy_pass http://origin; }
+        # large bodies: buffers sized for them, as ngx_http_proxy_module
+        # advises (the default, 8 buffers of one 4 KiB page, reads a 16 MiB
+        # body 4 KiB at a time)
+        location = /16m {
             proxy_pass http://origin;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-            proxy_max_temp_file_size 0;
+            $NGINX_BIG_BUFFERS
         }
     }
 }
@@ -306,12 +333,12 @@ EOF
     else
         auth_conf="[listen auth]
 address = 127.0.0.1:${PORT[proxyd-auth]}
-backlog = 4096
 auth = password
 [auth]
 users_file = $W/proxyd/users"
     fi
     proxyd_conf proxyd "$auth_conf" >"$W/proxyd/proxyd.conf"
+    proxyd_conf proxyd-tuned >"$W/proxyd-tuned/proxyd.conf"
     # The routing rows: the proxyd peer's configuration plus a [route]
     # (routing is per configuration, so each is a process of its own).
     proxyd_conf proxyd-rotate "" "[route]
@@ -377,6 +404,8 @@ logfile_rotate 0
 shutdown_lifetime 1 seconds
 client_persistent_connections on
 server_persistent_connections on
+# large bodies: read ahead of the client by more than the default 16 KB
+read_ahead_gap $SQUID_READ_AHEAD
 EOF
     cat >"$W/privoxy/bench.action" <<'EOF'
 {+limit-connect{1-65535}}
@@ -396,13 +425,29 @@ keep-alive-timeout 300
 socket-timeout 300
 connection-sharing 1
 default-server-timeout 60
+# large bodies: receive in larger pieces than the default 5000 bytes
+receive-buffer-size $PRIVOXY_RECEIVE_BUFFER
 EOF
 }
 
-# proxyd_conf PEER [LISTENERS] [SECTIONS]: the proxyd peer's configuration
-# with PEER's port and paths under $W/PEER, plus more listeners and sections.
+# proxyd_conf PEER [LISTENERS] [SECTIONS]: PEER's proxyd configuration: the
+# shipped one (conf/proxyd.conf, whose values are the binary's defaults, so
+# every key not written here keeps its shipped value, including the [limits]
+# a newer proxyd changes) with only what the bench must change: PEER's port
+# and paths, workers = 2 (the targets are for 2 workers on these 2 CPUs) and
+# an [acl] that lets it reach the origin on loopback. proxyd-tuned adds the
+# tuning of TUNED_LISTEN and TUNED_LIMITS. LISTENERS go into [listen main]
+# and after it, SECTIONS at the end.
+TUNED_LISTEN="backlog = 4096"
+TUNED_LIMITS="max_connections = 30000
+upstream_keepalive_per_destination = 256"
 proxyd_conf() {
-    local p=$1 listeners=${2:-} sections=${3:-}
+    local p=$1 listeners=${2:-} sections=${3:-} tune_listen="" tune_limits=""
+    if [ "$p" = proxyd-tuned ]; then
+        tune_listen=$TUNED_LISTEN
+        tune_limits="[limits]
+$TUNED_LIMITS"
+    fi
     cat <<EOF
 [master]
 workers = 2
@@ -410,20 +455,35 @@ pid_file = $W/$p/proxyd.pid
 control_socket = $W/$p/proxyd.sock
 [log]
 error_log = $W/$p/error.log
-level = warn
-access_log = off
 [listen main]
 address = 127.0.0.1:${PORT[$p]}
-backlog = 4096
+$tune_listen
 $listeners
-[limits]
-max_connections = 30000
-upstream_keepalive_per_destination = 256
+$tune_limits
 [acl]
 deny_private_destinations = no
 connect_ports = 1-65535
 $sections
 EOF
+}
+# settings: what each peer's configuration sets beyond its own defaults, in
+# one line per peer for the report (SETTINGS[peer]); proxyd's are the
+# overrides of proxyd_conf.
+declare -A SETTINGS=()
+settings() {
+    local base="shipped \`conf/proxyd.conf\` (binary defaults) except \`workers = 2\`, the listen address, \`pid_file\`, \`control_socket\`, \`error_log\`, \`[acl] deny_private_destinations = no\` and \`connect_ports = 1-65535\` (the origin is on loopback)"
+    SETTINGS[proxyd]="$base"
+    SETTINGS[proxyd-tuned]="as proxyd, plus \`${TUNED_LISTEN}\`, \`[limits] ${TUNED_LIMITS//$'\n'/, }\`"
+    SETTINGS[proxyd-rotate]="as proxyd, plus \`[route] source_addresses = $ROTATE_SOURCES\`, \`rotation = round-robin\`"
+    SETTINGS[proxyd-parent]="two processes, each as proxyd, plus \`[proxy] name\` (proxyd-front, proxyd-parent) and the front's \`[route] parents = up\`"
+    SETTINGS[proxyd-leases]="as proxyd, plus \`auth = password\`, \`[auth] users_file\`, \`[user $AUTH_USER] max_sessions = $LEASE_LIMIT\`"
+    SETTINGS[proxyd-cluster]="as proxyd-leases, plus \`[cluster] redis\` (a redis-server of the bench's own, no persistence), \`node = bench\`"
+    SETTINGS[proxyd-auth]="proxyd's process, a second listener with \`auth = password\`"
+    SETTINGS[nginx]="$NGINX_SETTINGS"
+    SETTINGS[tinyproxy]="\`MaxClients 30000\`, \`Timeout 600\`, \`DisableViaHeader Yes\`, \`LogLevel Error\` (thread per connection, no worker setting)"
+    SETTINGS[squid]="\`workers 2\`, \`read_ahead_gap $SQUID_READ_AHEAD\` (default 16 KB), \`cache deny all\`, \`cache_mem 0\`, \`memory_cache_shared off\`, \`access_log none\`, \`max_filedescriptors 200000\`, client and server persistent connections on"
+    SETTINGS[privoxy]="\`receive-buffer-size $PRIVOXY_RECEIVE_BUFFER\` (default 5000), \`max-client-connections 30000\`, \`connection-sharing 1\`, \`keep-alive-timeout 300\`, no filtering actions (\`+limit-connect{1-65535}\` only)"
+    SETTINGS[noproxy]="the origin: nginx, 1 worker, \`sendfile on\`, \`tcp_nopush on\`, keep-alive \`keepalive_requests 10000000\`"
 }
 
 start_peer() {  # start_peer NAME: starts it, sets PID[NAME], returns 1 if it fails
@@ -445,7 +505,7 @@ start_peer() {  # start_peer NAME: starts it, sets PID[NAME], returns 1 if it fa
     port_free "$port" || { BROKEN[$p]="port $port busy"; stop_peer "$p"; return 1; }
     case $p in
         nginx) nginx -p "$W/nginx/" -c "$W/nginx/nginx.conf" >"$W/nginx/stderr" 2>&1 & ;;
-        proxyd|proxyd-rotate|proxyd-parent|proxyd-parent-up|proxyd-leases|proxyd-cluster)
+        proxyd|proxyd-tuned|proxyd-rotate|proxyd-parent|proxyd-parent-up|proxyd-leases|proxyd-cluster)
             "$PROXYD" -c "$W/$p/proxyd.conf" >"$W/$p/stderr" 2>&1 & ;;
         tinyproxy) tinyproxy -d -c "$W/tinyproxy/tinyproxy.conf" >"$W/tinyproxy/stderr" 2>&1 & ;;
         squid) squid --foreground -n benchsquid -f "$W/squid/squid.conf" >"$W/squid/stderr" 2>&1 & ;;
@@ -687,7 +747,7 @@ RAW=$W/raw.tsv   # test peer rep key=value...
 proxyd_dir() {
     case $1 in
         proxyd|proxyd-auth) echo "$W/proxyd" ;;
-        proxyd-rotate|proxyd-parent|proxyd-leases|proxyd-cluster) echo "$W/$1" ;;
+        proxyd-tuned|proxyd-rotate|proxyd-parent|proxyd-leases|proxyd-cluster) echo "$W/$1" ;;
     esac
 }
 proxyd_workers() {  # proxyd_workers DIR: one line per worker: pid requests total_sessions accepts
@@ -835,6 +895,40 @@ run_connect() {
     printf 'connect\t%s\t%s\t%s\n' "$peer" "$rep" "$line" >>"$RAW"
     log "connect $peer #$rep: $line"
 }
+# run_one TEST PEER REP: one stream. ONE_N downloads of the 16 MiB file one
+# after the other, each a curl process and connection of its own, as a user
+# would make it: one16m is plain HTTP (absolute-form GET through the proxy;
+# straight to nginx's or the origin's port for those two), connect1 is HTTPS
+# from the TLS origin through a CONNECT tunnel (curl -p -x; no proxy: straight
+# to the TLS origin). Each download's speed is curl's speed_download (bytes ÷
+# the whole transfer time, connection, tunnel and TLS handshake included); the
+# repetition's figure is their median. The parallel rows (get16m, connect)
+# hide what one stream costs, which is what a single user sees.
+run_one() {
+    local test=$1 peer=$2 rep=$3 out=$W/out/$1.$2.$3 roots=() url args=() k t0 t1
+    read -ra roots <<<"$(peer_roots "$peer")"
+    case $test/$peer in
+        one16m/noproxy) url=http://127.0.0.1:$ORIGIN_PORT/16m ;;
+        one16m/nginx) url=http://127.0.0.1:${PORT[nginx]}/16m ;;
+        one16m/*) url=http://127.0.0.1:$ORIGIN_PORT/16m; args=(-x "http://127.0.0.1:${PORT[$peer]}") ;;
+        connect1/noproxy) url=https://127.0.0.1:$ORIGIN_TLS_PORT/16m; args=(-k) ;;
+        connect1/*) url=https://127.0.0.1:$ORIGIN_TLS_PORT/16m; args=(-k -p -x "http://127.0.0.1:${PORT[$peer]}") ;;
+    esac
+    t0=$(cpu_ticks "${roots[@]}")
+    for ((k = 0; k < ONE_N; k++)); do
+        curl -s "${args[@]}" --max-time 30 -o /dev/null -w '%{http_code} %{size_download} %{speed_download}\n' "$url"
+    done >"$out" 2>&1
+    t1=$(cpu_ticks "${roots[@]}")
+    local line
+    line=$(sort -k3 -g "$out" | awk -v t=$((t1 - t0)) -v hz="$HZ" -v n="$ONE_N" '
+        $1 == 200 && $2 == 16777216 { s[++ok] = $3; bytes += $2; next } { bad++ }
+        END { bad = n - ok; cpu_us = t * 1e6 / hz
+              med = ok ? ((ok % 2) ? s[(ok + 1) / 2] : (s[ok / 2] + s[ok / 2 + 1]) / 2) : 0
+              printf "mbps=%.1f mbps_lo=%.1f mbps_hi=%.1f cpu_ms_100mb=%.1f errors=%d downloads=%d",
+                  med / 1e6, ok ? s[1] / 1e6 : 0, ok ? s[ok] / 1e6 : 0, bytes ? cpu_us / 1000 / (bytes / 1e8) : 0, bad, ok }')
+    printf '%s\t%s\t%s\t%s\n' "$test" "$peer" "$rep" "$line" >>"$RAW"
+    log "$test $peer #$rep: $line"
+}
 wait_pids() {  # wait_pids SECONDS PID...: wait for these, kill what is left after SECONDS
     local limit=$1 i p alive
     shift
@@ -955,6 +1049,16 @@ main() {
             run_connect "$p" "$rep"; sleep 0.5
         done
     done
+    # One stream: plain HTTP for every peer but the authenticated ones, HTTPS
+    # through CONNECT for every forward proxy whose CONNECT works
+    for ((rep = 1; rep <= REPS; rep++)); do
+        for p in "${active[@]}"; do
+            is_auth_peer "$p" && continue
+            run_one one16m "$p" "$rep"
+            [ "$p" = nginx ] || [ -n "${TUNNEL_BROKEN[$p]:-}" ] && continue
+            run_one connect1 "$p" "$rep"
+        done
+    done
     if [ "$PROFILE" = 1 ] && [ -n "${PID[proxyd]:-}" ]; then run_profile; fi
     for p in "${active[@]}"; do stop_peer "$p"; done
     stop_peer proxyd   # started for proxyd-auth alone
@@ -984,7 +1088,7 @@ main() {
 
     ELAPSED=$(($(date +%s) - STARTED_AT))
     # what report.sh needs when re-run alone on this work dir
-    { declare -p BROKEN NOTE TUNNEL_BROKEN | sed 's/^declare -A/declare -gA/'; echo "ELAPSED=$ELAPSED REPS=$REPS DUR=$DUR BENCH_PORT_BASE=$BASE FIRST_CONTACT_S=$FIRST_CONTACT_S"
+    { declare -p BROKEN NOTE TUNNEL_BROKEN SETTINGS | sed 's/^declare -A/declare -gA/'; echo "ELAPSED=$ELAPSED REPS=$REPS DUR=$DUR BENCH_PORT_BASE=$BASE FIRST_CONTACT_S=$FIRST_CONTACT_S ONE_N=$ONE_N"
       echo "ROTATE_SOURCES='$ROTATE_SOURCES' LEASE_LIMIT=$LEASE_LIMIT"
       echo "LOAD_START='$LOAD_START' LOAD_END='$(cut -d" " -f1-3 /proc/loadavg)'"; } >"$W/meta.sh"
     report
