@@ -251,6 +251,17 @@ rss_kib() {
     done
     echo "$t"
 }
+# pss_kib: Pss summed over the same processes: each shared page (the
+# binary's and libraries' text, counted in every process's RSS) divided
+# among the processes that map it, so the sum is the memory they take
+pss_kib() {
+    local p t=0 v
+    for p in $(tree_pids "$PROXYD_PID"); do
+        v=$(awk '/^Pss:/ { print $2 }' "/proc/$p/smaps_rollup" 2>/dev/null)
+        t=$((t + ${v:-0}))
+    done
+    echo "$t"
+}
 # workers: one line per worker: pid active_sessions (proxyctl, the master's
 # view from the last heartbeat)
 workers() {
@@ -345,14 +356,15 @@ sessions_md() {
     echo "Idle CONNECT tunnels are opened in steps and held (cumulatively) by \`bench/tunnel_hold\` processes of at most"
     echo "$CHUNK tunnels each, from source addresses 127.0.2.K to sinks on 127.0.1.K:$SINK_PORT. At each step, while they are"
     echo "held: RSS summed over proxyd's master and every worker (per tunnel: total ÷ held, and (total − RSS before any"
-    echo "tunnel) ÷ held), $PROBES fresh HTTP requests through proxyd one after the other (new connection each, to a 1 KiB"
+    echo "tunnel) ÷ held; PSS: the same processes' Pss summed, which counts each shared page of the binary and its libraries"
+    echo "once rather than once per worker, ÷ held), $PROBES fresh HTTP requests through proxyd one after the other (new connection each, to a 1 KiB"
     echo "file; goal p99 < $P99_GOAL_MS ms), and the worker count and the spread of active sessions over workers from"
     echo "\`proxyctl workers\` (max ÷ mean; goal ≤ $SPREAD_GOAL). Setup rate: the step's new tunnels ÷ the time to open them."
     echo "Held: tunnels still open at the holders; in parentheses the active sessions proxyd's workers report. Warnings:"
     echo "warn, error and alert lines of proxyd's error log during the step (\`bench/work/sessions/error.log\`)."
     echo
-    echo "| step | held (proxyd's count) | failed (step) | setup tunnels/s | RSS MiB | KiB/tunnel total | KiB/tunnel above baseline | probe p50 / p99 / max ms | probe errors | workers | spread max/mean | warnings logged | verdict |"
-    echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+    echo "| step | held (proxyd's count) | failed (step) | setup tunnels/s | RSS MiB | KiB/tunnel total | KiB/tunnel above baseline | PSS KiB/tunnel | probe p50 / p99 / max ms | probe errors | workers | spread max/mean | warnings logged | verdict |"
+    echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
     awk -F'\t' -v goal="$P99_GOAL_MS" -v sg="$SPREAD_GOAL" 'NR > 1 {
         v = ""
         if ($3 > 0) v = v "refused " $3 "; "
@@ -363,7 +375,8 @@ sessions_md() {
         if ($16 > 0) v = v "see error.log; "
         if (v == "") v = "ok"; else sub(/; $/, "", v)
         lat = ($9 + $10 + $11 == 0) ? "— / — / —" : sprintf("%.2f / %.2f / %.2f", $9, $10, $11)
-        printf "| %d | %d (%d) | %d | %.0f | %.1f | %.2f | %.2f | %s | %d | %d | %s | %d | %s |\n", $1, $2, $15, $3, $4, $5 / 1024, $6, $7, lat, $12, $13, $14, $16, v }' "$TSV"
+        pss = ($2 > 0 && $17 > 0) ? sprintf("%.2f", $17 / $2) : "—"
+        printf "| %d | %d (%d) | %d | %.0f | %.1f | %.2f | %.2f | %s | %s | %d | %d | %s | %d | %s |\n", $1, $2, $15, $3, $4, $5 / 1024, $6, $7, pss, lat, $12, $13, $14, $16, v }' "$TSV"
     echo
     [ -s "$W/skipped" ] && { cat "$W/skipped"; echo; }
     if grep -q '\[\(warn\|error\|alert\)\]' "$W/error.log" 2>/dev/null; then
@@ -394,7 +407,7 @@ write_report() {
 
 # ---------------------------------------------------------------- main
 main() {
-    local step held=0 t_step est fail ms rss0 rss n alive_n p50 p99 pmax perr nw spr psess rate mark warns
+    local step held=0 t_step est fail ms rss0 rss pss n alive_n p50 p99 pmax perr nw spr psess rate mark warns
     command -v nginx >/dev/null || die "nginx is required (the origin of the probes)"
     command -v curl >/dev/null || die "curl is required"
     [ -x "$PROXYD" ] || die "no $PROXYD: make build first (make bench-sessions does)"
@@ -409,7 +422,7 @@ main() {
     rss0=$(rss_kib)
     read -r nw spr _ <<<"$(spread)"
     log "proxyd up on :$PROXY_PORT (pid $PROXYD_PID), $nw workers, RSS $rss0 KiB before any tunnel"
-    printf 'step\theld\tfailed\tsetup_per_s\trss_kib\tkib_per_tunnel\tkib_per_tunnel_above_base\trss_base_kib\tp50_ms\tp99_ms\tmax_ms\tprobe_errors\tworkers\tspread\tproxyd_sessions\tlog_warnings\n' >"$TSV"
+    printf 'step\theld\tfailed\tsetup_per_s\trss_kib\tkib_per_tunnel\tkib_per_tunnel_above_base\trss_base_kib\tp50_ms\tp99_ms\tmax_ms\tprobe_errors\tworkers\tspread\tproxyd_sessions\tlog_warnings\tpss_kib\n' >"$TSV"
     : >"$W/skipped"
     for step in $STEPS; do
         [ "$step" -gt "$held" ] || continue
@@ -426,15 +439,16 @@ main() {
         sleep 2   # heartbeats (1 s) bring the workers' counts to the master
         alive_n=$(alive)
         rss=$(rss_kib)
+        pss=$(pss_kib)
         read -r p50 p99 pmax perr <<<"$(probe "$step")"
         read -r nw spr psess <<<"$(spread)"
         warns=$(warnings_since "$mark")
         rate=$(awk -v e="$est" -v ms="$ms" 'BEGIN { printf "%.0f", (ms > 0 ? e / (ms / 1000) : 0) }')
-        printf '%d\t%d\t%d\t%s\t%d\t%s\t%s\t%d\t%s\t%s\t%s\t%d\t%d\t%s\t%d\t%d\n' "$step" "$alive_n" "$fail" "$rate" "$rss" \
+        printf '%d\t%d\t%d\t%s\t%d\t%s\t%s\t%d\t%s\t%s\t%s\t%d\t%d\t%s\t%d\t%d\t%d\n' "$step" "$alive_n" "$fail" "$rate" "$rss" \
             "$(awk -v r="$rss" -v n="$alive_n" 'BEGIN { printf "%.2f", n ? r / n : 0 }')" \
             "$(awk -v r="$rss" -v b="$rss0" -v n="$alive_n" 'BEGIN { printf "%.2f", n ? (r - b) / n : 0 }')" \
-            "$rss0" "$p50" "$p99" "$pmax" "$perr" "$nw" "$spr" "${psess:-0}" "$warns" >>"$TSV"
-        log "step $step: held $alive_n (proxyd counts ${psess:-?} sessions), failed $fail, ${rate}/s, RSS $rss KiB, probes p50 $p50 p99 $p99 max $pmax ms ($perr errors), $nw workers, spread $spr, $warns warnings logged"
+            "$rss0" "$p50" "$p99" "$pmax" "$perr" "$nw" "$spr" "${psess:-0}" "$warns" "$pss" >>"$TSV"
+        log "step $step: held $alive_n (proxyd counts ${psess:-?} sessions), failed $fail, ${rate}/s, RSS $rss KiB, probes p50 $p50 p99 $p99 max $pmax ms ($perr errors), $nw workers, spread $spr (sessions by worker: $(workers | awk '{ printf "%s%s", sep, $2; sep = " " }')), $warns warnings logged"
         held=$alive_n
         [ -z "$FIRST_TUNNEL_AT" ] && FIRST_TUNNEL_AT=$t_step
         if ! kill -0 "$PROXYD_PID" 2>/dev/null; then

@@ -66,6 +66,12 @@ void Scoreboard::set_accepting(int slot, pid_t pid, bool accepting) {
     }
 }
 
+int64_t Scoreboard::active_of(int slot, pid_t pid) const {
+    const Row* r = row(slot);
+    if (r == nullptr || r->pid.load(std::memory_order_acquire) != pid) return -1;
+    return r->active.load(std::memory_order_relaxed);
+}
+
 int64_t Scoreboard::least_loaded_other(int slot) const {
     int64_t least = -1;
     auto in_use = static_cast<size_t>(header_->rows_in_use.load(std::memory_order_acquire));

@@ -33,6 +33,9 @@ class Scoreboard {
     void set_active(int slot, pid_t pid, uint64_t active);
     // Whether the row's worker is watching its listeners right now.
     void set_accepting(int slot, pid_t pid, bool accepting);
+    // The sessions of `slot`'s row if `pid` owns it, else -1: the master
+    // reads the current load from here, not from reports a heartbeat old.
+    int64_t active_of(int slot, pid_t pid) const;
     // The fewest sessions held by another worker that is accepting right
     // now; -1 when there is none (then nobody else would take a connection).
     int64_t least_loaded_other(int slot) const;

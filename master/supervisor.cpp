@@ -883,24 +883,41 @@ void Supervisor::check_recycle(Clock::time_point now) {
     }
 }
 
+// The sessions `w` holds now: its scoreboard row, or its last report when
+// there is no scoreboard (or the row is not its own yet).
+uint64_t Supervisor::active_now(const Worker& w) const {
+    const int64_t live = scoreboard_ ? scoreboard_->active_of(w.slot, w.pid) : -1;
+    return live >= 0 ? static_cast<uint64_t>(live) : w.report.counters.active_sessions;
+}
+
+// Every tick with the scoreboard's current counts: a worker the pool just
+// added takes the new connections until it has caught up, and not a
+// heartbeat longer (it would overshoot by a second of arrivals, and held
+// tunnels never move back).
 void Supervisor::balance(Clock::time_point now) {
-    if (now < next_balance_) return;
-    next_balance_ = now + current_->config->master.heartbeat_interval;
+    if (!scoreboard_) {
+        if (now < next_balance_) return;
+        next_balance_ = now + current_->config->master.heartbeat_interval;
+    }
+    // A worker silent for two heartbeats (stopped, starved, hung) takes no
+    // connection however few it holds: the others must not step aside for it.
+    const common::Duration silent_after = current_->config->master.heartbeat_interval * 2;
     std::vector<Worker*> members;
     std::vector<BalanceInput> inputs;
     for (auto& [pid, w] : workers_) {
-        if (w->generation != current_ || w->status != WorkerStatus::kRunning || !w->has_report) {
+        if (w->generation != current_ || w->status != WorkerStatus::kRunning || !w->has_report ||
+            now - w->last_report > silent_after) {
             continue;
         }
         members.push_back(w.get());
-        inputs.push_back({w->report.counters.active_sessions, w->paused});
+        inputs.push_back({active_now(*w), w->paused});
     }
     std::vector<BalanceAction> actions = plan_balance(inputs);
     for (size_t i = 0; i < members.size(); ++i) {
         Worker& w = *members[i];
         if (actions[i] == BalanceAction::kPause && send_command(w, ch::CommandCode::kPauseAccept)) {
             LOG_DEBUG("pausing accepts on worker %d (pid %d): %llu active sessions", w.slot, w.pid,
-                      static_cast<unsigned long long>(w.report.counters.active_sessions));
+                      static_cast<unsigned long long>(inputs[i].active_sessions));
             w.paused = true;
         } else if (actions[i] == BalanceAction::kResume &&
                    send_command(w, ch::CommandCode::kResumeAccept)) {
@@ -912,17 +929,18 @@ void Supervisor::balance(Clock::time_point now) {
 
 // The elastic pool: once every slot runs and reported (so a worker still
 // starting is not counted as empty capacity twice), the summed sessions of
-// the current generation decide the count (master/worker_pool.h).
+// the current generation decide the count (master/worker_pool.h). Read
+// every tick from the scoreboard, which is current: a burst of new sessions
+// fills a worker well within the heartbeat its report waits for.
 void Supervisor::resize_pool(Clock::time_point now) {
-    if (!elastic() || now < next_resize_) return;
+    if (!elastic()) return;
     const common::Config& config = *current_->config;
-    next_resize_ = now + config.master.heartbeat_interval;
     PoolLoad load;
     for (const auto& [pid, w] : workers_) {
         if (w->generation != current_ || w->status == WorkerStatus::kDraining) continue;
         if (w->retiring || w->status != WorkerStatus::kRunning || !w->has_report) return;
         ++load.workers;
-        load.active_sessions += w->report.counters.active_sessions;
+        load.active_sessions += active_now(*w);
     }
     if (load.workers != target_) return;
     load.capacity_per_worker = config.limits.max_connections;

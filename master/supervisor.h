@@ -241,6 +241,7 @@ class Supervisor {
     void check_recycle(Clock::time_point now);
     void check_stable(Clock::time_point now);
     void balance(Clock::time_point now);
+    uint64_t active_now(const Worker& w) const;
     void resize_pool(Clock::time_point now);
     void resize(int count);
     void limit_draining_generations();
@@ -268,7 +269,6 @@ class Supervisor {
     std::string configured_workers_;
     bool pinned_ = false;  // the operator set the count (scale, SIGTTIN, SIGTTOU)
     WorkerPool pool_;
-    Clock::time_point next_resize_{};
     std::map<pid_t, std::unique_ptr<Worker>> workers_;
     std::map<int, SlotInfo> slots_;
     bool stopping_ = false;

@@ -21,10 +21,17 @@ namespace {
 
 constexpr timeval kRetryAfterExhaustion{0, 200 * 1000};
 constexpr int64_t kMinSessionsToYield = 8;
-// Each skipped wakeup is one more loop turn (the listener stays readable);
-// after this many the worker takes the connection itself, so a peer that
-// is slow to be scheduled delays a connection by a few dozen microseconds.
-constexpr int kMaxSkippedWakeups = 16;
+// A worker that lets a connection go to a less loaded one sleeps (stops
+// watching its listeners) for a millisecond rather than spinning on the
+// still-readable socket: on a busy machine the spinning took the CPU the
+// other worker needed to accept, and the yield then gave up and accepted
+// anyway. After this many naps in a row it takes the connection itself, so a
+// peer that cannot get a CPU delays a connection by a few milliseconds.
+constexpr timeval kYieldNap{0, 1000};
+constexpr int kMaxNaps = 4;
+// A wakeup this long after the last nap ended is a new backlog, not the
+// same connection still waiting.
+constexpr long kNapEpisodeUs = 5000;
 
 }  // namespace
 
@@ -42,7 +49,8 @@ Acceptor::~Acceptor() {
 
 bool Acceptor::start() {
     retry_timer_.reset(event_new(context_.base, -1, 0, on_retry, this));
-    if (!retry_timer_) return false;
+    nap_timer_.reset(event_new(context_.base, -1, 0, on_nap_over, this));
+    if (!retry_timer_ || !nap_timer_) return false;
     if (context_.scoreboard) context_.scoreboard->claim(context_.slot, pid_);
     for (auto& endpoint : endpoints_) {
         const InheritedListener& listener = endpoint->listener;
@@ -121,8 +129,16 @@ void Acceptor::publish_load() {
 // on each other. Below kMinSessionsToYield the counts are the noise of
 // short requests (a worker holds a handful at most), not an imbalance of
 // long-lived connections, and yielding there only adds latency.
-bool Acceptor::should_yield() const {
-    if (!context_.scoreboard || skipped_wakeups_ >= kMaxSkippedWakeups) return false;
+bool Acceptor::should_yield() {
+    if (!context_.scoreboard) return false;
+    if (naps_ > 0) {
+        timeval now{};
+        event_base_gettimeofday_cached(context_.base, &now);
+        const long since_us =
+            (now.tv_sec - last_nap_end_.tv_sec) * 1000000L + (now.tv_usec - last_nap_end_.tv_usec);
+        if (since_us > kNapEpisodeUs) naps_ = 0;
+    }
+    if (naps_ >= kMaxNaps) return false;
     auto mine = static_cast<int64_t>(context_.counters.active_sessions);
     if (mine < kMinSessionsToYield) return false;
     int64_t least = context_.scoreboard->least_loaded_other(context_.slot);
@@ -130,12 +146,18 @@ bool Acceptor::should_yield() const {
     return mine > least + 1 + least / 8;
 }
 
+void Acceptor::yield() {
+    ++naps_;
+    pause(kPausedYielding);
+    event_add(nap_timer_.get(), &kYieldNap);
+}
+
 void Acceptor::accept_one(Endpoint& endpoint) {
     if (should_yield()) {
-        ++skipped_wakeups_;
-        return;  // still readable: the loop comes back at once
+        yield();
+        return;
     }
-    skipped_wakeups_ = 0;
+    naps_ = 0;
     sockaddr_storage address{};
     socklen_t length = sizeof(address);
     int fd = accept_client(endpoint.listener.fd, address, length);
@@ -225,6 +247,12 @@ void Acceptor::on_readable(evutil_socket_t, short, void* arg) noexcept {
 
 void Acceptor::on_retry(evutil_socket_t, short, void* arg) noexcept {
     static_cast<Acceptor*>(arg)->resume(kPausedNoDescriptors);
+}
+
+void Acceptor::on_nap_over(evutil_socket_t, short, void* arg) noexcept {
+    auto* self = static_cast<Acceptor*>(arg);
+    event_base_gettimeofday_cached(self->context_.base, &self->last_nap_end_);
+    self->resume(kPausedYielding);
 }
 
 }  // namespace worker

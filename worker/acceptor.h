@@ -48,6 +48,7 @@ class Acceptor {
         kPausedAtLimit = 1u << 1,
         kPausedNoDescriptors = 1u << 2,
         kPausedDraining = 1u << 3,
+        kPausedYielding = 1u << 4,  // a short nap while a less loaded worker accepts
     };
 
     Acceptor(WorkerContext& context, const std::vector<InheritedListener>& listeners);
@@ -80,11 +81,13 @@ class Acceptor {
     // is full. The descriptor, or -1 with errno set.
     int accept_client(int listen_fd, sockaddr_storage& address, socklen_t& length);
     void accept_failed(int error);
-    bool should_yield() const;
+    bool should_yield();
+    void yield();
     void publish_load();
     void serve(Endpoint& endpoint, int fd, const common::SocketAddress& client);
     static void on_readable(evutil_socket_t fd, short, void* arg) noexcept;
     static void on_retry(evutil_socket_t, short, void* arg) noexcept;
+    static void on_nap_over(evutil_socket_t, short, void* arg) noexcept;
 
     WorkerContext& context_;
     // This worker's pid, for the scoreboard rows it writes on every session
@@ -93,7 +96,9 @@ class Acceptor {
     std::vector<std::unique_ptr<Endpoint>> endpoints_;
     common::EventPtr retry_timer_;
     unsigned paused_ = 0;
-    int skipped_wakeups_ = 0;  // wakeups let pass in a row, see should_yield()
+    common::EventPtr nap_timer_;
+    int naps_ = 0;  // naps in a row for the same backlog, see should_yield()
+    timeval last_nap_end_{0, 0};
     bool watching_ = false;
 };
 

@@ -521,9 +521,11 @@ int open_tunnels_concurrently(uint16_t proxy_port, uint16_t echo_port, int threa
 }
 
 // Worker 1 is stopped while the first tunnels arrive, so worker 0 holds them
-// all; once it runs again, the master pauses worker 0's accepts (and worker 0
-// yields them) while it holds more than the other, so the next tunnels make
-// up for it. Without balancing each would take about half of the new
+// all, and must go on taking them however few worker 1 holds (a silent
+// worker is no peer to step aside for). Once worker 1 runs again, the master
+// pauses worker 0's accepts (and worker 0 yields them) while it holds more
+// than the other, so the next tunnels make up for it: the two end within
+// 20 % of the mean. Without balancing each would take about half of the new
 // tunnels, leaving worker 1 with a third of all. Neither worker may be
 // replaced on the way, so the counters are whole.
 TEST(Supervision, AcceptsAreSpreadOverBothWorkers) {
@@ -578,8 +580,10 @@ TEST(Supervision, AcceptsAreSpreadOverBothWorkers) {
     std::printf("[ info     ] tunnels per worker: %lld / %lld\n",
                 static_cast<long long>(held[0].active_sessions),
                 static_cast<long long>(held[1].active_sessions));
-    EXPECT_GE(held[1].active_sessions * 5, kTotal * 2)
-        << "worker " << held[1].pid << " holds " << held[1].active_sessions << " of " << kTotal;
+    for (const ProxydInstance::Worker& w : held) {
+        EXPECT_LE(w.active_sessions * 2 * 10, kTotal * 12)
+            << "worker " << w.pid << " holds " << w.active_sessions << " of " << kTotal;
+    }
 }
 
 }  // namespace
