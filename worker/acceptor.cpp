@@ -21,10 +21,9 @@ namespace {
 
 constexpr timeval kRetryAfterExhaustion{0, 200 * 1000};
 constexpr int64_t kMinSessionsToYield = 8;
-// Each skipped wakeup is one more loop turn (the listener stays readable);
-// after this many the worker takes the connection itself, so a peer that
-// is slow to be scheduled delays a connection by a few dozen microseconds.
-constexpr int kMaxSkippedWakeups = 16;
+// How long a worker that stepped aside leaves the listeners to the others
+// (libevent's epoll timers have a millisecond's precision).
+constexpr timeval kYieldPause{0, 1000};
 
 }  // namespace
 
@@ -42,7 +41,8 @@ Acceptor::~Acceptor() {
 
 bool Acceptor::start() {
     retry_timer_.reset(event_new(context_.base, -1, 0, on_retry, this));
-    if (!retry_timer_) return false;
+    yield_timer_.reset(event_new(context_.base, -1, 0, on_yield_timer, this));
+    if (!retry_timer_ || !yield_timer_) return false;
     if (context_.scoreboard) context_.scoreboard->claim(context_.slot, pid_);
     for (auto& endpoint : endpoints_) {
         const InheritedListener& listener = endpoint->listener;
@@ -75,12 +75,10 @@ void Acceptor::resume(PauseReason reason) {
 }
 
 void Acceptor::apply() {
+    announce_accepting();
     bool watch = paused_ == 0;
     if (watch == watching_) return;
     watching_ = watch;
-    // Others yield only to a worker that is watching: two workers must never
-    // both step aside for each other.
-    if (context_.scoreboard) context_.scoreboard->set_accepting(context_.slot, pid_, watch);
     for (auto& endpoint : endpoints_) {
         if (!endpoint->readable) continue;
         if (watch) {
@@ -91,8 +89,26 @@ void Acceptor::apply() {
     }
 }
 
+// Others yield only to a worker that accepts. One that stepped aside for
+// a moment still counts: were it left out, the others would stop yielding
+// to anyone and fill up while it waits (under a burst one worker took all
+// 50 of a benchmark's connections that way). Only a clearly more loaded
+// worker steps aside, so the least loaded one never does; two may be aside
+// at once when one's count went stale while the other filled up, and the
+// pause bounds that wait.
+void Acceptor::announce_accepting() {
+    bool accepting_now = accepting();
+    if (accepting_now == announced_accepting_) return;
+    announced_accepting_ = accepting_now;
+    if (context_.scoreboard) {
+        context_.scoreboard->set_accepting(context_.slot, pid_, accepting_now);
+    }
+}
+
 void Acceptor::close_listeners() {
     paused_ |= kPausedDraining;
+    announced_accepting_ = false;  // the released slot is told nothing more
+    if (yield_timer_) event_del(yield_timer_.get());
     if (context_.scoreboard) context_.scoreboard->release(context_.slot, pid_);
     for (auto& endpoint : endpoints_) {
         if (!endpoint->readable) continue;
@@ -104,6 +120,10 @@ void Acceptor::close_listeners() {
 
 void Acceptor::on_session_closed() {
     publish_load();
+    if ((paused_ & kPausedYielding) && !should_yield()) {
+        event_del(yield_timer_.get());
+        resume(kPausedYielding);
+    }
     if ((paused_ & kPausedAtLimit) &&
         context_.counters.active_sessions < context_.config->limits.max_connections) {
         resume(kPausedAtLimit);
@@ -122,7 +142,7 @@ void Acceptor::publish_load() {
 // short requests (a worker holds a handful at most), not an imbalance of
 // long-lived connections, and yielding there only adds latency.
 bool Acceptor::should_yield() const {
-    if (!context_.scoreboard || skipped_wakeups_ >= kMaxSkippedWakeups) return false;
+    if (!context_.scoreboard || yield_expired_) return false;
     auto mine = static_cast<int64_t>(context_.counters.active_sessions);
     if (mine < kMinSessionsToYield) return false;
     int64_t least = context_.scoreboard->least_loaded_other(context_.slot);
@@ -132,10 +152,10 @@ bool Acceptor::should_yield() const {
 
 void Acceptor::accept_one(Endpoint& endpoint) {
     if (should_yield()) {
-        ++skipped_wakeups_;
-        return;  // still readable: the loop comes back at once
+        step_aside();
+        return;
     }
-    skipped_wakeups_ = 0;
+    yield_expired_ = false;
     sockaddr_storage address{};
     socklen_t length = sizeof(address);
     int fd = accept_client(endpoint.listener.fd, address, length);
@@ -154,6 +174,13 @@ void Acceptor::accept_one(Endpoint& endpoint) {
                  static_cast<unsigned long long>(context_.counters.active_sessions));
         pause(kPausedAtLimit);
     }
+}
+
+// The other workers stay woken by the listeners' readiness; this one comes
+// back when the pause ends or one of its sessions ends.
+void Acceptor::step_aside() {
+    pause(kPausedYielding);
+    event_add(yield_timer_.get(), &kYieldPause);
 }
 
 // Idle descriptors go before a client is turned away: when the table is
@@ -225,6 +252,12 @@ void Acceptor::on_readable(evutil_socket_t, short, void* arg) noexcept {
 
 void Acceptor::on_retry(evutil_socket_t, short, void* arg) noexcept {
     static_cast<Acceptor*>(arg)->resume(kPausedNoDescriptors);
+}
+
+void Acceptor::on_yield_timer(evutil_socket_t, short, void* arg) noexcept {
+    auto* self = static_cast<Acceptor*>(arg);
+    self->yield_expired_ = true;
+    self->resume(kPausedYielding);
 }
 
 }  // namespace worker
