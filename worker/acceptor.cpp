@@ -21,17 +21,9 @@ namespace {
 
 constexpr timeval kRetryAfterExhaustion{0, 200 * 1000};
 constexpr int64_t kMinSessionsToYield = 8;
-// A worker that lets a connection go to a less loaded one sleeps (stops
-// watching its listeners) for a millisecond rather than spinning on the
-// still-readable socket: on a busy machine the spinning took the CPU the
-// other worker needed to accept, and the yield then gave up and accepted
-// anyway. After this many naps in a row it takes the connection itself, so a
-// peer that cannot get a CPU delays a connection by a few milliseconds.
-constexpr timeval kYieldNap{0, 1000};
-constexpr int kMaxNaps = 4;
-// A wakeup this long after the last nap ended is a new backlog, not the
-// same connection still waiting.
-constexpr long kNapEpisodeUs = 5000;
+// How long a worker that stepped aside leaves the listeners to the others
+// (libevent's epoll timers have a millisecond's precision).
+constexpr timeval kYieldPause{0, 1000};
 
 }  // namespace
 
@@ -49,8 +41,8 @@ Acceptor::~Acceptor() {
 
 bool Acceptor::start() {
     retry_timer_.reset(event_new(context_.base, -1, 0, on_retry, this));
-    nap_timer_.reset(event_new(context_.base, -1, 0, on_nap_over, this));
-    if (!retry_timer_ || !nap_timer_) return false;
+    yield_timer_.reset(event_new(context_.base, -1, 0, on_yield_timer, this));
+    if (!retry_timer_ || !yield_timer_) return false;
     if (context_.scoreboard) context_.scoreboard->claim(context_.slot, pid_);
     for (auto& endpoint : endpoints_) {
         const InheritedListener& listener = endpoint->listener;
@@ -83,12 +75,10 @@ void Acceptor::resume(PauseReason reason) {
 }
 
 void Acceptor::apply() {
+    announce_accepting();
     bool watch = paused_ == 0;
     if (watch == watching_) return;
     watching_ = watch;
-    // Others yield only to a worker that is watching: two workers must never
-    // both step aside for each other.
-    if (context_.scoreboard) context_.scoreboard->set_accepting(context_.slot, pid_, watch);
     for (auto& endpoint : endpoints_) {
         if (!endpoint->readable) continue;
         if (watch) {
@@ -99,8 +89,26 @@ void Acceptor::apply() {
     }
 }
 
+// Others yield only to a worker that accepts. One that stepped aside for
+// a moment still counts: were it left out, the others would stop yielding
+// to anyone and fill up while it waits (under a burst one worker took all
+// 50 of a benchmark's connections that way). Only a clearly more loaded
+// worker steps aside, so the least loaded one never does; two may be aside
+// at once when one's count went stale while the other filled up, and the
+// pause bounds that wait.
+void Acceptor::announce_accepting() {
+    bool accepting_now = accepting();
+    if (accepting_now == announced_accepting_) return;
+    announced_accepting_ = accepting_now;
+    if (context_.scoreboard) {
+        context_.scoreboard->set_accepting(context_.slot, pid_, accepting_now);
+    }
+}
+
 void Acceptor::close_listeners() {
     paused_ |= kPausedDraining;
+    announced_accepting_ = false;  // the released slot is told nothing more
+    if (yield_timer_) event_del(yield_timer_.get());
     if (context_.scoreboard) context_.scoreboard->release(context_.slot, pid_);
     for (auto& endpoint : endpoints_) {
         if (!endpoint->readable) continue;
@@ -112,6 +120,10 @@ void Acceptor::close_listeners() {
 
 void Acceptor::on_session_closed() {
     publish_load();
+    if ((paused_ & kPausedYielding) && !should_yield()) {
+        event_del(yield_timer_.get());
+        resume(kPausedYielding);
+    }
     if ((paused_ & kPausedAtLimit) &&
         context_.counters.active_sessions < context_.config->limits.max_connections) {
         resume(kPausedAtLimit);
@@ -129,16 +141,8 @@ void Acceptor::publish_load() {
 // on each other. Below kMinSessionsToYield the counts are the noise of
 // short requests (a worker holds a handful at most), not an imbalance of
 // long-lived connections, and yielding there only adds latency.
-bool Acceptor::should_yield() {
-    if (!context_.scoreboard) return false;
-    if (naps_ > 0) {
-        timeval now{};
-        event_base_gettimeofday_cached(context_.base, &now);
-        const long since_us =
-            (now.tv_sec - last_nap_end_.tv_sec) * 1000000L + (now.tv_usec - last_nap_end_.tv_usec);
-        if (since_us > kNapEpisodeUs) naps_ = 0;
-    }
-    if (naps_ >= kMaxNaps) return false;
+bool Acceptor::should_yield() const {
+    if (!context_.scoreboard || yield_expired_) return false;
     auto mine = static_cast<int64_t>(context_.counters.active_sessions);
     if (mine < kMinSessionsToYield) return false;
     int64_t least = context_.scoreboard->least_loaded_other(context_.slot);
@@ -146,18 +150,12 @@ bool Acceptor::should_yield() {
     return mine > least + 1 + least / 8;
 }
 
-void Acceptor::yield() {
-    ++naps_;
-    pause(kPausedYielding);
-    event_add(nap_timer_.get(), &kYieldNap);
-}
-
 void Acceptor::accept_one(Endpoint& endpoint) {
     if (should_yield()) {
-        yield();
+        step_aside();
         return;
     }
-    naps_ = 0;
+    yield_expired_ = false;
     sockaddr_storage address{};
     socklen_t length = sizeof(address);
     int fd = accept_client(endpoint.listener.fd, address, length);
@@ -176,6 +174,13 @@ void Acceptor::accept_one(Endpoint& endpoint) {
                  static_cast<unsigned long long>(context_.counters.active_sessions));
         pause(kPausedAtLimit);
     }
+}
+
+// The other workers stay woken by the listeners' readiness; this one comes
+// back when the pause ends or one of its sessions ends.
+void Acceptor::step_aside() {
+    pause(kPausedYielding);
+    event_add(yield_timer_.get(), &kYieldPause);
 }
 
 // Idle descriptors go before a client is turned away: when the table is
@@ -249,9 +254,9 @@ void Acceptor::on_retry(evutil_socket_t, short, void* arg) noexcept {
     static_cast<Acceptor*>(arg)->resume(kPausedNoDescriptors);
 }
 
-void Acceptor::on_nap_over(evutil_socket_t, short, void* arg) noexcept {
+void Acceptor::on_yield_timer(evutil_socket_t, short, void* arg) noexcept {
     auto* self = static_cast<Acceptor*>(arg);
-    event_base_gettimeofday_cached(self->context_.base, &self->last_nap_end_);
+    self->yield_expired_ = true;
     self->resume(kPausedYielding);
 }
 

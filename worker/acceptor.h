@@ -8,11 +8,14 @@
 // take the next ones; a busy worker comes back later and so takes fewer.
 //
 // And a worker that holds clearly more sessions than the least loaded other
-// worker that is accepting (the scoreboard says, at this instant) lets the
-// wakeup pass without accepting, so that worker, woken by the same
-// readiness, takes the connection. The listener stays readable, so the
-// loop comes straight back; after a few passes in a row the worker accepts
-// itself, so a peer that is slow to run delays a connection only briefly.
+// worker that is accepting (the scoreboard says, at this instant) steps
+// aside: it stops watching the listeners for a moment (kYieldPause), so that
+// worker, woken by the same readiness, takes the connection. It does not
+// spin on the listener, which stays readable: every pass would be one more
+// epoll_wait and loop turn, and on busy CPUs the peer may not run for a
+// while. When the moment ends the worker takes the next connection itself,
+// so a peer that is slow to run delays a connection by at most kYieldPause;
+// a session of its own that ends sooner ends the pause sooner.
 //
 // Accepting pauses for any of these reasons and resumes only when none is
 // left: the master asked (accept balancing), the worker is at
@@ -48,7 +51,7 @@ class Acceptor {
         kPausedAtLimit = 1u << 1,
         kPausedNoDescriptors = 1u << 2,
         kPausedDraining = 1u << 3,
-        kPausedYielding = 1u << 4,  // a short nap while a less loaded worker accepts
+        kPausedYielding = 1u << 4,  // stepping aside for a less loaded worker
     };
 
     Acceptor(WorkerContext& context, const std::vector<InheritedListener>& listeners);
@@ -60,7 +63,8 @@ class Acceptor {
     bool start();
     void pause(PauseReason reason);
     void resume(PauseReason reason);
-    bool accepting() const { return paused_ == 0; }
+    // Stepping aside for a moment is not "not accepting" to the master.
+    bool accepting() const { return (paused_ & ~kPausedYielding) == 0; }
     // Closes our copies of the listening sockets (drain): new connections
     // then go to the other workers.
     void close_listeners();
@@ -76,18 +80,19 @@ class Acceptor {
     };
 
     void apply();
+    void announce_accepting();
     void accept_one(Endpoint& endpoint);
     // accept4(), once more after closing idle descriptors when the table
     // is full. The descriptor, or -1 with errno set.
     int accept_client(int listen_fd, sockaddr_storage& address, socklen_t& length);
     void accept_failed(int error);
-    bool should_yield();
-    void yield();
+    bool should_yield() const;
+    void step_aside();
     void publish_load();
     void serve(Endpoint& endpoint, int fd, const common::SocketAddress& client);
     static void on_readable(evutil_socket_t fd, short, void* arg) noexcept;
     static void on_retry(evutil_socket_t, short, void* arg) noexcept;
-    static void on_nap_over(evutil_socket_t, short, void* arg) noexcept;
+    static void on_yield_timer(evutil_socket_t, short, void* arg) noexcept;
 
     WorkerContext& context_;
     // This worker's pid, for the scoreboard rows it writes on every session
@@ -95,11 +100,11 @@ class Acceptor {
     const pid_t pid_ = getpid();
     std::vector<std::unique_ptr<Endpoint>> endpoints_;
     common::EventPtr retry_timer_;
+    common::EventPtr yield_timer_;  // ends a step_aside()
     unsigned paused_ = 0;
-    common::EventPtr nap_timer_;
-    int naps_ = 0;  // naps in a row for the same backlog, see should_yield()
-    timeval last_nap_end_{0, 0};
+    bool yield_expired_ = false;  // a pause ended: take the next connection
     bool watching_ = false;
+    bool announced_accepting_ = false;  // what the scoreboard was told
 };
 
 }  // namespace worker

@@ -92,6 +92,40 @@ void HttpConnection::serve() {
     bufferevent_enable(client_.get(), EV_READ);
     enable_writing(client_.get());
     arm_request_timer();
+    if (is_plain_tcp(client_.get())) read_first_bytes();
+}
+
+namespace {
+
+// One recv() of up to `most` bytes onto the end of `input`: its result.
+ssize_t read_into(evbuffer* input, int fd, size_t most) {
+    evbuffer_iovec space{};
+    if (evbuffer_reserve_space(input, static_cast<ev_ssize_t>(most), &space, 1) < 1) return -1;
+    ssize_t n = recv(fd, space.iov_base, std::min(space.iov_len, most), MSG_DONTWAIT);
+    space.iov_len = n > 0 ? static_cast<size_t>(n) : 0;
+    evbuffer_commit_space(input, &space, n > 0 ? 1 : 0);
+    return n;
+}
+
+}  // namespace
+
+// The client speaks first, and on a busy listener its request has mostly
+// arrived by the time the connection is accepted: one recv() now takes it,
+// where the bufferevent would wait a loop turn for the read event and then
+// spend an ioctl(FIONREAD) and a readv(). Nothing there (EAGAIN), an EOF or
+// an error: the bufferevent finds it when it reads, as it would have.
+void HttpConnection::read_first_bytes() {
+    constexpr size_t kFirstRead = 4096;  // libevent's own largest single read
+    evbuffer* input = bufferevent_get_input(client_.get());
+    // A socket bufferevent keeps its input's end frozen but while it reads
+    // (bufferevent_sock.c): do as it does.
+    evbuffer_unfreeze(input, 0);
+    ssize_t n = read_into(input, bufferevent_getfd(client_.get()), kFirstRead);
+    evbuffer_freeze(input, 0);
+    if (n <= 0) return;
+    // Parsed from the loop, as every request is, not from inside the accept.
+    bufferevent_trigger(client_.get(), EV_READ,
+                        BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
 }
 
 // An idle keep-alive connection is closed only once it has been idle for

@@ -59,6 +59,7 @@ class HttpConnection final : public ClientSession, public HttpExchange::Owner {
 
     void on_close() override;
     void read_request_head();
+    void read_first_bytes();
     std::unique_ptr<HttpExchange> new_exchange();
     void record_partial_head();
     void respond_error(const Refusal& refusal, bool close);
