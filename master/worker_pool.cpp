@@ -22,17 +22,22 @@ int workers_for(uint64_t sessions, uint64_t per_worker) {
 
 int WorkerPool::plan(const PoolLoad& load, Clock::time_point now,
                      std::chrono::milliseconds interval) {
+    const uint64_t rise = last_sessions_ && load.active_sessions > *last_sessions_
+                              ? load.active_sessions - *last_sessions_
+                              : 0;
+    last_sessions_ = load.active_sessions;
     const int count = std::clamp(load.workers, load.min, load.max);
     if (count != load.workers || load.capacity_per_worker == 0) {
         low_since_.reset();
         return count;
     }
-    const auto sessions = static_cast<double>(load.active_sessions);
-    if (sessions > kGrowAbove * capacity(count, load.capacity_per_worker)) {
+    const uint64_t expected = load.active_sessions + rise * kTicksAhead;
+    if (static_cast<double>(expected) > kGrowAbove * capacity(count, load.capacity_per_worker)) {
         low_since_.reset();
-        const int wanted = workers_for(load.active_sessions, load.capacity_per_worker);
+        const int wanted = workers_for(expected, load.capacity_per_worker);
         return std::clamp(std::max(wanted, count + 1), load.min, load.max);
     }
+    const auto sessions = static_cast<double>(load.active_sessions);
     const bool low = count > load.min &&
                      sessions <= kShrinkBelow * capacity(count - 1, load.capacity_per_worker);
     if (!low) {

@@ -31,6 +31,13 @@ struct PoolLoad {
 // for good when the load stops there (held tunnels do not move), and a
 // worker is ready within milliseconds of the decision.
 constexpr double kGrowAbove = 0.75;
+// The sessions the next decision will find, by the rise since the last one:
+// a burst fills workers within the tick a decision waits for, and a worker
+// the pool adds too late stays emptier than the rest for as long as the old
+// sessions are held. One tick ahead, not more: a worker added for a burst
+// that stops stays nearly empty too (two ticks added a third worker to a
+// burst of 10,000 tunnels that two hold).
+constexpr uint64_t kTicksAhead = 1;
 // Shrink by one when one worker fewer would still be at most this full...
 constexpr double kShrinkBelow = 0.5;
 // ...and has been for this many heartbeat intervals.
@@ -41,13 +48,15 @@ class WorkerPool {
     using Clock = std::chrono::steady_clock;
 
     // The count the pool should have now: load.workers when nothing is to
-    // change. `interval` is heartbeat_interval (how often reports come).
+    // change. Called once per tick with the current load; `interval` is
+    // heartbeat_interval, the unit of the wait before shrinking.
     int plan(const PoolLoad& load, Clock::time_point now, std::chrono::milliseconds interval);
     // Forgets a low load seen so far (the count was changed from outside).
     void reset() { low_since_.reset(); }
 
   private:
     std::optional<Clock::time_point> low_since_;
+    std::optional<uint64_t> last_sessions_;  // at the last plan(), none before the first
 };
 
 }  // namespace master
