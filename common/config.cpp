@@ -285,6 +285,18 @@ std::optional<uint64_t> parse_max_connections(std::string_view text, std::string
     return count;
 }
 
+// upstream_keepalive_per_destination: "auto" (none) or a fixed count.
+std::optional<std::optional<uint64_t>> parse_count_or_auto(std::string_view text,
+                                                           std::string& error) {
+    if (text == "auto") return std::optional<uint64_t>();
+    auto count = parse_count(text, error);
+    if (!count) {
+        error = "\"" + std::string(text) + "\" is not a whole number or auto";
+        return std::nullopt;
+    }
+    return std::optional<uint64_t>(*count);
+}
+
 std::optional<LogLevel> parse_level(std::string_view text, std::string& error) {
     LogLevel level;
     if (parse_log_level(std::string(text), level)) return level;
@@ -442,7 +454,7 @@ const std::map<std::string, std::map<std::string, KeyRule>>& schema() {
               scalar(&Config::limits, &LimitsConfig::upstream_keepalive_timeout, parse_duration)},
              {"upstream_keepalive_per_destination",
               scalar(&Config::limits, &LimitsConfig::upstream_keepalive_per_destination,
-                     parse_count)},
+                     parse_count_or_auto)},
              {"upstream_keepalive_max_idle",
               scalar(&Config::limits, &LimitsConfig::upstream_keepalive_max_idle, parse_count)},
              {"dns_timeout", scalar(&Config::limits, &LimitsConfig::dns_timeout, parse_duration)},

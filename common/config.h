@@ -96,7 +96,10 @@ struct LimitsConfig {
     Duration tunnel_idle_timeout{300000};
     Duration upstream_timeout{60000};  // waiting for a response from upstream
     Duration upstream_keepalive_timeout{30000};
-    uint64_t upstream_keepalive_per_destination = 8;
+    // Idle upstream connections per destination (and route) per worker:
+    // none = auto, as many as the destination's recent demand (at least 8);
+    // a number is a fixed cap, 0 turns pooling off (worker/upstream_pool.h).
+    std::optional<uint64_t> upstream_keepalive_per_destination;
     // Idle upstream connections per worker, all destinations together; the
     // pool keeps at most idle_upstream_limit() of them.
     uint64_t upstream_keepalive_max_idle = 1024;

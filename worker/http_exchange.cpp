@@ -115,6 +115,7 @@ HttpExchange::HttpExchange(WorkerContext& context, Owner& owner,
 HttpExchange::~HttpExchange() {
     body_relay_.reset();
     upstream_.reset();
+    upstream_in_use_.reset();
 }
 
 // ---------------------------------------------------------------- requests
@@ -281,6 +282,10 @@ void HttpExchange::on_pipeline_done(PipelineResult&& result) {
     if (connect_) {
         open_tunnel();
     } else {
+        // A pooled connection was counted in use as it left the pool; a new
+        // one is from now.
+        upstream_in_use_ =
+            result.in_use ? std::move(result.in_use) : context_.pool->in_use(pool_key_);
         start_forwarding();
     }
 }
@@ -698,6 +703,7 @@ void HttpExchange::release_upstream() {
     body_relay_.reset();
     if (relay_timer_) event_del(relay_timer_.get());
     upstream_.reset();
+    upstream_in_use_.reset();
     pipeline_.cancel();
 }
 
@@ -749,6 +755,7 @@ void HttpExchange::upstream_broke(const std::string& what) {
         retried_ = true;
         reused_upstream_ = false;
         upstream_.reset();
+        upstream_in_use_.reset();
         admission_ = Admission();  // admitted again, with the same credentials
         run_pipeline(false);
         return;

@@ -25,6 +25,7 @@
 #include "worker/http_forwarding.h"
 #include "worker/request_pipeline.h"
 #include "worker/socket_relay.h"
+#include "worker/upstream_pool.h"
 #include "worker/worker_context.h"
 
 namespace worker {
@@ -180,6 +181,10 @@ class HttpExchange final : public Deferrable {
     RequestPipeline pipeline_;
     Admission admission_;
     common::BufferEventPtr upstream_;
+    // Counts upstream_ in use for pool_key_ (the pool's automatic cap
+    // follows it): taken with a forwarding upstream, dropped when it goes
+    // back to the pool or closes (release_upstream(), a retry, the end).
+    UpstreamPool::InUse upstream_in_use_;
     std::unique_ptr<SocketRelay> body_relay_;  // upstream -> client, response body
     common::EventPtr relay_timer_;             // watches a spliced body for stalls
 };

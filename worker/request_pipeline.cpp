@@ -358,8 +358,9 @@ void RequestPipeline::on_budget_timer(evutil_socket_t, short, void* arg) noexcep
 
 void RequestPipeline::take_pooled_or_dial() {
     if (may_reuse_ && !intent_->tunnel()) {
-        if (auto pooled = context_.pool->take(pool_key(*intent_, *route_))) {
-            succeed(std::move(pooled->connection), pooled->peer, true);
+        UpstreamPool::InUse in_use;
+        if (auto pooled = context_.pool->take(pool_key(*intent_, *route_), &in_use)) {
+            succeed(std::move(pooled->connection), pooled->peer, true, std::move(in_use));
             return;
         }
     }
@@ -475,8 +476,9 @@ void RequestPipeline::refuse(Refusal&& refusal, bool by_policy, std::string user
 }
 
 void RequestPipeline::succeed(common::BufferEventPtr upstream, const common::SocketAddress& peer,
-                              bool reused) {
+                              bool reused, UpstreamPool::InUse in_use) {
     PipelineResult result;
+    result.in_use = std::move(in_use);
     result.upstream = std::move(upstream);
     result.peer = peer;
     result.route = route_;

@@ -55,6 +55,7 @@
 #include "worker/route_table.h"
 #include "worker/shared_state.h"
 #include "worker/upstream_connector.h"
+#include "worker/upstream_pool.h"
 
 namespace worker {
 
@@ -122,6 +123,10 @@ struct PipelineResult {
     const Route* route = nullptr;
     Admission admission;
     bool reused = false;  // taken from the upstream pool
+    // Counts a reused `upstream` in use for its pool key, from the moment it
+    // left the pool (the exchange takes it over; a new connection's token
+    // is the exchange's to take).
+    UpstreamPool::InUse in_use;
 };
 
 // The stages for one request at a time. Small (it keeps only the callback,
@@ -172,7 +177,8 @@ class RequestPipeline {
     // try another route or give up with `refusal`.
     void route_failed(Refusal&& refusal);
     void refuse(Refusal&& refusal, bool by_policy, std::string user = {});
-    void succeed(common::BufferEventPtr upstream, const common::SocketAddress& peer, bool reused);
+    void succeed(common::BufferEventPtr upstream, const common::SocketAddress& peer, bool reused,
+                 UpstreamPool::InUse in_use = {});
     void finish(PipelineResult&& result);
     // Hands the connector and the handshake to the graveyard: they may be
     // the caller.

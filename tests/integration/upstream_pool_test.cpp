@@ -1,5 +1,6 @@
 // The upstream keep-alive pool (worker/upstream_pool.cpp) through the real
-// binary (issue 13): the per-destination cap and its eviction, the global
+// binary (issue 13): the automatic per-destination cap that keeps what the
+// clients' concurrency needs (issue 18), a fixed cap and its eviction, the global
 // cap (upstream_keepalive_max_idle), pooling turned off, an idle pooled
 // connection that the origin writes to or closes, and the retry of a
 // request whose reused connection breaks before any answer.
@@ -255,6 +256,44 @@ class UpstreamPool : public ::testing::Test {
 };
 
 // --- Caps ---------------------------------------------------------------------
+
+// The shipped default (upstream_keepalive_per_destination = auto, issue 18):
+// 30 keep-alive clients send a request each at once to one origin, round
+// after round, as a load generator does. The pool keeps the 30 connections
+// that were in use together, so the origin sees about 30 connections in all,
+// not a new one for most requests (the old fixed cap of 8 closed 22 of them
+// after every round: 30 + 22 per round more).
+TEST_F(UpstreamPool, ShippedDefaultKeepsAConnectionPerConcurrentClient) {
+    ASSERT_TRUE(start());  // [limits] as shipped
+    KeepAliveOrigin origin([](int, int) { return KeepAliveOrigin::Action::kHold; });
+    constexpr int kClients = 30;
+    constexpr int kRounds = 6;
+    std::vector<std::unique_ptr<RawClient>> clients;
+    for (int i = 0; i < kClients; ++i) {
+        clients.push_back(std::make_unique<RawClient>());
+        ASSERT_TRUE(clients.back()->connect(port_));
+    }
+    for (int round = 1; round <= kRounds; ++round) {
+        SCOPED_TRACE("round " + std::to_string(round));
+        for (auto& client : clients) ASSERT_TRUE(client->send(request("GET", origin.port())));
+        // Answered only once all are in: kClients upstream connections in use.
+        ASSERT_TRUE(wait_for([&] { return origin.held() == kClients; }, 10s))
+            << origin.held() << " of " << kClients << " requests reached the origin";
+        origin.release();
+        for (auto& client : clients) {
+            std::optional<HttpResponse> r = client->read_response(10s);
+            ASSERT_TRUE(r) << client->buffered();
+            EXPECT_EQ(r->status, 200);
+        }
+    }
+    EXPECT_EQ(origin.requests().size(), static_cast<size_t>(kClients * kRounds));
+    // A little slack for a connection the origin's accept saw late; the old
+    // default opened 30 + 22 * 5 = 140 here.
+    EXPECT_GE(origin.connections(), kClients);
+    EXPECT_LE(origin.connections(), kClients + 2)
+        << "upstream connections for " << kClients * kRounds << " requests";
+    EXPECT_LE(origin.closed_by_proxy(), 2) << "kept-alive connections closed by the proxy";
+}
 
 // upstream_keepalive_per_destination = 2: three connections in use to one
 // origin come back to the pool, the least recently pooled is closed, the two

@@ -243,6 +243,31 @@ TEST_F(ConfigTest, DescriptorBudgetCountsEveryHolder) {
               "a whole number");
 }
 
+// upstream_keepalive_per_destination: auto (the default, issue 18) or a
+// fixed count; anything else is refused with its line.
+TEST_F(ConfigTest, KeepalivePerDestinationIsAutoOrACount) {
+    ConfigPtr c = load_with_listener("");
+    ASSERT_NE(c, nullptr);
+    EXPECT_EQ(c->limits.upstream_keepalive_per_destination, std::nullopt);
+    c = load_with_listener("[limits]\nupstream_keepalive_per_destination = 64\n");
+    ASSERT_NE(c, nullptr);
+    EXPECT_EQ(c->limits.upstream_keepalive_per_destination, 64u);
+    c = load_with_listener(
+        "[limits]\nupstream_keepalive_per_destination = auto ; follows demand\n");
+    ASSERT_NE(c, nullptr);
+    EXPECT_EQ(c->limits.upstream_keepalive_per_destination, std::nullopt);
+    // The pool's bound as a whole, and so the descriptor budget, is the same.
+    EXPECT_EQ(descriptor_budget(*c).idle_upstreams, 1024u);
+    for (const char* bad : {"Auto", "-1", "8x", "auto8", "many"}) {
+        EXPECT_EQ(error_with_listener(
+                      std::string("[limits]\nupstream_keepalive_per_destination = ") + bad + "\n"),
+                  std::string(":2: invalid value for \"upstream_keepalive_per_destination\" in "
+                              "[limits]: \"") +
+                      bad + "\" is not a whole number or auto")
+            << bad;
+    }
+}
+
 TEST_F(ConfigTest, CountKeys) {
     ConfigPtr c = load_with_listener(
         "[master]\nworker_max_sessions = 1000\nmax_draining_generations = 16\n"
