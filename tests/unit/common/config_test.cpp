@@ -253,7 +253,8 @@ TEST_F(ConfigTest, KeepalivePerDestinationIsAutoOrACount) {
     ASSERT_NE(c, nullptr);
     EXPECT_EQ(c->limits.upstream_keepalive_per_destination, 64u);
     c = load_with_listener(
-        "[limits]\nupstream_keepalive_per_destination = auto ; follows demand\n");
+        "[limits]\nmax_connections = 10000\nupstream_keepalive_per_destination = auto ; follows "
+        "demand\n");
     ASSERT_NE(c, nullptr);
     EXPECT_EQ(c->limits.upstream_keepalive_per_destination, std::nullopt);
     // The pool's bound as a whole, and so the descriptor budget, is the same.
