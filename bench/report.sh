@@ -614,7 +614,7 @@ report_targets() {
     local cn_lo cn_hi
     cn_lo=$(get connect noproxy mbps 5); cn_hi=$(get connect noproxy mbps 6)
     target_line "CONNECT MB/s ÷ no proxy" "$(div "$(get connect proxyd mbps)" "$(get connect noproxy mbps)")" 0.95 ge \
-        "$(fmt "$(get connect proxyd mbps)") vs $(fmt "$(get connect noproxy mbps)") MB/s (no proxy itself ranged $(fmt "$cn_lo")–$(fmt "$cn_hi")); the tunnel is spliced ($(fmt "$(get connect proxyd cpu_ms_100mb)" 0) ms CPU per 100 MB), so the gap is run-to-run noise of curl's TLS decryption on the shared CPUs" \
+        "$(fmt "$(get connect proxyd mbps)") vs $(fmt "$(get connect noproxy mbps)") MB/s (no proxy itself ranged $(fmt "$cn_lo")–$(fmt "$cn_hi")); the tunnel is spliced ($(fmt "$(get connect proxyd cpu_ms_100mb)" 0) ms of proxyd's CPU per 100 MB), but every byte crosses loopback TCP twice: the machine spends $(fmt "$(get connect proxyd machine_cpu_ms_100mb)" 0) ms CPU per 100 MB through it against $(fmt "$(get connect noproxy machine_cpu_ms_100mb)" 0) without a proxy, on 2 CPUs that curl's TLS and the origin already keep $(fmt "$(awk -v x="$(get connect noproxy machine_busy)" 'BEGIN { if (x != "") print x * 100 }')" 0) % busy, so the rate is bound by CPU (squid and privoxy land at the same ratio)" \
         "$(fmt "$(get connect proxyd mbps)") vs $(fmt "$(get connect noproxy mbps)") MB/s"
     # shellcheck disable=SC2013  # test names, one word each
     for t in $(awk -F'\t' '$1 ~ /^tunnels/ && $2 == "proxyd" { print $1 }' "$AGG" | sort -u -t s -k2 -n); do
