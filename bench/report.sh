@@ -336,6 +336,14 @@ report_tuned() {
 
 # report_targets_18: large bodies and tunnels, parallel and one stream, for
 # proxyd as shipped and tuned (issue 18)
+# throughput_target PEER TEST REF GOAL LABEL: one target line, PEER's MB/s
+# in TEST divided by REF's, at least GOAL.
+throughput_target() {
+    local a b
+    a=$(get "$2" "$1" mbps)
+    b=$(get "$2" "$3" mbps)
+    target_line "$1: $5" "$(div "$a" "$b")" "$4" ge "$(fmt "$a") vs $(fmt "$b") MB/s" "$(fmt "$a") vs $(fmt "$b") MB/s"
+}
 report_targets_18() {
     local p
     [ -z "$(get get16m proxyd mbps)$(get one16m proxyd mbps)$(get get16m proxyd-tuned mbps)" ] && return 0
@@ -348,18 +356,12 @@ report_targets_18() {
     echo "|---|---|---|---|---|"
     for p in proxyd proxyd-tuned; do
         [ -z "$(get get16m "$p" mbps)$(get one16m "$p" mbps)" ] && continue
-        target_line "$p: 16 MiB, 4 streams, ÷ nginx" "$(div "$(get get16m "$p" mbps)" "$(get get16m nginx mbps)")" 1.5 ge \
-            "$(fmt "$(get get16m "$p" mbps)") vs $(fmt "$(get get16m nginx mbps)") MB/s" "$(fmt "$(get get16m "$p" mbps)") vs $(fmt "$(get get16m nginx mbps)") MB/s"
-        target_line "$p: 16 MiB, 4 streams, ÷ no proxy" "$(div "$(get get16m "$p" mbps)" "$(get get16m noproxy mbps)")" 0.95 ge \
-            "$(fmt "$(get get16m "$p" mbps)") vs $(fmt "$(get get16m noproxy mbps)") MB/s" "$(fmt "$(get get16m "$p" mbps)") vs $(fmt "$(get get16m noproxy mbps)") MB/s"
-        target_line "$p: 16 MiB, one stream, ÷ nginx" "$(div "$(get one16m "$p" mbps)" "$(get one16m nginx mbps)")" 1.5 ge \
-            "$(fmt "$(get one16m "$p" mbps)") vs $(fmt "$(get one16m nginx mbps)") MB/s" "$(fmt "$(get one16m "$p" mbps)") vs $(fmt "$(get one16m nginx mbps)") MB/s"
-        target_line "$p: 16 MiB, one stream, ÷ no proxy" "$(div "$(get one16m "$p" mbps)" "$(get one16m noproxy mbps)")" 0.95 ge \
-            "$(fmt "$(get one16m "$p" mbps)") vs $(fmt "$(get one16m noproxy mbps)") MB/s" "$(fmt "$(get one16m "$p" mbps)") vs $(fmt "$(get one16m noproxy mbps)") MB/s"
-        target_line "$p: CONNECT, 4 streams, ÷ no proxy" "$(div "$(get connect "$p" mbps)" "$(get connect noproxy mbps)")" 0.95 ge \
-            "$(fmt "$(get connect "$p" mbps)") vs $(fmt "$(get connect noproxy mbps)") MB/s" "$(fmt "$(get connect "$p" mbps)") vs $(fmt "$(get connect noproxy mbps)") MB/s"
-        target_line "$p: CONNECT, one stream, ÷ no proxy" "$(div "$(get connect1 "$p" mbps)" "$(get connect1 noproxy mbps)")" 0.95 ge \
-            "$(fmt "$(get connect1 "$p" mbps)") vs $(fmt "$(get connect1 noproxy mbps)") MB/s" "$(fmt "$(get connect1 "$p" mbps)") vs $(fmt "$(get connect1 noproxy mbps)") MB/s"
+        throughput_target "$p" get16m nginx 1.5 "16 MiB, 4 streams, ÷ nginx"
+        throughput_target "$p" get16m noproxy 0.95 "16 MiB, 4 streams, ÷ no proxy"
+        throughput_target "$p" one16m nginx 1.5 "16 MiB, one stream, ÷ nginx"
+        throughput_target "$p" one16m noproxy 0.95 "16 MiB, one stream, ÷ no proxy"
+        throughput_target "$p" connect noproxy 0.95 "CONNECT, 4 streams, ÷ no proxy"
+        throughput_target "$p" connect1 noproxy 0.95 "CONNECT, one stream, ÷ no proxy"
     done
     echo
     echo "nginx has no CONNECT, so the tunnel rows have no nginx ratio."

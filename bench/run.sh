@@ -29,6 +29,8 @@
 set -u -o pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=bench/processes.sh
+. "$HERE/processes.sh"
 ROOT=$(dirname "$HERE")
 W=$HERE/work
 DUR=${BENCH_DURATION:-5}
@@ -89,40 +91,11 @@ die() { log "FATAL: $*"; exit 1; }
 
 # ---------------------------------------------------------------- cleanup
 BG_PIDS=()
-cleanup() {
-    local p c all=""
-    # Collect every tree first: once a root dies its children are reparented.
-    for p in "${PID[@]}" "${BG_PIDS[@]}"; do
-        [ -n "$p" ] && all="$all $(tree_pids "$p")"
-    done
-    [ -z "${all// /}" ] && return 0
-    for p in "${PID[@]}" "${BG_PIDS[@]}"; do kill -TERM "$p" 2>/dev/null; done
-    for ((c = 0; c < 30; c++)); do
-        local alive=0
-        for p in $all; do kill -0 "$p" 2>/dev/null && alive=1; done
-        [ $alive = 0 ] && break
-        sleep 0.1
-    done
-    for p in $all; do kill -KILL "$p" 2>/dev/null; done
-    wait 2>/dev/null
-}
+cleanup() { kill_trees "${PID[@]}" "${BG_PIDS[@]}"; }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # ---------------------------------------------------------------- process trees
-# tree_pids ROOT: ROOT and all of its descendants.
-tree_pids() {
-    ps -e -o pid=,ppid= | awk -v root="$1" '
-        { parent[$1] = $2; pids[NR] = $1 }
-        END {
-            keep[root] = 1; changed = 1
-            while (changed) {
-                changed = 0
-                for (i in pids) { p = pids[i]; if (!(p in keep) && (parent[p] in keep)) { keep[p] = 1; changed = 1 } }
-            }
-            for (p in keep) if (p != "") print p
-        }'
-}
 # cpu_ticks ROOT...: utime+stime (clock ticks) summed over the trees.
 cpu_ticks() {
     local r p t=0 v

@@ -47,6 +47,8 @@
 set -u -o pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=bench/processes.sh
+. "$HERE/processes.sh"
 ROOT=$(dirname "$HERE")
 W=$HERE/work/sessions
 TSV=$HERE/work/sessions.tsv
@@ -74,32 +76,7 @@ die() { log "FATAL: $*"; exit 1; }
 # Every process this script starts is in PIDS; all of them (and what they
 # started) are killed on exit, error or Ctrl-C.
 PIDS=()
-tree_pids() {
-    ps -e -o pid=,ppid= | awk -v root="$1" '
-        { parent[$1] = $2; pids[NR] = $1 }
-        END {
-            keep[root] = 1; changed = 1
-            while (changed) {
-                changed = 0
-                for (i in pids) { p = pids[i]; if (!(p in keep) && (parent[p] in keep)) { keep[p] = 1; changed = 1 } }
-            }
-            for (p in keep) if (p != "") print p
-        }'
-}
-cleanup() {
-    local p all="" i alive
-    for p in "${PIDS[@]}"; do all="$all $(tree_pids "$p")"; done
-    [ -z "${all// /}" ] && return 0
-    for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null; done
-    for ((i = 0; i < 50; i++)); do
-        alive=0
-        for p in $all; do kill -0 "$p" 2>/dev/null && alive=1; done
-        [ $alive = 0 ] && break
-        sleep 0.1
-    done
-    for p in $all; do kill -KILL "$p" 2>/dev/null; done
-    wait 2>/dev/null
-}
+cleanup() { kill_trees "${PIDS[@]}"; }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
