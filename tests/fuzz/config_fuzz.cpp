@@ -56,10 +56,15 @@ void check_config(const common::Config& c) {
         check(l.tls_certificate.empty() == l.tls_key.empty());
     }
     check(c.master.workers >= 1 && c.master.workers <= 1024);
+    if (c.master.workers_auto) {
+        check(c.master.workers_min >= 1 && c.master.workers_min <= c.master.workers_max);
+        check(c.master.workers_max <= 1024 && c.master.workers == c.master.workers_min);
+    } else {
+        check(c.master.workers_min == 0 && c.master.workers_max == 0);
+    }
     check(c.master.heartbeat_interval.count() > 0);
     check(c.master.heartbeat_timeout > c.master.heartbeat_interval * 2);
     check(c.master.max_draining_generations >= 1 && c.master.max_draining_generations <= 16);
-    check(c.limits.max_connections >= 1);
     check(c.limits.max_header_size >= 1024 && c.limits.max_header_size <= 1024 * 1024);
     check(c.limits.max_headers >= 1 && c.limits.max_headers <= 256);
     check(c.limits.buffer_size >= 4096 && c.limits.buffer_size <= 64 * 1024 * 1024);
@@ -68,6 +73,20 @@ void check_config(const common::Config& c) {
     for (const common::Cidr& r : c.acl.allow_clients) {
         check(r.prefix >= 0 && r.prefix <= (r.family == AF_INET ? 32 : 128));
     }
+}
+
+// max_connections is a number or auto (0); whichever, what the master makes
+// of it under a limit of open files leaves each worker at least one session
+// and a budget inside the limit, and never raises a number.
+void check_descriptor_fit(const common::ConfigPtr& config) {
+    constexpr uint64_t kLimit = 20000;
+    std::string note;
+    common::ConfigPtr resolved = common::resolve_max_connections(config, kLimit, note);
+    const uint64_t configured = config->limits.max_connections;
+    check(resolved->limits.max_connections >= 1);
+    check(configured == 0 || resolved->limits.max_connections <= configured);
+    check(common::descriptor_budget(*resolved).total() <= kLimit);
+    check(note.empty() == (configured == 0 || resolved->limits.max_connections == configured));
 }
 
 }  // namespace
@@ -80,6 +99,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (config) {
         check(error.empty());
         check_config(*config);
+        check_descriptor_fit(config);
     } else {
         check(error.rfind(temp_path() + ":", 0) == 0);
         check(error.size() > temp_path().size() + 1);
