@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "common/libevent_handles.h"
+#include "tests/unit/worker/pooled_connections.h"
 #include "worker/pipe_pool.h"
 #include "worker/resolver.h"
 #include "worker/upstream_connector.h"
@@ -32,35 +33,7 @@ namespace {
 using namespace std::chrono_literals;
 using common::UniqueFd;
 
-class PoolTest : public ::testing::Test {
-  protected:
-    PoolTest() : base_(event_base_new()) {}
-
-    // A connected pair: the pool gets a bufferevent on one end, the test
-    // keeps the other (`peers_`) to see it close.
-    PooledConnection connection() {
-        int fds[2];
-        EXPECT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, fds), 0);
-        peers_.emplace_back(fds[1]);
-        PooledConnection pooled;
-        pooled.connection.reset(bufferevent_socket_new(base_.get(), fds[0], BEV_OPT_CLOSE_ON_FREE));
-        return pooled;
-    }
-
-    // Did the pool close connection number `i` (in order of connection())?
-    // libevent closes a freed bufferevent's socket from its loop, which runs
-    // first unless `without_loop`.
-    bool closed(size_t i, bool without_loop = false) {
-        if (!without_loop) run_loop();
-        char byte;
-        return recv(peers_[i].get(), &byte, 1, MSG_DONTWAIT) == 0;
-    }
-
-    void run_loop() { event_base_loop(base_.get(), EVLOOP_NONBLOCK); }
-
-    common::EventBasePtr base_;
-    std::vector<UniqueFd> peers_;
-};
+class PoolTest : public ::testing::Test, protected PooledConnections {};
 
 TEST_F(PoolTest, TotalCapClosesTheLeastRecentlyPooled) {
     UpstreamPool pool(30s, 8, 3);

@@ -17,46 +17,22 @@
 
 #include "common/config.h"
 #include "common/libevent_handles.h"
+#include "tests/unit/worker/pooled_connections.h"
 #include "worker/upstream_pool.h"
 
 namespace worker {
 namespace {
 
 using namespace std::chrono_literals;
-using common::UniqueFd;
 
 constexpr auto kWindow = 30s;  // the pool's keep-alive timeout, its window
 const std::string kKey = "origin:80 direct";
 
-class AdaptivePool : public ::testing::Test {
+class AdaptivePool : public ::testing::Test, protected PooledConnections {
   protected:
-    AdaptivePool() : base_(event_base_new()) {}
-
     // A pool with the test's clock (`now_`), which only the test moves.
     std::unique_ptr<UpstreamPool> pool(std::optional<size_t> per_key, size_t max_idle = 1024) {
         return std::make_unique<UpstreamPool>(kWindow, per_key, max_idle, [this] { return now_; });
-    }
-
-    // A connected pair: the pool gets a bufferevent on one end, the test
-    // keeps the other (`peers_`) to see it close.
-    PooledConnection connection() {
-        int fds[2];
-        EXPECT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, fds), 0);
-        peers_.emplace_back(fds[1]);
-        PooledConnection pooled;
-        pooled.connection.reset(bufferevent_socket_new(base_.get(), fds[0], BEV_OPT_CLOSE_ON_FREE));
-        return pooled;
-    }
-
-    // How many of the connections made so far the pool closed.
-    size_t closed_count() {
-        event_base_loop(base_.get(), EVLOOP_NONBLOCK);  // libevent closes from its loop
-        size_t closed = 0;
-        for (const UniqueFd& peer : peers_) {
-            char byte;
-            if (recv(peer.get(), &byte, 1, MSG_DONTWAIT) == 0) ++closed;
-        }
-        return closed;
     }
 
     // `n` requests in flight to `key` at once, as the exchanges run them:
@@ -81,8 +57,6 @@ class AdaptivePool : public ::testing::Test {
         EXPECT_EQ(pool.in_use_count(key), 0u);
     }
 
-    common::EventBasePtr base_;
-    std::vector<UniqueFd> peers_;
     UpstreamPool::Clock::time_point now_ = UpstreamPool::Clock::time_point() + 1h;
 };
 
@@ -212,7 +186,7 @@ TEST_F(AdaptivePool, InUseCountIsTheLiveTokens) {
     UpstreamPool::InUse c = p->in_use(kKey);
     p->put(kKey, connection());
     peers_.back().reset();  // the origin closes the idle connection
-    event_base_loop(base_.get(), EVLOOP_NONBLOCK);
+    run_loop();
     EXPECT_EQ(p->idle_count(kKey), 0u);
     EXPECT_EQ(p->in_use_count(kKey), 1u);
     p->put(kKey, connection());
