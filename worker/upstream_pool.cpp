@@ -84,9 +84,7 @@ void UpstreamPool::release(KeyMap::value_type* key) noexcept {
     --key->second.in_use;
     // The node is by_key_'s: found again, to be erased by position (its
     // key must not be the argument that erasing destroys).
-    if (key->second.in_use == 0 && key->second.idle.empty()) {
-        by_key_.erase(by_key_.find(key->first));
-    }
+    forget_if_unused(by_key_.find(key->first));
 }
 
 // Windows of idle_timeout_: a peak counts for the window it happened in and
