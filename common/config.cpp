@@ -1227,9 +1227,8 @@ ConfigPtr resolve_max_connections(const ConfigPtr& config, uint64_t descriptor_l
     } else if (configured > fits) {
         resolved = fits;
         note = "max_connections = " + std::to_string(configured) + " needs " +
-               std::to_string(configured * 2 +
-                              std::min(configured, config->limits.upstream_keepalive_max_idle)) +
-               "+ descriptors per worker but the limit of open files is " +
+               std::to_string(descriptor_budget(*config).total()) +
+               " descriptors per worker but the limit of open files is " +
                std::to_string(descriptor_limit) + ": each worker takes at most " +
                std::to_string(resolved) +
                " connections (raise the limit with ulimit -n or LimitNOFILE=)";
